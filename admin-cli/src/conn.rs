@@ -1,0 +1,43 @@
+//! The admin identity the CLI presents, and channels to cluster nodes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hamster_proto::tls::{NodeTls, TlsPaths};
+use hamster_proto::{Role, transport};
+use tonic::transport::Channel;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminConn {
+    /// Admin certificate (role admin).
+    #[arg(long, env = "HAMSTER_ADMIN_CERT")]
+    pub admin_cert: PathBuf,
+    /// Admin private key.
+    #[arg(long, env = "HAMSTER_ADMIN_KEY")]
+    pub admin_key: PathBuf,
+    /// Trust bundle (CA certificates).
+    #[arg(long, env = "HAMSTER_TRUST")]
+    pub trust: PathBuf,
+}
+
+impl AdminConn {
+    pub fn tls(&self) -> anyhow::Result<Arc<NodeTls>> {
+        let tls = NodeTls::load(&TlsPaths {
+            cert: self.admin_cert.clone(),
+            key: self.admin_key.clone(),
+            trust: self.trust.clone(),
+        })?;
+        anyhow::ensure!(
+            tls.identity().role == Role::Admin,
+            "{} is a {} certificate, not an admin one",
+            self.admin_cert.display(),
+            tls.identity().role
+        );
+        Ok(tls)
+    }
+
+    /// A channel to `addr`, accepting a server of any hamster role.
+    pub fn channel(&self, addr: &str) -> anyhow::Result<Channel> {
+        Ok(transport::channel(addr, &self.tls()?, &[])?)
+    }
+}

@@ -1,0 +1,46 @@
+//! `hamster`, the operator's tool. One module per command group:
+//!
+//! - [`init`]: `hamster init` — a new cluster's CA, admin certificate,
+//!   master key and first S3 access key.
+//! - [`cert`]: `hamster cert request|sign` — a node's key and CSR, and
+//!   signing a CSR with the CA key.
+//! - [`keygen`]: `hamster keygen` — a new master key file.
+//! - [`health`]: `hamster health` — ask any node over mTLS who it is.
+//! - [`conn`]: the admin identity and how to reach the cluster.
+
+pub mod cert;
+pub mod conn;
+pub mod health;
+pub mod init;
+pub mod keygen;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "hamster", version, about = "Operate a Hamster cluster")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new cluster's CA, admin certificate, master key and first access key.
+    Init(init::InitArgs),
+    /// Node certificates: make a key and CSR, or sign a CSR with the CA.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
+    /// Write a new 32-byte master key file (mode 0600).
+    Keygen(keygen::KeygenArgs),
+    /// Ask a node who it is and what it trusts.
+    Health(health::HealthArgs),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init(a) => init::run(&a),
+        Command::Cert(c) => cert::run(&c),
+        Command::Keygen(a) => keygen::run(&a),
+        Command::Health(a) => health::run(&a).await,
+    }
+}

@@ -1,0 +1,35 @@
+//! gateway: speaks S3, holds no state of its own.
+//!
+//! Today it loads its identity and the master key and serves `Node` over
+//! mTLS. The S3 listener and the pipeline land with the data path
+//! (issue 4): `s3/` (routing, auth, handlers, errors), `pipeline/` (chunk,
+//! encrypt, erasure, placement, fanout, commit, fanin), `clients/`.
+
+use std::path::PathBuf;
+
+use hamster_proto::Role;
+use hamster_proto::health::NodeService;
+use hamster_proto::pb;
+use hamster_proto::secrets::MasterKey;
+use hamster_proto::serve::{Node, NodeArgs};
+
+#[derive(Debug, clap::Parser)]
+#[command(name = "gateway", version, about = "Hamster S3 gateway")]
+pub struct Args {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// File holding the 32-byte master key (KEK). Read into memory only.
+    #[arg(long, env = "HAMSTER_MASTER_KEY_FILE")]
+    pub master_key_file: PathBuf,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let kek = MasterKey::load(&args.master_key_file)?;
+    tracing::info!(kek = %kek.fingerprint(), "master key loaded");
+    let node = Node::bind(&args.node, Role::Gateway).await?;
+    let router = hamster_proto::transport::server().add_service(pb::node_server::NodeServer::new(
+        NodeService::new(node.tls.clone()),
+    ));
+    node.run(router).await?;
+    Ok(())
+}

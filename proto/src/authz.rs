@@ -1,0 +1,137 @@
+//! Which roles each service admits — the one table — and the tower layer
+//! that enforces it before any handler runs. Deny by default: a service
+//! missing from the table admits nobody.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tower::{Layer, Service};
+
+use crate::identity::Role;
+use crate::transport::PeerInfo;
+
+/// Roles admitted by each gRPC service, by full service name.
+pub const ADMISSION: &[(&str, &[Role])] = &[
+    // Liveness and identity: anyone in the cluster.
+    (
+        "hamster.v1.Node",
+        &[Role::Meta, Role::Blob, Role::Gateway, Role::Admin],
+    ),
+    // Metadata: gateways, and meta followers forwarding to the leader.
+    ("hamster.v1.Meta", &[Role::Gateway, Role::Meta]),
+    // Blob registry: blob-servers register; gateways and meta read.
+    (
+        "hamster.v1.Registry",
+        &[Role::Blob, Role::Gateway, Role::Meta],
+    ),
+    // Operations: the admin certificate only.
+    ("hamster.v1.Admin", &[Role::Admin]),
+    // Consensus: meta-servers only.
+    ("hamster.v1.Raft", &[Role::Meta]),
+    // Shards: gateways write and read; meta drives repair and GC.
+    ("hamster.v1.Blob", &[Role::Gateway, Role::Meta]),
+];
+
+/// The roles admitted to the method at `path` ("/pkg.Service/Method").
+pub fn admitted(path: &str) -> &'static [Role] {
+    let service = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    ADMISSION
+        .iter()
+        .find(|(name, _)| *name == service)
+        .map(|(_, roles)| *roles)
+        .unwrap_or(&[])
+}
+
+/// Decides a call: Ok, or the gRPC status to answer with.
+pub fn check(path: &str, peer: Option<&PeerInfo>) -> Result<(), tonic::Status> {
+    let Some(peer) = peer else {
+        return Err(tonic::Status::unauthenticated("no verified peer identity"));
+    };
+    if admitted(path).contains(&peer.identity.role) {
+        Ok(())
+    } else {
+        Err(tonic::Status::permission_denied(format!(
+            "role {} may not call {path}",
+            peer.identity.role
+        )))
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuthzLayer;
+
+impl<S> Layer<S> for AuthzLayer {
+    type Service = Authz<S>;
+    fn layer(&self, inner: S) -> Authz<S> {
+        Authz { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Authz<S> {
+    inner: S,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, B> Service<http::Request<B>> for Authz<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let path = req.uri().path().to_string();
+        match check(&path, req.extensions().get::<PeerInfo>()) {
+            Ok(()) => Box::pin(self.inner.call(req)),
+            Err(status) => {
+                if let Some(p) = req.extensions().get::<PeerInfo>() {
+                    tracing::info!(peer = %p.identity, %path, "call refused by role");
+                }
+                Box::pin(std::future::ready(Ok(status.into_http())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::PeerIdentity;
+
+    fn peer(role: Role) -> PeerInfo {
+        PeerInfo {
+            identity: PeerIdentity::new(role, "x").expect("id"),
+            remote_addr: None,
+        }
+    }
+
+    #[test]
+    fn table_admits_only_the_roles_that_belong() {
+        assert!(check("/hamster.v1.Admin/Status", Some(&peer(Role::Admin))).is_ok());
+        for role in [Role::Meta, Role::Blob, Role::Gateway] {
+            let e = check("/hamster.v1.Admin/Status", Some(&peer(role))).expect_err("refused");
+            assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        }
+        assert!(check("/hamster.v1.Raft/Vote", Some(&peer(Role::Meta))).is_ok());
+        assert!(check("/hamster.v1.Raft/Vote", Some(&peer(Role::Gateway))).is_err());
+        assert!(check("/hamster.v1.Blob/PutShard", Some(&peer(Role::Blob))).is_err());
+    }
+
+    #[test]
+    fn unknown_services_and_anonymous_callers_are_refused() {
+        assert!(check("/evil.Service/Do", Some(&peer(Role::Admin))).is_err());
+        assert!(check("/", Some(&peer(Role::Admin))).is_err());
+        let e = check("/hamster.v1.Node/Health", None).expect_err("refused");
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    }
+}

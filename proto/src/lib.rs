@@ -1,0 +1,30 @@
+//! The contract between Hamster's tiers, and what every tier does the same way.
+//!
+//! - [`pb`]: the gRPC services and messages (`proto/hamster/v1/*.proto`):
+//!   `Node` (every server), `Meta` and `Registry` (gateway/blob → meta),
+//!   `Admin` (admin → meta), `Raft` (meta ↔ meta), `Blob` (gateway/meta → blob).
+//! - [`identity`]: roles and node ids, carried in certificates as `hamster://ROLE/ID`.
+//! - [`pki`]: CA, certificates, CSRs — keys are made where they are used.
+//! - [`tls`]: rustls configs whose certificate and trust are read per handshake.
+//! - [`transport`]: the mTLS accept loop, peer identity per connection, client channels.
+//! - [`authz`]: the table of roles each service admits, and the layer enforcing it.
+//! - [`health`]: the `Node` service.
+//! - [`secrets`]: master key, S3 keys, 0600 files; secrets never print.
+//! - [`serve`]: flags, logging, SIGHUP reload and shutdown shared by the servers.
+
+pub mod authz;
+pub mod health;
+pub mod identity;
+pub mod pki;
+pub mod secrets;
+pub mod serve;
+pub mod tls;
+pub mod transport;
+
+/// Generated gRPC code for package `hamster.v1`.
+pub mod pb {
+    #![allow(clippy::all, clippy::pedantic, missing_docs)]
+    tonic::include_proto!("hamster.v1");
+}
+
+pub use identity::{PeerIdentity, Role};

@@ -1,0 +1,150 @@
+//! What every server binary does the same way: flags for its TLS files and
+//! listen address, logging, loading its identity, reloading on SIGHUP, and
+//! serving until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tonic::transport::server::Router;
+
+use crate::authz::AuthzLayer;
+use crate::identity::Role;
+use crate::tls::{NodeTls, TlsError, TlsPaths};
+
+/// Flags shared by meta-server, blob-server and gateway.
+#[derive(Clone, Debug, clap::Args)]
+pub struct NodeArgs {
+    /// Address the gRPC (mTLS) server listens on.
+    #[arg(long, env = "HAMSTER_LISTEN", default_value = "127.0.0.1:7400")]
+    pub listen: SocketAddr,
+    /// This node's certificate (PEM, leaf first).
+    #[arg(long, env = "HAMSTER_TLS_CERT")]
+    pub tls_cert: PathBuf,
+    /// This node's private key (PEM). Generated on the node; never leaves it.
+    #[arg(long, env = "HAMSTER_TLS_KEY")]
+    pub tls_key: PathBuf,
+    /// The CA certificates this node trusts (PEM bundle).
+    #[arg(long, env = "HAMSTER_TRUST")]
+    pub trust: PathBuf,
+}
+
+impl NodeArgs {
+    pub fn tls_paths(&self) -> TlsPaths {
+        TlsPaths {
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            trust: self.trust.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("certificate says role {found}, but this binary is a {expected} node")]
+    WrongRole { expected: Role, found: Role },
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("serving: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Logs to stderr; level from RUST_LOG (default info).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// A server node with its identity loaded and its port bound.
+pub struct Node {
+    pub tls: Arc<NodeTls>,
+    paths: TlsPaths,
+    listener: TcpListener,
+}
+
+impl Node {
+    /// Loads the TLS files, checks the certificate is for `role`, binds.
+    pub async fn bind(args: &NodeArgs, role: Role) -> Result<Self, ServeError> {
+        let paths = args.tls_paths();
+        let tls = NodeTls::load(&paths)?;
+        let found = tls.identity().role;
+        if found != role {
+            return Err(ServeError::WrongRole {
+                expected: role,
+                found,
+            });
+        }
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: args.listen,
+                source,
+            })?;
+        Ok(Self {
+            tls,
+            paths,
+            listener,
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serves `router` until SIGTERM or SIGINT; SIGHUP re-reads the TLS files.
+    pub async fn run(
+        self,
+        router: Router<tower::layer::util::Stack<AuthzLayer, tower::layer::util::Identity>>,
+    ) -> Result<(), ServeError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
+        let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
+
+        let (tls, paths) = (self.tls.clone(), self.paths.clone());
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match tls.reload(&paths) {
+                    Ok(()) => tracing::info!(
+                        trusted = ?tls.trusted_fingerprints(),
+                        "TLS certificate and trust reloaded"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS reload failed; keeping the previous state")
+                    }
+                }
+            }
+        });
+
+        tracing::info!(
+            addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            identity = %self.tls.identity(),
+            "listening"
+        );
+        let incoming = crate::transport::incoming(self.listener, self.tls.clone());
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            tracing::info!("shutting down");
+        };
+        router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,212 @@
+//! gRPC over the live mTLS configs of [`crate::tls`].
+//!
+//! Server: our own accept loop runs the rustls handshake (tonic's built-in
+//! TLS has a fixed certificate and CA), reads the peer's identity from its
+//! certificate once per connection, and hands tonic a stream whose connect
+//! info is that identity. Client: a connector that dials TCP and runs the
+//! handshake with the node's client config.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::Connected;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::identity::{PeerIdentity, Role};
+use crate::tls::NodeTls;
+
+/// A handshake that has not finished by then is dropped, so a slow or
+/// silent peer cannot hold a slot.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections are closed after this age, so every peer re-handshakes — and
+/// meets the current trust set — within a bounded time (ADR 0002).
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
+/// Time a closing connection gets to finish its in-flight calls.
+pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
+/// Dial timeout for clients.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Who is on the other end of a server connection. Inserted into every
+/// request's extensions; see [`peer`].
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    pub identity: PeerIdentity,
+    pub remote_addr: Option<SocketAddr>,
+}
+
+/// The verified identity of the caller of a gRPC request.
+pub fn peer<T>(req: &tonic::Request<T>) -> Option<&PeerIdentity> {
+    req.extensions().get::<PeerInfo>().map(|p| &p.identity)
+}
+
+/// A server-side TLS connection with its peer's identity.
+pub struct PeerStream {
+    inner: TlsStream<TcpStream>,
+    info: PeerInfo,
+}
+
+impl Connected for PeerStream {
+    type ConnectInfo = PeerInfo;
+    fn connect_info(&self) -> PeerInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for PeerStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PeerStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Accepts TCP connections, completes each mTLS handshake in its own task,
+/// and yields the authenticated ones. Refused handshakes are logged at
+/// debug level with the peer address only, and dropped.
+pub fn incoming(
+    listener: TcpListener,
+    tls: Arc<NodeTls>,
+) -> impl Stream<Item = Result<PeerStream, io::Error>> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let acceptor = TlsAcceptor::from(tls.server_config());
+    tokio::spawn(async move {
+        loop {
+            let (tcp, remote) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = tx.closed() => return,
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%remote, error = %e, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%remote, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                // The verifier already required an identity; read it once here.
+                let identity = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| PeerIdentity::from_cert_der(c));
+                let Some(Ok(identity)) = identity else {
+                    tracing::debug!(%remote, "peer certificate without identity");
+                    return;
+                };
+                let info = PeerInfo {
+                    identity,
+                    remote_addr: Some(remote),
+                };
+                let _ = tx.send(Ok(PeerStream { inner: tls, info })).await;
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+/// A tonic server builder with the authz layer and connection ageing.
+pub fn server() -> tonic::transport::Server<
+    tower::layer::util::Stack<crate::authz::AuthzLayer, tower::layer::util::Identity>,
+> {
+    tonic::transport::Server::builder()
+        .max_connection_age(MAX_CONNECTION_AGE)
+        .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(crate::authz::AuthzLayer)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("invalid address {0:?}")]
+    BadAddress(String),
+}
+
+/// A lazily connecting channel to `addr` ("host:port") over mTLS, accepting
+/// only a server whose role is in `expect` (empty: any hamster role).
+/// The channel reconnects on its own, with a fresh handshake each time.
+pub fn channel(addr: &str, tls: &Arc<NodeTls>, expect: &[Role]) -> Result<Channel, ConnectError> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|_| ConnectError::BadAddress(addr.to_string()))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true);
+    let connector = TlsConnector::from(tls.client_config(expect));
+    let connect = tower::service_fn(move |uri: http::Uri| {
+        let connector = connector.clone();
+        async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no host"))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let port = uri
+                .port_u16()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no port"))?;
+            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            tcp.set_nodelay(true)?;
+            // The name only feeds SNI; identity is checked by role (ADR 0002).
+            let name = ServerName::try_from(host)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let stream = connector.connect(name, tcp).await?;
+            Ok::<_, io::Error>(TokioIo::new(stream))
+        }
+    });
+    Ok(endpoint.connect_with_connector_lazy(connect))
+}

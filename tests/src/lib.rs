@@ -1,0 +1,412 @@
+//! The harness for multi-process tests: it runs the real, built binaries.
+//!
+//! A [`Cluster`] lives in a temp dir. It bootstraps with `hamster init`,
+//! gives each node a key and CSR made by `hamster cert request` in the
+//! node's own directory and a certificate from `hamster cert sign`, starts
+//! the node on an ephemeral loopback port with its log in a file, and waits
+//! for its `Health` answer over mTLS. Nodes can be SIGKILLed, restarted on
+//! the same port and data, and sent signals. When a test panics, the tail
+//! of every node's log is printed; every child is killed on drop.
+//!
+//! Binaries come from the cargo target dir of the test executable (or
+//! `HAMSTER_BIN_DIR`): run `cargo build --workspace` first, as the README's
+//! test command does.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hamster_proto::pb::node_client::NodeClient;
+use hamster_proto::pb::{HealthRequest, HealthResponse};
+use hamster_proto::tls::{NodeTls, TlsPaths};
+use hamster_proto::{Role, transport};
+use tonic::transport::Channel;
+
+/// How long a node gets to answer its first health call.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lines of each log printed when a test fails.
+const TAIL_LINES: usize = 60;
+
+/// The kinds of server process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Meta,
+    Blob,
+    Gateway,
+}
+
+impl Kind {
+    pub fn binary(self) -> &'static str {
+        match self {
+            Kind::Meta => "meta-server",
+            Kind::Blob => "blob-server",
+            Kind::Gateway => "gateway",
+        }
+    }
+
+    pub fn role(self) -> Role {
+        match self {
+            Kind::Meta => Role::Meta,
+            Kind::Blob => Role::Blob,
+            Kind::Gateway => Role::Gateway,
+        }
+    }
+
+    fn holds_master_key(self) -> bool {
+        matches!(self, Kind::Meta | Kind::Gateway)
+    }
+}
+
+/// One server process and everything needed to start it again.
+pub struct NodeProc {
+    pub kind: Kind,
+    pub id: String,
+    pub addr: SocketAddr,
+    /// The node's own directory: its key, certificate, trust and data.
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    pub fn tls_paths(&self) -> TlsPaths {
+        TlsPaths {
+            cert: self.dir.join("node.crt"),
+            key: self.dir.join("node.key"),
+            trust: self.dir.join("trust.pem"),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+/// A set of real processes in one temp dir.
+pub struct Cluster {
+    root: tempfile::TempDir,
+    bins: PathBuf,
+    /// RUST_LOG given to every node.
+    pub log_level: String,
+    pub nodes: Vec<NodeProc>,
+}
+
+/// Where the built binaries are.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HAMSTER_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    // target/debug/deps/<test-exe> -> target/debug
+    let exe = std::env::current_exe().expect("current exe");
+    let deps = exe.parent().expect("exe dir");
+    deps.parent().unwrap_or(deps).to_path_buf()
+}
+
+/// A free loopback port. Another process could take it before the node
+/// binds; the window is small and a node that fails to bind says so in its log.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Cluster {
+    /// A new cluster directory, bootstrapped with `hamster init`.
+    pub fn new() -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("hamster-test-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir_all(root.path().join("logs")).expect("logs dir");
+        let bins = bin_dir();
+        for b in ["hamster", "meta-server", "blob-server", "gateway"] {
+            assert!(
+                bins.join(b).exists(),
+                "{} missing: run `cargo build --workspace` before the tests",
+                bins.join(b).display()
+            );
+        }
+        let cluster = Self {
+            root,
+            bins,
+            log_level: "info".into(),
+            nodes: Vec::new(),
+        };
+        let pki = cluster.pki_dir();
+        cluster.hamster(&["init", "--dir", path_str(&pki)]);
+        cluster
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The `hamster init` directory: CA, admin identity, master key, access key.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.root.path().join("pki")
+    }
+
+    /// Runs the admin CLI, appending its output to logs/hamster.log.
+    /// Panics if it fails; returns its stdout.
+    pub fn hamster(&self, args: &[&str]) -> String {
+        let (ok, out) = self.hamster_status(args);
+        assert!(ok, "hamster {args:?} failed:\n{out}");
+        out
+    }
+
+    /// Runs the admin CLI; returns whether it succeeded and its output.
+    pub fn hamster_status(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(self.bins.join("hamster"))
+            .args(args)
+            .env("RUST_LOG", &self.log_level)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("run hamster");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join("logs/hamster.log"))
+            .expect("cli log");
+        let _ = writeln!(log, "$ hamster {}\n{text}", args.join(" "));
+        (out.status.success(), text)
+    }
+
+    /// Makes a node's key and CSR in its own directory, has the CA sign it,
+    /// and gives it the cluster trust bundle. Returns the node directory.
+    pub fn provision(&self, kind: Kind, id: &str) -> PathBuf {
+        let dir = self.root.path().join("nodes").join(id);
+        std::fs::create_dir_all(&dir).expect("node dir");
+        let (key, csr, crt) = (
+            dir.join("node.key"),
+            dir.join("node.csr"),
+            dir.join("node.crt"),
+        );
+        let role = kind.role().to_string();
+        self.hamster(&[
+            "cert",
+            "request",
+            "--role",
+            &role,
+            "--id",
+            id,
+            "--key-out",
+            path_str(&key),
+            "--csr-out",
+            path_str(&csr),
+        ]);
+        let pki = self.pki_dir();
+        self.hamster(&[
+            "cert",
+            "sign",
+            "--ca-dir",
+            path_str(&pki),
+            "--csr",
+            path_str(&csr),
+            "--role",
+            &role,
+            "--id",
+            id,
+            "--out",
+            path_str(&crt),
+        ]);
+        std::fs::copy(pki.join("trust.pem"), dir.join("trust.pem")).expect("trust");
+        dir
+    }
+
+    /// Provisions and starts a node; returns its index in `nodes`.
+    pub fn start(&mut self, kind: Kind, id: &str) -> usize {
+        let dir = self.provision(kind, id);
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let mut args = vec![
+            "--listen".into(),
+            addr.to_string(),
+            "--tls-cert".into(),
+            path_string(&dir.join("node.crt")),
+            "--tls-key".into(),
+            path_string(&dir.join("node.key")),
+            "--trust".into(),
+            path_string(&dir.join("trust.pem")),
+        ];
+        if kind.holds_master_key() {
+            args.push("--master-key-file".into());
+            args.push(path_string(&self.pki_dir().join("master.key")));
+        }
+        let log = self.root.path().join("logs").join(format!("{id}.log"));
+        self.nodes.push(NodeProc {
+            kind,
+            id: id.to_string(),
+            addr,
+            dir,
+            log,
+            args,
+            child: None,
+        });
+        let idx = self.nodes.len() - 1;
+        self.spawn(idx);
+        idx
+    }
+
+    fn spawn(&mut self, idx: usize) {
+        let node = &mut self.nodes[idx];
+        assert!(node.child.is_none(), "{} is already running", node.id);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .expect("node log");
+        let err = log.try_clone().expect("log fd");
+        let child = Command::new(self.bins.join(node.kind.binary()))
+            .args(&node.args)
+            .env("RUST_LOG", &self.log_level)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn node");
+        node.child = Some(child);
+    }
+
+    /// SIGKILL: no shutdown handler runs, as in a crash.
+    pub fn kill(&mut self, idx: usize) {
+        if let Some(mut child) = self.nodes[idx].child.take() {
+            let _ = child.kill(); // std sends SIGKILL
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a killed node again with the same port, files and data.
+    pub fn restart(&mut self, idx: usize) {
+        self.spawn(idx);
+    }
+
+    pub fn signal(&self, idx: usize, sig: rustix::process::Signal) {
+        let pid = self.nodes[idx].pid().expect("node is running");
+        let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
+        rustix::process::kill_process(pid, sig).expect("signal");
+    }
+
+    /// The admin identity from `hamster init`.
+    pub fn admin_tls(&self) -> Arc<NodeTls> {
+        let pki = self.pki_dir();
+        NodeTls::load(&TlsPaths {
+            cert: pki.join("admin.crt"),
+            key: pki.join("admin.key"),
+            trust: pki.join("trust.pem"),
+        })
+        .expect("admin tls")
+    }
+
+    /// A channel to node `idx` as `client`, expecting the node's role.
+    pub fn channel(&self, idx: usize, client: &Arc<NodeTls>) -> Channel {
+        let n = &self.nodes[idx];
+        transport::channel(&n.addr.to_string(), client, &[n.kind.role()]).expect("channel")
+    }
+
+    pub async fn health(
+        &self,
+        idx: usize,
+        client: &Arc<NodeTls>,
+    ) -> Result<HealthResponse, tonic::Status> {
+        let mut c = NodeClient::new(self.channel(idx, client));
+        match tokio::time::timeout(Duration::from_secs(5), c.health(HealthRequest {})).await {
+            Ok(r) => r.map(tonic::Response::into_inner),
+            Err(_) => Err(tonic::Status::deadline_exceeded("health timed out")),
+        }
+    }
+
+    /// Waits until node `idx` answers Health to the admin identity.
+    pub async fn wait_healthy(&mut self, idx: usize) -> HealthResponse {
+        let admin = self.admin_tls();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(child) = self.nodes[idx].child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("{} exited during start-up: {status}", self.nodes[idx].id);
+            }
+            match self.health(idx, &admin).await {
+                Ok(h) => return h,
+                Err(e) if Instant::now() > deadline => {
+                    panic!(
+                        "{} not healthy after {START_TIMEOUT:?}: {e}",
+                        self.nodes[idx].id
+                    )
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Everything every process wrote, CLI runs included.
+    pub fn all_logs(&self) -> String {
+        let mut out = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.root.path().join("logs")) {
+            for e in entries.flatten() {
+                out.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    pub fn log(&self, idx: usize) -> String {
+        std::fs::read_to_string(&self.nodes[idx].log).unwrap_or_default()
+    }
+
+    fn print_tails(&self) {
+        let mut logs: Vec<PathBuf> = self.nodes.iter().map(|n| n.log.clone()).collect();
+        logs.push(self.root.path().join("logs/hamster.log"));
+        for path in logs {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(TAIL_LINES)..];
+            eprintln!("----- tail of {} -----", path.display());
+            for l in tail {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_tails();
+        }
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// Replaces a file atomically (write a sibling, rename over), as an
+/// operator's tooling should when a running node may re-read it.
+pub fn replace_file(path: &Path, data: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).expect("create");
+    f.write_all(data).expect("write");
+    f.sync_all().expect("sync");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+fn path_string(p: &Path) -> String {
+    path_str(p).to_string()
+}

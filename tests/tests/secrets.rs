@@ -1,0 +1,128 @@
+//! No private key, master key or S3 secret reaches a log line, at the most
+//! verbose log level, through start-up, calls, refusals, reloads and a crash.
+
+use std::path::Path;
+
+use hamster_proto::pb::StatusRequest;
+use hamster_proto::pb::admin_client::AdminClient;
+use hamster_proto::tls::NodeTls;
+use hamster_tests::{Cluster, Kind};
+use rustix::process::Signal;
+
+/// Forms a secret could take in a log: raw bytes, hex, base64, Debug.
+fn encodings(raw: &[u8]) -> Vec<Vec<u8>> {
+    use std::fmt::Write;
+    let hex = raw.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    });
+    vec![
+        raw.to_vec(),
+        hex.clone().into_bytes(),
+        hex.to_uppercase().into_bytes(),
+        base64(raw).into_bytes(),
+        // Rust's Debug of a byte array or slice: "[12, 34, ...]".
+        format!("{raw:?}").into_bytes(),
+    ]
+}
+
+fn base64(data: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(A[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// The secret parts of a PEM private key: each base64 line of its body.
+fn pem_key_lines(path: &Path) -> Vec<Vec<u8>> {
+    let pem = std::fs::read_to_string(path).expect("key file");
+    pem.lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+        .map(|l| l.as_bytes().to_vec())
+        .collect()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.len() <= hay.len() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn no_secret_reaches_any_log() {
+    let mut c = Cluster::new();
+    c.log_level = "trace".into();
+    let meta = c.start(Kind::Meta, "meta-1");
+    let blob = c.start(Kind::Blob, "blob-1");
+    let gw = c.start(Kind::Gateway, "gw-1");
+    for i in [meta, blob, gw] {
+        c.wait_healthy(i).await;
+    }
+    // A refused call, a reload, a crash and restart, more CLI commands.
+    let gw_tls = NodeTls::load(&c.nodes[gw].tls_paths()).expect("gw tls");
+    let refused = AdminClient::new(c.channel(meta, &gw_tls))
+        .status(StatusRequest {})
+        .await;
+    assert_eq!(
+        refused.expect_err("refused").code(),
+        tonic::Code::PermissionDenied
+    );
+    c.signal(meta, Signal::HUP);
+    c.kill(gw);
+    c.restart(gw);
+    c.wait_healthy(gw).await;
+    let next_key = c.root().join("next-master.key");
+    c.hamster(&["keygen", "--out", next_key.to_str().expect("utf8")]);
+    // Ensure the reload above has happened before reading the logs.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let pki = c.pki_dir();
+    let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
+    for path in [pki.join("master.key"), next_key] {
+        let raw = std::fs::read(&path).expect("master key");
+        assert_eq!(raw.len(), 32);
+        for e in encodings(&raw) {
+            secrets.push((path.display().to_string(), e));
+        }
+    }
+    let mut key_files = vec![pki.join("ca.key"), pki.join("admin.key")];
+    key_files.extend(c.nodes.iter().map(|n| n.dir.join("node.key")));
+    for path in key_files {
+        for line in pem_key_lines(&path) {
+            secrets.push((path.display().to_string(), line));
+        }
+    }
+    let access: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pki.join("access-key.json")).expect("ak"))
+            .expect("json");
+    let s3_secret = access["secret_access_key"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    assert_eq!(s3_secret.len(), 40);
+    secrets.push(("S3 secret".into(), s3_secret.into_bytes()));
+
+    let logs = c.all_logs();
+    // The logs are real and verbose: they show the key's fingerprint, TLS
+    // handshakes, the refusal and the reload.
+    assert!(logs.contains("master key loaded"), "no start-up lines");
+    assert!(logs.contains("call refused by role"));
+    assert!(logs.contains("TLS certificate and trust reloaded"));
+    assert!(
+        logs.len() > 50_000,
+        "trace logs unexpectedly short: {}",
+        logs.len()
+    );
+    for (what, secret) in &secrets {
+        assert!(
+            !contains(logs.as_bytes(), secret),
+            "a secret from {what} is in the logs"
+        );
+    }
+}
