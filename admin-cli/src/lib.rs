@@ -6,6 +6,8 @@
 //!   signing a CSR with the CA key.
 //! - [`keygen`]: `hamster keygen` — a new master key file.
 //! - [`health`]: `hamster health` — ask any node over mTLS who it is.
+//! - [`status`]: `hamster status` — the meta tier: leader, indexes, members.
+//! - [`member`]: `hamster member add|remove` — meta tier membership.
 //! - [`conn`]: the admin identity and how to reach the cluster.
 
 pub mod cert;
@@ -13,6 +15,8 @@ pub mod conn;
 pub mod health;
 pub mod init;
 pub mod keygen;
+pub mod member;
+pub mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +38,11 @@ pub enum Command {
     Keygen(keygen::KeygenArgs),
     /// Ask a node who it is and what it trusts.
     Health(health::HealthArgs),
+    /// The meta tier: leader, term, indexes, each member's health.
+    Status(status::StatusArgs),
+    /// Add or remove a meta-server.
+    #[command(subcommand)]
+    Member(member::MemberCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -42,5 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cert(c) => cert::run(&c),
         Command::Keygen(a) => keygen::run(&a),
         Command::Health(a) => health::run(&a).await,
+        Command::Status(a) => status::run(&a).await,
+        Command::Member(c) => member::run(&c).await,
     }
 }

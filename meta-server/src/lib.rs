@@ -1,22 +1,44 @@
-//! meta-server: Hamster's control plane.
+//! meta-server: Hamster's control plane. openraft replicates a log of
+//! metadata commands; each node applies them to its own SQLite DB.
 //!
-//! Today it proves the foundation: it loads its identity and the master
-//! key, serves `Node` over mTLS, and mounts the `Meta`, `Registry`, `Admin`
-//! and `Raft` services behind the role table of `hamster_proto::authz`.
-//! Their methods answer UNIMPLEMENTED until the Raft state machine lands
-//! (issue 3); the contract and who may call what are fixed already.
+//! - [`raft`]: openraft's types and what we plug into it — the SQLite log
+//!   store, the state machine and snapshots, the gRPC network and service.
+//! - [`state`]: the metadata model — commands, schema and migrations,
+//!   deterministic apply, queries and listings.
+//! - [`cluster`]: writes forwarded to the leader, linearizable reads,
+//!   retrying through elections.
+//! - [`grpc`]: the `Meta`, `Registry` and `Admin` services, and the one
+//!   place errors become gRPC statuses.
 //!
-//! Modules to come, in the layout of DESIGN.md: `raft/` (log store, state
-//! machine, network), `state/` (commands, apply, schema, queries), `grpc/`
-//! (services), `rotation/`.
+//! A request may reach any node: followers forward writes to the leader
+//! and read through the leader's read index.
 
+// openraft's StorageError is large, and its storage traits return it.
+#![allow(clippy::result_large_err)]
+
+pub mod cluster;
+pub mod grpc;
+pub mod raft;
+pub mod state;
+
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use hamster_proto::Role;
 use hamster_proto::health::NodeService;
 use hamster_proto::pb;
 use hamster_proto::secrets::MasterKey;
 use hamster_proto::serve::{Node, NodeArgs};
+use openraft::SnapshotPolicy;
+
+use crate::cluster::Meta;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{MAX_MESSAGE, Peers};
+use crate::raft::state_machine::{StateDb, StateMachine};
+use crate::raft::{MetaNode, NodeId};
 
 #[derive(Debug, clap::Parser)]
 #[command(
@@ -30,26 +52,152 @@ pub struct Args {
     /// File holding the 32-byte master key (KEK). Read into memory only.
     #[arg(long, env = "HAMSTER_MASTER_KEY_FILE")]
     pub master_key_file: PathBuf,
+    /// Directory for the Raft log, the metadata DB and snapshots.
+    #[arg(long, env = "HAMSTER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// This node's Raft id (> 0, unique in the cluster, never reused).
+    #[arg(long, env = "HAMSTER_RAFT_ID")]
+    pub raft_id: NodeId,
+    /// Address peers reach this node at (default: --listen).
+    #[arg(long, env = "HAMSTER_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// The first cluster, as ID=NAME@HOST:PORT,... The same list on every
+    /// founding node; ignored once the node is initialized. Nodes added
+    /// later start without it and join through `AddMember`.
+    #[arg(long, env = "HAMSTER_INITIAL_MEMBERS", value_delimiter = ',')]
+    pub initial_members: Vec<String>,
+    /// Raft heartbeat interval, milliseconds.
+    #[arg(long, env = "HAMSTER_HEARTBEAT_MS", default_value_t = 250)]
+    pub heartbeat_ms: u64,
+    /// Election timeout lower bound, milliseconds (upper = 2x).
+    #[arg(long, env = "HAMSTER_ELECTION_MS", default_value_t = 1000)]
+    pub election_ms: u64,
+    /// Build a snapshot after this many applied entries.
+    #[arg(long, env = "HAMSTER_SNAPSHOT_EVERY", default_value_t = 5000)]
+    pub snapshot_every: u64,
+    /// Log entries kept behind the last snapshot for lagging followers.
+    #[arg(long, env = "HAMSTER_KEEP_LOGS", default_value_t = 1000)]
+    pub keep_logs: u64,
+    /// How long a call waits through an election before failing, ms.
+    #[arg(long, env = "HAMSTER_CALL_WAIT_MS", default_value_t = 10_000)]
+    pub call_wait_ms: u64,
 }
 
-struct Pending;
-impl pb::meta_server::Meta for Pending {}
-impl pb::registry_server::Registry for Pending {}
-impl pb::admin_server::Admin for Pending {}
-impl pb::raft_server::Raft for Pending {}
+/// Parses "ID=NAME@HOST:PORT".
+pub fn parse_member(s: &str) -> anyhow::Result<(NodeId, MetaNode)> {
+    let (id, rest) = s
+        .split_once('=')
+        .context("member must be ID=NAME@HOST:PORT")?;
+    let (name, addr) = rest
+        .split_once('@')
+        .context("member must be ID=NAME@HOST:PORT")?;
+    let id: NodeId = id.trim().parse().context("member id must be a number")?;
+    anyhow::ensure!(id > 0, "raft ids start at 1");
+    Ok((
+        id,
+        MetaNode {
+            addr: addr.trim().into(),
+            name: name.trim().into(),
+        },
+    ))
+}
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(args.raft_id > 0, "--raft-id must be > 0");
     let kek = MasterKey::load(&args.master_key_file)?;
     tracing::info!(kek = %kek.fingerprint(), "master key loaded");
+    let initial: BTreeMap<NodeId, MetaNode> = args
+        .initial_members
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_member(s))
+        .collect::<anyhow::Result<_>>()?;
+
     let node = Node::bind(&args.node, Role::Meta).await?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let log = LogStore::open(&args.data_dir.join("raft-log.db"))
+        .await
+        .context("opening the Raft log")?;
+    let db = StateDb::open(&args.data_dir)
+        .await
+        .context("opening the metadata DB")?;
+
+    let config = openraft::Config {
+        cluster_name: "hamster".into(),
+        heartbeat_interval: args.heartbeat_ms,
+        election_timeout_min: args.election_ms,
+        election_timeout_max: args.election_ms * 2,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(args.snapshot_every),
+        max_in_snapshot_log_to_keep: args.keep_logs,
+        // Snapshot chunks well under the gRPC message limit, each given
+        // time to cross a busy link and be written.
+        snapshot_max_chunk_size: 4 * 1024 * 1024,
+        install_snapshot_timeout: 10_000,
+        max_payload_entries: 1000,
+        ..Default::default()
+    }
+    .validate()?;
+    debug_assert!(config.snapshot_max_chunk_size < MAX_MESSAGE as u64);
+    let peers = Peers::new(node.tls.clone());
+    let raft = raft::Raft::new(
+        args.raft_id,
+        Arc::new(config),
+        peers.clone(),
+        log.clone(),
+        StateMachine::new(db.clone()),
+    )
+    .await
+    .context("starting Raft")?;
+
+    if !initial.is_empty() {
+        anyhow::ensure!(
+            initial.contains_key(&args.raft_id),
+            "--initial-members must include this node's --raft-id"
+        );
+        if raft.is_initialized().await? {
+            tracing::info!("already initialized; --initial-members ignored");
+        } else {
+            // Every founding node proposes the same membership; openraft
+            // makes that safe, and whoever is second gets NotAllowed.
+            match raft.initialize(initial.clone()).await {
+                Ok(()) => tracing::info!(members = initial.len(), "cluster initialized"),
+                Err(e) => tracing::info!(error = %e, "initialize skipped"),
+            }
+        }
+    }
+
+    let meta = Arc::new(Meta {
+        raft: raft.clone(),
+        raft_id: args.raft_id,
+        db,
+        log,
+        peers,
+        tls: node.tls.clone(),
+        wait: Duration::from_millis(args.call_wait_ms),
+    });
     let router = hamster_proto::transport::server()
         .add_service(pb::node_server::NodeServer::new(NodeService::new(
             node.tls.clone(),
         )))
-        .add_service(pb::meta_server::MetaServer::new(Pending))
-        .add_service(pb::registry_server::RegistryServer::new(Pending))
-        .add_service(pb::admin_server::AdminServer::new(Pending))
-        .add_service(pb::raft_server::RaftServer::new(Pending));
-    node.run(router).await?;
+        .add_service(pb::meta_server::MetaServer::new(
+            grpc::meta::MetaService::new(meta.clone()),
+        ))
+        .add_service(pb::registry_server::RegistryServer::new(
+            grpc::registry::RegistryService::new(meta.clone()),
+        ))
+        .add_service(pb::admin_server::AdminServer::new(
+            grpc::admin::AdminService::new(meta.clone()),
+        ))
+        .add_service(
+            pb::raft_server::RaftServer::new(raft::service::RaftService::new(meta.clone()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+        );
+    let result = node.run(router).await;
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!(error = %e, "raft shutdown");
+    }
+    result?;
     Ok(())
 }

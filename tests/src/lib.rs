@@ -26,6 +26,8 @@ use hamster_proto::tls::{NodeTls, TlsPaths};
 use hamster_proto::{Role, transport};
 use tonic::transport::Channel;
 
+pub mod meta;
+
 /// How long a node gets to answer its first health call.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Lines of each log printed when a test fails.
@@ -66,6 +68,8 @@ pub struct NodeProc {
     pub kind: Kind,
     pub id: String,
     pub addr: SocketAddr,
+    /// Meta nodes: the Raft id.
+    pub raft_id: u64,
     /// The node's own directory: its key, certificate, trust and data.
     pub dir: PathBuf,
     pub log: PathBuf,
@@ -93,7 +97,10 @@ pub struct Cluster {
     bins: PathBuf,
     /// RUST_LOG given to every node.
     pub log_level: String,
+    /// Extra flags for every meta-server (snapshot policy, timeouts).
+    pub meta_args: Vec<String>,
     pub nodes: Vec<NodeProc>,
+    next_raft_id: u64,
 }
 
 /// Where the built binaries are.
@@ -101,10 +108,15 @@ pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("HAMSTER_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    // target/debug/deps/<test-exe> -> target/debug
+    // target/debug/deps/<test-exe> -> target/debug; a binary of this
+    // crate (the benchmarks) sits in target/<profile> itself.
     let exe = std::env::current_exe().expect("current exe");
-    let deps = exe.parent().expect("exe dir");
-    deps.parent().unwrap_or(deps).to_path_buf()
+    let dir = exe.parent().expect("exe dir");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// A free loopback port. Another process could take it before the node
@@ -134,7 +146,9 @@ impl Cluster {
             root,
             bins,
             log_level: "info".into(),
+            meta_args: Vec::new(),
             nodes: Vec::new(),
+            next_raft_id: 1,
         };
         let pki = cluster.pki_dir();
         cluster.hamster(&["init", "--dir", path_str(&pki)]);
@@ -222,8 +236,55 @@ impl Cluster {
         dir
     }
 
-    /// Provisions and starts a node; returns its index in `nodes`.
+    /// Provisions and starts a node; returns its index in `nodes`. A meta
+    /// node started this way founds a one-node cluster of its own.
     pub fn start(&mut self, kind: Kind, id: &str) -> usize {
+        let idx = self.prepare(kind, id);
+        if kind == Kind::Meta {
+            let member = self.member(idx);
+            self.nodes[idx]
+                .args
+                .push(format!("--initial-members={member}"));
+        }
+        self.spawn(idx);
+        idx
+    }
+
+    /// Starts `n` meta-servers founding one cluster (raft ids in order).
+    pub fn start_meta_cluster(&mut self, n: usize) -> Vec<usize> {
+        let idxs: Vec<usize> = (0..n)
+            .map(|_| {
+                let name = format!("meta-{}", self.next_raft_id);
+                self.prepare(Kind::Meta, &name)
+            })
+            .collect();
+        let members: Vec<String> = idxs.iter().map(|i| self.member(*i)).collect();
+        for &i in &idxs {
+            self.nodes[i]
+                .args
+                .push(format!("--initial-members={}", members.join(",")));
+            self.spawn(i);
+        }
+        idxs
+    }
+
+    /// Starts a meta-server that belongs to no cluster yet: it waits to be
+    /// added with `Admin.AddMember`.
+    pub fn start_meta_joiner(&mut self) -> usize {
+        let name = format!("meta-{}", self.next_raft_id);
+        let idx = self.prepare(Kind::Meta, &name);
+        self.spawn(idx);
+        idx
+    }
+
+    /// "ID=NAME@ADDR" of a meta node, as --initial-members takes it.
+    pub fn member(&self, idx: usize) -> String {
+        let n = &self.nodes[idx];
+        format!("{}={}@{}", n.raft_id, n.id, n.addr)
+    }
+
+    /// Provisions a node and records how to start it, without starting it.
+    pub fn prepare(&mut self, kind: Kind, id: &str) -> usize {
         let dir = self.provision(kind, id);
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let mut args = vec![
@@ -240,19 +301,41 @@ impl Cluster {
             args.push("--master-key-file".into());
             args.push(path_string(&self.pki_dir().join("master.key")));
         }
+        let mut raft_id = 0;
+        if kind == Kind::Meta {
+            raft_id = self.next_raft_id;
+            self.next_raft_id += 1;
+            args.push("--data-dir".into());
+            args.push(path_string(&dir.join("data")));
+            args.push(format!("--raft-id={raft_id}"));
+            args.extend(self.meta_args.iter().cloned());
+        }
         let log = self.root.path().join("logs").join(format!("{id}.log"));
         self.nodes.push(NodeProc {
             kind,
             id: id.to_string(),
             addr,
+            raft_id,
             dir,
             log,
             args,
             child: None,
         });
-        let idx = self.nodes.len() - 1;
-        self.spawn(idx);
-        idx
+        self.nodes.len() - 1
+    }
+
+    /// Loads the TLS identity of a provisioned node (to call as that node).
+    pub fn identity(&self, dir: &Path) -> Arc<NodeTls> {
+        NodeTls::load(&TlsPaths {
+            cert: dir.join("node.crt"),
+            key: dir.join("node.key"),
+            trust: dir.join("trust.pem"),
+        })
+        .expect("node tls")
+    }
+
+    pub fn is_running(&self, idx: usize) -> bool {
+        self.nodes[idx].child.is_some()
     }
 
     fn spawn(&mut self, idx: usize) {

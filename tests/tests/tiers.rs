@@ -73,23 +73,24 @@ async fn services_admit_only_their_roles_on_the_real_binaries() {
     c.wait_healthy(meta).await;
     c.wait_healthy(blob).await;
 
-    use tonic::Code::{PermissionDenied as Denied, Unimplemented as Admitted};
+    use tonic::Code::{InvalidArgument, PermissionDenied as Denied, Unimplemented};
     // Admin RPCs: admin only.
-    for (who, expect) in [
-        (&admin, Admitted),
-        (&gw, Denied),
-        (&meta2, Denied),
-        (&blob2, Denied),
-    ] {
+    let status = AdminClient::new(c.channel(meta, &admin))
+        .status(StatusRequest {})
+        .await
+        .expect("the admin certificate may ask for status");
+    assert_eq!(status.into_inner().node_id, "meta-1");
+    for who in [&gw, &meta2, &blob2] {
         let st = AdminClient::new(c.channel(meta, who))
             .status(StatusRequest {})
             .await
-            .expect_err("no admin RPC is implemented yet, or refused");
-        assert_eq!(st.code(), expect, "{}: {st:?}", who.identity());
+            .expect_err("refused");
+        assert_eq!(st.code(), Denied, "{}: {st:?}", who.identity());
     }
-    // Raft RPCs: meta only.
+    // Raft RPCs: meta only. An empty payload passes admission and is then
+    // refused as malformed.
     for (who, expect) in [
-        (&meta2, Admitted),
+        (&meta2, InvalidArgument),
         (&admin, Denied),
         (&gw, Denied),
         (&blob2, Denied),
@@ -97,13 +98,13 @@ async fn services_admit_only_their_roles_on_the_real_binaries() {
         let st = RaftClient::new(c.channel(meta, who))
             .vote(RaftPayload::default())
             .await
-            .expect_err("raft lands with issue 3, or refused");
+            .expect_err("malformed, or refused");
         assert_eq!(st.code(), expect, "{}: {st:?}", who.identity());
     }
     // Shard RPCs: gateway and meta only.
     for (who, expect) in [
-        (&gw, Admitted),
-        (&meta2, Admitted),
+        (&gw, Unimplemented),
+        (&meta2, Unimplemented),
         (&admin, Denied),
         (&blob2, Denied),
     ] {

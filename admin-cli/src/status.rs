@@ -1,0 +1,93 @@
+//! `hamster status`: the meta tier as one node sees it — leader, term,
+//! log/commit/applied indexes, and each member's health.
+
+use anyhow::Context;
+use hamster_proto::pb::{StatusRequest, admin_client::AdminClient};
+
+use crate::conn::AdminConn;
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub conn: AdminConn,
+    /// Any meta-server (host:port).
+    #[arg(long, env = "HAMSTER_META")]
+    pub meta: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn idx(i: i64) -> String {
+    if i < 0 { "-".into() } else { i.to_string() }
+}
+
+pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
+    let s = AdminClient::new(a.conn.channel(&a.meta)?)
+        .status(StatusRequest {})
+        .await
+        .with_context(|| format!("status from {}", a.meta))?
+        .into_inner();
+    if a.json {
+        let members: Vec<_> = s
+            .members
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "raft_id": m.raft_id, "node_id": m.node_id, "address": m.address,
+                    "voter": m.voter, "healthy": m.healthy, "health_error": m.health_error,
+                    "matched_index": m.matched_index,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "node_id": s.node_id, "raft_id": s.raft_id, "state": s.state, "term": s.term,
+                "leader_raft_id": s.leader_raft_id, "last_log_index": s.last_log_index,
+                "commit_index": s.commit_index, "applied_index": s.applied_index,
+                "snapshot_index": s.snapshot_index, "members": members,
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "answered by  {} (raft id {}, {}, version {})",
+        s.node_id, s.raft_id, s.state, s.version
+    );
+    let leader = if s.leader_raft_id == 0 {
+        "none".to_string()
+    } else {
+        s.leader_raft_id.to_string()
+    };
+    println!("leader       {leader}   term {}", s.term);
+    println!(
+        "log          last {}   commit {}   applied {}   snapshot {}",
+        idx(s.last_log_index),
+        idx(s.commit_index),
+        idx(s.applied_index),
+        idx(s.snapshot_index)
+    );
+    println!(
+        "{:<8} {:<16} {:<22} {:<8} {:<8} {:>8}",
+        "RAFT ID", "NODE", "ADDRESS", "ROLE", "HEALTH", "MATCHED"
+    );
+    for m in &s.members {
+        let role = if m.voter { "voter" } else { "learner" };
+        let health = if m.healthy {
+            "ok".to_string()
+        } else {
+            format!("DOWN ({})", m.health_error)
+        };
+        println!(
+            "{:<8} {:<16} {:<22} {:<8} {:<8} {:>8}",
+            m.raft_id,
+            m.node_id,
+            m.address,
+            role,
+            health,
+            idx(m.matched_index)
+        );
+    }
+    Ok(())
+}

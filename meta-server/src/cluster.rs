@@ -1,0 +1,305 @@
+//! The meta node's view of the cluster, shared by every gRPC service:
+//! writes go to the leader (here, or forwarded over `Raft.Forward`), reads
+//! that must be current wait for a read index from the leader, and both
+//! ride out an election by retrying until [`Meta::wait`] runs out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hamster_proto::tls::NodeTls;
+use openraft::ChangeMembers;
+use openraft::error::{
+    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::SqliteConnection;
+
+use crate::raft::codec::{decode, encode};
+use crate::raft::log_store::LogStore;
+use crate::raft::network::Peers;
+use crate::raft::state_machine::StateDb;
+use crate::raft::{MetaNode, NodeId, Raft};
+use crate::state::commands::{Command, Op, Response};
+
+/// What a node asks the leader to do on its behalf.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ForwardRequest {
+    Write(Box<Command>),
+    AddLearner {
+        id: NodeId,
+        node: MetaNode,
+    },
+    /// Computed on the leader, against the membership it knows is current.
+    AddVoter {
+        id: NodeId,
+    },
+    RemoveVoter {
+        id: NodeId,
+    },
+}
+
+/// Why the leader (or who we took for it) did not do it.
+#[derive(Clone, Debug, Serialize, Deserialize, thiserror::Error)]
+pub enum ForwardError {
+    #[error("not the leader")]
+    NotLeader { leader: Option<(NodeId, MetaNode)> },
+    /// Transient on the leader (a membership change still in progress).
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Why a call could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No leader with a quorum within the wait. For a write this means the
+    /// outcome is unknown: it was not acknowledged, and if it reached the
+    /// leader's log it may still commit when a quorum returns (whole, never
+    /// in part).
+    #[error("meta tier unavailable after {waited:?}: {why}")]
+    Unavailable { waited: Duration, why: String },
+    #[error("{0}")]
+    Failed(String),
+}
+
+enum Attempt {
+    Retry(String),
+    Fail(String),
+}
+
+pub struct Meta {
+    pub raft: Raft,
+    pub raft_id: NodeId,
+    pub db: Arc<StateDb>,
+    pub log: LogStore,
+    pub peers: Peers,
+    pub tls: Arc<NodeTls>,
+    /// How long a call waits through an election before giving up.
+    pub wait: Duration,
+}
+
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn not_leader<E>(f: ForwardToLeader<NodeId, MetaNode>) -> Result<E, ForwardError> {
+    Err(ForwardError::NotLeader {
+        leader: f.leader_id.zip(f.leader_node),
+    })
+}
+
+impl Meta {
+    /// Proposes `op`, stamped now with a fresh id, and returns what
+    /// applying it answered. Retries re-propose the same command (same id),
+    /// which the state machine applies at most once.
+    pub async fn write(&self, op: Op) -> Result<Response, CallError> {
+        let id: u128 = rand::random();
+        let cmd = Command {
+            id: format!("{id:032x}"),
+            at_ms: now_ms(),
+            op,
+        };
+        self.run(ForwardRequest::Write(Box::new(cmd))).await
+    }
+
+    /// Runs a leader-only request, retrying through elections.
+    pub async fn run(&self, req: ForwardRequest) -> Result<Response, CallError> {
+        let deadline = Instant::now() + self.wait;
+        let mut backoff = Duration::from_millis(25);
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let why = match tokio::time::timeout(remaining, self.attempt(&req)).await {
+                Ok(Ok(resp)) => return Ok(resp),
+                Ok(Err(Attempt::Fail(msg))) => return Err(CallError::Failed(msg)),
+                Ok(Err(Attempt::Retry(msg))) => msg,
+                Err(_) => "no quorum confirmed the commit in time".to_string(),
+            };
+            if Instant::now() + backoff >= deadline {
+                return Err(CallError::Unavailable {
+                    waited: self.wait,
+                    why,
+                });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(400));
+        }
+    }
+
+    async fn attempt(&self, req: &ForwardRequest) -> Result<Response, Attempt> {
+        match self.handle_local(req).await {
+            Ok(r) => Ok(r),
+            Err(ForwardError::Failed(m)) => Err(Attempt::Fail(m)),
+            Err(ForwardError::Busy(m)) => Err(Attempt::Retry(m)),
+            Err(ForwardError::NotLeader { leader: None }) => {
+                Err(Attempt::Retry("no leader elected".into()))
+            }
+            Err(ForwardError::NotLeader {
+                leader: Some((id, node)),
+            }) => {
+                if id == self.raft_id {
+                    return Err(Attempt::Retry("leadership is changing".into()));
+                }
+                let mut client = self
+                    .peers
+                    .raft_client(&node.addr)
+                    .map_err(|e| Attempt::Retry(e.to_string()))?;
+                let payload = encode(req).map_err(|s| Attempt::Fail(s.message().to_string()))?;
+                let resp = client.forward(payload).await.map_err(|s| {
+                    Attempt::Retry(format!("leader {node} unreachable: {}", s.message()))
+                })?;
+                match decode::<Result<Response, ForwardError>>(resp.get_ref()) {
+                    Ok(Ok(r)) => Ok(r),
+                    Ok(Err(ForwardError::Failed(m))) => Err(Attempt::Fail(m)),
+                    Ok(Err(ForwardError::Busy(m))) => Err(Attempt::Retry(m)),
+                    Ok(Err(ForwardError::NotLeader { .. })) => {
+                        Err(Attempt::Retry(format!("{node} is no longer the leader")))
+                    }
+                    Err(s) => Err(Attempt::Fail(s.message().to_string())),
+                }
+            }
+        }
+    }
+
+    /// Does a leader-only request here, once; says who leads if not us.
+    pub async fn handle_local(&self, req: &ForwardRequest) -> Result<Response, ForwardError> {
+        type E = RaftError<NodeId, ClientWriteError<NodeId, MetaNode>>;
+        let map = |e: E| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => not_leader(f),
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                ChangeMembershipError::InProgress(p),
+            )) => Err(ForwardError::Busy(p.to_string())),
+            other => Err(ForwardError::Failed(other.to_string())),
+        };
+        match req {
+            ForwardRequest::Write(cmd) => match self.raft.client_write((**cmd).clone()).await {
+                Ok(r) => Ok(r.data),
+                Err(e) => map(e),
+            },
+            ForwardRequest::AddLearner { id, node } => {
+                match self.raft.add_learner(*id, node.clone(), true).await {
+                    Ok(_) => Ok(Response::Ok),
+                    Err(e) => map(e),
+                }
+            }
+            ForwardRequest::AddVoter { id } => {
+                let change = ChangeMembers::AddVoterIds(BTreeSet::from([*id]));
+                match self.raft.change_membership(change, false).await {
+                    Ok(_) => Ok(Response::Ok),
+                    Err(e) => map(e),
+                }
+            }
+            ForwardRequest::RemoveVoter { id } => {
+                let change = ChangeMembers::RemoveVoters(BTreeSet::from([*id]));
+                match self.raft.change_membership(change, false).await {
+                    Ok(_) => Ok(Response::Ok),
+                    Err(e) => map(e),
+                }
+            }
+        }
+    }
+
+    /// The leader's read index, if this node leads.
+    pub async fn read_index_local(&self) -> Result<Option<u64>, ForwardError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(log_id) => Ok(log_id.map(|l| l.index)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => not_leader(f),
+            Err(e) => Err(ForwardError::Failed(e.to_string())),
+        }
+    }
+
+    /// Waits until this node has applied everything committed before the
+    /// call began (read-index through the leader): reads after this are
+    /// linearizable, never a stale follower read.
+    pub async fn linearize(&self) -> Result<(), CallError> {
+        let deadline = Instant::now() + self.wait;
+        let mut backoff = Duration::from_millis(25);
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let why = match tokio::time::timeout(remaining, self.read_index()).await {
+                Ok(Ok(index)) => {
+                    let Some(index) = index else { return Ok(()) };
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    match self
+                        .raft
+                        .wait(Some(remaining))
+                        .applied_index_at_least(Some(index), "read index")
+                        .await
+                    {
+                        Ok(_) => return Ok(()),
+                        Err(e) => format!("applying up to the read index: {e}"),
+                    }
+                }
+                Ok(Err(Attempt::Fail(m))) => return Err(CallError::Failed(m)),
+                Ok(Err(Attempt::Retry(m))) => m,
+                Err(_) => "no quorum confirmed the leader in time".to_string(),
+            };
+            if Instant::now() + backoff >= deadline {
+                return Err(CallError::Unavailable {
+                    waited: self.wait,
+                    why,
+                });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(400));
+        }
+    }
+
+    async fn read_index(&self) -> Result<Option<u64>, Attempt> {
+        match self.read_index_local().await {
+            Ok(i) => Ok(i),
+            Err(ForwardError::Failed(m) | ForwardError::Busy(m)) => Err(Attempt::Retry(m)),
+            Err(ForwardError::NotLeader { leader: None }) => {
+                Err(Attempt::Retry("no leader elected".into()))
+            }
+            Err(ForwardError::NotLeader {
+                leader: Some((_, node)),
+            }) => {
+                let mut client = self
+                    .peers
+                    .raft_client(&node.addr)
+                    .map_err(|e| Attempt::Retry(e.to_string()))?;
+                let resp = client
+                    .read_index(hamster_proto::pb::RaftPayload::default())
+                    .await
+                    .map_err(|s| {
+                        Attempt::Retry(format!("leader {node} unreachable: {}", s.message()))
+                    })?;
+                match decode::<Result<Option<u64>, ForwardError>>(resp.get_ref()) {
+                    Ok(Ok(i)) => Ok(i),
+                    Ok(Err(e)) => Err(Attempt::Retry(e.to_string())),
+                    Err(s) => Err(Attempt::Fail(s.message().to_string())),
+                }
+            }
+        }
+    }
+
+    /// A linearizable read: waits for the read index, then runs `f` on a
+    /// connection to the applied state.
+    pub async fn read<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, CallError> {
+        self.linearize().await?;
+        let pool = self.db.pool().await;
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(|e| CallError::Failed(format!("state db: {e}")))?;
+        f(&mut conn)
+            .await
+            .map_err(|e| CallError::Failed(format!("state db: {e}")))
+    }
+
+    /// Members as the current membership config lists them.
+    pub fn members(&self) -> (BTreeMap<NodeId, MetaNode>, BTreeSet<NodeId>) {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        let nodes = m.nodes().map(|(id, n)| (*id, n.clone())).collect();
+        let voters = m.voter_ids().collect();
+        (nodes, voters)
+    }
+}

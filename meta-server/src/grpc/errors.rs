@@ -1,0 +1,78 @@
+//! The one place internal errors become gRPC statuses. A rejected command
+//! carries its reason in the `hamster-error` metadata as a stable code
+//! (e.g. `NoSuchBucket`), which the gateway maps to the S3 error.
+
+use tonic::{Code, Status};
+
+use crate::cluster::CallError;
+use crate::state::commands::{MetaError, Response};
+
+/// Metadata key carrying the stable error code.
+pub const ERROR_CODE_KEY: &str = "hamster-error";
+
+impl MetaError {
+    /// Stable, machine-readable name of the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MetaError::NoSuchBucket(_) => "NoSuchBucket",
+            MetaError::BucketAlreadyExists(_) => "BucketAlreadyExists",
+            MetaError::BucketNotEmpty(_) => "BucketNotEmpty",
+            MetaError::NoSuchKey(_) => "NoSuchKey",
+            MetaError::NoSuchVersion(_) => "NoSuchVersion",
+            MetaError::NoSuchUpload(_) => "NoSuchUpload",
+            MetaError::InvalidPart(_) => "InvalidPart",
+            MetaError::InvalidPartOrder => "InvalidPartOrder",
+            MetaError::EntityTooSmall(_) => "EntityTooSmall",
+            MetaError::AccessDenied(_) => "AccessDenied",
+            MetaError::InvalidArgument(_) => "InvalidArgument",
+            MetaError::NoSuchAccessKey(_) => "NoSuchAccessKey",
+            MetaError::NoSuchBlobServer(_) => "NoSuchBlobServer",
+        }
+    }
+
+    fn grpc_code(&self) -> Code {
+        match self {
+            MetaError::NoSuchBucket(_)
+            | MetaError::NoSuchKey(_)
+            | MetaError::NoSuchVersion(_)
+            | MetaError::NoSuchUpload(_)
+            | MetaError::NoSuchAccessKey(_)
+            | MetaError::NoSuchBlobServer(_) => Code::NotFound,
+            MetaError::BucketAlreadyExists(_) => Code::AlreadyExists,
+            MetaError::BucketNotEmpty(_) => Code::FailedPrecondition,
+            MetaError::AccessDenied(_) => Code::PermissionDenied,
+            MetaError::InvalidPart(_)
+            | MetaError::InvalidPartOrder
+            | MetaError::EntityTooSmall(_)
+            | MetaError::InvalidArgument(_) => Code::InvalidArgument,
+        }
+    }
+}
+
+impl From<MetaError> for Status {
+    fn from(e: MetaError) -> Status {
+        let mut s = Status::new(e.grpc_code(), e.to_string());
+        if let Ok(v) = e.code().parse() {
+            s.metadata_mut().insert(ERROR_CODE_KEY, v);
+        }
+        s
+    }
+}
+
+impl From<CallError> for Status {
+    fn from(e: CallError) -> Status {
+        match e {
+            CallError::Unavailable { .. } => Status::unavailable(e.to_string()),
+            CallError::Failed(m) => Status::internal(m),
+        }
+    }
+}
+
+/// A response that is not the expected kind is a bug on our side, never
+/// the caller's: say so without panicking.
+pub fn unexpected(r: &Response) -> Status {
+    match r {
+        Response::Err(e) => e.clone().into(),
+        other => Status::internal(format!("unexpected state machine response {other:?}")),
+    }
+}

@@ -1,0 +1,500 @@
+//! The `Meta` service: what gateways read and commit. Writes become
+//! commands (stamped and given their ids here, before proposing); reads
+//! are linearizable.
+
+use std::sync::Arc;
+
+use hamster_proto::pb;
+use rand::Rng;
+use tonic::{Request, Response, Status};
+
+use super::errors::unexpected;
+use crate::cluster::{Meta, now_ms};
+use crate::state::commands::{MetaError, Op, Response as R};
+use crate::state::model::{Upload, Version};
+use crate::state::queries::{self as q, Cursor, Entry, Walk};
+
+pub struct MetaService {
+    meta: Arc<Meta>,
+}
+
+impl MetaService {
+    pub fn new(meta: Arc<Meta>) -> Self {
+        Self { meta }
+    }
+}
+
+/// A new version id: creation time then randomness, so ids of one key
+/// sort roughly by age and never collide.
+pub fn new_version_id(at_ms: i64) -> String {
+    let r: u128 = rand::rng().random();
+    format!("{:012x}{:020x}", at_ms, r >> 48)
+}
+
+fn new_upload_id() -> String {
+    let r: u128 = rand::rng().random();
+    format!("{r:032x}")
+}
+
+fn page_size(max: u32) -> u32 {
+    if max == 0 {
+        q::MAX_PAGE
+    } else {
+        max.min(q::MAX_PAGE)
+    }
+}
+
+/// Where a listing starts: never before the prefix.
+fn start_at(cursor: Cursor, prefix: &str) -> Cursor {
+    let key = match &cursor {
+        Cursor::Start => return Cursor::From(prefix.to_string()),
+        Cursor::After(k) | Cursor::From(k) | Cursor::AfterVersion(k, _) => k,
+    };
+    if key.as_str() < prefix {
+        Cursor::From(prefix.to_string())
+    } else {
+        cursor
+    }
+}
+
+/// Resuming after `marker`: a marker that is a common prefix resumes after
+/// everything under it, so the prefix is not listed twice.
+fn after_marker(marker: &str, prefix: &str, delimiter: &str) -> Cursor {
+    if marker.is_empty() {
+        return Cursor::Start;
+    }
+    if !delimiter.is_empty()
+        && marker.starts_with(prefix)
+        && marker.ends_with(delimiter)
+        && let Some(next) = q::prefix_successor(marker)
+    {
+        return Cursor::From(next);
+    }
+    Cursor::After(marker.to_string())
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl pb::meta_server::Meta for MetaService {
+    async fn create_bucket(
+        &self,
+        req: Request<pb::CreateBucketRequest>,
+    ) -> Reply<pb::CreateBucketResponse> {
+        let r = req.into_inner();
+        match self
+            .meta
+            .write(Op::CreateBucket {
+                name: r.name,
+                object_lock_enabled: r.object_lock_enabled,
+            })
+            .await?
+        {
+            R::Bucket(b) => Ok(Response::new(pb::CreateBucketResponse {
+                bucket: Some(b.into()),
+            })),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: Request<pb::DeleteBucketRequest>,
+    ) -> Reply<pb::DeleteBucketResponse> {
+        match self
+            .meta
+            .write(Op::DeleteBucket {
+                name: req.into_inner().name,
+            })
+            .await?
+        {
+            R::Ok => Ok(Response::new(pb::DeleteBucketResponse {})),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn head_bucket(
+        &self,
+        req: Request<pb::HeadBucketRequest>,
+    ) -> Reply<pb::HeadBucketResponse> {
+        let name = req.into_inner().name;
+        let b = self.meta.read(async |c| q::bucket(c, &name).await).await?;
+        let b = b.ok_or(MetaError::NoSuchBucket(name))?;
+        Ok(Response::new(pb::HeadBucketResponse {
+            bucket: Some(b.into()),
+        }))
+    }
+
+    async fn list_buckets(
+        &self,
+        _req: Request<pb::ListBucketsRequest>,
+    ) -> Reply<pb::ListBucketsResponse> {
+        let buckets = self.meta.read(async |c| q::buckets(c).await).await?;
+        Ok(Response::new(pb::ListBucketsResponse {
+            buckets: buckets.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn commit_version(
+        &self,
+        req: Request<pb::CommitVersionRequest>,
+    ) -> Reply<pb::CommitVersionResponse> {
+        let v = req
+            .into_inner()
+            .version
+            .ok_or_else(|| Status::invalid_argument("version is required"))?;
+        let mut version = Version::from(v);
+        if version.version_id.is_empty() {
+            version.version_id = new_version_id(now_ms());
+        }
+        match self.meta.write(Op::CommitVersion { version }).await? {
+            R::Committed { version, freed } => Ok(Response::new(pb::CommitVersionResponse {
+                version: Some(version.into()),
+                freed: freed.into_iter().map(Into::into).collect(),
+            })),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn get_version(
+        &self,
+        req: Request<pb::GetVersionRequest>,
+    ) -> Reply<pb::GetVersionResponse> {
+        let r = req.into_inner();
+        let found = self
+            .meta
+            .read(async |c| {
+                if q::bucket(c, &r.bucket).await?.is_none() {
+                    return Ok(Err(MetaError::NoSuchBucket(r.bucket.clone())));
+                }
+                Ok(if r.version_id.is_empty() {
+                    q::latest(c, &r.bucket, &r.key)
+                        .await?
+                        .ok_or(MetaError::NoSuchKey(r.key.clone()))
+                } else {
+                    q::version(c, &r.bucket, &r.key, &r.version_id)
+                        .await?
+                        .map(|(v, _)| v)
+                        .ok_or(MetaError::NoSuchVersion(r.version_id.clone()))
+                })
+            })
+            .await??;
+        Ok(Response::new(pb::GetVersionResponse {
+            version: Some(found.into()),
+        }))
+    }
+
+    async fn list_objects(
+        &self,
+        req: Request<pb::ListObjectsRequest>,
+    ) -> Reply<pb::ListObjectsResponse> {
+        let r = req.into_inner();
+        let cursor = if !r.continuation_token.is_empty() {
+            q::decode_token(&r.continuation_token)
+                .ok_or_else(|| Status::invalid_argument("invalid continuation token"))?
+        } else {
+            after_marker(&r.start_after, &r.prefix, &r.delimiter)
+        };
+        let cursor = start_at(cursor, &r.prefix);
+        let max = page_size(r.max_keys);
+        let page = self
+            .meta
+            .read(async |c| {
+                if q::bucket(c, &r.bucket).await?.is_none() {
+                    return Ok(Err(MetaError::NoSuchBucket(r.bucket.clone())));
+                }
+                q::list(
+                    c,
+                    &r.bucket,
+                    &r.prefix,
+                    &r.delimiter,
+                    cursor,
+                    max,
+                    Walk::Latest,
+                )
+                .await
+                .map(Ok)
+            })
+            .await??;
+        let mut out = pb::ListObjectsResponse {
+            is_truncated: page.is_truncated,
+            ..Default::default()
+        };
+        for e in page.entries {
+            match e {
+                Entry::Version { version, .. } => out.objects.push(version.into()),
+                Entry::Prefix(p) => out.common_prefixes.push(p),
+            }
+        }
+        if page.is_truncated {
+            out.next_continuation_token =
+                page.next.as_ref().map(q::encode_token).unwrap_or_default();
+        }
+        Ok(Response::new(out))
+    }
+
+    async fn list_versions(
+        &self,
+        req: Request<pb::ListVersionsRequest>,
+    ) -> Reply<pb::ListVersionsResponse> {
+        let r = req.into_inner();
+        let max = page_size(r.max_keys);
+        let page = self
+            .meta
+            .read(async |c| {
+                if q::bucket(c, &r.bucket).await?.is_none() {
+                    return Ok(Err(MetaError::NoSuchBucket(r.bucket.clone())));
+                }
+                let mut cursor = after_marker(&r.key_marker, &r.prefix, &r.delimiter);
+                if !r.key_marker.is_empty()
+                    && !r.version_id_marker.is_empty()
+                    && let Some(seq) =
+                        q::version_seq(c, &r.bucket, &r.key_marker, &r.version_id_marker).await?
+                {
+                    cursor = Cursor::AfterVersion(r.key_marker.clone(), seq);
+                }
+                let cursor = start_at(cursor, &r.prefix);
+                q::list(
+                    c,
+                    &r.bucket,
+                    &r.prefix,
+                    &r.delimiter,
+                    cursor,
+                    max,
+                    Walk::AllVersions,
+                )
+                .await
+                .map(Ok)
+            })
+            .await??;
+        let mut out = pb::ListVersionsResponse {
+            is_truncated: page.is_truncated,
+            ..Default::default()
+        };
+        let mut last = None;
+        for e in page.entries {
+            match e {
+                Entry::Version { version, is_latest } => {
+                    last = Some((version.key.clone(), version.version_id.clone()));
+                    let mut v = pb::ObjectVersion::from(version);
+                    v.is_latest = is_latest;
+                    out.versions.push(v);
+                }
+                Entry::Prefix(p) => {
+                    last = Some((p.clone(), String::new()));
+                    out.common_prefixes.push(p);
+                }
+            }
+        }
+        if page.is_truncated
+            && let Some((k, v)) = last
+        {
+            out.next_key_marker = k;
+            out.next_version_id_marker = v;
+        }
+        Ok(Response::new(out))
+    }
+
+    async fn delete_object(
+        &self,
+        req: Request<pb::DeleteObjectRequest>,
+    ) -> Reply<pb::DeleteObjectResponse> {
+        let r = req.into_inner();
+        let op = Op::DeleteObject {
+            bucket: r.bucket,
+            key: r.key,
+            version_id: (!r.version_id.is_empty()).then_some(r.version_id),
+            marker_version_id: new_version_id(now_ms()),
+            bypass_governance: r.bypass_governance,
+        };
+        match self.meta.write(op).await? {
+            R::Deleted {
+                version_id,
+                delete_marker,
+                freed,
+            } => Ok(Response::new(pb::DeleteObjectResponse {
+                version_id,
+                delete_marker,
+                freed: freed.into_iter().map(Into::into).collect(),
+            })),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn begin_multipart(
+        &self,
+        req: Request<pb::BeginMultipartRequest>,
+    ) -> Reply<pb::BeginMultipartResponse> {
+        let r = req.into_inner();
+        let u = r
+            .upload
+            .ok_or_else(|| Status::invalid_argument("upload is required"))?;
+        let mut template = r.template.map(Version::from).unwrap_or_default();
+        template.bucket = u.bucket.clone();
+        template.key = u.key.clone();
+        let upload = Upload {
+            bucket: u.bucket,
+            key: u.key,
+            upload_id: new_upload_id(),
+            initiated_at_ms: now_ms(),
+            template,
+        };
+        match self.meta.write(Op::BeginMultipart { upload }).await? {
+            R::Upload(u) => Ok(Response::new(pb::BeginMultipartResponse {
+                upload: Some(u.into()),
+            })),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn commit_part(
+        &self,
+        req: Request<pb::CommitPartRequest>,
+    ) -> Reply<pb::CommitPartResponse> {
+        let r = req.into_inner();
+        let part = r
+            .part
+            .ok_or_else(|| Status::invalid_argument("part is required"))?;
+        let op = Op::CommitPart {
+            bucket: r.bucket,
+            key: r.key,
+            upload_id: r.upload_id,
+            part: part.into(),
+        };
+        match self.meta.write(op).await? {
+            R::PartStored { replaced } => Ok(Response::new(pb::CommitPartResponse {
+                replaced: replaced.map(Into::into),
+            })),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn complete_multipart(
+        &self,
+        req: Request<pb::CompleteMultipartRequest>,
+    ) -> Reply<pb::CompleteMultipartResponse> {
+        let r = req.into_inner();
+        let op = Op::CompleteMultipart {
+            bucket: r.bucket,
+            key: r.key,
+            upload_id: r.upload_id,
+            parts: r
+                .parts
+                .into_iter()
+                .map(|p| (p.part_number, p.etag))
+                .collect(),
+            version_id: new_version_id(now_ms()),
+        };
+        match self.meta.write(op).await? {
+            R::Completed { version, freed } => Ok(Response::new(pb::CompleteMultipartResponse {
+                version: Some(version.into()),
+                freed: freed.into_iter().map(Into::into).collect(),
+            })),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn abort_multipart(
+        &self,
+        req: Request<pb::AbortMultipartRequest>,
+    ) -> Reply<pb::AbortMultipartResponse> {
+        let r = req.into_inner();
+        match self
+            .meta
+            .write(Op::AbortMultipart {
+                bucket: r.bucket,
+                key: r.key,
+                upload_id: r.upload_id,
+            })
+            .await?
+        {
+            R::Aborted { freed } => Ok(Response::new(pb::AbortMultipartResponse {
+                freed: freed.into_iter().map(Into::into).collect(),
+            })),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn list_uploads(
+        &self,
+        req: Request<pb::ListUploadsRequest>,
+    ) -> Reply<pb::ListUploadsResponse> {
+        let r = req.into_inner();
+        let max = page_size(r.max_uploads);
+        let (uploads, truncated) = self
+            .meta
+            .read(async |c| {
+                if q::bucket(c, &r.bucket).await?.is_none() {
+                    return Ok(Err(MetaError::NoSuchBucket(r.bucket.clone())));
+                }
+                q::uploads(
+                    c,
+                    &r.bucket,
+                    &r.prefix,
+                    &r.key_marker,
+                    &r.upload_id_marker,
+                    max,
+                )
+                .await
+                .map(Ok)
+            })
+            .await??;
+        let (next_key_marker, next_upload_id_marker) = match (truncated, uploads.last()) {
+            (true, Some(u)) => (u.key.clone(), u.upload_id.clone()),
+            _ => Default::default(),
+        };
+        Ok(Response::new(pb::ListUploadsResponse {
+            uploads: uploads.into_iter().map(Into::into).collect(),
+            is_truncated: truncated,
+            next_key_marker,
+            next_upload_id_marker,
+        }))
+    }
+
+    async fn list_parts(&self, req: Request<pb::ListPartsRequest>) -> Reply<pb::ListPartsResponse> {
+        let r = req.into_inner();
+        let max = page_size(r.max_parts) as usize;
+        let parts = self
+            .meta
+            .read(async |c| match q::upload(c, &r.upload_id).await? {
+                Some(u) if u.bucket == r.bucket && u.key == r.key => {
+                    Ok(Ok(q::parts(c, &r.upload_id).await?))
+                }
+                _ => Ok(Err(MetaError::NoSuchUpload(r.upload_id.clone()))),
+            })
+            .await??;
+        let mut after: Vec<_> = parts
+            .into_iter()
+            .filter(|p| p.part_number > r.part_number_marker)
+            .collect();
+        let truncated = after.len() > max;
+        after.truncate(max);
+        let next = if truncated {
+            after.last().map_or(0, |p| p.part_number)
+        } else {
+            0
+        };
+        Ok(Response::new(pb::ListPartsResponse {
+            parts: after.into_iter().map(Into::into).collect(),
+            is_truncated: truncated,
+            next_part_number_marker: next,
+        }))
+    }
+
+    async fn lookup_access_key(
+        &self,
+        req: Request<pb::LookupAccessKeyRequest>,
+    ) -> Reply<pb::LookupAccessKeyResponse> {
+        let id = req.into_inner().access_key_id;
+        let key = self
+            .meta
+            .read(async |c| q::access_key(c, &id).await)
+            .await?;
+        let key = key.ok_or(MetaError::NoSuchAccessKey(id))?;
+        Ok(Response::new(pb::LookupAccessKeyResponse {
+            access_key_id: key.id,
+            sealed_secret: key.sealed_secret,
+            enabled: key.enabled,
+        }))
+    }
+}

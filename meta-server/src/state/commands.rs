@@ -1,0 +1,173 @@
+//! Commands in the Raft log, and what applying them answers.
+//!
+//! The node that proposes a command stamps it with the time and makes any
+//! ids it needs (version ids, upload ids) *before* proposing, so every
+//! replica applies exactly the same thing: no clock and no randomness in
+//! apply. A rejected command answers [`Response::Err`] and changes nothing.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{AccessKey, BlobServer, Part, ShardMap, Upload, Version};
+
+/// One log entry's payload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// Unique id made by the proposer. A command whose id was applied
+    /// before answers what it answered then and changes nothing, so a
+    /// proposal retried after a lost answer is applied exactly once.
+    /// Empty: no de-duplication.
+    #[serde(default)]
+    pub id: String,
+    /// Milliseconds since the Unix epoch, taken by the proposer.
+    pub at_ms: i64,
+    pub op: Op,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    CreateBucket {
+        name: String,
+        object_lock_enabled: bool,
+    },
+    DeleteBucket {
+        name: String,
+    },
+    /// The linearization point of a PUT. `version.version_id` is the id the
+    /// proposer made; on a bucket that is not versioning-enabled the version
+    /// is stored as the "null" version, replacing the previous one.
+    CommitVersion {
+        version: Version,
+    },
+    /// Delete a version by id, or (no id) the current object: on a
+    /// versioning-enabled bucket that writes a delete marker with
+    /// `marker_version_id`.
+    DeleteObject {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        marker_version_id: String,
+        bypass_governance: bool,
+    },
+    BeginMultipart {
+        upload: Upload,
+    },
+    CommitPart {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        part: Part,
+    },
+    /// `parts` are (part number, ETag) as the client listed them.
+    CompleteMultipart {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        parts: Vec<(u32, String)>,
+        version_id: String,
+    },
+    AbortMultipart {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    PutAccessKey {
+        key: AccessKey,
+    },
+    DeleteAccessKey {
+        id: String,
+    },
+    RegisterBlob {
+        server: BlobServer,
+    },
+    BlobHeartbeat {
+        id: String,
+        capacity_bytes: u64,
+        free_bytes: u64,
+    },
+}
+
+impl Op {
+    /// Short name for logs and metrics (never the payload).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::CreateBucket { .. } => "CreateBucket",
+            Op::DeleteBucket { .. } => "DeleteBucket",
+            Op::CommitVersion { .. } => "CommitVersion",
+            Op::DeleteObject { .. } => "DeleteObject",
+            Op::BeginMultipart { .. } => "BeginMultipart",
+            Op::CommitPart { .. } => "CommitPart",
+            Op::CompleteMultipart { .. } => "CompleteMultipart",
+            Op::AbortMultipart { .. } => "AbortMultipart",
+            Op::PutAccessKey { .. } => "PutAccessKey",
+            Op::DeleteAccessKey { .. } => "DeleteAccessKey",
+            Op::RegisterBlob { .. } => "RegisterBlob",
+            Op::BlobHeartbeat { .. } => "BlobHeartbeat",
+        }
+    }
+}
+
+/// What applying a command answers. Rejections are values, not failures:
+/// they are replicated and identical on every node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// Membership changes and blank entries.
+    #[default]
+    Ok,
+    Bucket(super::model::Bucket),
+    /// A version was committed; the shards of the version it replaced.
+    Committed {
+        version: Version,
+        freed: Vec<ShardMap>,
+    },
+    Deleted {
+        version_id: String,
+        delete_marker: bool,
+        /// Shards no version references any more: the caller deletes them.
+        freed: Vec<ShardMap>,
+    },
+    Upload(Upload),
+    /// A part was stored; the shards of the part it replaced, if any.
+    PartStored {
+        replaced: Option<ShardMap>,
+    },
+    /// Completed: the new version and the shards of parts left out of it.
+    Completed {
+        version: Version,
+        freed: Vec<ShardMap>,
+    },
+    Aborted {
+        freed: Vec<ShardMap>,
+    },
+    Err(MetaError),
+}
+
+/// A command refused by the state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MetaError {
+    #[error("no such bucket {0}")]
+    NoSuchBucket(String),
+    #[error("bucket {0} already exists")]
+    BucketAlreadyExists(String),
+    #[error("bucket {0} is not empty")]
+    BucketNotEmpty(String),
+    #[error("no such key {0}")]
+    NoSuchKey(String),
+    #[error("no such version {0}")]
+    NoSuchVersion(String),
+    #[error("no such upload {0}")]
+    NoSuchUpload(String),
+    #[error("invalid part {0}")]
+    InvalidPart(String),
+    #[error("parts are not in ascending order")]
+    InvalidPartOrder,
+    #[error("part {0} is smaller than the 5 MiB minimum and is not the last")]
+    EntityTooSmall(u32),
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("no such access key {0}")]
+    NoSuchAccessKey(String),
+    #[error("no such blob-server {0}")]
+    NoSuchBlobServer(String),
+}

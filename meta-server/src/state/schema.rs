@@ -1,0 +1,145 @@
+//! The metadata schema, versioned. Each migration runs once, in order, in
+//! its own transaction, and `PRAGMA user_version` records the last one
+//! applied. Never edit a released migration: add the next one.
+
+use sqlx::SqliteConnection;
+
+/// Migrations in order; `MIGRATIONS[i]` brings the schema to version i+1.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "
+    CREATE TABLE sm_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+
+    CREATE TABLE buckets (
+        name TEXT PRIMARY KEY,
+        created_at_ms INTEGER NOT NULL,
+        versioning TEXT NOT NULL DEFAULT '',
+        object_lock_enabled INTEGER NOT NULL DEFAULT 0,
+        lock_config TEXT NOT NULL DEFAULT ''
+    );
+
+    -- seq is the log index that wrote the version: newest first per key.
+    CREATE TABLE versions (
+        bucket TEXT NOT NULL,
+        key TEXT NOT NULL,
+        version_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        user_metadata TEXT NOT NULL,
+        stored_headers TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        delete_marker INTEGER NOT NULL,
+        shard_map TEXT,
+        parts TEXT NOT NULL DEFAULT '[]',
+        wrapped_dek BLOB NOT NULL,
+        kek_fingerprint TEXT NOT NULL,
+        lock_mode TEXT NOT NULL DEFAULT '',
+        retain_until_ms INTEGER NOT NULL DEFAULT 0,
+        legal_hold INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (bucket, key, version_id)
+    );
+    CREATE INDEX versions_by_seq ON versions (bucket, key, seq DESC);
+    CREATE INDEX versions_by_kek ON versions (kek_fingerprint);
+
+    CREATE TABLE uploads (
+        upload_id TEXT PRIMARY KEY,
+        bucket TEXT NOT NULL,
+        key TEXT NOT NULL,
+        initiated_at_ms INTEGER NOT NULL,
+        template TEXT NOT NULL
+    );
+    CREATE INDEX uploads_by_key ON uploads (bucket, key, upload_id);
+
+    CREATE TABLE parts (
+        upload_id TEXT NOT NULL,
+        part_number INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        shard_map TEXT,
+        wrapped_dek BLOB NOT NULL,
+        kek_fingerprint TEXT NOT NULL,
+        PRIMARY KEY (upload_id, part_number)
+    );
+
+    CREATE TABLE access_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        sealed_secret BLOB NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        enabled INTEGER NOT NULL
+    );
+
+    CREATE TABLE blob_servers (
+        id TEXT PRIMARY KEY,
+        address TEXT NOT NULL,
+        failure_domain TEXT NOT NULL,
+        capacity_bytes INTEGER NOT NULL,
+        free_bytes INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        last_heartbeat_ms INTEGER NOT NULL
+    );
+
+    -- Generational trust bundle: CA certificates only, never keys.
+    CREATE TABLE trust_bundle (
+        generation INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        ca_der BLOB NOT NULL,
+        PRIMARY KEY (generation, fingerprint)
+    );
+
+    -- State of a master-key or CA rotation, one row per kind.
+    CREATE TABLE rotations (kind TEXT PRIMARY KEY, state TEXT NOT NULL);
+
+    -- Answers of recently applied commands, by command id: a retried
+    -- proposal gets the same answer and changes nothing.
+    CREATE TABLE applied_commands (
+        id TEXT PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        response TEXT NOT NULL
+    );
+    CREATE INDEX applied_commands_by_time ON applied_commands (at_ms);
+    ",
+];
+
+/// The schema version this binary writes.
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error(
+        "database schema version {found} is newer than this binary's {known}; upgrade the binary"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+/// Brings the schema up to date.
+pub async fn migrate(conn: &mut SqliteConnection) -> Result<(), SchemaError> {
+    let found: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    if found > current_version() {
+        return Err(SchemaError::TooNew {
+            found,
+            known: current_version(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+        // PRAGMA takes no bind parameters; the value is our own integer.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA user_version = {}",
+            i + 1
+        )))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}

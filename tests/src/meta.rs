@@ -1,0 +1,156 @@
+//! Helpers for tests against the meta tier: status, waiting for a leader,
+//! and committing test versions as a gateway would.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hamster_proto::pb::admin_client::AdminClient;
+use hamster_proto::pb::meta_client::MetaClient;
+use hamster_proto::pb::{self, StatusRequest, StatusResponse};
+use hamster_proto::tls::NodeTls;
+use tonic::transport::Channel;
+
+use crate::{Cluster, Kind};
+
+impl Cluster {
+    /// `Admin.Status` of node `idx`, asked with the admin certificate.
+    pub async fn status(&self, idx: usize) -> Result<StatusResponse, tonic::Status> {
+        let mut c = AdminClient::new(self.channel(idx, &self.admin_tls()));
+        match tokio::time::timeout(Duration::from_secs(5), c.status(StatusRequest {})).await {
+            Ok(r) => r.map(tonic::Response::into_inner),
+            Err(_) => Err(tonic::Status::deadline_exceeded("status timed out")),
+        }
+    }
+
+    /// Waits until the running nodes among `idxs` agree on one leader;
+    /// returns the leader's index in `nodes`.
+    pub async fn wait_leader(&self, idxs: &[usize]) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut leaders = Vec::new();
+            for &i in idxs.iter().filter(|i| self.is_running(**i)) {
+                if let Ok(s) = self.status(i).await {
+                    leaders.push(s.leader_raft_id);
+                }
+            }
+            if let Some(&first) = leaders.first()
+                && first != 0
+                && leaders.iter().all(|l| *l == first)
+                && let Some(idx) = self
+                    .nodes
+                    .iter()
+                    .position(|n| n.kind == Kind::Meta && n.raft_id == first)
+            {
+                return idx;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader among {idxs:?}: {leaders:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until node `idx` has applied at least `index`.
+    pub async fn wait_applied(&self, idx: usize, index: i64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(s) = self.status(idx).await
+                && s.applied_index >= index
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never applied index {index}",
+                self.nodes[idx].id
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A gateway identity (provisioned once per name) to call `Meta` with.
+    pub fn gateway_identity(&self, name: &str) -> Arc<NodeTls> {
+        let dir = self.root().join("nodes").join(name);
+        if !dir.join("node.crt").exists() {
+            self.provision(Kind::Gateway, name);
+        }
+        self.identity(&dir)
+    }
+
+    /// A `Meta` client on node `idx`, as the gateway identity `gw`.
+    pub fn meta_client(&self, idx: usize, gw: &Arc<NodeTls>) -> MetaClient<Channel> {
+        MetaClient::new(self.channel(idx, gw))
+    }
+}
+
+/// A version as a gateway would commit it (shards and wrapped key are
+/// placeholders of the right shape: the meta tier never looks inside).
+pub fn test_version(bucket: &str, key: &str, n: u64) -> pb::ObjectVersion {
+    pb::ObjectVersion {
+        bucket: bucket.into(),
+        key: key.into(),
+        size: n,
+        etag: format!("{n:032x}"),
+        content_type: "application/octet-stream".into(),
+        created_at_ms: 1_700_000_000_000,
+        shard_map: Some(pb::ShardMap {
+            data_shards: 2,
+            parity_shards: 1,
+            segment_size: 1 << 20,
+            shards: (0..3)
+                .map(|i| pb::ShardLocation {
+                    index: i,
+                    blob_id: format!("blob-{i}"),
+                    shard_id: format!("{key}/{i}"),
+                    checksum: vec![i as u8; 4],
+                })
+                .collect(),
+        }),
+        wrapped_dek: vec![7; 60],
+        kek_fingerprint: "f".repeat(32),
+        ..Default::default()
+    }
+}
+
+/// Commits a test version of `key`.
+pub async fn commit(
+    client: &mut MetaClient<Channel>,
+    bucket: &str,
+    key: &str,
+    n: u64,
+) -> Result<pb::ObjectVersion, tonic::Status> {
+    let r = client
+        .commit_version(pb::CommitVersionRequest {
+            version: Some(test_version(bucket, key, n)),
+        })
+        .await?;
+    r.into_inner()
+        .version
+        .ok_or_else(|| tonic::Status::internal("no version in response"))
+}
+
+/// Every key in `bucket` as node `client` lists it (all pages).
+pub async fn list_all(
+    client: &mut MetaClient<Channel>,
+    bucket: &str,
+) -> Result<Vec<String>, tonic::Status> {
+    let mut keys = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_objects(pb::ListObjectsRequest {
+                bucket: bucket.into(),
+                continuation_token: token.clone(),
+                max_keys: 1000,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        keys.extend(page.objects.into_iter().map(|o| o.key));
+        if !page.is_truncated {
+            return Ok(keys);
+        }
+        token = page.next_continuation_token;
+    }
+}
