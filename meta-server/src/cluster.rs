@@ -109,15 +109,26 @@ impl Meta {
 
     /// Runs a leader-only request, retrying through elections.
     pub async fn run(&self, req: ForwardRequest) -> Result<Response, CallError> {
+        self.with_retries("the commit", |_| self.attempt(&req))
+            .await
+    }
+
+    /// Calls `attempt` (given the time left) until it succeeds, fails for
+    /// good, or `self.wait` runs out; backs off 25 ms doubling to 400 ms.
+    async fn with_retries<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, CallError>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: Future<Output = Result<T, Attempt>>,
+    {
         let deadline = Instant::now() + self.wait;
         let mut backoff = Duration::from_millis(25);
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let why = match tokio::time::timeout(remaining, self.attempt(&req)).await {
-                Ok(Ok(resp)) => return Ok(resp),
+            let why = match tokio::time::timeout(remaining, attempt(remaining)).await {
+                Ok(Ok(v)) => return Ok(v),
                 Ok(Err(Attempt::Fail(msg))) => return Err(CallError::Failed(msg)),
                 Ok(Err(Attempt::Retry(msg))) => msg,
-                Err(_) => "no quorum confirmed the commit in time".to_string(),
+                Err(_) => format!("no quorum confirmed {what} in time"),
             };
             if Instant::now() + backoff >= deadline {
                 return Err(CallError::Unavailable {
@@ -216,37 +227,18 @@ impl Meta {
     /// call began (read-index through the leader): reads after this are
     /// linearizable, never a stale follower read.
     pub async fn linearize(&self) -> Result<(), CallError> {
-        let deadline = Instant::now() + self.wait;
-        let mut backoff = Duration::from_millis(25);
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let why = match tokio::time::timeout(remaining, self.read_index()).await {
-                Ok(Ok(index)) => {
-                    let Some(index) = index else { return Ok(()) };
-                    let remaining = deadline.saturating_duration_since(Instant::now());
-                    match self
-                        .raft
-                        .wait(Some(remaining))
-                        .applied_index_at_least(Some(index), "read index")
-                        .await
-                    {
-                        Ok(_) => return Ok(()),
-                        Err(e) => format!("applying up to the read index: {e}"),
-                    }
-                }
-                Ok(Err(Attempt::Fail(m))) => return Err(CallError::Failed(m)),
-                Ok(Err(Attempt::Retry(m))) => m,
-                Err(_) => "no quorum confirmed the leader in time".to_string(),
+        self.with_retries("the leader", |remaining| async move {
+            let Some(index) = self.read_index().await? else {
+                return Ok(());
             };
-            if Instant::now() + backoff >= deadline {
-                return Err(CallError::Unavailable {
-                    waited: self.wait,
-                    why,
-                });
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(400));
-        }
+            self.raft
+                .wait(Some(remaining))
+                .applied_index_at_least(Some(index), "read index")
+                .await
+                .map(|_| ())
+                .map_err(|e| Attempt::Retry(format!("applying up to the read index: {e}")))
+        })
+        .await
     }
 
     async fn read_index(&self) -> Result<Option<u64>, Attempt> {

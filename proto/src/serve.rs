@@ -57,10 +57,11 @@ pub enum ServeError {
     Signal(std::io::Error),
 }
 
-/// Logs to stderr; level from RUST_LOG (default info).
+/// Logs to stderr; level from RUST_LOG (default: info for Hamster, warn
+/// for openraft, whose info level narrates every replication step).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -75,6 +75,26 @@ fn after_marker(marker: &str, prefix: &str, delimiter: &str) -> Cursor {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// Lists `bucket` if it exists.
+#[allow(clippy::too_many_arguments)]
+async fn list_bucket(
+    c: &mut sqlx::SqliteConnection,
+    bucket: &str,
+    prefix: &str,
+    delimiter: &str,
+    cursor: Cursor,
+    max: u32,
+    walk: Walk,
+) -> Result<Result<q::Page, MetaError>, sqlx::Error> {
+    if q::bucket(c, bucket).await?.is_none() {
+        return Ok(Err(MetaError::NoSuchBucket(bucket.to_string())));
+    }
+    let cursor = start_at(cursor, prefix);
+    q::list(c, bucket, prefix, delimiter, cursor, max, walk)
+        .await
+        .map(Ok)
+}
+
 #[tonic::async_trait]
 impl pb::meta_server::Meta for MetaService {
     async fn create_bucket(
@@ -195,15 +215,11 @@ impl pb::meta_server::Meta for MetaService {
         } else {
             after_marker(&r.start_after, &r.prefix, &r.delimiter)
         };
-        let cursor = start_at(cursor, &r.prefix);
         let max = page_size(r.max_keys);
         let page = self
             .meta
             .read(async |c| {
-                if q::bucket(c, &r.bucket).await?.is_none() {
-                    return Ok(Err(MetaError::NoSuchBucket(r.bucket.clone())));
-                }
-                q::list(
+                list_bucket(
                     c,
                     &r.bucket,
                     &r.prefix,
@@ -213,7 +229,6 @@ impl pb::meta_server::Meta for MetaService {
                     Walk::Latest,
                 )
                 .await
-                .map(Ok)
             })
             .await??;
         let mut out = pb::ListObjectsResponse {
@@ -242,9 +257,6 @@ impl pb::meta_server::Meta for MetaService {
         let page = self
             .meta
             .read(async |c| {
-                if q::bucket(c, &r.bucket).await?.is_none() {
-                    return Ok(Err(MetaError::NoSuchBucket(r.bucket.clone())));
-                }
                 let mut cursor = after_marker(&r.key_marker, &r.prefix, &r.delimiter);
                 if !r.key_marker.is_empty()
                     && !r.version_id_marker.is_empty()
@@ -253,18 +265,8 @@ impl pb::meta_server::Meta for MetaService {
                 {
                     cursor = Cursor::AfterVersion(r.key_marker.clone(), seq);
                 }
-                let cursor = start_at(cursor, &r.prefix);
-                q::list(
-                    c,
-                    &r.bucket,
-                    &r.prefix,
-                    &r.delimiter,
-                    cursor,
-                    max,
-                    Walk::AllVersions,
-                )
-                .await
-                .map(Ok)
+                let walk = Walk::AllVersions;
+                list_bucket(c, &r.bucket, &r.prefix, &r.delimiter, cursor, max, walk).await
             })
             .await??;
         let mut out = pb::ListVersionsResponse {
