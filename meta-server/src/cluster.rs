@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 
 use hamster_proto::tls::NodeTls;
 use openraft::ChangeMembers;
-use openraft::error::{
-    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError,
-};
+use openraft::error::{CheckIsLeaderError, ForwardToLeader, RaftError};
 use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
 
+use crate::batch::{Batcher, write_error};
 use crate::raft::codec::{decode, encode};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::Peers;
@@ -71,6 +70,8 @@ enum Attempt {
 
 pub struct Meta {
     pub raft: Raft,
+    /// Group commit for writes proposed on this node while it leads.
+    pub batcher: Batcher,
     pub raft_id: NodeId,
     pub db: Arc<StateDb>,
     pub log: LogStore,
@@ -178,19 +179,9 @@ impl Meta {
 
     /// Does a leader-only request here, once; says who leads if not us.
     pub async fn handle_local(&self, req: &ForwardRequest) -> Result<Response, ForwardError> {
-        type E = RaftError<NodeId, ClientWriteError<NodeId, MetaNode>>;
-        let map = |e: E| match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => not_leader(f),
-            RaftError::APIError(ClientWriteError::ChangeMembershipError(
-                ChangeMembershipError::InProgress(p),
-            )) => Err(ForwardError::Busy(p.to_string())),
-            other => Err(ForwardError::Failed(other.to_string())),
-        };
+        let map = |e| Err(write_error(e));
         match req {
-            ForwardRequest::Write(cmd) => match self.raft.client_write((**cmd).clone()).await {
-                Ok(r) => Ok(r.data),
-                Err(e) => map(e),
-            },
+            ForwardRequest::Write(cmd) => self.batcher.write((**cmd).clone()).await,
             ForwardRequest::AddLearner { id, node } => {
                 match self.raft.add_learner(*id, node.clone(), true).await {
                     Ok(_) => Ok(Response::Ok),

@@ -7,6 +7,7 @@
 //!   deterministic apply, queries and listings.
 //! - [`cluster`]: writes forwarded to the leader, linearizable reads,
 //!   retrying through elections.
+//! - [`batch`]: group commit — concurrent writes share one log entry.
 //! - [`grpc`]: the `Meta`, `Registry` and `Admin` services, and the one
 //!   place errors become gRPC statuses.
 //!
@@ -16,6 +17,7 @@
 // openraft's StorageError is large, and its storage traits return it.
 #![allow(clippy::result_large_err)]
 
+pub mod batch;
 pub mod cluster;
 pub mod grpc;
 pub mod raft;
@@ -134,7 +136,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // time to cross a busy link and be written.
         snapshot_max_chunk_size: 4 * 1024 * 1024,
         install_snapshot_timeout: 10_000,
-        max_payload_entries: 1000,
+        // Entries carry up to batch::MAX_BATCH commands: 16 of them keep an
+        // AppendEntries within a heartbeat's time even in catch-up.
+        max_payload_entries: 16,
         ..Default::default()
     }
     .validate()?;
@@ -169,6 +173,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let meta = Arc::new(Meta {
         raft: raft.clone(),
+        batcher: batch::Batcher::start(raft.clone()),
         raft_id: args.raft_id,
         db,
         log,

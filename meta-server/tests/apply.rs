@@ -2994,3 +2994,83 @@ async fn command_ids_are_forgotten_after_the_window_by_command_time() {
         "the old id was pruned, the new one kept"
     );
 }
+
+fn cmd_with_id(id: &str, op: Op) -> Command {
+    Command {
+        id: id.into(),
+        at_ms: NOW,
+        op,
+    }
+}
+
+#[tokio::test]
+async fn a_batch_entry_applies_each_command_in_order_and_alone() {
+    let mut db = Db::new().await;
+    db.ok(create("vbk", true)).await;
+    let batch = Command {
+        id: String::new(),
+        at_ms: NOW,
+        op: Op::Batch(vec![
+            cmd_with_id("b1", commit(ver("vbk", "k", "v1", "one"))),
+            cmd_with_id("b2", create("BAD NAME", false)),
+            cmd_with_id("b3", commit(ver("vbk", "k", "v2", "two"))),
+            cmd_with_id("b4", Op::Batch(vec![])),
+        ]),
+    };
+    let r = hamster_meta::state::apply::apply_entry(db.c(), 500, &batch)
+        .await
+        .expect("apply");
+    let Response::Batch(answers) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(answers.len(), 4);
+    assert!(
+        matches!(answers[0], Response::Committed { .. }),
+        "{:?}",
+        answers[0]
+    );
+    assert!(
+        matches!(answers[1], Response::Err(MetaError::InvalidArgument(_))),
+        "{:?}",
+        answers[1]
+    );
+    assert!(
+        matches!(answers[2], Response::Committed { .. }),
+        "{:?}",
+        answers[2]
+    );
+    assert!(
+        matches!(answers[3], Response::Err(MetaError::InvalidArgument(_))),
+        "nested batch: {:?}",
+        answers[3]
+    );
+    // Both versions exist, in batch order, with distinct seqs in this entry.
+    let latest = q::latest(db.c(), "vbk", "k")
+        .await
+        .expect("q")
+        .expect("latest");
+    assert_eq!(latest.version_id, "v2");
+    let s1 = q::version_seq(db.c(), "vbk", "k", "v1")
+        .await
+        .expect("q")
+        .expect("v1");
+    let s2 = q::version_seq(db.c(), "vbk", "k", "v2")
+        .await
+        .expect("q")
+        .expect("v2");
+    use hamster_meta::state::apply::seq_of;
+    assert_eq!((s1 as u64, s2 as u64), (seq_of(500, 0), seq_of(500, 2)));
+    assert!(s2 > s1 && (s1 as u64) > seq_of(499, 65535));
+    // The rejected bucket was not created; the batch's commands were recorded once.
+    assert!(q::bucket(db.c(), "BAD NAME").await.expect("q").is_none());
+    let before = db.dump().await;
+    let again = hamster_meta::state::apply::apply_entry(db.c(), 501, &batch)
+        .await
+        .expect("apply");
+    assert_eq!(
+        again,
+        Response::Batch(answers),
+        "a re-proposed batch answers the same"
+    );
+    assert_eq!(db.dump().await, before, "and changes nothing");
+}

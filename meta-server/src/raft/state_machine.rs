@@ -22,7 +22,7 @@ use tokio::sync::RwLock;
 
 use super::log_store::open_pool;
 use super::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-use crate::state::apply::apply;
+use crate::state::apply::apply_entry;
 use crate::state::commands::Response;
 use crate::state::schema;
 
@@ -199,7 +199,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             let resp = match &entry.payload {
                 EntryPayload::Blank => Response::Ok,
-                EntryPayload::Normal(cmd) => apply(&mut tx, entry.log_id.index, cmd)
+                EntryPayload::Normal(cmd) => apply_entry(&mut tx, entry.log_id.index, cmd)
                     .await
                     .map_err(|e| StorageError::from(StorageIOError::apply(entry.log_id, &e)))?,
                 EntryPayload::Membership(m) => {

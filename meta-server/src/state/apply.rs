@@ -28,7 +28,35 @@ fn codec_err(e: serde_json::Error) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(e))
 }
 
-/// Applies `cmd`, written at log index `seq`.
+/// Bits of `seq` below the log index: a command's position in its batch.
+pub const BATCH_BITS: u32 = 16;
+
+/// The `seq` of the `pos`-th command of the entry at log index `index`:
+/// unique, and in commit order.
+pub fn seq_of(index: u64, pos: usize) -> u64 {
+    (index << BATCH_BITS) | (pos as u64 & ((1 << BATCH_BITS) - 1))
+}
+
+/// Applies the command of the log entry at `index`: a batch command by
+/// command, each at its own `seq`.
+pub async fn apply_entry(
+    conn: &mut SqliteConnection,
+    index: u64,
+    cmd: &Command,
+) -> Result<Response, sqlx::Error> {
+    match &cmd.op {
+        Op::Batch(cmds) => {
+            let mut out = Vec::with_capacity(cmds.len());
+            for (pos, c) in cmds.iter().enumerate() {
+                out.push(apply(conn, seq_of(index, pos), c).await?);
+            }
+            Ok(Response::Batch(out))
+        }
+        _ => apply(conn, seq_of(index, 0), cmd).await,
+    }
+}
+
+/// Applies `cmd` as the command with sequence number `seq`.
 pub async fn apply(
     conn: &mut SqliteConnection,
     seq: u64,
@@ -130,6 +158,10 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             capacity_bytes,
             free_bytes,
         } => blob_heartbeat(c, at, id, *capacity_bytes, *free_bytes).await,
+        // Batches are unpacked by apply_entry; one inside a batch is refused.
+        Op::Batch(_) => Ok(Err(MetaError::InvalidArgument(
+            "a batch inside a batch".into(),
+        ))),
     }
 }
 

@@ -84,6 +84,10 @@ pub enum Op {
         capacity_bytes: u64,
         free_bytes: u64,
     },
+    /// Group commit: commands that reached the leader together, in one log
+    /// entry. Each is applied as if alone (own id, own savepoint) and
+    /// answers in [`Response::Batch`], in order.
+    Batch(Vec<Command>),
 }
 
 impl Op {
@@ -102,6 +106,7 @@ impl Op {
             Op::DeleteAccessKey { .. } => "DeleteAccessKey",
             Op::RegisterBlob { .. } => "RegisterBlob",
             Op::BlobHeartbeat { .. } => "BlobHeartbeat",
+            Op::Batch(_) => "Batch",
         }
     }
 }
@@ -138,6 +143,8 @@ pub enum Response {
     Aborted {
         freed: Vec<ShardMap>,
     },
+    /// The answers of an [`Op::Batch`], in order.
+    Batch(Vec<Response>),
     Err(MetaError),
 }
 
