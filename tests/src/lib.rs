@@ -301,6 +301,21 @@ impl Cluster {
             args.push("--master-key-file".into());
             args.push(path_string(&self.pki_dir().join("master.key")));
         }
+        if kind == Kind::Blob {
+            args.push("--data-dir".into());
+            args.push(path_string(&dir.join("data")));
+            args.push(format!("--failure-domain=fd-{id}"));
+            args.push("--heartbeat-secs=1".into());
+            let meta: Vec<String> = self
+                .nodes
+                .iter()
+                .filter(|n| n.kind == Kind::Meta)
+                .map(|n| n.addr.to_string())
+                .collect();
+            if !meta.is_empty() {
+                args.push(format!("--meta={}", meta.join(",")));
+            }
+        }
         let mut raft_id = 0;
         if kind == Kind::Meta {
             raft_id = self.next_raft_id;

@@ -73,7 +73,7 @@ async fn services_admit_only_their_roles_on_the_real_binaries() {
     c.wait_healthy(meta).await;
     c.wait_healthy(blob).await;
 
-    use tonic::Code::{InvalidArgument, PermissionDenied as Denied, Unimplemented};
+    use tonic::Code::{InvalidArgument, PermissionDenied as Denied};
     // Admin RPCs: admin only.
     let status = AdminClient::new(c.channel(meta, &admin))
         .status(StatusRequest {})
@@ -101,17 +101,18 @@ async fn services_admit_only_their_roles_on_the_real_binaries() {
             .expect_err("malformed, or refused");
         assert_eq!(st.code(), expect, "{}: {st:?}", who.identity());
     }
-    // Shard RPCs: gateway and meta only.
+    // Shard RPCs: gateway and meta only (an empty id passes admission and
+    // is then refused as invalid).
     for (who, expect) in [
-        (&gw, Unimplemented),
-        (&meta2, Unimplemented),
+        (&gw, InvalidArgument),
+        (&meta2, InvalidArgument),
         (&admin, Denied),
         (&blob2, Denied),
     ] {
         let st = BlobClient::new(c.channel(blob, who))
             .stat_shard(StatShardRequest::default())
             .await
-            .expect_err("shards land with issue 4, or refused");
+            .expect_err("an empty shard id, or refused");
         assert_eq!(st.code(), expect, "{}: {st:?}", who.identity());
     }
     // Refusals are logged with the caller's identity.

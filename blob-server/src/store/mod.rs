@@ -1,0 +1,337 @@
+//! Shards on disk. A blob-server knows nothing of objects, keys or
+//! buckets: a shard is an id and bytes.
+//!
+//! - [`format`]: the shard file format (header, per-block CRC32C).
+//! - this module: where shards live, durable writes, verified reads.
+//!
+//! Layout under the data dir: `shards/AB/CD/ID` (AB, CD: the first bytes of
+//! SHA-256(ID), to spread files over directories) and `tmp/` for writes in
+//! progress, emptied at start-up. A write is acknowledged only after the
+//! file is fsynced, renamed into place and its directory fsynced.
+
+pub mod format;
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use format::{BlockWriter, CRC_LEN, FormatError, HEADER_LEN, Header};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid shard id {0:?}: 1-200 of [A-Za-z0-9._-], not starting with '.'")]
+    BadId(String),
+    #[error("no shard {0}")]
+    NotFound(String),
+    #[error("shard {id}: {source}")]
+    Corrupt { id: String, source: FormatError },
+    #[error("range {offset}+{len} is outside shard {id} of {size} bytes")]
+    OutOfRange {
+        id: String,
+        offset: u64,
+        len: u64,
+        size: u64,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
+    let what = what.into();
+    move |source| StoreError::Io { what, source }
+}
+
+pub fn valid_id(id: &str) -> bool {
+    (1..=200).contains(&id.len())
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// What a stored shard is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardInfo {
+    pub shard_index: u32,
+    pub len: u64,
+    pub checksum: u32,
+}
+
+impl From<Header> for ShardInfo {
+    fn from(h: Header) -> Self {
+        Self {
+            shard_index: h.shard_index,
+            len: h.data_len,
+            checksum: h.shard_crc,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+async fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+    let d = tokio::fs::File::open(dir)
+        .await
+        .map_err(io(format!("open {}", dir.display())))?;
+    d.sync_all()
+        .await
+        .map_err(io(format!("fsync {}", dir.display())))
+}
+
+impl Store {
+    /// Opens the store, creating its directories and dropping leftovers of
+    /// writes that never finished (they were never acknowledged).
+    pub async fn open(root: &Path) -> Result<Self, StoreError> {
+        let tmp = root.join("tmp");
+        if tmp.exists() {
+            tokio::fs::remove_dir_all(&tmp)
+                .await
+                .map_err(io("clearing tmp/"))?;
+        }
+        tokio::fs::create_dir_all(&tmp)
+            .await
+            .map_err(io("creating tmp/"))?;
+        tokio::fs::create_dir_all(root.join("shards"))
+            .await
+            .map_err(io("creating shards/"))?;
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, id: &str) -> Result<PathBuf, StoreError> {
+        if !valid_id(id) {
+            return Err(StoreError::BadId(id.to_string()));
+        }
+        let h = hex::encode(&Sha256::digest(id.as_bytes())[..2]);
+        Ok(self
+            .root
+            .join("shards")
+            .join(&h[0..2])
+            .join(&h[2..4])
+            .join(id))
+    }
+
+    /// Starts writing shard `id`; nothing is visible until [`ShardWrite::commit`].
+    pub async fn create(&self, id: &str, shard_index: u32) -> Result<ShardWrite, StoreError> {
+        let dest = self.path(id)?;
+        let nonce: u64 = rand::random();
+        let tmp = self.root.join("tmp").join(format!("{id}.{nonce:016x}"));
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(io("creating a temp file"))?;
+        // Room for the header, written last when the lengths are known.
+        file.write_all(&[0u8; HEADER_LEN])
+            .await
+            .map_err(io("writing"))?;
+        Ok(ShardWrite {
+            file,
+            tmp,
+            dest,
+            shard_index,
+            blocks: BlockWriter::new(format::BLOCK_SIZE),
+            pending: Vec::new(),
+        })
+    }
+
+    async fn open_shard(&self, id: &str) -> Result<(tokio::fs::File, Header), StoreError> {
+        let path = self.path(id)?;
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(id.into()));
+            }
+            Err(e) => return Err(io(format!("open {id}"))(e)),
+        };
+        let mut h = [0u8; HEADER_LEN];
+        let corrupt = |source| StoreError::Corrupt {
+            id: id.into(),
+            source,
+        };
+        file.read_exact(&mut h)
+            .await
+            .map_err(|_| corrupt(FormatError::Truncated))?;
+        let header = Header::decode(&h).map_err(corrupt)?;
+        let on_disk = file
+            .metadata()
+            .await
+            .map_err(io(format!("stat {id}")))?
+            .len();
+        if on_disk != header.file_len() {
+            return Err(corrupt(FormatError::Truncated));
+        }
+        Ok((file, header))
+    }
+
+    pub async fn stat(&self, id: &str) -> Result<ShardInfo, StoreError> {
+        Ok(self.open_shard(id).await?.1.into())
+    }
+
+    /// Opens `len` bytes at `offset` (len 0: to the end) for reading block by block.
+    pub async fn read(&self, id: &str, offset: u64, len: u64) -> Result<ShardRead, StoreError> {
+        let (file, header) = self.open_shard(id).await?;
+        let end = if len == 0 {
+            header.data_len
+        } else {
+            offset.saturating_add(len)
+        };
+        if offset > header.data_len || end > header.data_len || end < offset {
+            return Err(StoreError::OutOfRange {
+                id: id.into(),
+                offset,
+                len,
+                size: header.data_len,
+            });
+        }
+        Ok(ShardRead {
+            id: id.into(),
+            file,
+            header,
+            pos: offset,
+            end,
+        })
+    }
+
+    /// Removes a shard; Ok(false) if there was none.
+    pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let path = self.path(id)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    fsync_dir(dir).await?;
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(format!("delete {id}"))(e)),
+        }
+    }
+}
+
+/// A shard being written. Dropped without commit: the temp file stays
+/// until the next start-up clears tmp/ (it was never acknowledged).
+pub struct ShardWrite {
+    file: tokio::fs::File,
+    tmp: PathBuf,
+    dest: PathBuf,
+    shard_index: u32,
+    blocks: BlockWriter,
+    pending: Vec<u8>,
+}
+
+impl ShardWrite {
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        let pending = &mut self.pending;
+        let Ok(()) = self.blocks.push::<std::convert::Infallible>(data, |b| {
+            pending.extend_from_slice(b);
+            Ok(())
+        });
+        if !self.pending.is_empty() {
+            self.file
+                .write_all(&self.pending)
+                .await
+                .map_err(io("writing a shard"))?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Finishes the file and makes it durable and visible: header, fsync,
+    /// rename into place, fsync of the directory.
+    pub async fn commit(mut self) -> Result<ShardInfo, StoreError> {
+        let pending = &mut self.pending;
+        let Ok(header) = self
+            .blocks
+            .finish::<std::convert::Infallible>(self.shard_index, |b| {
+                pending.extend_from_slice(b);
+                Ok(())
+            });
+        self.file
+            .write_all(&self.pending)
+            .await
+            .map_err(io("writing a shard"))?;
+        self.file
+            .seek(SeekFrom::Start(0))
+            .await
+            .map_err(io("seeking"))?;
+        self.file
+            .write_all(&header.encode())
+            .await
+            .map_err(io("writing the header"))?;
+        self.file.sync_all().await.map_err(io("fsync of a shard"))?;
+        let dir = self
+            .dest
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let created = !dir.exists();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(io("creating a shard directory"))?;
+        tokio::fs::rename(&self.tmp, &self.dest)
+            .await
+            .map_err(io("renaming a shard into place"))?;
+        fsync_dir(&dir).await?;
+        if created {
+            // New fan-out directories must survive a crash too.
+            for d in dir.ancestors().skip(1).take(2) {
+                fsync_dir(d).await?;
+            }
+        }
+        Ok(header.into())
+    }
+}
+
+/// A verified range read, one block at a time.
+pub struct ShardRead {
+    id: String,
+    file: tokio::fs::File,
+    header: Header,
+    pos: u64,
+    end: u64,
+}
+
+impl ShardRead {
+    /// The next piece of the range (at most one block), or None at its end.
+    /// A block that fails its checksum is an error, never data.
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let bs = u64::from(self.header.block_size);
+        let i = self.pos / bs;
+        let block_len = self.header.block_len(i) as usize;
+        let mut buf = vec![0u8; block_len + CRC_LEN];
+        self.file
+            .seek(SeekFrom::Start(self.header.block_offset(i)))
+            .await
+            .map_err(io("seeking"))?;
+        self.file
+            .read_exact(&mut buf)
+            .await
+            .map_err(|_| StoreError::Corrupt {
+                id: self.id.clone(),
+                source: FormatError::Truncated,
+            })?;
+        let data = format::verify_block(i, &buf).map_err(|source| StoreError::Corrupt {
+            id: self.id.clone(),
+            source,
+        })?;
+        let from = (self.pos - i * bs) as usize;
+        let to = ((self.end - i * bs) as usize).min(block_len);
+        self.pos = i * bs + to as u64;
+        Ok(Some(data[from..to].to_vec()))
+    }
+}

@@ -1,0 +1,210 @@
+//! The shard store on a real directory: durable writes, ranged reads,
+//! corruption reported and never served, hostile ids refused.
+
+use hamster_blob::store::{Store, StoreError, format};
+
+fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+async fn put(
+    store: &Store,
+    id: &str,
+    bytes: &[u8],
+    chunk: usize,
+) -> hamster_blob::store::ShardInfo {
+    let mut w = store.create(id, 2).await.expect("create");
+    for c in bytes.chunks(chunk.max(1)) {
+        w.write(c).await.expect("write");
+    }
+    w.commit().await.expect("commit")
+}
+
+async fn read_all(store: &Store, id: &str, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+    let mut r = store.read(id, offset, len).await?;
+    let mut out = Vec::new();
+    while let Some(piece) = r.next().await? {
+        assert!(piece.len() <= format::BLOCK_SIZE as usize);
+        out.extend_from_slice(&piece);
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn shards_round_trip_in_any_chunking_and_any_range() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).await.expect("open");
+    let bs = format::BLOCK_SIZE as usize;
+    let bytes = data(3 * bs + 123);
+    for (i, chunk) in [1usize, 1000, bs - 1, bs, bs + 1, 10 * bs]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("shard-{i}");
+        let info = put(&store, &id, &bytes, chunk).await;
+        assert_eq!(info.len, bytes.len() as u64);
+        assert_eq!(info.shard_index, 2);
+        assert_eq!(store.stat(&id).await.expect("stat"), info);
+        assert_eq!(read_all(&store, &id, 0, 0).await.expect("all"), bytes);
+    }
+    // Ranges across block boundaries, to the end, single bytes.
+    for (off, len) in [
+        (0, 1),
+        (bs as u64 - 1, 2),
+        (bs as u64 - 10, 2 * bs as u64 + 20),
+        (3 * bs as u64, 123),
+        (5, 0),
+        (bytes.len() as u64, 0),
+    ] {
+        let want = if len == 0 {
+            &bytes[off as usize..]
+        } else {
+            &bytes[off as usize..(off + len) as usize]
+        };
+        assert_eq!(
+            read_all(&store, "shard-0", off, len).await.expect("range"),
+            want,
+            "{off}+{len}"
+        );
+    }
+    assert!(matches!(
+        read_all(&store, "shard-0", bytes.len() as u64 + 1, 0).await,
+        Err(StoreError::OutOfRange { .. })
+    ));
+    assert!(matches!(
+        read_all(&store, "shard-0", 10, bytes.len() as u64).await,
+        Err(StoreError::OutOfRange { .. })
+    ));
+    // Empty shards exist too.
+    let info = put(&store, "empty", &[], 1).await;
+    assert_eq!(info.len, 0);
+    assert_eq!(
+        read_all(&store, "empty", 0, 0).await.expect("empty"),
+        Vec::<u8>::new()
+    );
+}
+
+#[tokio::test]
+async fn a_flipped_byte_is_reported_and_never_served() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).await.expect("open");
+    let bs = format::BLOCK_SIZE as usize;
+    let bytes = data(3 * bs);
+    put(&store, "victim", &bytes, 4096).await;
+    // Find the file and flip one payload byte in block 1.
+    let file = walk(&dir.path().join("shards"))
+        .into_iter()
+        .find(|p| p.ends_with("victim"))
+        .expect("file");
+    let mut raw = std::fs::read(&file).expect("read");
+    let at = format::HEADER_LEN + (bs + format::CRC_LEN) + 100;
+    raw[at] ^= 0x40;
+    std::fs::write(&file, &raw).expect("write");
+    // Block 1 is refused; blocks 0 and 2 still read.
+    let err = read_all(&store, "victim", 0, 0).await.expect_err("corrupt");
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                source: format::FormatError::CorruptBlock(1),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        read_all(&store, "victim", 0, bs as u64)
+            .await
+            .expect("block 0"),
+        &bytes[..bs]
+    );
+    assert_eq!(
+        read_all(&store, "victim", 2 * bs as u64, 0)
+            .await
+            .expect("block 2"),
+        &bytes[2 * bs..]
+    );
+    // A truncated file is corrupt as a whole.
+    std::fs::write(&file, &raw[..raw.len() - 1]).expect("truncate");
+    assert!(matches!(
+        store.stat("victim").await,
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[tokio::test]
+async fn hostile_ids_are_refused_and_nothing_escapes_the_data_dir() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(&dir.path().join("data")).await.expect("open");
+    for id in [
+        "",
+        "../escape",
+        "a/b",
+        ".hidden",
+        "x\0y",
+        "ünï",
+        &"a".repeat(201),
+    ] {
+        assert!(
+            matches!(store.create(id, 0).await, Err(StoreError::BadId(_))),
+            "{id:?}"
+        );
+        assert!(
+            matches!(store.stat(id).await, Err(StoreError::BadId(_))),
+            "{id:?}"
+        );
+        assert!(
+            matches!(store.delete(id).await, Err(StoreError::BadId(_))),
+            "{id:?}"
+        );
+    }
+    assert!(!dir.path().join("escape").exists());
+    assert!(matches!(
+        store.stat("missing").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(!store.delete("missing").await.expect("delete"));
+}
+
+#[tokio::test]
+async fn unfinished_writes_are_invisible_and_cleared_at_start() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).await.expect("open");
+    let mut w = store.create("pending", 0).await.expect("create");
+    w.write(&data(5000)).await.expect("write");
+    drop(w); // never committed: a crash before the ack
+    assert!(matches!(
+        store.stat("pending").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp"))
+            .expect("tmp")
+            .count(),
+        1
+    );
+    let store = Store::open(dir.path()).await.expect("reopen");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp"))
+            .expect("tmp")
+            .count(),
+        0
+    );
+    // Replacing a shard is atomic: readers see the old or the new one.
+    put(&store, "s", &data(10), 3).await;
+    put(&store, "s", &data(20), 3).await;
+    assert_eq!(store.stat("s").await.expect("stat").len, 20);
+    assert!(store.delete("s").await.expect("delete"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("dir").flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
