@@ -10,9 +10,11 @@
 //! - [`authz`]: the table of roles each service admits, and the layer enforcing it.
 //! - [`health`]: the `Node` service.
 //! - [`secrets`]: master key, S3 keys, 0600 files; secrets never print.
+//! - [`envelope`]: wrapped data keys and sealed S3 secrets, the formats all tiers share.
 //! - [`serve`]: flags, logging, SIGHUP reload and shutdown shared by the servers.
 
 pub mod authz;
+pub mod envelope;
 pub mod health;
 pub mod identity;
 pub mod pki;
