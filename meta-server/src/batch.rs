@@ -36,7 +36,14 @@ pub fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, MetaNode>>) -> 
         RaftError::APIError(ClientWriteError::ChangeMembershipError(
             ChangeMembershipError::InProgress(p),
         )) => ForwardError::Busy(p.to_string()),
-        other => ForwardError::Failed(other.to_string()),
+        // Refused before anything was proposed (e.g. removing the last voter).
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            ForwardError::Failed(e.to_string())
+        }
+        // Fatal: the entry may or may not have committed. Retrying with the
+        // same command id is safe; calling it a definite failure is not (a
+        // gateway would collect shards a committed version uses).
+        RaftError::Fatal(f) => ForwardError::Busy(format!("outcome unknown: {f}")),
     }
 }
 
@@ -45,11 +52,26 @@ pub struct Batcher {
     tx: mpsc::Sender<(Command, Reply)>,
 }
 
+/// The leader's clock, never going backwards: every command is stamped
+/// here, so lock expiry and command-id pruning follow one clock (the
+/// leader's), not whichever node first received the request.
+struct Clock {
+    last: i64,
+}
+
+impl Clock {
+    fn stamp(&mut self) -> i64 {
+        self.last = crate::cluster::now_ms().max(self.last);
+        self.last
+    }
+}
+
 impl Batcher {
     pub fn start(raft: Raft) -> Self {
         let (tx, mut rx) = mpsc::channel::<(Command, Reply)>(4 * MAX_BATCH);
         tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+            let mut clock = Clock { last: 0 };
             while let Some(first) = rx.recv().await {
                 // Waiting for a slot is what lets the next batch fill up.
                 let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -61,6 +83,10 @@ impl Batcher {
                         Ok(item) => batch.push(item),
                         Err(_) => break,
                     }
+                }
+                let now = clock.stamp();
+                for (cmd, _) in &mut batch {
+                    cmd.at_ms = now;
                 }
                 let raft = raft.clone();
                 tokio::spawn(async move {
@@ -113,7 +139,10 @@ async fn propose(raft: &Raft, mut batch: Vec<(Command, Reply)>) {
                 }
             }
             other => {
-                let e = ForwardError::Failed(format!("a batch of {n} answered {other:?}"));
+                let e = ForwardError::Busy(format!(
+                    "outcome unknown: a batch of {n} answered {}",
+                    other_name(&other)
+                ));
                 for reply in replies {
                     let _ = reply.send(Err(e.clone()));
                 }
@@ -127,5 +156,14 @@ async fn propose(raft: &Raft, mut batch: Vec<(Command, Reply)>) {
                 let _ = reply.send(Err(e.clone()));
             }
         }
+    }
+}
+
+fn other_name(r: &Response) -> &'static str {
+    match r {
+        Response::Ok => "Ok",
+        Response::Batch(_) => "a batch of another size",
+        Response::Err(_) => "an error",
+        _ => "a single answer",
     }
 }

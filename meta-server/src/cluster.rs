@@ -171,7 +171,9 @@ impl Meta {
                     Ok(Err(ForwardError::NotLeader { .. })) => {
                         Err(Attempt::Retry(format!("{node} is no longer the leader")))
                     }
-                    Err(s) => Err(Attempt::Fail(s.message().to_string())),
+                    // An undecodable answer: the outcome is unknown, so
+                    // retry (the same command id is applied at most once).
+                    Err(s) => Err(Attempt::Retry(s.message().to_string())),
                 }
             }
         }
@@ -268,14 +270,13 @@ impl Meta {
         f: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, CallError> {
         self.linearize().await?;
-        let pool = self.db.pool().await;
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(|e| CallError::Failed(format!("state db: {e}")))?;
-        f(&mut conn)
-            .await
-            .map_err(|e| CallError::Failed(format!("state db: {e}")))
+        let failed = |e: sqlx::Error| {
+            // Details go to the log; callers get no internals.
+            tracing::error!(error = %e, "metadata DB read failed");
+            CallError::Failed("metadata store error".into())
+        };
+        let mut conn = self.db.acquire().await.map_err(failed)?;
+        f(&mut conn).await.map_err(failed)
     }
 
     /// Members as the current membership config lists them.

@@ -38,12 +38,7 @@ impl Db {
     async fn new() -> Db {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = StateDb::open(dir.path()).await.expect("open state db");
-        let conn = state
-            .pool()
-            .await
-            .acquire()
-            .await
-            .expect("acquire a connection");
+        let conn = state.acquire().await.expect("acquire a connection");
         Db {
             conn,
             seq: 0,
@@ -3073,4 +3068,31 @@ async fn a_batch_entry_applies_each_command_in_order_and_alone() {
         "a re-proposed batch answers the same"
     );
     assert_eq!(db.dump().await, before, "and changes nothing");
+}
+
+#[tokio::test]
+async fn a_retried_part_commit_replaces_nothing() {
+    let mut db = Db::new().await;
+    db.ok(create("bkt", false)).await;
+    db.ok(begin("bkt", "big", "up-1")).await;
+    let first = db
+        .ok(put_part("bkt", "big", "up-1", part(1, 10, "p1")))
+        .await;
+    assert_eq!(first, Response::PartStored { replaced: None });
+    // The same part again (a retry with a new command id): its own shards
+    // must not come back as replaced, or the caller would delete them.
+    let again = db
+        .ok(put_part("bkt", "big", "up-1", part(1, 10, "p1")))
+        .await;
+    assert_eq!(again, Response::PartStored { replaced: None });
+    // A different upload of part 1 does replace the first.
+    let other = db
+        .ok(put_part("bkt", "big", "up-1", part(1, 10, "p1-bis")))
+        .await;
+    assert_eq!(
+        other,
+        Response::PartStored {
+            replaced: Some(shards("p1"))
+        }
+    );
 }

@@ -216,3 +216,42 @@ fn find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
     }
     None
 }
+
+#[tokio::test]
+async fn only_a_blob_server_itself_may_register_or_heartbeat_as_itself() {
+    let mut c = Cluster::new();
+    let meta = c.start(Kind::Meta, "meta-1");
+    c.wait_healthy(meta).await;
+    let server = pb::BlobServer {
+        id: "blob-1".into(),
+        address: "127.0.0.1:1".into(),
+        ..Default::default()
+    };
+    // Another blob-server's certificate, and a gateway's, are refused.
+    let other_blob = c.identity(&c.provision(Kind::Blob, "blob-2"));
+    let gw = c.gateway_identity("gw-test");
+    for who in [&other_blob, &gw] {
+        let mut r = RegistryClient::new(c.channel(meta, who));
+        let e = r
+            .register_blob(pb::RegisterBlobRequest {
+                server: Some(server.clone()),
+            })
+            .await
+            .expect_err("impersonation");
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+        let e = r
+            .heartbeat(pb::HeartbeatRequest {
+                id: "blob-1".into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("impersonation");
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    }
+    // Nothing was registered.
+    let listed = RegistryClient::new(c.channel(meta, &gw))
+        .list_blobs(ListBlobsRequest {})
+        .await
+        .expect("list");
+    assert!(listed.into_inner().servers.is_empty());
+}

@@ -57,15 +57,19 @@ fn start_at(cursor: Cursor, prefix: &str) -> Cursor {
     }
 }
 
-/// Resuming after `marker`: a marker that is a common prefix resumes after
-/// everything under it, so the prefix is not listed twice.
+/// Resuming after `marker`. A marker that is itself one of this listing's
+/// common prefixes (prefix, then text, then its first delimiter at the
+/// very end) resumes after everything under it, so the prefix is not
+/// listed twice; any other marker resumes right after that key.
 fn after_marker(marker: &str, prefix: &str, delimiter: &str) -> Cursor {
     if marker.is_empty() {
         return Cursor::Start;
     }
     if !delimiter.is_empty()
-        && marker.starts_with(prefix)
-        && marker.ends_with(delimiter)
+        && let Some(rest) = marker.strip_prefix(prefix)
+        && let Some(pos) = rest.find(delimiter)
+        && pos > 0
+        && pos + delimiter.len() == rest.len()
         && let Some(next) = q::prefix_successor(marker)
     {
         return Cursor::From(next);
@@ -258,12 +262,17 @@ impl pb::meta_server::Meta for MetaService {
             .meta
             .read(async |c| {
                 let mut cursor = after_marker(&r.key_marker, &r.prefix, &r.delimiter);
-                if !r.key_marker.is_empty()
-                    && !r.version_id_marker.is_empty()
-                    && let Some(seq) =
-                        q::version_seq(c, &r.bucket, &r.key_marker, &r.version_id_marker).await?
-                {
-                    cursor = Cursor::AfterVersion(r.key_marker.clone(), seq);
+                if !r.key_marker.is_empty() && !r.version_id_marker.is_empty() {
+                    // A marker version that no longer exists cannot say
+                    // where to resume; S3 refuses it too.
+                    match q::version_seq(c, &r.bucket, &r.key_marker, &r.version_id_marker).await? {
+                        Some(seq) => cursor = Cursor::AfterVersion(r.key_marker.clone(), seq),
+                        None => {
+                            return Ok(Err(MetaError::InvalidArgument(
+                                "version-id-marker names no version of key-marker".into(),
+                            )));
+                        }
+                    }
                 }
                 let walk = Walk::AllVersions;
                 list_bucket(c, &r.bucket, &r.prefix, &r.delimiter, cursor, max, walk).await

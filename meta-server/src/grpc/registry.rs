@@ -11,6 +11,18 @@ use crate::cluster::Meta;
 use crate::state::commands::{Op, Response as R};
 use crate::state::queries as q;
 
+/// A blob-server may register and heartbeat only as itself: the id in the
+/// request must be the node id in its certificate.
+fn own_id<T>(req: &Request<T>, id: &str) -> Result<(), Status> {
+    match hamster_proto::transport::peer(req) {
+        Some(p) if p.role == hamster_proto::Role::Blob && p.node_id == id => Ok(()),
+        Some(p) => Err(Status::permission_denied(format!(
+            "{p} may not speak for blob-server {id:?}"
+        ))),
+        None => Err(Status::unauthenticated("no verified peer identity")),
+    }
+}
+
 pub struct RegistryService {
     meta: Arc<Meta>,
 }
@@ -28,9 +40,11 @@ impl pb::registry_server::Registry for RegistryService {
         req: Request<pb::RegisterBlobRequest>,
     ) -> Result<Response<pb::RegisterBlobResponse>, Status> {
         let server = req
-            .into_inner()
+            .get_ref()
             .server
+            .clone()
             .ok_or_else(|| Status::invalid_argument("server is required"))?;
+        own_id(&req, &server.id)?;
         match self
             .meta
             .write(Op::RegisterBlob {
@@ -47,6 +61,7 @@ impl pb::registry_server::Registry for RegistryService {
         &self,
         req: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        own_id(&req, &req.get_ref().id)?;
         let r = req.into_inner();
         let op = Op::BlobHeartbeat {
             id: r.id,

@@ -6,19 +6,22 @@
 //! a crash leaves either the whole batch or none of it (ADR 0006).
 //!
 //! A snapshot is a consistent copy of the DB (`VACUUM INTO`), kept as
-//! `snapshot-ID.db`, named by `snapshot.json`, which is replaced last. Installing one replaces `state.db`
-//! under the write lock that readers take briefly to get the pool.
+//! `snapshot-TERM-INDEX-NONCE.db`, named by `snapshot.json`, which is
+//! replaced last and never by an older snapshot. An installed snapshot is
+//! checked (`quick_check`, its own `last_applied`) before it replaces
+//! `state.db` under the write lock readers take briefly. At start-up a
+//! saved snapshot newer than `state.db` restores it (a crash mid-install).
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, Row, SqlitePool};
-use tokio::sync::RwLock;
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, Row, Sqlite, SqlitePool};
+use tokio::sync::{Mutex, RwLock};
 
 use super::log_store::open_pool;
 use super::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
@@ -27,6 +30,7 @@ use crate::state::commands::Response;
 use crate::state::schema;
 
 const STATE_DB: &str = "state.db";
+const INCOMING_DB: &str = "incoming.db";
 const SNAPSHOT_META: &str = "snapshot.json";
 /// Connections for readers plus the one applying writer.
 const POOL_SIZE: u32 = 8;
@@ -43,26 +47,78 @@ fn snap_write(e: impl std::error::Error + 'static) -> StorageError {
 fn snap_read(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::read_snapshot(None, &e).into()
 }
+fn other(msg: String) -> std::io::Error {
+    std::io::Error::other(msg)
+}
+
+/// Runs blocking file I/O off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| other(e.to_string()))?
+}
 
 /// The metadata DB, shared by the state machine (writer) and the gRPC
 /// services (readers).
 pub struct StateDb {
     dir: PathBuf,
     pool: RwLock<SqlitePool>,
+    /// Serializes snapshot saves (a build and an install can race).
+    snapshots: Mutex<()>,
+}
+
+/// What `snapshot.json` records: the snapshot's meta and its data file.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshotMeta {
+    meta: SnapshotMeta,
+    file: String,
+}
+
+fn read_stored(dir: &Path) -> Option<StoredSnapshotMeta> {
+    std::fs::read(dir.join(SNAPSHOT_META))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
 impl StateDb {
     pub async fn open(dir: &Path) -> Result<Arc<Self>, schema::SchemaError> {
-        let pool = open_state(&dir.join(STATE_DB)).await?;
+        let live = dir.join(STATE_DB);
+        let mut pool = open_state(&live).await?;
+        // A crash after a snapshot was saved but before it replaced
+        // state.db: the snapshot is newer than the DB, restore from it.
+        if let Some(stored) = read_stored(dir) {
+            let applied = {
+                let mut conn = pool.acquire().await?;
+                read_sm_meta::<Option<LogId>>(&mut conn, "last_applied")
+                    .await
+                    .ok()
+                    .flatten()
+                    .flatten()
+            };
+            if stored.meta.last_log_id > applied {
+                tracing::warn!(snapshot = ?stored.meta.last_log_id, applied = ?applied, "state.db is behind the saved snapshot; restoring it");
+                pool.close().await;
+                let (from, to) = (dir.join(&stored.file), live.clone());
+                blocking(move || replace_db_file(&from, &to, true))
+                    .await
+                    .map_err(sqlx::Error::Io)?;
+                pool = open_state(&live).await?;
+            }
+        }
         Ok(Arc::new(Self {
             dir: dir.to_path_buf(),
             pool: RwLock::new(pool),
+            snapshots: Mutex::new(()),
         }))
     }
 
-    /// The current pool. Held only long enough to clone it.
-    pub async fn pool(&self) -> SqlitePool {
-        self.pool.read().await.clone()
+    /// A connection to the current DB, taken under the read guard so an
+    /// install cannot close the pool between the clone and the acquire.
+    pub async fn acquire(&self) -> Result<PoolConnection<Sqlite>, sqlx::Error> {
+        let guard = self.pool.read().await;
+        guard.acquire().await
     }
 }
 
@@ -77,50 +133,6 @@ async fn open_state(path: &Path) -> Result<SqlitePool, schema::SchemaError> {
         setup.close().await;
     }
     Ok(open_pool(path, POOL_SIZE).await?)
-}
-
-/// What `snapshot.json` records: the snapshot's meta and its data file.
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshotMeta {
-    meta: SnapshotMeta,
-    file: String,
-}
-
-/// Makes `data` the current snapshot: the data file first, then the
-/// pointer to it (atomic), then the previous data file goes.
-fn save_snapshot(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
-    let previous: Option<StoredSnapshotMeta> = std::fs::read(dir.join(SNAPSHOT_META))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let file = format!("snapshot-{}.db", meta.snapshot_id);
-    write_durably(&dir.join(&file), data).map_err(snap_write)?;
-    let stored = serde_json::to_vec(&StoredSnapshotMeta {
-        meta: meta.clone(),
-        file: file.clone(),
-    })
-    .map_err(snap_write)?;
-    write_durably(&dir.join(SNAPSHOT_META), &stored).map_err(snap_write)?;
-    if let Some(p) = previous
-        && p.file != file
-    {
-        let _ = std::fs::remove_file(dir.join(p.file));
-    }
-    Ok(())
-}
-
-pub struct StateMachine {
-    db: Arc<StateDb>,
-    /// Distinguishes snapshots built at the same log id.
-    counter: Arc<AtomicU64>,
-}
-
-impl StateMachine {
-    pub fn new(db: Arc<StateDb>) -> Self {
-        Self {
-            db,
-            counter: Arc::new(AtomicU64::new(0)),
-        }
-    }
 }
 
 async fn read_sm_meta<T: serde::de::DeserializeOwned>(
@@ -162,7 +174,7 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
 /// Writes `data` to `path` durably (temp file, fsync, rename, fsync dir).
 fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension("writing");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
@@ -170,12 +182,113 @@ fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
     fsync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
+/// Makes `from` the DB file at `to` (copying or renaming), dropping any
+/// WAL of the old one first: a stale WAL must never replay onto new data.
+fn replace_db_file(from: &Path, to: &Path, copy: bool) -> std::io::Result<()> {
+    for ext in ["db-wal", "db-shm"] {
+        match std::fs::remove_file(to.with_extension(ext)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if copy {
+        write_durably(to, &std::fs::read(from)?)
+    } else {
+        std::fs::rename(from, to)?;
+        fsync_dir(to.parent().unwrap_or(Path::new(".")))
+    }
+}
+
+/// Makes `data` the current snapshot unless a newer one is saved: data
+/// file first, then the pointer (atomic), then the previous file goes.
+/// File names come from the log id and a local nonce, never from a peer.
+async fn save_snapshot(
+    db: &StateDb,
+    meta: &SnapshotMeta,
+    data: Vec<u8>,
+) -> Result<(), StorageError> {
+    let _one_at_a_time = db.snapshots.lock().await;
+    let dir = db.dir.clone();
+    let meta = meta.clone();
+    blocking(move || {
+        let previous = read_stored(&dir);
+        if let Some(p) = &previous
+            && p.meta.last_log_id > meta.last_log_id
+            && dir.join(&p.file).exists()
+        {
+            return Ok(()); // never replace a newer snapshot with an older one
+        }
+        let (term, index) = meta
+            .last_log_id
+            .map_or((0, 0), |l| (l.leader_id.term, l.index));
+        let nonce: u32 = rand::random();
+        let file = format!("snapshot-{term}-{index}-{nonce:08x}.db");
+        write_durably(&dir.join(&file), &data)?;
+        let stored = serde_json::to_vec(&StoredSnapshotMeta {
+            meta,
+            file: file.clone(),
+        })
+        .map_err(|e| other(e.to_string()))?;
+        write_durably(&dir.join(SNAPSHOT_META), &stored)?;
+        if let Some(p) = previous
+            && p.file != file
+        {
+            let _ = std::fs::remove_file(dir.join(p.file));
+        }
+        Ok(())
+    })
+    .await
+    .map_err(snap_write)
+}
+
+/// Checks a received snapshot before it may replace anything: SQLite's
+/// integrity check, and that it says it is what its meta says.
+async fn verify_snapshot_file(path: &Path, meta: &SnapshotMeta) -> Result<(), StorageError> {
+    let mut conn = sqlx::SqliteConnection::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true),
+    )
+    .await
+    .map_err(snap_read)?;
+    let check: String = sqlx::query_scalar("PRAGMA quick_check")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(snap_read)?;
+    let last: Option<LogId> = read_sm_meta::<Option<LogId>>(&mut conn, "last_applied")
+        .await?
+        .flatten();
+    let _ = conn.close().await;
+    if check != "ok" {
+        return Err(snap_read(other(format!(
+            "snapshot fails SQLite's integrity check: {check}"
+        ))));
+    }
+    if last != meta.last_log_id {
+        return Err(snap_read(other(format!(
+            "snapshot holds {last:?}, its meta says {:?}",
+            meta.last_log_id
+        ))));
+    }
+    Ok(())
+}
+
+pub struct StateMachine {
+    db: Arc<StateDb>,
+}
+
+impl StateMachine {
+    pub fn new(db: Arc<StateDb>) -> Self {
+        Self { db }
+    }
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        let pool = self.db.pool().await;
-        let mut conn = pool.acquire().await.map_err(sm_read)?;
+        let mut conn = self.db.acquire().await.map_err(sm_read)?;
         let last: Option<LogId> = read_sm_meta::<Option<LogId>>(&mut conn, "last_applied")
             .await?
             .flatten();
@@ -190,8 +303,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let pool = self.db.pool().await;
-        let mut conn = pool.acquire().await.map_err(sm_write)?;
+        let mut conn = self.db.acquire().await.map_err(sm_write)?;
         let mut tx = conn.begin().await.map_err(sm_write)?;
         let mut responses = Vec::new();
         let mut last = None;
@@ -224,7 +336,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             db: self.db.clone(),
-            counter: self.counter.clone(),
         }
     }
 
@@ -240,42 +351,52 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let dir = self.db.dir.clone();
         let data = snapshot.into_inner();
         tracing::info!(snapshot = %meta.snapshot_id, last = ?meta.last_log_id, bytes = data.len(), "installing snapshot");
-        // Keep it as our current snapshot, then make it the live DB.
-        save_snapshot(&dir, meta, &data)?;
+        let incoming = dir.join(INCOMING_DB);
+        {
+            let (path, data) = (incoming.clone(), data.clone());
+            blocking(move || write_durably(&path, &data))
+                .await
+                .map_err(snap_write)?;
+        }
+        verify_snapshot_file(&incoming, meta).await?;
+        save_snapshot(&self.db, meta, data).await?;
 
         let mut guard = self.db.pool.write().await;
+        // Fold the WAL into the old file before closing (best effort; the
+        // file is replaced next anyway).
+        if let Ok(mut c) = guard.acquire().await {
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&mut *c)
+                .await;
+        }
         guard.close().await;
         let live = dir.join(STATE_DB);
-        // A stale WAL must never be replayed onto the new file.
-        for ext in ["db-wal", "db-shm"] {
-            let _ = std::fs::remove_file(live.with_extension(ext));
+        {
+            let (from, to) = (incoming.clone(), live.clone());
+            blocking(move || replace_db_file(&from, &to, false))
+                .await
+                .map_err(snap_write)?;
         }
-        write_durably(&live, &data).map_err(snap_write)?;
         let pool = open_state(&live)
             .await
-            .map_err(|e| snap_write(std::io::Error::other(e.to_string())))?;
-        {
-            // The snapshot's own sm_meta matches meta; write it to be sure.
-            let mut conn = pool.acquire().await.map_err(sm_write)?;
-            write_sm_meta(&mut conn, "last_applied", &meta.last_log_id).await?;
-            write_sm_meta(&mut conn, "membership", &meta.last_membership).await?;
-        }
+            .map_err(|e| snap_write(other(e.to_string())))?;
         *guard = pool;
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let dir = &self.db.dir;
-        let meta_path = dir.join(SNAPSHOT_META);
-        if !meta_path.exists() {
-            return Ok(None);
-        }
-        let stored: StoredSnapshotMeta =
-            serde_json::from_slice(&std::fs::read(&meta_path).map_err(snap_read)?)
-                .map_err(snap_read)?;
-        let data = std::fs::read(dir.join(&stored.file)).map_err(snap_read)?;
-        Ok(Some(Snapshot {
-            meta: stored.meta,
+        let dir = self.db.dir.clone();
+        let found = blocking(move || {
+            let Some(stored) = read_stored(&dir) else {
+                return Ok(None);
+            };
+            let data = std::fs::read(dir.join(&stored.file))?;
+            Ok(Some((stored.meta, data)))
+        })
+        .await
+        .map_err(snap_read)?;
+        Ok(found.map(|(meta, data)| Snapshot {
+            meta,
             snapshot: Box::new(Cursor::new(data)),
         }))
     }
@@ -283,19 +404,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
 pub struct SnapshotBuilder {
     db: Arc<StateDb>,
-    counter: Arc<AtomicU64>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let dir = self.db.dir.clone();
-        let tmp = dir.join("snapshot.building.db");
-        let _ = std::fs::remove_file(&tmp);
+        let nonce: u32 = rand::random();
+        let tmp = dir.join(format!("building-{nonce:08x}.db"));
         {
             // VACUUM INTO copies one consistent read transaction of the DB,
             // while apply goes on.
-            let pool = self.db.pool().await;
-            let mut conn = pool.acquire().await.map_err(snap_write)?;
+            let mut conn = self.db.acquire().await.map_err(snap_write)?;
             sqlx::query("VACUUM INTO ?")
                 .bind(tmp.to_string_lossy().to_string())
                 .execute(&mut *conn)
@@ -320,19 +439,26 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let _ = conn.close().await;
             (last, m)
         };
-        let data = std::fs::read(&tmp).map_err(snap_read)?;
-        let _ = std::fs::remove_file(&tmp);
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let data = {
+            let tmp = tmp.clone();
+            blocking(move || {
+                let data = std::fs::read(&tmp)?;
+                let _ = std::fs::remove_file(&tmp);
+                Ok(data)
+            })
+            .await
+            .map_err(snap_read)?
+        };
         let snapshot_id = match last {
-            Some(l) => format!("{}-{}-{n}", l.leader_id.term, l.index),
-            None => format!("0-0-{n}"),
+            Some(l) => format!("{}-{}-{nonce:08x}", l.leader_id.term, l.index),
+            None => format!("0-0-{nonce:08x}"),
         };
         let meta = SnapshotMeta {
             last_log_id: last,
             last_membership: membership,
             snapshot_id,
         };
-        save_snapshot(&dir, &meta, &data)?;
+        save_snapshot(&self.db, &meta, data.clone()).await?;
         tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "snapshot built");
         Ok(Snapshot {
             meta,

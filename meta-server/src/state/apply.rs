@@ -472,11 +472,17 @@ async fn commit_part(
             "part number must be 1 to 10000".into(),
         )));
     }
-    let replaced = q::parts(c, upload_id)
+    let previous = q::parts(c, upload_id)
         .await?
         .into_iter()
-        .find(|p| p.part_number == part.part_number)
-        .and_then(|p| p.shard_map);
+        .find(|p| p.part_number == part.part_number);
+    // A retried commit of the same part replaces nothing: answering its
+    // own shards as replaced would get them deleted under the upload.
+    let replaced = match previous {
+        Some(p) if p.shard_map == part.shard_map => None,
+        Some(p) => p.shard_map,
+        None => None,
+    };
     q::upsert_part(c, upload_id, part).await?;
     Ok(Ok(Response::PartStored { replaced }))
 }

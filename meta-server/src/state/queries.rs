@@ -449,7 +449,7 @@ pub async fn uploads(
     let max = i64::from(max.clamp(1, MAX_PAGE));
     let rows = sqlx::query(
         "SELECT * FROM uploads WHERE bucket = ? AND substr(key, 1, length(?)) = ? \
-         AND (key > ? OR (key = ? AND ? <> '' AND upload_id > ?)) ORDER BY key, upload_id LIMIT ?",
+         AND (key > ? OR (key = ? AND ? <> '' AND upload_id > ?)) ORDER BY key, initiated_at_ms, upload_id LIMIT ?",
     )
     .bind(bucket)
     .bind(prefix)

@@ -1,0 +1,131 @@
+//! Snapshots at the state-machine level: a crash between saving a
+//! snapshot and swapping it in is repaired at start-up; a corrupt or
+//! mislabelled snapshot is refused and changes nothing; a peer's snapshot
+//! id never becomes a path.
+
+// openraft's StorageError is large; the storage traits return it.
+#![allow(clippy::result_large_err)]
+
+use std::io::Cursor;
+
+use hamster_meta::raft::state_machine::{StateDb, StateMachine};
+use hamster_meta::raft::{Entry, SnapshotMeta};
+use hamster_meta::state::commands::{Command, Op};
+use hamster_meta::state::queries as q;
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, RaftSnapshotBuilder};
+
+fn entry(index: u64, bucket: &str) -> Entry {
+    Entry {
+        log_id: openraft::testing::log_id(1, 1, index),
+        payload: EntryPayload::Normal(Command {
+            id: format!("cmd-{index}"),
+            at_ms: 1_700_000_000_000,
+            op: Op::CreateBucket {
+                name: bucket.into(),
+                object_lock_enabled: false,
+            },
+        }),
+    }
+}
+
+async fn has_bucket(db: &StateDb, name: &str) -> bool {
+    let mut c = db.acquire().await.expect("conn");
+    q::bucket(&mut c, name).await.expect("query").is_some()
+}
+
+#[tokio::test]
+async fn a_saved_snapshot_newer_than_the_db_restores_it_at_start() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let old_copy = dir.path().join("old.db");
+    {
+        let db = StateDb::open(dir.path()).await.expect("open");
+        let mut sm = StateMachine::new(db.clone());
+        sm.apply(vec![entry(1, "bucket-a")]).await.expect("apply");
+        // Keep a consistent copy of the DB as it was at index 1.
+        let mut c = db.acquire().await.expect("conn");
+        sqlx::query("VACUUM INTO ?")
+            .bind(old_copy.to_string_lossy().to_string())
+            .execute(&mut *c)
+            .await
+            .expect("vacuum");
+        drop(c);
+        sm.apply(vec![entry(2, "bucket-b")]).await.expect("apply");
+        let snap = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("build");
+        assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(2));
+    }
+    // A crash left state.db behind the saved snapshot.
+    for ext in ["db-wal", "db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join("state").with_extension(ext));
+    }
+    std::fs::copy(&old_copy, dir.path().join("state.db")).expect("roll back");
+    let db = StateDb::open(dir.path()).await.expect("reopen");
+    assert!(
+        has_bucket(&db, "bucket-b").await,
+        "restored from the snapshot"
+    );
+    let (applied, _) = StateMachine::new(db)
+        .applied_state()
+        .await
+        .expect("applied");
+    assert_eq!(applied.map(|l| l.index), Some(2));
+}
+
+#[tokio::test]
+async fn bad_snapshots_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = StateDb::open(dir.path()).await.expect("open");
+    let mut sm = StateMachine::new(db.clone());
+    sm.apply(vec![entry(1, "bucket-a")]).await.expect("apply");
+    let good = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build");
+
+    let meta = |id: &str, index: u64| SnapshotMeta {
+        last_log_id: Some(openraft::testing::log_id(1, 1, index)),
+        last_membership: Default::default(),
+        snapshot_id: id.into(),
+    };
+    // Garbage bytes.
+    let err = sm
+        .install_snapshot(
+            &meta("garbage", 5),
+            Box::new(Cursor::new(b"not a database".to_vec())),
+        )
+        .await;
+    assert!(err.is_err());
+    // A real DB whose contents do not match the meta it came with.
+    let data = good.snapshot.into_inner();
+    let err = sm
+        .install_snapshot(&meta("mislabelled", 9), Box::new(Cursor::new(data.clone())))
+        .await;
+    assert!(err.is_err());
+    assert!(has_bucket(&db, "bucket-a").await);
+    let (applied, _) = sm.applied_state().await.expect("applied");
+    assert_eq!(applied.map(|l| l.index), Some(1));
+
+    // A hostile snapshot id never becomes a path.
+    let evil = SnapshotMeta {
+        snapshot_id: "../../../escaped".into(),
+        ..good.meta.clone()
+    };
+    sm.install_snapshot(&evil, Box::new(Cursor::new(data)))
+        .await
+        .expect("valid snapshot installs");
+    assert!(!dir.path().join("../../../escaped").exists());
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("escaped")), "{names:?}");
+    assert!(has_bucket(&db, "bucket-a").await);
+}
