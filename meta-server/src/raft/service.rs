@@ -2,23 +2,100 @@
 //! snapshots, of writes forwarded by followers, and of read-index
 //! requests. Admitted for the meta role only (hamster_proto::authz).
 
+use std::io::Cursor;
 use std::sync::Arc;
 
 use hamster_proto::pb::{self, RaftPayload};
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::SnapshotSegmentId;
+use openraft::error::{Fatal, InstallSnapshotError, RaftError, SnapshotMismatch};
+use openraft::raft::{
+    AppendEntriesRequest, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+};
+use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 
 use super::codec::{decode, encode};
-use super::{NodeId, TypeConfig};
+use super::{NodeId, Snapshot, TypeConfig};
 use crate::cluster::{ForwardRequest, Meta};
 
 pub struct RaftService {
     meta: Arc<Meta>,
+    /// The snapshot being received from the leader, chunk by chunk.
+    incoming: Mutex<Option<Incoming>>,
+}
+
+struct Incoming {
+    id: String,
+    data: Vec<u8>,
 }
 
 impl RaftService {
     pub fn new(meta: Arc<Meta>) -> Self {
-        Self { meta }
+        Self {
+            meta,
+            incoming: Mutex::new(None),
+        }
+    }
+
+    /// Receives one chunk; on the last, saves the snapshot durably and
+    /// only then hands it to openraft (see `StateDb::save_received`).
+    async fn receive_snapshot(
+        &self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        let my_vote = self.meta.raft.metrics().borrow().vote;
+        if rpc.vote < my_vote {
+            return Ok(InstallSnapshotResponse { vote: my_vote });
+        }
+        let mut incoming = self.incoming.lock().await;
+        let id = &rpc.meta.snapshot_id;
+        if incoming.as_ref().map(|i| &i.id) != Some(id) {
+            *incoming = None;
+        }
+        let expected = incoming.as_ref().map_or(0, |i| i.data.len() as u64);
+        if rpc.offset != expected {
+            return Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(
+                SnapshotMismatch {
+                    expect: SnapshotSegmentId {
+                        id: id.clone(),
+                        offset: expected,
+                    },
+                    got: SnapshotSegmentId {
+                        id: id.clone(),
+                        offset: rpc.offset,
+                    },
+                },
+            )));
+        }
+        let cur = incoming.get_or_insert_with(|| Incoming {
+            id: id.clone(),
+            data: Vec::new(),
+        });
+        cur.data.extend_from_slice(&rpc.data);
+        if !rpc.done {
+            return Ok(InstallSnapshotResponse { vote: my_vote });
+        }
+        let Some(done) = incoming.take() else {
+            return Ok(InstallSnapshotResponse { vote: my_vote });
+        };
+        drop(incoming);
+        let fatal = |e| RaftError::Fatal(Fatal::StorageError(e));
+        self.meta
+            .db
+            .save_received(&rpc.meta, &done.data)
+            .await
+            .map_err(fatal)?;
+        let snapshot = Snapshot {
+            meta: rpc.meta,
+            snapshot: Box::new(Cursor::new(done.data)),
+        };
+        let resp = self
+            .meta
+            .raft
+            .install_full_snapshot(rpc.vote, snapshot)
+            .await
+            .map_err(RaftError::Fatal)?;
+        Ok(InstallSnapshotResponse { vote: resp.vote })
     }
 }
 
@@ -42,9 +119,7 @@ impl pb::raft_server::Raft for RaftService {
         let payload = req.into_inner();
         let mut rpc: InstallSnapshotRequest<TypeConfig> = decode(&payload)?;
         rpc.data = payload.blob;
-        Ok(Response::new(encode(
-            &self.meta.raft.install_snapshot(rpc).await,
-        )?))
+        Ok(Response::new(encode(&self.receive_snapshot(rpc).await)?))
     }
 
     async fn forward(&self, req: Request<RaftPayload>) -> Reply {

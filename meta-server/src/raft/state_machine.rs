@@ -114,6 +114,26 @@ impl StateDb {
         }))
     }
 
+    /// Checks a snapshot received from the leader and saves it durably.
+    /// Called before openraft is handed it, because openraft may purge the
+    /// log up to it while the install is still running: the snapshot must
+    /// already be on disk then, or a crash leaves a gap nothing covers.
+    pub async fn save_received(
+        &self,
+        meta: &SnapshotMeta,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
+        let incoming = self.dir.join(INCOMING_DB);
+        {
+            let (path, data) = (incoming.clone(), data.to_vec());
+            blocking(move || write_durably(&path, &data))
+                .await
+                .map_err(snap_write)?;
+        }
+        verify_snapshot_file(&incoming, meta).await?;
+        save_snapshot(self, meta, data.to_vec()).await
+    }
+
     /// A connection to the current DB, taken under the read guard so an
     /// install cannot close the pool between the clone and the acquire.
     pub async fn acquire(&self) -> Result<PoolConnection<Sqlite>, sqlx::Error> {
@@ -214,10 +234,12 @@ async fn save_snapshot(
     blocking(move || {
         let previous = read_stored(&dir);
         if let Some(p) = &previous
-            && p.meta.last_log_id > meta.last_log_id
+            && p.meta.last_log_id >= meta.last_log_id
             && dir.join(&p.file).exists()
         {
-            return Ok(()); // never replace a newer snapshot with an older one
+            // Never replace a newer snapshot with an older one; one at the
+            // same log id holds the same state (apply is deterministic).
+            return Ok(());
         }
         let (term, index) = meta
             .last_log_id
