@@ -1,9 +1,16 @@
 //! gateway: speaks S3, holds no state of its own.
 //!
 //! Today it loads its identity and the master key and serves `Node` over
-//! mTLS. The S3 listener and the pipeline land with the data path
+//! mTLS, and has the first stages of its pipeline:
+//!
+//! - [`pipeline`]: encrypt (segments under a per-object key), erasure
+//!   (Reed–Solomon k+m per stripe), profile (default k+m).
+//!
+//! The S3 listener and the rest of the pipeline land with the data path
 //! (issue 4): `s3/` (routing, auth, handlers, errors), `pipeline/` (chunk,
-//! encrypt, erasure, placement, fanout, commit, fanin), `clients/`.
+//! placement, fanout, commit, fanin), `clients/`.
+
+pub mod pipeline;
 
 use std::path::PathBuf;
 

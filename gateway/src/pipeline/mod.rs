@@ -1,0 +1,15 @@
+//! The PUT/GET pipeline, one module per stage in data-flow order.
+//!
+//! - [`encrypt`]: fixed-size segments sealed with AES-256-GCM under the
+//!   object's data key; the segment index is in the nonce, so a Range GET
+//!   opens only the segments it touches.
+//! - [`erasure`]: each sealed segment is one Reed–Solomon stripe, cut into
+//!   k data chunks plus m parity chunks; shard i is chunk i of every stripe.
+//! - [`profile`]: the k+m profile a cluster uses by default.
+//!
+//! Still to come with the rest of issue 4: chunk (streaming the body with
+//! MD5), placement, fanout, commit, fanin.
+
+pub mod encrypt;
+pub mod erasure;
+pub mod profile;
