@@ -6,10 +6,13 @@
 //! - [`erasure`]: each sealed segment is one Reed–Solomon stripe, cut into
 //!   k data chunks plus m parity chunks; shard i is chunk i of every stripe.
 //! - [`profile`]: the k+m profile a cluster uses by default.
+//! - [`placement`]: k+m distinct blob-servers, spread across failure
+//!   domains, weighted by free space.
 //!
 //! Still to come with the rest of issue 4: chunk (streaming the body with
-//! MD5), placement, fanout, commit, fanin.
+//! MD5), fanout, commit, fanin.
 
 pub mod encrypt;
 pub mod erasure;
+pub mod placement;
 pub mod profile;
