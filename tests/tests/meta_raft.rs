@@ -52,6 +52,40 @@ async fn commit_range(c: &Cluster, idx: usize, from: u64, to: u64, parallel: usi
     }
 }
 
+/// A 3-node meta cluster with `BUCKET` created: (cluster, nodes, leader).
+async fn three_nodes(meta_args: &[&str]) -> (Cluster, Vec<usize>, usize) {
+    let mut c = Cluster::new();
+    c.meta_args = meta_args.iter().map(|a| a.to_string()).collect();
+    let idxs = c.start_meta_cluster(3);
+    for &i in &idxs {
+        c.wait_healthy(i).await;
+    }
+    let leader = c.wait_leader(&idxs).await;
+    create_bucket(&c, leader).await;
+    (c, idxs, leader)
+}
+
+/// Kills a follower, commits 10,000 versions, restarts it and waits until
+/// it has applied everything; returns the cluster and that node.
+async fn catch_up_after_10000_commits(meta_args: &[&str]) -> (Cluster, usize) {
+    let (mut c, idxs, leader) = three_nodes(meta_args).await;
+    let down = follower_of(&c, &idxs, leader);
+    c.kill(down);
+    commit_range(&c, leader, 0, 10_000, 32).await;
+    let target = c.status(leader).await.expect("status").commit_index;
+    c.restart(down);
+    c.wait_healthy(down).await;
+    c.wait_applied(down, target).await;
+    let gw = c.gateway_identity("gw-test");
+    let keys = list_all(&mut c.meta_client(down, &gw), BUCKET)
+        .await
+        .expect("list");
+    assert_eq!(keys.len(), 10_000);
+    assert_eq!(keys.first().map(String::as_str), Some("k000000"));
+    assert_eq!(keys.last().map(String::as_str), Some("k009999"));
+    (c, down)
+}
+
 fn follower_of(c: &Cluster, idxs: &[usize], leader: usize) -> usize {
     *idxs
         .iter()
@@ -123,13 +157,7 @@ async fn three_nodes_elect_and_1000_commits_through_a_follower_are_everywhere() 
 
 #[tokio::test]
 async fn leader_sigkill_mid_stream_loses_no_acknowledged_commit() {
-    let mut c = Cluster::new();
-    let idxs = c.start_meta_cluster(3);
-    for &i in &idxs {
-        c.wait_healthy(i).await;
-    }
-    let leader = c.wait_leader(&idxs).await;
-    create_bucket(&c, leader).await;
+    let (mut c, idxs, leader) = three_nodes(&[]).await;
 
     // A writer that goes round the nodes and keeps what was acknowledged.
     let gw = c.gateway_identity("gw-test");
@@ -209,49 +237,19 @@ async fn leader_sigkill_mid_stream_loses_no_acknowledged_commit() {
 
 #[tokio::test]
 async fn node_down_during_10000_commits_catches_up_by_snapshot() {
-    let mut c = Cluster::new();
     // Group commit packs many commits into one entry: snapshot often enough
     // that the log the node missed is compacted away.
-    c.meta_args = vec!["--snapshot-every=100".into(), "--keep-logs=10".into()];
-    let idxs = c.start_meta_cluster(3);
-    for &i in &idxs {
-        c.wait_healthy(i).await;
-    }
-    let leader = c.wait_leader(&idxs).await;
-    create_bucket(&c, leader).await;
-    let down = follower_of(&c, &idxs, leader);
-    c.kill(down);
-
-    commit_range(&c, leader, 0, 10_000, 32).await;
-    let target = c.status(leader).await.expect("status").commit_index;
-
-    c.restart(down);
-    c.wait_healthy(down).await;
-    c.wait_applied(down, target).await;
+    let (c, down) = catch_up_after_10000_commits(&["--snapshot-every=100", "--keep-logs=10"]).await;
     let log = c.log(down);
     assert!(
         log.contains("installing snapshot"),
         "caught up without a snapshot:\n{log}"
     );
-    let gw = c.gateway_identity("gw-test");
-    let keys = list_all(&mut c.meta_client(down, &gw), BUCKET)
-        .await
-        .expect("list");
-    assert_eq!(keys.len(), 10_000);
-    assert_eq!(keys.first().map(String::as_str), Some("k000000"));
-    assert_eq!(keys.last().map(String::as_str), Some("k009999"));
 }
 
 #[tokio::test]
 async fn without_quorum_writes_fail_clearly_and_nothing_half_applied_appears() {
-    let mut c = Cluster::new();
-    c.meta_args = vec!["--call-wait-ms=3000".into()];
-    let idxs = c.start_meta_cluster(3);
-    for &i in &idxs {
-        c.wait_healthy(i).await;
-    }
-    let leader = c.wait_leader(&idxs).await;
-    create_bucket(&c, leader).await;
+    let (mut c, idxs, leader) = three_nodes(&["--call-wait-ms=3000"]).await;
     let gw = c.gateway_identity("gw-test");
     commit(&mut c.meta_client(leader, &gw), BUCKET, "before", 1)
         .await
@@ -318,13 +316,7 @@ async fn without_quorum_writes_fail_clearly_and_nothing_half_applied_appears() {
 
 #[tokio::test]
 async fn members_are_added_as_learner_then_voter_and_removed() {
-    let mut c = Cluster::new();
-    let idxs = c.start_meta_cluster(3);
-    for &i in &idxs {
-        c.wait_healthy(i).await;
-    }
-    let leader = c.wait_leader(&idxs).await;
-    create_bucket(&c, leader).await;
+    let (mut c, idxs, leader) = three_nodes(&[]).await;
     let gw = c.gateway_identity("gw-test");
     commit_range(&c, leader, 0, 50, 4).await;
 
@@ -416,27 +408,9 @@ async fn node_down_during_batched_commits_catches_up_from_the_log() {
     // Default snapshot policy: the missed entries are still in the log, and
     // group commit made them large. Catch-up must fit openraft's append
     // timeout, or the node retries forever.
-    let mut c = Cluster::new();
-    let idxs = c.start_meta_cluster(3);
-    for &i in &idxs {
-        c.wait_healthy(i).await;
-    }
-    let leader = c.wait_leader(&idxs).await;
-    create_bucket(&c, leader).await;
-    let down = follower_of(&c, &idxs, leader);
-    c.kill(down);
-    commit_range(&c, leader, 0, 10_000, 32).await;
-    let target = c.status(leader).await.expect("status").commit_index;
-    c.restart(down);
-    c.wait_healthy(down).await;
-    c.wait_applied(down, target).await;
+    let (c, down) = catch_up_after_10000_commits(&[]).await;
     assert!(
         !c.log(down).contains("installing snapshot"),
         "expected a catch-up from the log"
     );
-    let gw = c.gateway_identity("gw-test");
-    let keys = list_all(&mut c.meta_client(down, &gw), BUCKET)
-        .await
-        .expect("list");
-    assert_eq!(keys.len(), 10_000);
 }
