@@ -95,8 +95,9 @@ fn not_leader<E>(f: ForwardToLeader<NodeId, MetaNode>) -> Result<E, ForwardError
 }
 
 impl Meta {
-    /// Proposes `op`, stamped now with a fresh id, and returns what
-    /// applying it answered. Retries re-propose the same command (same id),
+    /// Proposes `op` with a fresh id and returns what applying it
+    /// answered. The leader's batcher stamps its time (`at_ms` set here is
+    /// only a placeholder). Retries re-propose the same command (same id),
     /// which the state machine applies at most once.
     pub async fn write(&self, op: Op) -> Result<Response, CallError> {
         let id: u128 = rand::random();
