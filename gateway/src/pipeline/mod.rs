@@ -1,5 +1,6 @@
 //! The PUT/GET pipeline, one module per stage in data-flow order.
 //!
+//! - [`chunk`]: the body as it streams in, cut into segments, with its MD5.
 //! - [`encrypt`]: fixed-size segments sealed with AES-256-GCM under the
 //!   object's data key; the segment index is in the nonce, so a Range GET
 //!   opens only the segments it touches.
@@ -9,9 +10,9 @@
 //! - [`placement`]: k+m distinct blob-servers, spread across failure
 //!   domains, weighted by free space.
 //!
-//! Still to come with the rest of issue 4: chunk (streaming the body with
-//! MD5), fanout, commit, fanin.
+//! Still to come with the rest of issue 4: fanout, commit, fanin.
 
+pub mod chunk;
 pub mod encrypt;
 pub mod erasure;
 pub mod placement;
