@@ -9,11 +9,16 @@
 //! - [`profile`]: the k+m profile a cluster uses by default.
 //! - [`placement`]: k+m distinct blob-servers, spread across failure
 //!   domains, weighted by free space.
+//! - [`fanout`]: chunks streamed to the k+m servers in parallel; the ack rule.
+//! - [`fanin`]: a stripe read back, rebuilt from parity when shards are lost.
 //!
-//! Still to come with the rest of issue 4: fanout, commit, fanin.
+//! Still to come with the rest of issue 4: commit (to the meta tier),
+//! hedged reads, and the S3 layer that drives all of this.
 
 pub mod chunk;
 pub mod encrypt;
 pub mod erasure;
+pub mod fanin;
+pub mod fanout;
 pub mod placement;
 pub mod profile;

@@ -1,0 +1,156 @@
+//! Fan-out: the k+m chunks of every stripe streamed to k+m blob-servers
+//! in parallel, one `PutShard` stream each, and the ack rule.
+//!
+//! Each shard has a small queue; a slow server slows the PUT (bounded
+//! memory), a failed one is dropped and the rest go on. At the end the
+//! ack rule decides: all k+m durable, or at least k+1 when some failed
+//! (a degraded write still survives one more loss); below that the PUT is
+//! refused and the shards that did land are deleted.
+
+use std::sync::Arc;
+
+use hamster_proto::pb::{self, blob_client::BlobClient};
+use hamster_proto::tls::NodeTls;
+use hamster_proto::{Role, transport};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Chunks queued per shard before the sender waits.
+const QUEUE: usize = 4;
+
+/// Where one shard goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub blob_id: String,
+    pub address: String,
+    pub shard_id: String,
+}
+
+/// A shard that is durable on its blob-server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Landed {
+    pub index: u32,
+    pub target: Target,
+    pub length: u64,
+    pub checksum: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AckError {
+    #[error("only {durable} of {total} shards are durable; {needed} are needed")]
+    TooFewShards {
+        durable: usize,
+        total: usize,
+        needed: usize,
+    },
+}
+
+struct Sink {
+    tx: Option<mpsc::Sender<pb::ShardChunk>>,
+    first: bool,
+    task: JoinHandle<Result<pb::PutShardResponse, tonic::Status>>,
+}
+
+pub struct Fanout {
+    targets: Vec<Target>,
+    sinks: Vec<Sink>,
+}
+
+impl Fanout {
+    /// Opens one `PutShard` stream per target; shard i goes to targets[i].
+    pub fn open(targets: Vec<Target>, tls: &Arc<NodeTls>) -> Self {
+        let sinks = targets
+            .iter()
+            .map(|t| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                let channel = transport::channel(&t.address, tls, &[Role::Blob]);
+                let task = tokio::spawn(async move {
+                    let channel = channel.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+                    BlobClient::new(channel)
+                        .put_shard(stream)
+                        .await
+                        .map(tonic::Response::into_inner)
+                });
+                Sink {
+                    tx: Some(tx),
+                    first: true,
+                    task,
+                }
+            })
+            .collect();
+        Self { targets, sinks }
+    }
+
+    /// Sends one stripe: chunk i to shard i. A shard whose stream has
+    /// failed is skipped from then on.
+    pub async fn send(&mut self, chunks: Vec<Vec<u8>>) {
+        for (i, (sink, data)) in self.sinks.iter_mut().zip(chunks).enumerate() {
+            let Some(tx) = &sink.tx else { continue };
+            let msg = pb::ShardChunk {
+                shard_id: if sink.first {
+                    self.targets[i].shard_id.clone()
+                } else {
+                    String::new()
+                },
+                shard_index: i as u32,
+                data,
+            };
+            sink.first = false;
+            if tx.send(msg).await.is_err() {
+                sink.tx = None;
+            }
+        }
+    }
+
+    /// Closes every stream and applies the ack rule for `k` data shards.
+    pub async fn finish(self, k: usize) -> Result<Vec<Landed>, (AckError, Vec<Landed>)> {
+        let total = self.sinks.len();
+        let mut landed = Vec::new();
+        for (i, mut sink) in self.sinks.into_iter().enumerate() {
+            drop(sink.tx.take()); // end of stream
+            match sink.task.await {
+                Ok(Ok(resp)) => landed.push(Landed {
+                    index: i as u32,
+                    target: self.targets[i].clone(),
+                    length: resp.length,
+                    checksum: resp.checksum,
+                }),
+                Ok(Err(e)) => {
+                    tracing::warn!(blob = %self.targets[i].blob_id, error = %e.message(), "shard write failed")
+                }
+                Err(e) => {
+                    tracing::warn!(blob = %self.targets[i].blob_id, error = %e, "shard task failed")
+                }
+            }
+        }
+        let needed = if total > k { (k + 1).min(total) } else { total };
+        if landed.len() == total || landed.len() >= needed {
+            Ok(landed)
+        } else {
+            Err((
+                AckError::TooFewShards {
+                    durable: landed.len(),
+                    total,
+                    needed,
+                },
+                landed,
+            ))
+        }
+    }
+}
+
+/// Deletes shards that landed for a PUT that is not going to commit.
+pub async fn remove(landed: &[Landed], tls: &Arc<NodeTls>) {
+    for l in landed {
+        if let Ok(ch) = transport::channel(&l.target.address, tls, &[Role::Blob]) {
+            let req = pb::DeleteShardRequest {
+                shard_id: l.target.shard_id.clone(),
+            };
+            if let Err(e) = BlobClient::new(ch).delete_shard(req).await {
+                // The background sweep (to come) collects what is left.
+                tracing::warn!(shard = %l.target.shard_id, error = %e.message(), "could not remove an orphan shard");
+            }
+        }
+    }
+}
