@@ -41,3 +41,19 @@ impl AdminConn {
         Ok(transport::channel(addr, &self.tls()?, &[])?)
     }
 }
+
+/// The admin identity and a meta-server to ask (any member will do).
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetaConn {
+    #[command(flatten)]
+    pub conn: AdminConn,
+    /// Any meta-server of the cluster (host:port).
+    #[arg(long, env = "HAMSTER_META")]
+    pub meta: String,
+}
+
+impl MetaConn {
+    pub fn channel(&self) -> anyhow::Result<Channel> {
+        self.conn.channel(&self.meta)
+    }
+}

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use hamster_proto::pb::{AddMemberRequest, RemoveMemberRequest, admin_client::AdminClient};
 
-use crate::conn::AdminConn;
+use crate::conn::MetaConn;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum MemberCommand {
@@ -17,10 +17,7 @@ pub enum MemberCommand {
 #[derive(Debug, clap::Args)]
 pub struct AddArgs {
     #[command(flatten)]
-    pub conn: AdminConn,
-    /// Any meta-server of the cluster (host:port).
-    #[arg(long, env = "HAMSTER_META")]
-    pub meta: String,
+    pub meta: MetaConn,
     /// The new node's --raft-id.
     #[arg(long)]
     pub raft_id: u64,
@@ -38,10 +35,7 @@ pub struct AddArgs {
 #[derive(Debug, clap::Args)]
 pub struct RemoveArgs {
     #[command(flatten)]
-    pub conn: AdminConn,
-    /// Any meta-server of the cluster (host:port).
-    #[arg(long, env = "HAMSTER_META")]
-    pub meta: String,
+    pub meta: MetaConn,
     #[arg(long)]
     pub raft_id: u64,
 }
@@ -49,7 +43,7 @@ pub struct RemoveArgs {
 pub async fn run(cmd: &MemberCommand) -> anyhow::Result<()> {
     match cmd {
         MemberCommand::Add(a) => {
-            AdminClient::new(a.conn.channel(&a.meta)?)
+            AdminClient::new(a.meta.channel()?)
                 .add_member(AddMemberRequest {
                     raft_id: a.raft_id,
                     node_id: a.node_id.clone(),
@@ -66,7 +60,7 @@ pub async fn run(cmd: &MemberCommand) -> anyhow::Result<()> {
             );
         }
         MemberCommand::Remove(a) => {
-            AdminClient::new(a.conn.channel(&a.meta)?)
+            AdminClient::new(a.meta.channel()?)
                 .remove_member(RemoveMemberRequest { raft_id: a.raft_id })
                 .await
                 .context("remove member")?;

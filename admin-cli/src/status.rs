@@ -4,15 +4,12 @@
 use anyhow::Context;
 use hamster_proto::pb::{StatusRequest, admin_client::AdminClient};
 
-use crate::conn::AdminConn;
+use crate::conn::MetaConn;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub conn: AdminConn,
-    /// Any meta-server (host:port).
-    #[arg(long, env = "HAMSTER_META")]
-    pub meta: String,
+    pub meta: MetaConn,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -23,10 +20,10 @@ fn idx(i: i64) -> String {
 }
 
 pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
-    let s = AdminClient::new(a.conn.channel(&a.meta)?)
+    let s = AdminClient::new(a.meta.channel()?)
         .status(StatusRequest {})
         .await
-        .with_context(|| format!("status from {}", a.meta))?
+        .with_context(|| format!("status from {}", a.meta.meta))?
         .into_inner();
     if a.json {
         let members: Vec<_> = s

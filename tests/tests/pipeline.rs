@@ -97,6 +97,19 @@ async fn read(
     Ok(out)
 }
 
+/// Six healthy blob-servers and a gateway identity to call them with.
+async fn six_blob_servers() -> (Cluster, Vec<usize>, Arc<NodeTls>) {
+    let mut c = Cluster::new();
+    let blobs: Vec<usize> = (1..=6)
+        .map(|i| c.start(Kind::Blob, &format!("blob-{i}")))
+        .collect();
+    for &b in &blobs {
+        c.wait_healthy(b).await;
+    }
+    let gw = c.gateway_identity("gw-test");
+    (c, blobs, gw)
+}
+
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -112,14 +125,7 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn an_object_round_trips_through_six_servers_and_survives_two_losses() {
-    let mut c = Cluster::new();
-    let blobs: Vec<usize> = (1..=6)
-        .map(|i| c.start(Kind::Blob, &format!("blob-{i}")))
-        .collect();
-    for &b in &blobs {
-        c.wait_healthy(b).await;
-    }
-    let gw = c.gateway_identity("gw-test");
+    let (mut c, blobs, gw) = six_blob_servers().await;
     let dek = DataKey::generate();
     let cipher = SegmentCipher::new(&dek);
     let data = object(3 * SEGMENT_SIZE + 5);
@@ -162,14 +168,7 @@ async fn an_object_round_trips_through_six_servers_and_survives_two_losses() {
 
 #[tokio::test]
 async fn the_ack_rule_needs_k_plus_one_and_cleans_up_below_it() {
-    let mut c = Cluster::new();
-    let blobs: Vec<usize> = (1..=6)
-        .map(|i| c.start(Kind::Blob, &format!("blob-{i}")))
-        .collect();
-    for &b in &blobs {
-        c.wait_healthy(b).await;
-    }
-    let gw = c.gateway_identity("gw-test");
+    let (mut c, blobs, gw) = six_blob_servers().await;
     let cipher = SegmentCipher::new(&DataKey::generate());
     let data = object(SEGMENT_SIZE + 100);
 
