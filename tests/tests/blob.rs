@@ -106,11 +106,7 @@ async fn blob_servers_register_and_heartbeat_with_the_meta_tier() {
 
 #[tokio::test]
 async fn shards_round_trip_by_range_and_survive_sigkill_after_the_ack() {
-    let mut c = Cluster::new();
-    let b = c.start(Kind::Blob, "blob-1");
-    c.wait_healthy(b).await;
-    let gw = c.gateway_identity("gw-test");
-    let mut client = BlobClient::new(c.channel(b, &gw));
+    let (mut c, b, gw, mut client) = one_blob_server().await;
     let data = payload(1_000_003);
     let ack = put(&mut client, "obj-1.s1", &data).await;
     assert_eq!(ack.length, data.len() as u64);
@@ -182,11 +178,7 @@ async fn shards_round_trip_by_range_and_survive_sigkill_after_the_ack() {
 
 #[tokio::test]
 async fn a_flipped_byte_on_disk_is_reported_as_data_loss() {
-    let mut c = Cluster::new();
-    let b = c.start(Kind::Blob, "blob-1");
-    c.wait_healthy(b).await;
-    let gw = c.gateway_identity("gw-test");
-    let mut client = BlobClient::new(c.channel(b, &gw));
+    let (c, b, _gw, mut client) = one_blob_server().await;
     let data = payload(300_000);
     put(&mut client, "victim", &data).await;
     let file = find(&c.nodes[b].dir.join("data/shards"), "victim").expect("shard file");
@@ -201,6 +193,21 @@ async fn a_flipped_byte_on_disk_is_reported_as_data_loss() {
         &data[..1000]
     );
     assert!(c.log(b).contains("corrupt shard"));
+}
+
+/// One healthy blob-server, a gateway identity, and a client as it.
+async fn one_blob_server() -> (
+    Cluster,
+    usize,
+    std::sync::Arc<hamster_proto::tls::NodeTls>,
+    BlobClient<Channel>,
+) {
+    let mut c = Cluster::new();
+    let b = c.start(Kind::Blob, "blob-1");
+    c.wait_healthy(b).await;
+    let gw = c.gateway_identity("gw-test");
+    let client = BlobClient::new(c.channel(b, &gw));
+    (c, b, gw, client)
 }
 
 fn find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {

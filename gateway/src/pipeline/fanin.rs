@@ -50,29 +50,22 @@ pub async fn read_stripe(
     let len = coder.chunk_len(stripe_len) as u64;
     let offset = stripe * full_chunk_len;
     let mut chunks: Vec<Option<Vec<u8>>> = vec![None; coder.total_shards()];
-    let data = join_all(
-        sources
-            .iter()
-            .take(k)
-            .map(|s| read_chunk(s, offset, len, tls)),
-    )
-    .await;
-    for (i, c) in data.into_iter().enumerate() {
-        chunks[i] = c;
-    }
-    let missing = chunks[..k].iter().filter(|c| c.is_none()).count();
-    if missing > 0 {
-        // Read parity, as many as the loss needs (all of them, if some fail too).
-        let parity = join_all(
-            sources
+    // Reads shards `range` in parallel into their slots.
+    let fetch = async |chunks: &mut Vec<Option<Vec<u8>>>, range: std::ops::Range<usize>| {
+        let got = join_all(
+            sources[range.clone()]
                 .iter()
-                .skip(k)
                 .map(|s| read_chunk(s, offset, len, tls)),
         )
         .await;
-        for (j, c) in parity.into_iter().enumerate() {
-            chunks[k + j] = c;
+        for (i, c) in range.zip(got) {
+            chunks[i] = c;
         }
+    };
+    fetch(&mut chunks, 0..k).await;
+    if chunks[..k].iter().any(Option::is_none) {
+        // Read parity, as many as the loss needs (all of them, if some fail too).
+        fetch(&mut chunks, k..sources.len().min(coder.total_shards())).await;
     }
     coder.decode(chunks, stripe_len)
 }
