@@ -4,7 +4,6 @@
 //! DIR/trust.pem           the trust bundle nodes load (the CA certificate)
 //! DIR/admin.crt, admin.key the operator's certificate (role admin)
 //! DIR/master.key          32 random bytes, the master key (0600)
-//! DIR/access-key.json     the first S3 access key id and secret (0600)
 //!
 //! Secrets are written to files only; the command prints their paths and
 //! fingerprints, never their contents.
@@ -13,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use hamster_proto::pki::{self, CertAuthority, ExtraNames, Validity};
-use hamster_proto::secrets::{AccessKey, MasterKey, write_private, write_public};
+use hamster_proto::secrets::{MasterKey, write_private, write_public};
 use hamster_proto::{PeerIdentity, Role};
 
 /// File names inside an init directory, shared with the other commands.
@@ -23,7 +22,6 @@ pub const TRUST: &str = "trust.pem";
 pub const ADMIN_CERT: &str = "admin.crt";
 pub const ADMIN_KEY: &str = "admin.key";
 pub const MASTER_KEY: &str = "master.key";
-pub const ACCESS_KEY: &str = "access-key.json";
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -38,9 +36,7 @@ pub struct InitArgs {
 pub fn run(args: &InitArgs) -> anyhow::Result<()> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for name in [
-        CA_CERT, CA_KEY, TRUST, ADMIN_CERT, ADMIN_KEY, MASTER_KEY, ACCESS_KEY,
-    ] {
+    for name in [CA_CERT, CA_KEY, TRUST, ADMIN_CERT, ADMIN_KEY, MASTER_KEY] {
         if dir.join(name).exists() {
             bail!(
                 "{} already exists: {} holds a cluster; refusing to overwrite",
@@ -59,11 +55,6 @@ pub fn run(args: &InitArgs) -> anyhow::Result<()> {
         Validity::starting_now(pki::LEAF_VALIDITY),
     )?;
     let kek = MasterKey::generate();
-    let access = AccessKey::generate();
-    let access_json = serde_json::to_string_pretty(&serde_json::json!({
-        "access_key_id": access.id,
-        "secret_access_key": access.secret(),
-    }))?;
 
     write_private(&dir.join(CA_KEY), ca_pair.key_pem.as_bytes())?;
     write_public(&dir.join(CA_CERT), ca_pair.cert_pem.as_bytes())?;
@@ -71,7 +62,6 @@ pub fn run(args: &InitArgs) -> anyhow::Result<()> {
     write_private(&dir.join(ADMIN_KEY), admin_pair.key_pem.as_bytes())?;
     write_public(&dir.join(ADMIN_CERT), admin_pair.cert_pem.as_bytes())?;
     kek.write_new(&dir.join(MASTER_KEY))?;
-    write_private(&dir.join(ACCESS_KEY), access_json.as_bytes())?;
     sync_dir(dir)?;
 
     let p = |n: &str| dir.join(n).display().to_string();
@@ -92,11 +82,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<()> {
         p(MASTER_KEY),
         kek.fingerprint()
     );
-    println!(
-        "  S3 access key    {}  id {} (secret in the file)",
-        p(ACCESS_KEY),
-        access.id
-    );
+    println!("  S3 access keys: `hamster key create` once the meta tier runs");
     Ok(())
 }
 

@@ -1,12 +1,13 @@
 //! `hamster`, the operator's tool. One module per command group:
 //!
 //! - [`init`]: `hamster init` — a new cluster's CA, admin certificate,
-//!   master key and first S3 access key.
+//!   and master key.
 //! - [`cert`]: `hamster cert request|sign` — a node's key and CSR, and
 //!   signing a CSR with the CA key.
 //! - [`keygen`]: `hamster keygen` — a new master key file.
 //! - [`health`]: `hamster health` — ask any node over mTLS who it is.
 //! - [`status`]: `hamster status` — the meta tier: leader, indexes, members.
+//! - [`key`]: `hamster key create|list|delete` — S3 access keys.
 //! - [`member`]: `hamster member add|remove` — meta tier membership.
 //! - [`conn`]: the admin identity and how to reach the cluster.
 
@@ -14,6 +15,7 @@ pub mod cert;
 pub mod conn;
 pub mod health;
 pub mod init;
+pub mod key;
 pub mod keygen;
 pub mod member;
 pub mod status;
@@ -29,7 +31,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a new cluster's CA, admin certificate, master key and first access key.
+    /// Create a new cluster's CA, admin certificate and master key.
     Init(init::InitArgs),
     /// Node certificates: make a key and CSR, or sign a CSR with the CA.
     #[command(subcommand)]
@@ -40,6 +42,9 @@ pub enum Command {
     Health(health::HealthArgs),
     /// The meta tier: leader, term, indexes, each member's health.
     Status(status::StatusArgs),
+    /// S3 access keys: create (secret shown once), list, delete.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Add or remove a meta-server.
     #[command(subcommand)]
     Member(member::MemberCommand),
@@ -52,6 +57,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(a) => keygen::run(&a),
         Command::Health(a) => health::run(&a).await,
         Command::Status(a) => status::run(&a).await,
+        Command::Key(c) => key::run(&c).await,
         Command::Member(c) => member::run(&c).await,
     }
 }

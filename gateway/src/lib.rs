@@ -1,24 +1,34 @@
 //! gateway: speaks S3, holds no state of its own.
 //!
-//! Today it loads its identity and the master key and serves `Node` over
-//! mTLS, and has the first stages of its pipeline:
+//! A request flows through these modules in order:
 //!
-//! - [`pipeline`]: encrypt (segments under a per-object key), erasure
-//!   (Reed–Solomon k+m per stripe), profile (default k+m).
-//!
-//! The S3 listener and the rest of the pipeline land with the data path
-//! (issue 4): `s3/` (routing, auth, handlers, errors), `pipeline/` (chunk,
-//! placement, fanout, commit, fanin), `clients/`.
+//! - [`listener`]: the S3 endpoint (HTTP, or HTTPS given a certificate);
+//!   s3s parses, routes and checks SigV4.
+//! - [`s3`]: one file per S3 topic (buckets, put, get, delete, list), the
+//!   SigV4 secret lookup, and the one place errors become S3 codes.
+//! - [`pipeline`]: the data path, one module per stage — chunk, encrypt,
+//!   erasure, placement, fanout (ack rule), then commit; and back: fanin
+//!   (hedged, rebuilding from parity), decrypt.
+//! - [`meta`]: the meta tier client (failover between meta-servers).
+//! - [`blobs`]: the cached blob-server registry placement draws from.
 
+pub mod blobs;
+pub mod listener;
+pub mod meta;
 pub mod pipeline;
+pub mod s3;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use hamster_proto::Role;
 use hamster_proto::health::NodeService;
 use hamster_proto::pb;
 use hamster_proto::secrets::MasterKey;
 use hamster_proto::serve::{Node, NodeArgs};
+use hamster_proto::transport::Pool;
 
 #[derive(Debug, clap::Parser)]
 #[command(name = "gateway", version, about = "Hamster S3 gateway")]
@@ -28,15 +38,72 @@ pub struct Args {
     /// File holding the 32-byte master key (KEK). Read into memory only.
     #[arg(long, env = "HAMSTER_MASTER_KEY_FILE")]
     pub master_key_file: PathBuf,
+    /// Meta-servers (host:port, comma-separated); any one of them will do.
+    #[arg(long, env = "HAMSTER_META", value_delimiter = ',', required = true)]
+    pub meta: Vec<String>,
+    /// Where S3 clients connect.
+    #[arg(long, env = "HAMSTER_S3_LISTEN", default_value = "0.0.0.0:9000")]
+    pub s3_listen: String,
+    /// HTTPS for the S3 endpoint: certificate chain (PEM).
+    #[arg(long, env = "HAMSTER_S3_TLS_CERT", requires = "s3_tls_key")]
+    pub s3_tls_cert: Option<PathBuf>,
+    /// HTTPS for the S3 endpoint: private key (PEM).
+    #[arg(long, env = "HAMSTER_S3_TLS_KEY", requires = "s3_tls_cert")]
+    pub s3_tls_key: Option<PathBuf>,
+    /// The cluster's erasure profile, K+M (e.g. 4+2). Give every gateway the
+    /// same one. Unset: it follows the number of blob-servers (ADR 0013).
+    #[arg(long, env = "HAMSTER_EC_PROFILE", value_parser = parse_profile)]
+    pub ec_profile: Option<(usize, usize)>,
+    /// Ask parity when data shards have not all answered after this long.
+    #[arg(long, default_value_t = 250)]
+    pub hedge_after_ms: u64,
+    /// A blob-server silent for this long gets no new shards.
+    #[arg(long, default_value_t = 15)]
+    pub blob_down_after_secs: u64,
+}
+
+fn parse_profile(s: &str) -> Result<(usize, usize), String> {
+    let (k, m) = s.split_once('+').ok_or("expected K+M, e.g. 4+2")?;
+    let k: usize = k.trim().parse().map_err(|_| "K must be a number")?;
+    let m: usize = m.trim().parse().map_err(|_| "M must be a number")?;
+    if k == 0 || k + m > 32 {
+        return Err("need 1 <= K and K+M <= 32".into());
+    }
+    Ok((k, m))
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let kek = MasterKey::load(&args.master_key_file)?;
+    let kek = Arc::new(MasterKey::load(&args.master_key_file)?);
     tracing::info!(kek = %kek.fingerprint(), "master key loaded");
     let node = Node::bind(&args.node, Role::Gateway).await?;
+    let meta = Arc::new(meta::MetaTier::new(args.meta.clone(), &node.tls).context("--meta")?);
+    let blobs = blobs::Blobs::new(meta.clone(), Duration::from_secs(args.blob_down_after_secs));
+    blobs.spawn_refresh();
+    let gateway = s3::Gateway {
+        meta: meta.clone(),
+        blobs,
+        pool: Pool::new(node.tls.clone(), &[Role::Blob]),
+        kek: kek.clone(),
+        profile: args.ec_profile,
+        hedge_after: Duration::from_millis(args.hedge_after_ms),
+    };
+    let mut builder = s3s::service::S3ServiceBuilder::new(gateway);
+    builder.set_auth(s3::auth::Auth::new(meta, kek));
+    let service = builder.build();
+    let tls = match (&args.s3_tls_cert, &args.s3_tls_key) {
+        (Some(c), Some(k)) => Some(listener::tls_config(c, k)?),
+        _ => None,
+    };
+    let https = tls.is_some();
+    let s3 = listener::S3Listener::bind(&args.s3_listen, tls).await?;
+    tracing::info!(addr = %s3.local_addr()?, https, "S3 endpoint listening");
+    let s3_task = tokio::spawn(s3.serve(service));
+
     let router = hamster_proto::transport::server().add_service(pb::node_server::NodeServer::new(
         NodeService::new(node.tls.clone()),
     ));
-    node.run(router).await?;
+    let result = node.run(router).await;
+    s3_task.abort();
+    result?;
     Ok(())
 }

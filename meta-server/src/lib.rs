@@ -106,7 +106,7 @@ pub fn parse_member(s: &str) -> anyhow::Result<(NodeId, MetaNode)> {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.raft_id > 0, "--raft-id must be > 0");
-    let kek = MasterKey::load(&args.master_key_file)?;
+    let kek = Arc::new(MasterKey::load(&args.master_key_file)?);
     tracing::info!(kek = %kek.fingerprint(), "master key loaded");
     let initial: BTreeMap<NodeId, MetaNode> = args
         .initial_members
@@ -192,7 +192,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             grpc::registry::RegistryService::new(meta.clone()),
         ))
         .add_service(pb::admin_server::AdminServer::new(
-            grpc::admin::AdminService::new(meta.clone()),
+            grpc::admin::AdminService::new(meta.clone(), kek.clone()),
         ))
         .add_service(
             pb::raft_server::RaftServer::new(raft::service::RaftService::new(meta.clone()))

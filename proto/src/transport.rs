@@ -210,3 +210,40 @@ pub fn channel(addr: &str, tls: &Arc<NodeTls>, expect: &[Role]) -> Result<Channe
     });
     Ok(endpoint.connect_with_connector_lazy(connect))
 }
+
+/// Channels to peers of some roles, one per address, made on first use
+/// and reused: a tonic channel multiplexes calls over one connection, so
+/// a busy path does not pay a TLS handshake per call.
+#[derive(Clone)]
+pub struct Pool {
+    tls: Arc<NodeTls>,
+    expect: Vec<Role>,
+    channels: Arc<std::sync::Mutex<std::collections::HashMap<String, Channel>>>,
+}
+
+impl Pool {
+    pub fn new(tls: Arc<NodeTls>, expect: &[Role]) -> Self {
+        Self {
+            tls,
+            expect: expect.to_vec(),
+            channels: Arc::default(),
+        }
+    }
+
+    pub fn channel(&self, addr: &str) -> Result<Channel, ConnectError> {
+        let mut map = match self.channels.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(ch) = map.get(addr) {
+            return Ok(ch.clone());
+        }
+        let ch = channel(addr, &self.tls, &self.expect)?;
+        map.insert(addr.to_string(), ch.clone());
+        Ok(ch)
+    }
+
+    pub fn tls(&self) -> &Arc<NodeTls> {
+        &self.tls
+    }
+}

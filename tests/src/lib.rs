@@ -27,6 +27,7 @@ use hamster_proto::{Role, transport};
 use tonic::transport::Channel;
 
 pub mod meta;
+pub mod s3;
 
 /// How long a node gets to answer its first health call.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,6 +69,8 @@ pub struct NodeProc {
     pub kind: Kind,
     pub id: String,
     pub addr: SocketAddr,
+    /// Gateways: the S3 endpoint.
+    pub s3_addr: Option<SocketAddr>,
     /// Meta nodes: the Raft id.
     pub raft_id: u64,
     /// The node's own directory: its key, certificate, trust and data.
@@ -250,6 +253,18 @@ impl Cluster {
         idx
     }
 
+    /// Adds flags to a prepared node.
+    pub fn add_args(&mut self, idx: usize, args: &[&str]) {
+        self.nodes[idx]
+            .args
+            .extend(args.iter().map(|a| a.to_string()));
+    }
+
+    /// Starts a node made with [`Cluster::prepare`].
+    pub fn spawn_prepared(&mut self, idx: usize) {
+        self.spawn(idx);
+    }
+
     /// Starts `n` meta-servers founding one cluster (raft ids in order).
     pub fn start_meta_cluster(&mut self, n: usize) -> Vec<usize> {
         let idxs: Vec<usize> = (0..n)
@@ -306,15 +321,18 @@ impl Cluster {
             args.push(path_string(&dir.join("data")));
             args.push(format!("--failure-domain=fd-{id}"));
             args.push("--heartbeat-secs=1".into());
-            let meta: Vec<String> = self
-                .nodes
-                .iter()
-                .filter(|n| n.kind == Kind::Meta)
-                .map(|n| n.addr.to_string())
-                .collect();
+            let meta = self.meta_addrs();
             if !meta.is_empty() {
                 args.push(format!("--meta={}", meta.join(",")));
             }
+        }
+        let mut s3_addr = None;
+        if kind == Kind::Gateway {
+            let s3: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            s3_addr = Some(s3);
+            args.push(format!("--s3-listen={s3}"));
+            args.push("--blob-down-after-secs=3".into());
+            args.push(format!("--meta={}", self.meta_addrs().join(",")));
         }
         let mut raft_id = 0;
         if kind == Kind::Meta {
@@ -330,6 +348,7 @@ impl Cluster {
             kind,
             id: id.to_string(),
             addr,
+            s3_addr,
             raft_id,
             dir,
             log,
@@ -337,6 +356,15 @@ impl Cluster {
             child: None,
         });
         self.nodes.len() - 1
+    }
+
+    /// Where the meta-servers prepared so far listen.
+    pub fn meta_addrs(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.kind == Kind::Meta)
+            .map(|n| n.addr.to_string())
+            .collect()
     }
 
     /// Loads the TLS identity of a provisioned node (to call as that node).
@@ -501,7 +529,7 @@ pub fn replace_file(path: &Path, data: &[u8]) {
     std::fs::rename(&tmp, path).expect("rename");
 }
 
-fn path_str(p: &Path) -> &str {
+pub(crate) fn path_str(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
 }
 

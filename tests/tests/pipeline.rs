@@ -3,18 +3,18 @@
 //! plaintext on any server's disk; the ack rule refuses a write with
 //! fewer than k+1 durable shards and removes what landed.
 
-use std::sync::Arc;
-
 use hamster_gateway::pipeline::chunk::Chunker;
 use hamster_gateway::pipeline::encrypt::{SEGMENT_SIZE, SegmentCipher, TAG_LEN};
 use hamster_gateway::pipeline::erasure::Coder;
 use hamster_gateway::pipeline::fanin::{Source, read_stripe};
 use hamster_gateway::pipeline::fanout::{AckError, Fanout, Landed, Target, remove};
+use hamster_proto::Role;
 use hamster_proto::envelope::DataKey;
 use hamster_proto::pb::{StatShardRequest, blob_client::BlobClient};
-use hamster_proto::tls::NodeTls;
+use hamster_proto::transport::Pool;
 use hamster_tests::{Cluster, Kind};
 
+const HEDGE: std::time::Duration = std::time::Duration::from_millis(250);
 const MARKER: &[u8] = b"HAMSTER-PLAINTEXT-MARKER-7f3a";
 
 fn object(len: usize) -> Vec<u8> {
@@ -32,7 +32,7 @@ async fn write(
     name: &str,
     data: &[u8],
     cipher: &SegmentCipher,
-    gw: &Arc<NodeTls>,
+    gw: &Pool,
 ) -> Written {
     let coder = Coder::new(4, 2).expect("4+2");
     let targets = blobs
@@ -64,7 +64,7 @@ async fn read(
     landed: &[Landed],
     stripe_lens: &[usize],
     cipher: &SegmentCipher,
-    gw: &Arc<NodeTls>,
+    gw: &Pool,
 ) -> Result<Vec<u8>, String> {
     let coder = Coder::new(4, 2).expect("4+2");
     let mut sources: Vec<Source> = (0..6)
@@ -84,7 +84,7 @@ async fn read(
     let full = coder.chunk_len(SEGMENT_SIZE + TAG_LEN) as u64;
     let mut out = Vec::new();
     for (s, &len) in stripe_lens.iter().enumerate() {
-        let sealed = read_stripe(&coder, &sources, s as u64, full, len, gw)
+        let sealed = read_stripe(&coder, &sources, s as u64, full, len, gw, HEDGE)
             .await
             .map_err(|e| e.to_string())?;
         let last = s + 1 == stripe_lens.len();
@@ -98,7 +98,7 @@ async fn read(
 }
 
 /// Six healthy blob-servers and a gateway identity to call them with.
-async fn six_blob_servers() -> (Cluster, Vec<usize>, Arc<NodeTls>) {
+async fn six_blob_servers() -> (Cluster, Vec<usize>, Pool) {
     let mut c = Cluster::new();
     let blobs: Vec<usize> = (1..=6)
         .map(|i| c.start(Kind::Blob, &format!("blob-{i}")))
@@ -106,7 +106,7 @@ async fn six_blob_servers() -> (Cluster, Vec<usize>, Arc<NodeTls>) {
     for &b in &blobs {
         c.wait_healthy(b).await;
     }
-    let gw = c.gateway_identity("gw-test");
+    let gw = Pool::new(c.gateway_identity("gw-test"), &[Role::Blob]);
     (c, blobs, gw)
 }
 
@@ -198,9 +198,7 @@ async fn the_ack_rule_needs_k_plus_one_and_cleans_up_below_it() {
     );
     remove(&landed, &gw).await;
     for l in &landed {
-        let mut client = BlobClient::new(
-            hamster_proto::transport::channel(&l.target.address, &gw, &[]).expect("ch"),
-        );
+        let mut client = BlobClient::new(gw.channel(&l.target.address).expect("ch"));
         let st = client
             .stat_shard(StatShardRequest {
                 shard_id: l.target.shard_id.clone(),

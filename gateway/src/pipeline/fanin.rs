@@ -1,19 +1,20 @@
-//! Fan-in: a stripe read back from its shards. The k data chunks are read
-//! first, in parallel; if any is missing, corrupt (the blob-server answers
-//! DATA_LOSS) or fails, parity chunks are read and the stripe rebuilt from
-//! any k. Hedged reads (asking parity before a slow data shard answers)
-//! come with the GET path.
+//! Fan-in: a stripe read back from its shards. The k data chunks are
+//! asked first, in parallel. Parity is asked too (a hedged read) as soon
+//! as a data chunk fails — missing, corrupt (the blob-server answers
+//! DATA_LOSS), unreachable — or when the data chunks have not all come
+//! back within the hedge delay. The stripe is rebuilt from the first k
+//! chunks that arrive, so one slow server does not set the pace.
 
-use std::sync::Arc;
+use std::time::Duration;
 
-use futures::future::join_all;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use hamster_proto::pb::{self, blob_client::BlobClient};
-use hamster_proto::tls::NodeTls;
-use hamster_proto::{Role, transport};
+use hamster_proto::transport::Pool;
 
 use super::erasure::{Coder, ErasureError};
 
-/// Where shard `index` of an object lives.
+/// Where shard `index` of an object lives (an empty address: nowhere known).
 #[derive(Clone, Debug)]
 pub struct Source {
     pub index: u32,
@@ -21,8 +22,11 @@ pub struct Source {
     pub shard_id: String,
 }
 
-async fn read_chunk(src: &Source, offset: u64, len: u64, tls: &Arc<NodeTls>) -> Option<Vec<u8>> {
-    let ch = transport::channel(&src.address, tls, &[Role::Blob]).ok()?;
+async fn read_chunk(src: &Source, offset: u64, len: u64, pool: &Pool) -> Option<Vec<u8>> {
+    if src.address.is_empty() {
+        return None;
+    }
+    let ch = pool.channel(&src.address).ok()?;
     let req = pb::GetShardRequest {
         shard_id: src.shard_id.clone(),
         offset,
@@ -44,28 +48,41 @@ pub async fn read_stripe(
     stripe: u64,
     full_chunk_len: u64,
     stripe_len: usize,
-    tls: &Arc<NodeTls>,
+    pool: &Pool,
+    hedge_after: Duration,
 ) -> Result<Vec<u8>, ErasureError> {
     let k = coder.data_shards();
+    let total = coder.total_shards().min(sources.len());
     let len = coder.chunk_len(stripe_len) as u64;
     let offset = stripe * full_chunk_len;
     let mut chunks: Vec<Option<Vec<u8>>> = vec![None; coder.total_shards()];
-    // Reads shards `range` in parallel into their slots.
-    let fetch = async |chunks: &mut Vec<Option<Vec<u8>>>, range: std::ops::Range<usize>| {
-        let got = join_all(
-            sources[range.clone()]
-                .iter()
-                .map(|s| read_chunk(s, offset, len, tls)),
-        )
-        .await;
-        for (i, c) in range.zip(got) {
-            chunks[i] = c;
-        }
+    let fetch = |i: usize| {
+        let src = &sources[i];
+        async move { (i, read_chunk(src, offset, len, pool).await) }
     };
-    fetch(&mut chunks, 0..k).await;
-    if chunks[..k].iter().any(Option::is_none) {
-        // Read parity, as many as the loss needs (all of them, if some fail too).
-        fetch(&mut chunks, k..sources.len().min(coder.total_shards())).await;
+    let mut pending: FuturesUnordered<_> = (0..k.min(total)).map(fetch).collect();
+    let mut hedged = false;
+    let mut have = 0;
+    let hedge = tokio::time::sleep(hedge_after);
+    tokio::pin!(hedge);
+    while have < k {
+        let ask_parity = tokio::select! {
+            got = pending.next() => match got {
+                Some((i, Some(c))) => {
+                    chunks[i] = Some(c);
+                    have += 1;
+                    false
+                }
+                Some((_, None)) => true,
+                None if hedged => break,
+                None => true,
+            },
+            () = &mut hedge, if !hedged => true,
+        };
+        if ask_parity && !hedged {
+            hedged = true;
+            pending.extend((k..total).map(fetch));
+        }
     }
     coder.decode(chunks, stripe_len)
 }

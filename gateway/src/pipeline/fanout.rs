@@ -7,11 +7,8 @@
 //! (a degraded write still survives one more loss); below that the PUT is
 //! refused and the shards that did land are deleted.
 
-use std::sync::Arc;
-
 use hamster_proto::pb::{self, blob_client::BlobClient};
-use hamster_proto::tls::NodeTls;
-use hamster_proto::{Role, transport};
+use hamster_proto::transport::Pool;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -58,12 +55,12 @@ pub struct Fanout {
 
 impl Fanout {
     /// Opens one `PutShard` stream per target; shard i goes to targets[i].
-    pub fn open(targets: Vec<Target>, tls: &Arc<NodeTls>) -> Self {
+    pub fn open(targets: Vec<Target>, pool: &Pool) -> Self {
         let sinks = targets
             .iter()
             .map(|t| {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                let channel = transport::channel(&t.address, tls, &[Role::Blob]);
+                let channel = pool.channel(&t.address);
                 let task = tokio::spawn(async move {
                     let channel = channel.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
                     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
@@ -101,6 +98,26 @@ impl Fanout {
                 sink.tx = None;
             }
         }
+    }
+
+    /// Gives up: ends every stream and returns the shards that landed
+    /// anyway, for removal.
+    pub async fn abort(self) -> Vec<Landed> {
+        let mut landed = Vec::new();
+        for (i, mut sink) in self.sinks.into_iter().enumerate() {
+            // Dropping the sender before the last chunk still ends the
+            // stream cleanly, so a short shard may be durable: remove it.
+            drop(sink.tx.take());
+            if let Ok(Ok(resp)) = sink.task.await {
+                landed.push(Landed {
+                    index: i as u32,
+                    target: self.targets[i].clone(),
+                    length: resp.length,
+                    checksum: resp.checksum,
+                });
+            }
+        }
+        landed
     }
 
     /// Closes every stream and applies the ack rule for `k` data shards.
@@ -141,14 +158,14 @@ impl Fanout {
 }
 
 /// Deletes shards that landed for a PUT that is not going to commit.
-pub async fn remove(landed: &[Landed], tls: &Arc<NodeTls>) {
+pub async fn remove(landed: &[Landed], pool: &Pool) {
     for l in landed {
-        if let Ok(ch) = transport::channel(&l.target.address, tls, &[Role::Blob]) {
+        if let Ok(ch) = pool.channel(&l.target.address) {
             let req = pb::DeleteShardRequest {
                 shard_id: l.target.shard_id.clone(),
             };
             if let Err(e) = BlobClient::new(ch).delete_shard(req).await {
-                // The background sweep (to come) collects what is left.
+                // The background sweep collects what is left.
                 tracing::warn!(shard = %l.target.shard_id, error = %e.message(), "could not remove an orphan shard");
             }
         }

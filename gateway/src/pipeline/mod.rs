@@ -10,10 +10,11 @@
 //! - [`placement`]: k+m distinct blob-servers, spread across failure
 //!   domains, weighted by free space.
 //! - [`fanout`]: chunks streamed to the k+m servers in parallel; the ack rule.
-//! - [`fanin`]: a stripe read back, rebuilt from parity when shards are lost.
-//!
-//! Still to come with the rest of issue 4: commit (to the meta tier),
-//! hedged reads, and the S3 layer that drives all of this.
+//! - [`fanin`]: a stripe read back, rebuilt from parity when shards are
+//!   lost or slow (hedged reads).
+//! - [`write`]: a whole PUT body through chunk → encrypt → erasure →
+//!   placement → fanout → ack, ready to commit.
+//! - [`read`]: a GET range through fanin → decrypt, as a stream.
 
 pub mod chunk;
 pub mod encrypt;
@@ -22,3 +23,5 @@ pub mod fanin;
 pub mod fanout;
 pub mod placement;
 pub mod profile;
+pub mod read;
+pub mod write;

@@ -10,20 +10,36 @@ use openraft::ServerState;
 use tonic::{Request, Response, Status};
 
 use super::errors::unexpected;
-use crate::cluster::{ForwardRequest, Meta};
+use crate::cluster::{ForwardRequest, Meta, now_ms};
 use crate::raft::MetaNode;
+use crate::state::commands::Op;
 use crate::state::commands::Response as R;
+use crate::state::model::AccessKey;
+use crate::state::queries as q;
+use hamster_proto::envelope::seal_secret;
+use hamster_proto::secrets::{AccessKey as NewKey, MasterKey};
 
 /// How long status waits for each member's health answer.
 const HEALTH_TIMEOUT: Duration = Duration::from_millis(1500);
 
 pub struct AdminService {
     meta: Arc<Meta>,
+    /// Seals new S3 secrets (ADR 0007); never leaves this process.
+    kek: Arc<MasterKey>,
 }
 
 impl AdminService {
-    pub fn new(meta: Arc<Meta>) -> Self {
-        Self { meta }
+    pub fn new(meta: Arc<Meta>, kek: Arc<MasterKey>) -> Self {
+        Self { meta, kek }
+    }
+}
+
+fn key_info(k: &AccessKey) -> pb::AccessKey {
+    pb::AccessKey {
+        access_key_id: k.id.clone(),
+        name: k.name.clone(),
+        created_at_ms: k.created_at_ms,
+        enabled: k.enabled,
     }
 }
 
@@ -149,5 +165,56 @@ impl pb::admin_server::Admin for AdminService {
         tracing::info!(raft_id = id, "removing member");
         expect_ok(self.meta.run(ForwardRequest::RemoveVoter { id }).await?)?;
         Ok(Response::new(pb::RemoveMemberResponse {}))
+    }
+
+    /// Generates the secret here, proposes only its sealed form, and
+    /// returns the plaintext once, to the admin who asked (ADR 0007).
+    async fn create_access_key(
+        &self,
+        req: Request<pb::CreateAccessKeyRequest>,
+    ) -> Result<Response<pb::CreateAccessKeyResponse>, Status> {
+        let name = req.into_inner().name;
+        if name.len() > 256 {
+            return Err(Status::invalid_argument("a key name is at most 256 bytes"));
+        }
+        let fresh = NewKey::generate();
+        let key = AccessKey {
+            sealed_secret: seal_secret(&self.kek, &fresh.id, fresh.secret()),
+            id: fresh.id.clone(),
+            name,
+            created_at_ms: now_ms(),
+            enabled: true,
+        };
+        let info = key_info(&key);
+        expect_ok(self.meta.write(Op::PutAccessKey { key }).await?)?;
+        tracing::info!(access_key_id = %info.access_key_id, "access key created");
+        Ok(Response::new(pb::CreateAccessKeyResponse {
+            key: Some(info),
+            secret_access_key: fresh.secret().to_string(),
+        }))
+    }
+
+    async fn list_access_keys(
+        &self,
+        _req: Request<pb::ListAccessKeysRequest>,
+    ) -> Result<Response<pb::ListAccessKeysResponse>, Status> {
+        let keys = self.meta.read(async |c| q::access_keys(c).await).await?;
+        Ok(Response::new(pb::ListAccessKeysResponse {
+            keys: keys.iter().map(key_info).collect(),
+        }))
+    }
+
+    async fn delete_access_key(
+        &self,
+        req: Request<pb::DeleteAccessKeyRequest>,
+    ) -> Result<Response<pb::DeleteAccessKeyResponse>, Status> {
+        let id = req.into_inner().access_key_id;
+        expect_ok(
+            self.meta
+                .write(Op::DeleteAccessKey { id: id.clone() })
+                .await?,
+        )?;
+        tracing::info!(access_key_id = %id, "access key deleted");
+        Ok(Response::new(pb::DeleteAccessKeyResponse {}))
     }
 }

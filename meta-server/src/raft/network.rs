@@ -2,8 +2,7 @@
 //! channel per peer address (tonic multiplexes calls over one HTTP/2
 //! connection and reconnects by itself).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hamster_proto::pb::raft_client::RaftClient;
 use hamster_proto::tls::NodeTls;
@@ -24,30 +23,19 @@ use super::{MetaNode, NodeId, TypeConfig};
 /// Channels to peers, shared by Raft replication and write forwarding.
 #[derive(Clone)]
 pub struct Peers {
-    tls: Arc<NodeTls>,
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    pool: transport::Pool,
 }
 
 impl Peers {
     pub fn new(tls: Arc<NodeTls>) -> Self {
         Self {
-            tls,
-            channels: Arc::new(Mutex::new(HashMap::new())),
+            pool: transport::Pool::new(tls, &[Role::Meta]),
         }
     }
 
     /// The channel to a meta node at `addr`, made once and reused.
     pub fn channel(&self, addr: &str) -> Result<Channel, transport::ConnectError> {
-        let mut map = match self.channels.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        if let Some(ch) = map.get(addr) {
-            return Ok(ch.clone());
-        }
-        let ch = transport::channel(addr, &self.tls, &[Role::Meta])?;
-        map.insert(addr.to_string(), ch.clone());
-        Ok(ch)
+        self.pool.channel(addr)
     }
 
     pub fn raft_client(&self, addr: &str) -> Result<RaftClient<Channel>, transport::ConnectError> {

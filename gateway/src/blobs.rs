@@ -1,0 +1,99 @@
+//! The gateway's view of the blob-server registry: refreshed from the meta
+//! tier every few seconds, and on demand when a placement finds too few
+//! servers. A server whose last heartbeat is older than `down_after` is
+//! treated as down: no new shards go to it (reads still try it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hamster_proto::pb;
+use hamster_proto::pb::registry_client::RegistryClient;
+
+use crate::meta::{MetaError, MetaTier};
+use crate::pipeline::placement::Candidate;
+
+const REFRESH: Duration = Duration::from_secs(2);
+
+pub struct Blobs {
+    meta: Arc<MetaTier>,
+    down_after: Duration,
+    servers: RwLock<Vec<pb::BlobServer>>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Blobs {
+    pub fn new(meta: Arc<MetaTier>, down_after: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            meta,
+            down_after,
+            servers: RwLock::new(Vec::new()),
+        })
+    }
+
+    /// Keeps the view fresh until the process ends.
+    pub fn spawn_refresh(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(b) = me.upgrade() {
+                if let Err(e) = b.refresh().await {
+                    tracing::debug!(error = %e, "blob registry refresh failed");
+                }
+                drop(b);
+                tokio::time::sleep(REFRESH).await;
+            }
+        });
+    }
+
+    pub async fn refresh(&self) -> Result<(), MetaError> {
+        let list = self
+            .meta
+            .call(|ch| async move {
+                RegistryClient::new(ch)
+                    .list_blobs(pb::ListBlobsRequest {})
+                    .await
+            })
+            .await?;
+        if let Ok(mut s) = self.servers.write() {
+            *s = list.servers;
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Vec<pb::BlobServer> {
+        self.servers.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Registered servers (up or down): what the default profile follows.
+    pub fn registered(&self) -> usize {
+        self.snapshot().len()
+    }
+
+    /// Servers that may take new shards.
+    pub fn candidates(&self) -> Vec<Candidate> {
+        let fresh = now_ms() - i64::try_from(self.down_after.as_millis()).unwrap_or(i64::MAX);
+        self.snapshot()
+            .into_iter()
+            .map(|s| Candidate {
+                active: s.state == "active" && s.last_heartbeat_ms >= fresh,
+                id: s.id,
+                address: s.address,
+                failure_domain: s.failure_domain,
+                free_bytes: s.free_bytes,
+            })
+            .collect()
+    }
+
+    /// Blob id → address, for reads.
+    pub fn addresses(&self) -> HashMap<String, String> {
+        self.snapshot()
+            .into_iter()
+            .map(|s| (s.id, s.address))
+            .collect()
+    }
+}

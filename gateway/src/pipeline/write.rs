@@ -1,0 +1,142 @@
+//! A whole PUT body through the write stages, in flow order: chunk (with
+//! MD5) → seal each segment under a fresh data key → Reed–Solomon per
+//! stripe → place k+m shards → fan out → the ack rule. What comes out is
+//! ready to commit: the shard map and the data key wrapped by the master
+//! key. Nothing is committed here; a caller that does not commit calls
+//! [`Stored::discard`].
+
+use futures::Stream;
+use hamster_proto::envelope::{DataKey, wrap_dek};
+use hamster_proto::pb;
+use hamster_proto::secrets::MasterKey;
+use hamster_proto::transport::Pool;
+use rand::Rng;
+
+use super::chunk::Chunker;
+use super::encrypt::{SEGMENT_SIZE, SegmentCipher};
+use super::erasure::Coder;
+use super::fanout::{AckError, Fanout, Landed, Target, remove};
+use super::placement::{Candidate, PlacementError, place};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("reading the request body: {0}")]
+    Body(String),
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+    #[error(transparent)]
+    Ack(#[from] AckError),
+    #[error("erasure profile: {0}")]
+    Profile(String),
+}
+
+/// Shards that are durable and not yet committed.
+pub struct Stored {
+    pub size: u64,
+    /// MD5 of the body, hex: the ETag of a single-part object.
+    pub md5: String,
+    pub shard_map: pb::ShardMap,
+    pub wrapped_dek: Vec<u8>,
+    pub kek_fingerprint: String,
+    landed: Vec<Landed>,
+}
+
+impl Stored {
+    /// Removes the shards of a write that will not be committed.
+    pub async fn discard(self, pool: &Pool) {
+        remove(&self.landed, pool).await;
+    }
+}
+
+/// A fresh, unguessable shard name: object part, then shard index.
+fn shard_name(object: &str, index: usize) -> String {
+    format!("{object}-{index}")
+}
+
+/// Writes `body` as k+m shards onto servers from `candidates`. With fewer
+/// than k+m servers up, the missing shards are simply not written (the ack
+/// rule still asks for k+1); `inspect` sees every plaintext byte in order
+/// (for checksums the client sent).
+pub async fn write<S, B, E>(
+    body: S,
+    (k, m): (usize, usize),
+    candidates: &[Candidate],
+    kek: &MasterKey,
+    pool: &Pool,
+    mut inspect: impl FnMut(&[u8]),
+) -> Result<Stored, WriteError>
+where
+    S: Stream<Item = Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
+    let coder = Coder::new(k, m).map_err(|e| WriteError::Profile(e.to_string()))?;
+    let usable = candidates
+        .iter()
+        .filter(|c| c.active && c.free_bytes > 0)
+        .count();
+    let needed = if m > 0 { k + 1 } else { k };
+    let servers = place(
+        candidates,
+        (k + m).min(usable.max(needed)),
+        &mut rand::rng(),
+    )?;
+    let object = format!("{:032x}", rand::rng().random::<u128>());
+    let targets = servers
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| Target {
+            blob_id: c.id,
+            address: c.address,
+            shard_id: shard_name(&object, i),
+        })
+        .collect();
+    let dek = DataKey::generate();
+    let cipher = SegmentCipher::new(&dek);
+    let mut fanout = Fanout::open(targets, pool);
+    let mut chunker = Chunker::new(body);
+    loop {
+        let seg = match chunker.next().await {
+            Ok(Some(seg)) => seg,
+            Ok(None) => break,
+            Err(e) => {
+                let landed = fanout.abort().await;
+                remove(&landed, pool).await;
+                return Err(WriteError::Body(e.to_string()));
+            }
+        };
+        inspect(&seg.data);
+        let sealed = cipher.seal(seg.index, seg.last, &seg.data);
+        fanout.send(coder.encode(&sealed)).await;
+    }
+    let (size, md5) = chunker.finish().unwrap_or_default();
+    let landed = match fanout.finish(k).await {
+        Ok(l) => l,
+        Err((e, landed)) => {
+            remove(&landed, pool).await;
+            return Err(e.into());
+        }
+    };
+    let shard_map = pb::ShardMap {
+        data_shards: k as u32,
+        parity_shards: m as u32,
+        segment_size: SEGMENT_SIZE as u64,
+        shards: landed
+            .iter()
+            .map(|l| pb::ShardLocation {
+                index: l.index,
+                blob_id: l.target.blob_id.clone(),
+                shard_id: l.target.shard_id.clone(),
+                checksum: l.checksum.clone(),
+            })
+            .collect(),
+    };
+    Ok(Stored {
+        size,
+        md5,
+        shard_map,
+        wrapped_dek: wrap_dek(kek, &dek),
+        kek_fingerprint: kek.fingerprint(),
+        landed,
+    })
+}

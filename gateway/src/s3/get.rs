@@ -1,0 +1,153 @@
+//! GetObject (with Range) and HeadObject: resolve the version with a
+//! linearizable read, then, for GET, stream the range through the read
+//! pipeline (fan-in with reconstruction, decrypt).
+
+use std::sync::Arc;
+
+use hamster_proto::envelope::unwrap_dek;
+use hamster_proto::pb;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::error::internal;
+use super::{Gateway, timestamp, version_header};
+use crate::meta_call;
+use crate::pipeline::read::ObjectReader;
+
+/// What GET and HEAD both answer with.
+struct Described {
+    content_type: Option<String>,
+    cache_control: Option<String>,
+    content_disposition: Option<String>,
+    content_encoding: Option<String>,
+    content_language: Option<String>,
+    expires: Option<Timestamp>,
+    metadata: Option<Metadata>,
+    e_tag: Option<ETag>,
+    last_modified: Option<Timestamp>,
+    version_id: Option<String>,
+}
+
+fn describe(v: &pb::ObjectVersion) -> Described {
+    let h = |k: &str| v.stored_headers.get(k).cloned();
+    Described {
+        content_type: (!v.content_type.is_empty()).then(|| v.content_type.clone()),
+        cache_control: h("cache-control"),
+        content_disposition: h("content-disposition"),
+        content_encoding: h("content-encoding"),
+        content_language: h("content-language"),
+        expires: h("expires").and_then(|e| Timestamp::parse(TimestampFormat::HttpDate, &e).ok()),
+        metadata: (!v.user_metadata.is_empty())
+            .then(|| v.user_metadata.clone().into_iter().collect()),
+        e_tag: Some(ETag::Strong(v.etag.clone())),
+        last_modified: Some(timestamp(v.created_at_ms)),
+        version_id: version_header(v),
+    }
+}
+
+async fn resolve(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<pb::ObjectVersion> {
+    let req = pb::GetVersionRequest {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version_id: version_id.unwrap_or_default().to_string(),
+    };
+    let r = meta_call!(gw.meta, get_version, req).await?;
+    let v = r
+        .version
+        .ok_or_else(|| internal("resolve", "empty GetVersion answer"))?;
+    if v.delete_marker {
+        return Err(s3_error!(NoSuchKey));
+    }
+    Ok(v)
+}
+
+pub async fn head(
+    gw: &Gateway,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let i = &req.input;
+    let v = resolve(gw, &i.bucket, &i.key, i.version_id.as_deref()).await?;
+    let d = describe(&v);
+    Ok(S3Response::new(HeadObjectOutput {
+        accept_ranges: Some("bytes".into()),
+        content_length: i64::try_from(v.size).ok(),
+        content_type: d.content_type,
+        cache_control: d.cache_control,
+        content_disposition: d.content_disposition,
+        content_encoding: d.content_encoding,
+        content_language: d.content_language,
+        expires: d.expires,
+        metadata: d.metadata,
+        e_tag: d.e_tag,
+        last_modified: d.last_modified,
+        version_id: d.version_id,
+        ..Default::default()
+    }))
+}
+
+pub async fn get(
+    gw: &Gateway,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let i = &req.input;
+    let v = resolve(gw, &i.bucket, &i.key, i.version_id.as_deref()).await?;
+    let (range, content_range) = match &i.range {
+        None => (0..v.size, None),
+        Some(r) => {
+            let range = r
+                .check(v.size)
+                .map_err(|_| s3_error!(InvalidRange, "the range is outside the object"))?;
+            let cr = format!("bytes {}-{}/{}", range.start, range.end - 1, v.size);
+            (range, Some(cr))
+        }
+    };
+    let body = if range.is_empty() {
+        StreamingBlob::wrap::<_, std::io::Error>(futures::stream::empty())
+    } else {
+        let map = v
+            .shard_map
+            .as_ref()
+            .ok_or_else(|| internal("get", "a version with data has no shard map"))?;
+        let dek = unwrap_dek(&gw.kek, &v.wrapped_dek).map_err(|e| {
+            tracing::error!(bucket = %v.bucket, key = %v.key, version = %v.version_id,
+                object_kek = %v.kek_fingerprint, this_kek = %gw.kek.fingerprint(),
+                error = %e, "cannot unwrap the object's data key");
+            s3_error!(
+                InternalError,
+                "the object's data key cannot be unwrapped by this gateway's master key"
+            )
+        })?;
+        let reader = ObjectReader::new(
+            map,
+            &dek,
+            v.size,
+            &gw.blobs.addresses(),
+            gw.pool.clone(),
+            gw.hedge_after,
+        )?;
+        StreamingBlob::wrap(Arc::new(reader).stream(range.clone()).await?)
+    };
+    let d = describe(&v);
+    Ok(S3Response::new(GetObjectOutput {
+        body: Some(body),
+        accept_ranges: Some("bytes".into()),
+        content_length: i64::try_from(range.end - range.start).ok(),
+        content_range,
+        content_type: d.content_type,
+        cache_control: d.cache_control,
+        content_disposition: d.content_disposition,
+        content_encoding: d.content_encoding,
+        content_language: d.content_language,
+        expires: d.expires,
+        metadata: d.metadata,
+        e_tag: d.e_tag,
+        last_modified: d.last_modified,
+        version_id: d.version_id,
+        ..Default::default()
+    }))
+}

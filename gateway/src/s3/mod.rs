@@ -1,0 +1,187 @@
+//! The S3 protocol layer. s3s does routing, XML and SigV4 (including
+//! aws-chunked bodies and their trailers); this module is what each
+//! operation means here, one file per S3 topic:
+//!
+//! - [`bucket`]: CreateBucket, DeleteBucket, HeadBucket, ListBuckets.
+//! - [`put`]: PutObject, with the checks the client asked for.
+//! - [`get`]: GetObject (Range), HeadObject.
+//! - [`delete`]: DeleteObject, freeing shards.
+//! - [`list`]: ListObjectsV2, paged by the meta tier.
+//! - [`auth`]: SigV4 secrets from the meta tier.
+//! - [`error`]: the one place errors become S3 error codes.
+//!
+//! Any operation not implemented here answers 501 NotImplemented (the
+//! s3s default), never a wrong success.
+
+pub mod auth;
+pub mod bucket;
+pub mod delete;
+pub mod error;
+pub mod get;
+pub mod list;
+pub mod put;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hamster_proto::pb;
+use hamster_proto::secrets::MasterKey;
+use hamster_proto::transport::Pool;
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+
+use crate::blobs::Blobs;
+use crate::meta::MetaTier;
+use crate::pipeline::placement::Candidate;
+use crate::pipeline::profile::default_profile;
+
+/// Everything an S3 request needs; no state of its own beyond caches.
+pub struct Gateway {
+    pub meta: Arc<MetaTier>,
+    pub blobs: Arc<Blobs>,
+    /// Channels to blob-servers.
+    pub pool: Pool,
+    pub kek: Arc<MasterKey>,
+    /// The cluster's k+m when set; otherwise it follows the server count.
+    pub profile: Option<(usize, usize)>,
+    pub hedge_after: Duration,
+}
+
+/// Unix milliseconds as an S3 timestamp.
+pub fn timestamp(ms: i64) -> Timestamp {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    Timestamp::from(t)
+}
+
+/// The x-amz-version-id a response carries: none for the "null" version
+/// of a bucket that is not versioned.
+pub fn version_header(v: &pb::ObjectVersion) -> Option<String> {
+    (!v.version_id.is_empty() && v.version_id != "null").then(|| v.version_id.clone())
+}
+
+impl Gateway {
+    /// The bucket, or NoSuchBucket.
+    pub async fn bucket(&self, name: &str) -> S3Result<pb::Bucket> {
+        let r = crate::meta_call!(
+            self.meta,
+            head_bucket,
+            pb::HeadBucketRequest {
+                name: name.to_string(),
+            }
+        )
+        .await?;
+        r.bucket.ok_or_else(|| s3_error!(NoSuchBucket))
+    }
+
+    /// k+m for a new object.
+    pub fn profile(&self) -> S3Result<(usize, usize)> {
+        self.profile
+            .or_else(|| default_profile(self.blobs.registered()))
+            .ok_or_else(|| s3_error!(SlowDown, "no blob-server is registered yet"))
+    }
+
+    /// Placement candidates, refreshed first if the view looks short.
+    pub async fn candidates(&self) -> Vec<Candidate> {
+        let c = self.blobs.candidates();
+        let up = c.iter().filter(|c| c.active).count();
+        let (k, m) = self.profile().unwrap_or((1, 0));
+        if up < k + m {
+            if let Err(e) = self.blobs.refresh().await {
+                tracing::debug!(error = %e, "registry refresh before placement failed");
+            }
+            return self.blobs.candidates();
+        }
+        c
+    }
+
+    /// Deletes, in the background, shards no version refers to any more.
+    /// What fails here is left to the sweep.
+    pub fn free(&self, maps: Vec<pb::ShardMap>) {
+        if maps.is_empty() {
+            return;
+        }
+        let pool = self.pool.clone();
+        let addresses = self.blobs.addresses();
+        tokio::spawn(async move {
+            for loc in maps.iter().flat_map(|m| &m.shards) {
+                let Some(addr) = addresses.get(&loc.blob_id) else {
+                    continue;
+                };
+                let Ok(ch) = pool.channel(addr) else { continue };
+                let req = pb::DeleteShardRequest {
+                    shard_id: loc.shard_id.clone(),
+                };
+                if let Err(e) = pb::blob_client::BlobClient::new(ch).delete_shard(req).await {
+                    tracing::debug!(shard = %loc.shard_id, error = %e.message(), "freeing a shard failed");
+                }
+            }
+        });
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Gateway {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        bucket::create(self, req).await
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        bucket::delete(self, req).await
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        bucket::head(self, req).await
+    }
+
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        bucket::list(self, req).await
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        put::put(self, req).await
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        get::get(self, req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        get::head(self, req).await
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        delete::delete(self, req).await
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        list::list_v2(self, req).await
+    }
+}

@@ -1,0 +1,128 @@
+//! Helpers for S3 tests: a whole cluster (meta, blob-servers, a gateway),
+//! an access key made with `hamster key create`, and an aws-sdk-s3 client
+//! pointed at the gateway.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use hamster_proto::pb;
+
+use crate::{Cluster, Kind, path_str};
+
+/// A running cluster with an S3 endpoint.
+pub struct S3Cluster {
+    pub c: Cluster,
+    pub metas: Vec<usize>,
+    pub blobs: Vec<usize>,
+    pub gw: usize,
+    pub access_key_id: String,
+    pub secret: String,
+}
+
+impl Cluster {
+    /// Admin CLI flags that reach the meta tier.
+    pub fn admin_flags(&self) -> Vec<String> {
+        let pki = self.pki_dir();
+        vec![
+            format!("--admin-cert={}", path_str(&pki.join("admin.crt"))),
+            format!("--admin-key={}", path_str(&pki.join("admin.key"))),
+            format!("--trust={}", path_str(&pki.join("trust.pem"))),
+            format!("--meta={}", self.meta_addrs()[0]),
+        ]
+    }
+
+    /// `hamster key create`: a new S3 access key (id, secret).
+    pub fn create_access_key(&self, name: &str) -> (String, String) {
+        let out = self.root().join(format!("key-{name}.json"));
+        let mut args = vec!["key", "create", "--name", name, "--out", path_str(&out)];
+        let flags = self.admin_flags();
+        args.extend(flags.iter().map(String::as_str));
+        self.hamster(&args);
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out).expect("key file")).expect("json");
+        let field = |f: &str| json[f].as_str().expect("field").to_string();
+        (field("access_key_id"), field("secret_access_key"))
+    }
+
+    /// Waits until the meta tier lists `n` blob-servers with fresh heartbeats.
+    pub async fn wait_blobs_registered(&self, meta: usize, n: usize) {
+        let gw = self.gateway_identity("gw-probe");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut c = pb::registry_client::RegistryClient::new(self.channel(meta, &gw));
+            if let Ok(r) = c.list_blobs(pb::ListBlobsRequest {}).await
+                && r.into_inner().servers.len() >= n
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} blob-servers never registered"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// An aws-sdk-s3 client for gateway `gw` (path-style, no retries, so a
+    /// test sees each answer as it is).
+    pub fn s3_client(&self, gw: usize, id: &str, secret: &str) -> aws_sdk_s3::Client {
+        let addr = self.nodes[gw].s3_addr.expect("a gateway");
+        s3_client_at(&format!("http://{addr}"), id, secret)
+    }
+}
+
+pub fn s3_client_at(endpoint: &str, id: &str, secret: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(id, secret, None, None, "hamster-tests"))
+        .force_path_style(true)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+impl S3Cluster {
+    /// `metas` meta-servers, `blobs` blob-servers and one gateway, all up,
+    /// with an access key.
+    pub async fn start(metas: usize, blobs: usize) -> Self {
+        Self::start_with(metas, blobs, &[]).await
+    }
+
+    /// As [`S3Cluster::start`], with extra gateway flags.
+    pub async fn start_with(metas: usize, blobs: usize, gw_args: &[&str]) -> Self {
+        let mut c = Cluster::new();
+        let metas = if metas == 1 {
+            vec![c.start(Kind::Meta, "meta-1")]
+        } else {
+            c.start_meta_cluster(metas)
+        };
+        c.wait_leader(&metas).await;
+        let blobs: Vec<usize> = (1..=blobs)
+            .map(|i| c.start(Kind::Blob, &format!("blob-{i}")))
+            .collect();
+        for &b in &blobs {
+            c.wait_healthy(b).await;
+        }
+        c.wait_blobs_registered(metas[0], blobs.len()).await;
+        let gw = c.prepare(Kind::Gateway, "gw-1");
+        c.add_args(gw, gw_args);
+        c.spawn_prepared(gw);
+        c.wait_healthy(gw).await;
+        let (access_key_id, secret) = c.create_access_key("test");
+        Self {
+            c,
+            metas,
+            blobs,
+            gw,
+            access_key_id,
+            secret,
+        }
+    }
+
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        self.c.s3_client(self.gw, &self.access_key_id, &self.secret)
+    }
+}
