@@ -42,6 +42,10 @@ fn checksum_bytes(c: u32) -> Vec<u8> {
     c.to_le_bytes().to_vec()
 }
 
+type ListStream = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<pb::ShardEntry, Status>> + Send + 'static>,
+>;
+
 /// The same type as the generated (private) `BoxStream` alias.
 type GetStream = std::pin::Pin<
     Box<dyn tokio_stream::Stream<Item = Result<pb::GetShardChunk, Status>> + Send + 'static>,
@@ -107,6 +111,23 @@ impl pb::blob_server::Blob for BlobService {
     ) -> Result<Response<pb::DeleteShardResponse>, Status> {
         let existed = self.store.delete(&req.into_inner().shard_id).await?;
         Ok(Response::new(pb::DeleteShardResponse { existed }))
+    }
+
+    async fn list_shards(
+        &self,
+        req: Request<pb::ListShardsRequest>,
+    ) -> Result<Response<ListStream>, Status> {
+        use tokio_stream::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        self.store.list(req.into_inner().modified_before_ms, tx);
+        let stream =
+            tokio_stream::wrappers::ReceiverStream::new(rx).map(|(shard_id, modified_ms)| {
+                Ok(pb::ShardEntry {
+                    shard_id,
+                    modified_ms,
+                })
+            });
+        Ok(Response::new(Box::pin(stream) as ListStream))
     }
 
     async fn stat_shard(

@@ -79,6 +79,8 @@ pub struct Meta {
     pub tls: Arc<NodeTls>,
     /// How long a call waits through an election before giving up.
     pub wait: Duration,
+    /// Shards older than this may not be committed (the sweep's safety).
+    pub write_window: Duration,
 }
 
 pub fn now_ms() -> i64 {

@@ -10,6 +10,7 @@
 //! - [`batch`]: group commit — concurrent writes share one log entry.
 //! - [`grpc`]: the `Meta`, `Registry` and `Admin` services, and the one
 //!   place errors become gRPC statuses.
+//! - [`sweep`]: the leader's background removal of orphan shards.
 //!
 //! A request may reach any node: followers forward writes to the leader
 //! and read through the leader's read index.
@@ -22,6 +23,7 @@ pub mod cluster;
 pub mod grpc;
 pub mod raft;
 pub mod state;
+pub mod sweep;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -83,6 +85,13 @@ pub struct Args {
     /// How long a call waits through an election before failing, ms.
     #[arg(long, env = "HAMSTER_CALL_WAIT_MS", default_value_t = 10_000)]
     pub call_wait_ms: u64,
+    /// Seconds between sweeps for orphan shards (leader only; 0: never).
+    #[arg(long, env = "HAMSTER_SWEEP_EVERY_SECS", default_value_t = 3600)]
+    pub sweep_every_secs: u64,
+    /// A shard no metadata names is deleted once it is this old. Commits
+    /// of shards older than half of it are refused. Same on every node.
+    #[arg(long, env = "HAMSTER_SWEEP_GRACE_SECS", default_value_t = 86_400)]
+    pub sweep_grace_secs: u64,
 }
 
 /// Parses "ID=NAME@HOST:PORT".
@@ -180,7 +189,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         peers,
         tls: node.tls.clone(),
         wait: Duration::from_millis(args.call_wait_ms),
+        write_window: Duration::from_secs(args.sweep_grace_secs / 2),
     });
+    if args.sweep_every_secs > 0 {
+        sweep::Sweep {
+            meta: meta.clone(),
+            every: Duration::from_secs(args.sweep_every_secs),
+            grace: Duration::from_secs(args.sweep_grace_secs),
+        }
+        .spawn();
+    }
     let router = hamster_proto::transport::server()
         .add_service(pb::node_server::NodeServer::new(NodeService::new(
             node.tls.clone(),

@@ -12,6 +12,7 @@
 //! - [`secrets`]: master key, S3 keys, 0600 files; secrets never print.
 //! - [`envelope`]: wrapped data keys and sealed S3 secrets, the formats all tiers share.
 //! - [`serve`]: flags, logging, SIGHUP reload and shutdown shared by the servers.
+//! - [`shard_id`]: shard names, stamped with their creation time.
 
 pub mod authz;
 pub mod envelope;
@@ -20,6 +21,7 @@ pub mod identity;
 pub mod pki;
 pub mod secrets;
 pub mod serve;
+pub mod shard_id;
 pub mod tls;
 pub mod transport;
 

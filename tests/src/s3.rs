@@ -93,7 +93,25 @@ impl S3Cluster {
 
     /// As [`S3Cluster::start`], with extra gateway flags.
     pub async fn start_with(metas: usize, blobs: usize, gw_args: &[&str]) -> Self {
+        Self::build(metas, blobs, &[], gw_args).await
+    }
+
+    /// As [`S3Cluster::start`], with extra meta-server and gateway flags.
+    pub async fn build(metas: usize, blobs: usize, meta_args: &[&str], gw_args: &[&str]) -> Self {
+        Self::build_logged(metas, blobs, meta_args, gw_args, "info").await
+    }
+
+    /// As [`S3Cluster::build`], with every node at `log_level`.
+    pub async fn build_logged(
+        metas: usize,
+        blobs: usize,
+        meta_args: &[&str],
+        gw_args: &[&str],
+        log_level: &str,
+    ) -> Self {
         let mut c = Cluster::new();
+        c.log_level = log_level.into();
+        c.meta_args.extend(meta_args.iter().map(|a| a.to_string()));
         let metas = if metas == 1 {
             vec![c.start(Kind::Meta, "meta-1")]
         } else {

@@ -204,6 +204,40 @@ impl Store {
         })
     }
 
+    /// Sends (id, modified ms) of every shard last written before
+    /// `before_ms`, in no particular order, until the receiver goes away.
+    pub fn list(&self, before_ms: i64, tx: tokio::sync::mpsc::Sender<(String, i64)>) {
+        let root = self.root.join("shards");
+        tokio::task::spawn_blocking(move || {
+            let dirs = |p: &Path| -> Vec<PathBuf> {
+                std::fs::read_dir(p)
+                    .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                    .unwrap_or_default()
+            };
+            for a in dirs(&root) {
+                for b in dirs(&a) {
+                    for f in dirs(&b) {
+                        let Some(id) = f.file_name().and_then(|n| n.to_str()) else {
+                            continue;
+                        };
+                        let Ok(modified) = std::fs::metadata(&f).and_then(|m| m.modified()) else {
+                            continue;
+                        };
+                        let ms = modified
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                        if ms < before_ms
+                            && valid_id(id)
+                            && tx.blocking_send((id.to_string(), ms)).is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     /// Removes a shard; Ok(false) if there was none.
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let path = self.path(id)?;

@@ -7,10 +7,9 @@
 
 use futures::Stream;
 use hamster_proto::envelope::{DataKey, wrap_dek};
-use hamster_proto::pb;
 use hamster_proto::secrets::MasterKey;
 use hamster_proto::transport::Pool;
-use rand::Rng;
+use hamster_proto::{pb, shard_id};
 
 use super::chunk::Chunker;
 use super::encrypt::{SEGMENT_SIZE, SegmentCipher};
@@ -48,11 +47,6 @@ impl Stored {
     }
 }
 
-/// A fresh, unguessable shard name: object part, then shard index.
-fn shard_name(object: &str, index: usize) -> String {
-    format!("{object}-{index}")
-}
-
 /// Writes `body` as k+m shards onto servers from `candidates`. With fewer
 /// than k+m servers up, the missing shards are simply not written (the ack
 /// rule still asks for k+1); `inspect` sees every plaintext byte in order
@@ -81,14 +75,17 @@ where
         (k + m).min(usable.max(needed)),
         &mut rand::rng(),
     )?;
-    let object = format!("{:032x}", rand::rng().random::<u128>());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let object = shard_id::new_object(now_ms);
     let targets = servers
         .into_iter()
         .enumerate()
         .map(|(i, c)| Target {
             blob_id: c.id,
             address: c.address,
-            shard_id: shard_name(&object, i),
+            shard_id: shard_id::shard(&object, i),
         })
         .collect();
     let dek = DataKey::generate();

@@ -25,6 +25,7 @@ impl From<MetaError> for S3Error {
                     "InvalidPart" => S3ErrorCode::InvalidPart,
                     "InvalidPartOrder" => S3ErrorCode::InvalidPartOrder,
                     "EntityTooSmall" => S3ErrorCode::EntityTooSmall,
+                    "RequestTimeout" => S3ErrorCode::RequestTimeout,
                     other => {
                         tracing::error!(code = other, %message, "meta tier refusal with no S3 meaning");
                         return s3_error!(InternalError);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use hamster_proto::pb;
+use hamster_proto::{pb, shard_id};
 use rand::Rng;
 use tonic::{Request, Response, Status};
 
@@ -78,6 +78,28 @@ fn after_marker(marker: &str, prefix: &str, delimiter: &str) -> Cursor {
 }
 
 type Reply<T> = Result<Response<T>, Status>;
+
+/// Refuses shards created before the write window: the sweep may already
+/// have judged them orphans (see `sweep`).
+fn check_fresh(meta: &Meta, map: Option<&pb::ShardMap>) -> Result<(), Status> {
+    let window = i64::try_from(meta.write_window.as_millis()).unwrap_or(i64::MAX);
+    let oldest = now_ms().saturating_sub(window);
+    let stale = map
+        .into_iter()
+        .flat_map(|m| &m.shards)
+        .filter_map(|s| shard_id::created_ms(&s.shard_id))
+        .any(|t| t < oldest);
+    if stale {
+        let mut s = Status::failed_precondition(
+            "the write took longer than the write window; its shards may be swept",
+        );
+        if let Ok(v) = "RequestTimeout".parse() {
+            s.metadata_mut().insert(super::errors::ERROR_CODE_KEY, v);
+        }
+        return Err(s);
+    }
+    Ok(())
+}
 
 /// Lists `bucket` if it exists.
 #[allow(clippy::too_many_arguments)]
@@ -167,6 +189,7 @@ impl pb::meta_server::Meta for MetaService {
             .into_inner()
             .version
             .ok_or_else(|| Status::invalid_argument("version is required"))?;
+        check_fresh(&self.meta, v.shard_map.as_ref())?;
         let mut version = Version::from(v);
         if version.version_id.is_empty() {
             version.version_id = new_version_id(now_ms());
@@ -366,6 +389,7 @@ impl pb::meta_server::Meta for MetaService {
         let part = r
             .part
             .ok_or_else(|| Status::invalid_argument("part is required"))?;
+        check_fresh(&self.meta, part.shard_map.as_ref())?;
         let op = Op::CommitPart {
             bucket: r.bucket,
             key: r.key,

@@ -6,7 +6,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::model::{AccessKey, BlobServer, Bucket, Part, Upload, Version};
+use super::model::{AccessKey, BlobServer, Bucket, Part, ShardMap, Upload, Version};
 
 /// Largest page a listing returns, as in S3.
 pub const MAX_PAGE: u32 = 1000;
@@ -570,4 +570,42 @@ pub async fn blob_servers(c: &mut SqliteConnection) -> Result<Vec<BlobServer>, s
             last_heartbeat_ms: r.get("last_heartbeat_ms"),
         })
         .collect())
+}
+
+/// Every shard id some version, completed part or uploaded part names:
+/// what the sweep must never delete. (One pass over the tables; a shard
+/// reference index would make this incremental — ADR 0013.)
+pub async fn referenced_shards(
+    c: &mut SqliteConnection,
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    use futures::TryStreamExt;
+    let mut out = std::collections::HashSet::new();
+    let mut add = |m: ShardMap| out.extend(m.shards.into_iter().map(|s| s.shard_id));
+    {
+        let mut rows = sqlx::query(
+            "SELECT shard_map, parts FROM versions WHERE shard_map IS NOT NULL OR parts != '[]'",
+        )
+        .fetch(&mut *c);
+        while let Some(r) = rows.try_next().await? {
+            let map: Option<String> = r.get("shard_map");
+            if let Some(m) = map.as_deref().map(from_json::<ShardMap>).transpose()? {
+                add(m);
+            }
+            let parts: String = r.get("parts");
+            for p in from_json::<Vec<Part>>(&parts)? {
+                if let Some(m) = p.shard_map {
+                    add(m);
+                }
+            }
+        }
+    }
+    let mut rows =
+        sqlx::query("SELECT shard_map FROM parts WHERE shard_map IS NOT NULL").fetch(&mut *c);
+    while let Some(r) = rows.try_next().await? {
+        let map: Option<String> = r.get("shard_map");
+        if let Some(m) = map.as_deref().map(from_json::<ShardMap>).transpose()? {
+            add(m);
+        }
+    }
+    Ok(out)
 }
