@@ -53,7 +53,7 @@ async fn main() {
     c.create_bucket().bucket("bench").send().await.expect("mb");
     let pid = s.c.nodes[s.gw].pid().expect("gateway pid");
     let data: Vec<u8> = (0..OBJECT)
-        .map(|i| (i * 2_654_435_761 >> 13) as u8)
+        .map(|i| ((i * 2_654_435_761) >> 13) as u8)
         .collect();
     let body = bytes::Bytes::from(data);
 
