@@ -1,7 +1,7 @@
 //! Losing blob-servers and flipped bytes, through S3: every object still
 //! reads with m servers gone; a PUT needs k+1 durable shards (503 SlowDown
 //! and nothing committed below that); a corrupt shard is detected and the
-//! GET still returns the right bytes. And the S3 endpoint over HTTPS.
+//! GET still returns the right bytes; a hung server stalls neither. And the S3 endpoint over HTTPS.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use hamster_proto::pki::{CertAuthority, ExtraNames, Validity};
 use hamster_proto::{PeerIdentity, Role};
 use hamster_tests::s3::S3Cluster;
+use rustix::process::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SEG: usize = 1 << 20;
@@ -113,6 +114,28 @@ async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
     for (k, d) in &objects {
         put(&c, k, d).await.expect("put");
     }
+
+    // A hung server (SIGSTOP: it accepts connections, answers nothing)
+    // holds up neither writes (its stream is given up, 5 of 6 land) nor
+    // reads (parity is asked when its data chunks are late).
+    s.c.signal(s.blobs[0], Signal::STOP);
+    let during = object(2 * SEG + 9, 6);
+    let limit = std::time::Duration::from_secs(60);
+    tokio::time::timeout(limit, put(&c, "during-stall", &during))
+        .await
+        .expect("PUT hung on a stopped server")
+        .expect("put with a hung server");
+    for (k, d) in objects
+        .iter()
+        .chain([&("during-stall".to_string(), during.clone())])
+    {
+        let got = tokio::time::timeout(limit, get(&c, k))
+            .await
+            .expect("GET hung on a stopped server");
+        assert!(got.expect("get") == *d, "{k}");
+    }
+    s.c.signal(s.blobs[0], Signal::CONT);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 
     // k+1 = 5 servers up: a PUT still succeeds, and reads too.
     s.c.kill(s.blobs[5]);

@@ -14,6 +14,10 @@ use hamster_proto::transport::Pool;
 
 use super::erasure::{Coder, ErasureError};
 
+/// A chunk read that takes longer than this counts as failed, so a hung
+/// server cannot hang a GET even when parity must wait for it.
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Where shard `index` of an object lives (an empty address: nowhere known).
 #[derive(Clone, Debug)]
 pub struct Source {
@@ -58,7 +62,11 @@ pub async fn read_stripe(
     let mut chunks: Vec<Option<Vec<u8>>> = vec![None; coder.total_shards()];
     let fetch = |i: usize| {
         let src = &sources[i];
-        async move { (i, read_chunk(src, offset, len, pool).await) }
+        async move {
+            let chunk =
+                tokio::time::timeout(READ_TIMEOUT, read_chunk(src, offset, len, pool)).await;
+            (i, chunk.ok().flatten())
+        }
     };
     let mut pending: FuturesUnordered<_> = (0..k.min(total)).map(fetch).collect();
     let mut hedged = false;

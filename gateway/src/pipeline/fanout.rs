@@ -7,6 +7,8 @@
 //! (a degraded write still survives one more loss); below that the PUT is
 //! refused and the shards that did land are deleted.
 
+use std::time::Duration;
+
 use hamster_proto::pb::{self, blob_client::BlobClient};
 use hamster_proto::transport::Pool;
 use tokio::sync::mpsc;
@@ -14,6 +16,10 @@ use tokio::task::JoinHandle;
 
 /// Chunks queued per shard before the sender waits.
 const QUEUE: usize = 4;
+/// A shard stream that takes no chunk, or does not finish, for this long
+/// is given up (a hung server must not hang the PUT); the ack rule then
+/// decides without it.
+const STALL: Duration = Duration::from_secs(5);
 
 /// Where one shard goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,8 +100,14 @@ impl Fanout {
                 data,
             };
             sink.first = false;
-            if tx.send(msg).await.is_err() {
-                sink.tx = None;
+            match tokio::time::timeout(STALL, tx.send(msg)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => sink.tx = None,
+                Err(_) => {
+                    tracing::warn!(blob = %self.targets[i].blob_id, "shard stream stalled; going on without it");
+                    sink.tx = None;
+                    sink.task.abort();
+                }
             }
         }
     }
@@ -108,7 +120,7 @@ impl Fanout {
             // Dropping the sender before the last chunk still ends the
             // stream cleanly, so a short shard may be durable: remove it.
             drop(sink.tx.take());
-            if let Ok(Ok(resp)) = sink.task.await {
+            if let Ok(resp) = settle(&mut sink.task).await {
                 landed.push(Landed {
                     index: i as u32,
                     target: self.targets[i].clone(),
@@ -126,18 +138,15 @@ impl Fanout {
         let mut landed = Vec::new();
         for (i, mut sink) in self.sinks.into_iter().enumerate() {
             drop(sink.tx.take()); // end of stream
-            match sink.task.await {
-                Ok(Ok(resp)) => landed.push(Landed {
+            match settle(&mut sink.task).await {
+                Ok(resp) => landed.push(Landed {
                     index: i as u32,
                     target: self.targets[i].clone(),
                     length: resp.length,
                     checksum: resp.checksum,
                 }),
-                Ok(Err(e)) => {
-                    tracing::warn!(blob = %self.targets[i].blob_id, error = %e.message(), "shard write failed")
-                }
                 Err(e) => {
-                    tracing::warn!(blob = %self.targets[i].blob_id, error = %e, "shard task failed")
+                    tracing::warn!(blob = %self.targets[i].blob_id, error = %e, "shard write failed")
                 }
             }
         }
@@ -157,6 +166,22 @@ impl Fanout {
     }
 }
 
+/// The answer of a shard stream that has been told its end, waiting at
+/// most `STALL` (then the stream is abandoned).
+async fn settle(
+    task: &mut JoinHandle<Result<pb::PutShardResponse, tonic::Status>>,
+) -> Result<pb::PutShardResponse, String> {
+    match tokio::time::timeout(STALL, &mut *task).await {
+        Ok(Ok(Ok(resp))) => Ok(resp),
+        Ok(Ok(Err(status))) => Err(status.message().to_string()),
+        Ok(Err(join)) => Err(join.to_string()),
+        Err(_) => {
+            task.abort();
+            Err("no answer (stalled)".into())
+        }
+    }
+}
+
 /// Deletes shards that landed for a PUT that is not going to commit.
 pub async fn remove(landed: &[Landed], pool: &Pool) {
     for l in landed {
@@ -164,9 +189,13 @@ pub async fn remove(landed: &[Landed], pool: &Pool) {
             let req = pb::DeleteShardRequest {
                 shard_id: l.target.shard_id.clone(),
             };
-            if let Err(e) = BlobClient::new(ch).delete_shard(req).await {
+            let deleted = tokio::time::timeout(STALL, BlobClient::new(ch).delete_shard(req)).await;
+            if let Err(e) = deleted
+                .map_err(|_| "no answer".to_string())
+                .and_then(|r| r.map_err(|s| s.message().to_string()))
+            {
                 // The background sweep collects what is left.
-                tracing::warn!(shard = %l.target.shard_id, error = %e.message(), "could not remove an orphan shard");
+                tracing::warn!(shard = %l.target.shard_id, error = %e, "could not remove an orphan shard");
             }
         }
     }
