@@ -331,6 +331,26 @@ async fn wrong_credentials_and_missing_things_get_s3_errors() {
         .expect_err("absent");
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(404));
 
+    // A declared checksum that does not match the body: BadDigest, nothing stored.
+    let e = c
+        .put_object()
+        .bucket("bkt1")
+        .key("bad-crc")
+        .checksum_crc32("AAAAAA==")
+        .body(ByteStream::from_static(b"some bytes"))
+        .send()
+        .await
+        .expect_err("bad checksum");
+    assert_eq!(e.code(), Some("BadDigest"));
+    let e = c
+        .head_object()
+        .bucket("bkt1")
+        .key("bad-crc")
+        .send()
+        .await
+        .expect_err("absent");
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(404));
+
     // A deleted key stops working (after the gateway's short cache).
     let (id2, secret2) = s.c.create_access_key("second");
     let c2 = s.c.s3_client(s.gw, &id2, &secret2);

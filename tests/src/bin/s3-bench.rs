@@ -38,6 +38,31 @@ fn rss(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the ")" that closes the command name; utime, stime are 14, 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // rest starts at field 3 (state is not a number, so it is skipped).
+    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
+/// CPU seconds used by the gateway, the blob-servers and the meta tier.
+fn cpu_by_tier(s: &S3Cluster) -> [f64; 3] {
+    let sum = |idxs: &[usize]| {
+        idxs.iter()
+            .filter_map(|&i| s.c.nodes[i].pid())
+            .map(cpu_secs)
+            .sum::<f64>()
+    };
+    [sum(&[s.gw]), sum(&s.blobs), sum(&s.metas)]
+}
+
 fn mb(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / 1e6
 }
@@ -89,6 +114,7 @@ async fn main() {
     // 4 streams of 64 MiB PUTs, then GETs of the same objects.
     let c = Arc::new(c);
     let total = STREAMS * per_stream * OBJECT;
+    let cpu0 = cpu_by_tier(&s);
     let t = Instant::now();
     let tasks: Vec<_> = (0..STREAMS)
         .map(|w| {
@@ -110,6 +136,7 @@ async fn main() {
         t.await.expect("put task");
     }
     let put = t.elapsed();
+    let cpu1 = cpu_by_tier(&s);
     let t = Instant::now();
     let tasks: Vec<_> = (0..STREAMS)
         .map(|w| {
@@ -133,11 +160,22 @@ async fn main() {
         t.await.expect("get task");
     }
     let get = t.elapsed();
+    let cpu2 = cpu_by_tier(&s);
     println!(
         "{STREAMS} streams x {per_stream} x 64 MiB: PUT {:.0} MB/s, GET {:.0} MB/s",
         mb(total, put),
         mb(total, get)
     );
+    let per_gib =
+        |a: [f64; 3], b: [f64; 3], i: usize| (b[i] - a[i]) / (total as f64 / (1u64 << 30) as f64);
+    for (phase, a, b) in [("PUT", cpu0, cpu1), ("GET", cpu1, cpu2)] {
+        println!(
+            "  {phase} CPU s per GiB: gateway {:.2}, blob-servers {:.2}, meta {:.2}",
+            per_gib(a, b, 0),
+            per_gib(a, b, 1),
+            per_gib(a, b, 2)
+        );
+    }
 
     // The pipeline alone, one core, on the same bytes.
     let cipher = SegmentCipher::new(&DataKey::generate());
