@@ -54,6 +54,10 @@ pub struct Args {
     /// same one. Unset: it follows the number of blob-servers (ADR 0013).
     #[arg(long, env = "HAMSTER_EC_PROFILE", value_parser = parse_profile)]
     pub ec_profile: Option<(usize, usize)>,
+    /// Base domains for virtual-hosted-style requests (BUCKET.DOMAIN);
+    /// path-style requests work either way. Comma-separated.
+    #[arg(long, env = "HAMSTER_S3_DOMAIN", value_delimiter = ',')]
+    pub domain: Vec<String>,
     /// Ask parity when data shards have not all answered after this long.
     #[arg(long, default_value_t = 250)]
     pub hedge_after_ms: u64,
@@ -89,6 +93,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut builder = s3s::service::S3ServiceBuilder::new(gateway);
     builder.set_auth(s3::auth::Auth::new(meta, kek));
+    if !args.domain.is_empty() {
+        let host = s3s::host::MultiDomain::new(&args.domain)
+            .map_err(|e| anyhow::anyhow!("--domain: {e}"))?;
+        builder.set_host(host);
+    }
     let service = builder.build();
     let tls = match (&args.s3_tls_cert, &args.s3_tls_key) {
         (Some(c), Some(k)) => Some(listener::tls_config(c, k)?),

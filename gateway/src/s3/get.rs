@@ -2,17 +2,24 @@
 //! linearizable read, then, for GET, stream the range through the read
 //! pipeline (fan-in with reconstruction, decrypt).
 
+use std::ops::Range;
 use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use hamster_proto::envelope::DataKey;
+use tokio_stream::wrappers::ReceiverStream;
 
 use hamster_proto::envelope::unwrap_dek;
 use hamster_proto::pb;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::conditions::Conditions;
 use super::error::internal;
 use super::{Gateway, timestamp, version_header};
 use crate::meta_call;
-use crate::pipeline::read::ObjectReader;
+use crate::pipeline::read::{ObjectReader, ReadError};
 
 /// What GET and HEAD both answer with.
 struct Described {
@@ -45,7 +52,7 @@ fn describe(v: &pb::ObjectVersion) -> Described {
     }
 }
 
-async fn resolve(
+pub async fn resolve(
     gw: &Gateway,
     bucket: &str,
     key: &str,
@@ -66,12 +73,120 @@ async fn resolve(
     Ok(v)
 }
 
+/// A data key, unwrapped; the error names both fingerprints in the log.
+fn data_key(
+    gw: &Gateway,
+    v: &pb::ObjectVersion,
+    wrapped: &[u8],
+    fingerprint: &str,
+) -> S3Result<DataKey> {
+    unwrap_dek(&gw.kek, wrapped).map_err(|e| {
+        tracing::error!(bucket = %v.bucket, key = %v.key, version = %v.version_id,
+            object_kek = %fingerprint, this_kek = %gw.kek.fingerprint(),
+            error = %e, "cannot unwrap the object's data key");
+        s3_error!(
+            InternalError,
+            "the object's data key cannot be unwrapped by this gateway's master key"
+        )
+    })
+}
+
+/// The plaintext of `range` of a version, single-part or multipart (each
+/// part its own encrypted, erasure-coded unit). The first segment is read
+/// before this returns, so "cannot read at all" is an error status.
+pub async fn object_body(
+    gw: &Gateway,
+    v: &pb::ObjectVersion,
+    range: Range<u64>,
+) -> S3Result<ReceiverStream<Result<Bytes, ReadError>>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    if range.is_empty() {
+        return Ok(ReceiverStream::new(rx));
+    }
+    // The units the range touches, each with its sub-range.
+    let units: Vec<(Option<&pb::ShardMap>, &[u8], &str, u64)> = if v.parts.is_empty() {
+        vec![(
+            v.shard_map.as_ref(),
+            &v.wrapped_dek,
+            &v.kek_fingerprint,
+            v.size,
+        )]
+    } else {
+        v.parts
+            .iter()
+            .map(|p| {
+                (
+                    p.shard_map.as_ref(),
+                    p.wrapped_dek.as_slice(),
+                    p.kek_fingerprint.as_str(),
+                    p.size,
+                )
+            })
+            .collect()
+    };
+    let mut readers = Vec::new();
+    let mut base = 0u64;
+    for (map, wrapped, fingerprint, size) in units {
+        let (start, end) = (base, base + size);
+        base = end;
+        if size == 0 || end <= range.start || start >= range.end {
+            continue;
+        }
+        let map = map.ok_or_else(|| internal("get", "a version with data has no shard map"))?;
+        let dek = data_key(gw, v, wrapped, fingerprint)?;
+        let reader = ObjectReader::new(
+            map,
+            &dek,
+            size,
+            &gw.blobs.addresses(),
+            gw.pool.clone(),
+            gw.hedge_after,
+        )?;
+        let sub = range.start.max(start) - start..range.end.min(end) - start;
+        readers.push((Arc::new(reader), sub));
+    }
+    let mut readers = readers.into_iter();
+    let Some((first, sub)) = readers.next() else {
+        return Ok(ReceiverStream::new(rx));
+    };
+    let first = first.stream(sub).await?;
+    tokio::spawn(async move {
+        let mut current = Box::pin(first);
+        loop {
+            while let Some(piece) = current.next().await {
+                let failed = piece.is_err();
+                if tx.send(piece).await.is_err() || failed {
+                    return;
+                }
+            }
+            let Some((reader, sub)) = readers.next() else {
+                return;
+            };
+            match reader.stream(sub).await {
+                Ok(s) => current = Box::pin(s),
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    Ok(ReceiverStream::new(rx))
+}
+
 pub async fn head(
     gw: &Gateway,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let i = &req.input;
     let v = resolve(gw, &i.bucket, &i.key, i.version_id.as_deref()).await?;
+    Conditions {
+        if_match: i.if_match.as_ref(),
+        if_none_match: i.if_none_match.as_ref(),
+        if_modified_since: i.if_modified_since.as_ref(),
+        if_unmodified_since: i.if_unmodified_since.as_ref(),
+    }
+    .check_read(&v.etag, v.created_at_ms)?;
     let d = describe(&v);
     Ok(S3Response::new(HeadObjectOutput {
         accept_ranges: Some("bytes".into()),
@@ -96,6 +211,13 @@ pub async fn get(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let i = &req.input;
     let v = resolve(gw, &i.bucket, &i.key, i.version_id.as_deref()).await?;
+    Conditions {
+        if_match: i.if_match.as_ref(),
+        if_none_match: i.if_none_match.as_ref(),
+        if_modified_since: i.if_modified_since.as_ref(),
+        if_unmodified_since: i.if_unmodified_since.as_ref(),
+    }
+    .check_read(&v.etag, v.created_at_ms)?;
     let (range, content_range) = match &i.range {
         None => (0..v.size, None),
         Some(r) => {
@@ -106,32 +228,7 @@ pub async fn get(
             (range, Some(cr))
         }
     };
-    let body = if range.is_empty() {
-        StreamingBlob::wrap::<_, std::io::Error>(futures::stream::empty())
-    } else {
-        let map = v
-            .shard_map
-            .as_ref()
-            .ok_or_else(|| internal("get", "a version with data has no shard map"))?;
-        let dek = unwrap_dek(&gw.kek, &v.wrapped_dek).map_err(|e| {
-            tracing::error!(bucket = %v.bucket, key = %v.key, version = %v.version_id,
-                object_kek = %v.kek_fingerprint, this_kek = %gw.kek.fingerprint(),
-                error = %e, "cannot unwrap the object's data key");
-            s3_error!(
-                InternalError,
-                "the object's data key cannot be unwrapped by this gateway's master key"
-            )
-        })?;
-        let reader = ObjectReader::new(
-            map,
-            &dek,
-            v.size,
-            &gw.blobs.addresses(),
-            gw.pool.clone(),
-            gw.hedge_after,
-        )?;
-        StreamingBlob::wrap(Arc::new(reader).stream(range.clone()).await?)
-    };
+    let body = StreamingBlob::wrap(object_body(gw, &v, range.clone()).await?);
     let d = describe(&v);
     Ok(S3Response::new(GetObjectOutput {
         body: Some(body),

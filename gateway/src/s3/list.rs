@@ -1,5 +1,7 @@
-//! ListObjectsV2: prefix, delimiter and common prefixes, start-after and
-//! continuation tokens, max-keys up to 1000 (the meta tier pages).
+//! Listings: ListObjectsV2 and ListObjects (V1) — prefix, delimiter and
+//! common prefixes, continuation tokens, start-after and marker,
+//! encoding-type=url, max-keys up to 1000 (the meta tier pages) — and
+//! GetBucketLocation.
 
 use hamster_proto::pb;
 use s3s::dto::*;
@@ -10,71 +12,173 @@ use crate::meta_call;
 
 const MAX_KEYS: i32 = 1000;
 
-pub async fn list_v2(
-    gw: &Gateway,
-    req: S3Request<ListObjectsV2Input>,
-) -> S3Result<S3Response<ListObjectsV2Output>> {
-    let i = req.input;
-    let max_keys = i.max_keys.unwrap_or(MAX_KEYS);
-    if max_keys < 0 {
+/// Percent-encodes for encoding-type=url: everything but unreserved
+/// characters and '/' (what S3 itself leaves alone).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn max_keys(m: Option<i32>) -> S3Result<i32> {
+    let m = m.unwrap_or(MAX_KEYS);
+    if m < 0 {
         return Err(s3_error!(InvalidArgument, "max-keys must not be negative"));
     }
-    let max_keys = max_keys.min(MAX_KEYS);
-    let mut out = ListObjectsV2Output {
-        name: Some(i.bucket.clone()),
-        prefix: i.prefix.clone(),
-        delimiter: i.delimiter.clone(),
-        max_keys: Some(max_keys),
-        continuation_token: i.continuation_token.clone(),
-        start_after: i.start_after.clone(),
-        encoding_type: i.encoding_type.clone(),
-        ..Default::default()
-    };
-    if max_keys == 0 {
-        // Still answers NoSuchBucket for a missing bucket.
-        gw.bucket(&i.bucket).await?;
-        out.key_count = Some(0);
-        out.is_truncated = Some(false);
-        return Ok(S3Response::new(out));
+    Ok(m.min(MAX_KEYS))
+}
+
+fn wants_url(e: &Option<EncodingType>) -> S3Result<bool> {
+    match e {
+        None => Ok(false),
+        Some(e) if e.as_str() == EncodingType::URL => Ok(true),
+        Some(_) => Err(s3_error!(InvalidArgument, "encoding-type must be url")),
     }
-    let call = pb::ListObjectsRequest {
-        bucket: i.bucket.clone(),
-        prefix: i.prefix.clone().unwrap_or_default(),
-        delimiter: i.delimiter.clone().unwrap_or_default(),
-        start_after: i.start_after.clone().unwrap_or_default(),
-        continuation_token: i.continuation_token.clone().unwrap_or_default(),
-        max_keys: max_keys as u32,
-    };
+}
+
+/// One page from the meta tier, as S3 objects and common prefixes.
+struct Page {
+    contents: Vec<Object>,
+    prefixes: Vec<CommonPrefix>,
+    is_truncated: bool,
+    token: String,
+    last: Option<String>,
+}
+
+async fn page(gw: &Gateway, call: pb::ListObjectsRequest, url: bool) -> S3Result<Page> {
+    if call.max_keys == 0 {
+        // Nothing asked for; a missing bucket is still NoSuchBucket.
+        gw.bucket(&call.bucket).await?;
+        return Ok(Page {
+            contents: Vec::new(),
+            prefixes: Vec::new(),
+            is_truncated: false,
+            token: String::new(),
+            last: None,
+        });
+    }
     let r = meta_call!(gw.meta, list_objects, call)
         .await
         .map_err(|e| match e.code() {
             Some("InvalidArgument") => s3_error!(InvalidArgument, "invalid continuation token"),
             _ => e.into(),
         })?;
-    let contents: Vec<Object> = r
-        .objects
-        .into_iter()
-        .map(|v| Object {
-            e_tag: Some(ETag::Strong(v.etag)),
-            key: Some(v.key),
-            last_modified: Some(timestamp(v.created_at_ms)),
-            size: i64::try_from(v.size).ok(),
-            storage_class: Some(ObjectStorageClass::from_static(
-                ObjectStorageClass::STANDARD,
-            )),
-            ..Default::default()
-        })
-        .collect();
-    let prefixes: Vec<CommonPrefix> = r
-        .common_prefixes
-        .into_iter()
-        .map(|p| CommonPrefix { prefix: Some(p) })
-        .collect();
-    out.key_count = i32::try_from(contents.len() + prefixes.len()).ok();
-    out.contents = Some(contents);
-    out.common_prefixes = (!prefixes.is_empty()).then_some(prefixes);
-    out.is_truncated = Some(r.is_truncated);
-    out.next_continuation_token = (r.is_truncated && !r.next_continuation_token.is_empty())
-        .then_some(r.next_continuation_token);
-    Ok(S3Response::new(out))
+    let enc = |s: String| if url { url_encode(&s) } else { s };
+    let last = [
+        r.objects.last().map(|o| o.key.clone()),
+        r.common_prefixes.last().cloned(),
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    Ok(Page {
+        contents: r
+            .objects
+            .into_iter()
+            .map(|v| Object {
+                e_tag: Some(ETag::Strong(v.etag)),
+                key: Some(enc(v.key)),
+                last_modified: Some(timestamp(v.created_at_ms)),
+                size: i64::try_from(v.size).ok(),
+                storage_class: Some(ObjectStorageClass::from_static(
+                    ObjectStorageClass::STANDARD,
+                )),
+                ..Default::default()
+            })
+            .collect(),
+        prefixes: r
+            .common_prefixes
+            .into_iter()
+            .map(|p| CommonPrefix {
+                prefix: Some(enc(p)),
+            })
+            .collect(),
+        is_truncated: r.is_truncated,
+        token: r.next_continuation_token,
+        last: last.map(enc),
+    })
+}
+
+pub async fn list_v2(
+    gw: &Gateway,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
+    let i = req.input;
+    let max = max_keys(i.max_keys)?;
+    let url = wants_url(&i.encoding_type)?;
+    let call = pb::ListObjectsRequest {
+        bucket: i.bucket.clone(),
+        prefix: i.prefix.clone().unwrap_or_default(),
+        delimiter: i.delimiter.clone().unwrap_or_default(),
+        start_after: i.start_after.clone().unwrap_or_default(),
+        continuation_token: i.continuation_token.clone().unwrap_or_default(),
+        max_keys: max as u32,
+    };
+    let p = page(gw, call, url).await?;
+    let enc = |s: Option<String>| if url { s.map(|s| url_encode(&s)) } else { s };
+    Ok(S3Response::new(ListObjectsV2Output {
+        name: Some(i.bucket),
+        prefix: enc(i.prefix),
+        delimiter: enc(i.delimiter),
+        start_after: enc(i.start_after),
+        max_keys: Some(max),
+        continuation_token: i.continuation_token,
+        encoding_type: i.encoding_type,
+        key_count: i32::try_from(p.contents.len() + p.prefixes.len()).ok(),
+        is_truncated: Some(p.is_truncated),
+        next_continuation_token: (p.is_truncated && !p.token.is_empty()).then_some(p.token),
+        common_prefixes: (!p.prefixes.is_empty()).then_some(p.prefixes),
+        contents: Some(p.contents),
+        ..Default::default()
+    }))
+}
+
+pub async fn list_v1(
+    gw: &Gateway,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
+    let i = req.input;
+    let max = max_keys(i.max_keys)?;
+    let url = wants_url(&i.encoding_type)?;
+    let call = pb::ListObjectsRequest {
+        bucket: i.bucket.clone(),
+        prefix: i.prefix.clone().unwrap_or_default(),
+        delimiter: i.delimiter.clone().unwrap_or_default(),
+        start_after: i.marker.clone().unwrap_or_default(),
+        max_keys: max as u32,
+        ..Default::default()
+    };
+    let p = page(gw, call, url).await?;
+    let enc = |s: Option<String>| if url { s.map(|s| url_encode(&s)) } else { s };
+    Ok(S3Response::new(ListObjectsOutput {
+        name: Some(i.bucket),
+        prefix: enc(i.prefix),
+        delimiter: enc(i.delimiter),
+        marker: enc(i.marker).or(Some(String::new())),
+        max_keys: Some(max),
+        encoding_type: i.encoding_type,
+        is_truncated: Some(p.is_truncated),
+        // The last key or prefix of the page: where the next page starts.
+        next_marker: if p.is_truncated { p.last } else { None },
+        common_prefixes: (!p.prefixes.is_empty()).then_some(p.prefixes),
+        contents: Some(p.contents),
+        ..Default::default()
+    }))
+}
+
+pub async fn location(
+    gw: &Gateway,
+    req: S3Request<GetBucketLocationInput>,
+) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    gw.bucket(&req.input.bucket).await?;
+    // One region; S3 answers an empty constraint for us-east-1.
+    Ok(S3Response::new(GetBucketLocationOutput {
+        location_constraint: None,
+    }))
 }

@@ -3,10 +3,14 @@
 //! operation means here, one file per S3 topic:
 //!
 //! - [`bucket`]: CreateBucket, DeleteBucket, HeadBucket, ListBuckets.
-//! - [`put`]: PutObject, with the checks the client asked for.
+//! - [`ingest`]: a body to uncommitted shards, with the checks the client asked for.
+//! - [`put`]: PutObject and its commit.
+//! - [`multipart`]: the multipart upload calls; each part its own unit.
 //! - [`get`]: GetObject (Range), HeadObject.
-//! - [`delete`]: DeleteObject, freeing shards.
-//! - [`list`]: ListObjectsV2, paged by the meta tier.
+//! - [`copy`]: CopyObject (read, re-encrypt, write: shards never shared).
+//! - [`conditions`]: If-Match and friends, on reads and copy sources.
+//! - [`delete`]: DeleteObject and DeleteObjects, freeing shards.
+//! - [`list`]: ListObjects V1 and V2, GetBucketLocation.
 //! - [`auth`]: SigV4 secrets from the meta tier.
 //! - [`error`]: the one place errors become S3 error codes.
 //!
@@ -15,10 +19,14 @@
 
 pub mod auth;
 pub mod bucket;
+pub mod conditions;
+pub mod copy;
 pub mod delete;
 pub mod error;
 pub mod get;
+pub mod ingest;
 pub mod list;
+pub mod multipart;
 pub mod put;
 
 use std::sync::Arc;
@@ -183,5 +191,82 @@ impl S3 for Gateway {
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         list::list_v2(self, req).await
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        copy::copy(self, req).await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        multipart::create(self, req).await
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        multipart::upload_part(self, req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        multipart::upload_part_copy(self, req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        multipart::complete(self, req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        multipart::abort(self, req).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        multipart::list_uploads(self, req).await
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        multipart::list_parts(self, req).await
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        list::list_v1(self, req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        list::location(self, req).await
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        delete::delete_many(self, req).await
     }
 }

@@ -191,8 +191,10 @@ impl pb::meta_server::Meta for MetaService {
             .ok_or_else(|| Status::invalid_argument("version is required"))?;
         check_fresh(&self.meta, v.shard_map.as_ref())?;
         let mut version = Version::from(v);
+        // Last-Modified is the meta tier's clock at commit, never a gateway's.
+        version.created_at_ms = now_ms();
         if version.version_id.is_empty() {
-            version.version_id = new_version_id(now_ms());
+            version.version_id = new_version_id(version.created_at_ms);
         }
         match self.meta.write(Op::CommitVersion { version }).await? {
             R::Committed { version, freed } => Ok(Response::new(pb::CommitVersionResponse {

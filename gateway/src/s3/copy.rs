@@ -1,0 +1,170 @@
+//! CopyObject, done server-side on the erasure-coded path: the source is
+//! read (fan-in, decrypt) and written again as a new object under a new
+//! data key (encrypt, erasure, fan-out), then committed. Shards are never
+//! shared between objects, so deleting either side frees only its own.
+
+use hamster_proto::pb;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::conditions::Conditions;
+use super::get::{object_body, resolve};
+use super::ingest::{Declared, ingest};
+use super::put::{discard_after, stored_headers};
+use super::{Gateway, timestamp, version_header};
+use crate::meta_call;
+
+/// `bytes=FIRST-LAST` of x-amz-copy-source-range.
+pub fn source_range(s: &str) -> S3Result<(u64, u64)> {
+    let bad = || {
+        s3_error!(
+            InvalidArgument,
+            "x-amz-copy-source-range must be bytes=FIRST-LAST"
+        )
+    };
+    let (a, b) = s
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if a > b {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+/// The source object of a copy, checked against the copy conditions, as
+/// a body (all of it, or `range` inclusive).
+pub async fn copy_source_body(
+    gw: &Gateway,
+    source: &CopySource,
+    conditions: &Conditions<'_>,
+    range: Option<(u64, u64)>,
+) -> S3Result<(StreamingBlob, pb::ObjectVersion)> {
+    let CopySource::Bucket {
+        bucket,
+        key,
+        version_id,
+    } = source
+    else {
+        return Err(s3_error!(NotImplemented, "access point copy sources"));
+    };
+    let v = resolve(gw, bucket, key, version_id.as_deref()).await?;
+    conditions.check_copy_source(&v.etag, v.created_at_ms)?;
+    let range = match range {
+        None => 0..v.size,
+        Some((a, b)) if b < v.size => a..b + 1,
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidRange,
+                "the copy range is outside the source object"
+            ));
+        }
+    };
+    let body = StreamingBlob::wrap(object_body(gw, &v, range).await?);
+    Ok((body, v))
+}
+
+pub async fn copy(
+    gw: &Gateway,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let i = req.input;
+    let replace = i
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    if let CopySource::Bucket {
+        bucket,
+        key,
+        version_id: None,
+    } = &i.copy_source
+        && **bucket == *i.bucket
+        && **key == *i.key
+        && !replace
+    {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+        ));
+    }
+    gw.bucket(&i.bucket).await?;
+    let conditions = Conditions {
+        if_match: i.copy_source_if_match.as_ref(),
+        if_none_match: i.copy_source_if_none_match.as_ref(),
+        if_modified_since: i.copy_source_if_modified_since.as_ref(),
+        if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
+    };
+    let (body, src) = copy_source_body(gw, &i.copy_source, &conditions, None).await?;
+    let (stored, _) = ingest(
+        gw,
+        Some(body),
+        Declared {
+            content_md5: None,
+            checksum: Checksum::default(),
+            algorithm: None,
+        },
+        &http::HeaderMap::new(),
+        None,
+    )
+    .await?;
+    let (content_type, user_metadata, headers) = if replace {
+        (
+            i.content_type.clone().unwrap_or_default(),
+            i.metadata.clone().unwrap_or_default().into_iter().collect(),
+            stored_headers(
+                &i.cache_control,
+                &i.content_disposition,
+                &i.content_encoding,
+                &i.content_language,
+                &i.expires,
+            ),
+        )
+    } else {
+        (
+            src.content_type.clone(),
+            src.user_metadata.clone(),
+            src.stored_headers.clone(),
+        )
+    };
+    let version = pb::ObjectVersion {
+        bucket: i.bucket.clone(),
+        key: i.key.clone(),
+        size: stored.size,
+        etag: stored.md5.clone(),
+        content_type,
+        user_metadata,
+        stored_headers: headers.into_iter().collect(),
+        shard_map: Some(stored.shard_map.clone()),
+        wrapped_dek: stored.wrapped_dek.clone(),
+        kek_fingerprint: stored.kek_fingerprint.clone(),
+        ..Default::default()
+    };
+    let committed = meta_call!(
+        gw.meta,
+        commit_version,
+        pb::CommitVersionRequest {
+            version: Some(version),
+        }
+    )
+    .await;
+    let committed = match committed {
+        Ok(c) => c,
+        Err(e) => {
+            discard_after(gw, stored, &e).await;
+            return Err(e.into());
+        }
+    };
+    gw.free(committed.freed);
+    let v = committed.version.unwrap_or_default();
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: Some(ETag::Strong(v.etag.clone())),
+            last_modified: Some(timestamp(v.created_at_ms)),
+            ..Default::default()
+        }),
+        version_id: version_header(&v),
+        copy_source_version_id: version_header(&src),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,177 @@
+//! A request body into durable, uncommitted shards (PutObject, UploadPart):
+//! the write pipeline, with the checks the client declared — Content-MD5,
+//! a flexible checksum in a header or the verified aws-chunked trailer, a
+//! signed payload hash. A failed check removes the shards; nothing is
+//! committed by this module.
+
+use base64::Engine;
+use futures::StreamExt;
+use md5::Digest as _;
+use s3s::checksum::ChecksumHasher;
+use s3s::dto::*;
+use s3s::{S3Result, s3_error};
+
+use super::Gateway;
+use super::error::sha256_mismatch;
+use crate::pipeline::write::{Stored, write};
+
+/// What the client said the body is.
+pub struct Declared {
+    pub content_md5: Option<String>,
+    pub checksum: Checksum,
+    pub algorithm: Option<ChecksumAlgorithm>,
+}
+
+/// The checksums a client declared, filled in from trailers at the end.
+fn expected_checksums(d: &Declared) -> S3Result<(ChecksumHasher, Checksum)> {
+    let mut h = ChecksumHasher::default();
+    let want = d.checksum.clone();
+    if want.checksum_crc32.is_some() {
+        h.crc32 = Some(Default::default());
+    }
+    if want.checksum_crc32c.is_some() {
+        h.crc32c = Some(Default::default());
+    }
+    if want.checksum_sha1.is_some() {
+        h.sha1 = Some(Default::default());
+    }
+    if want.checksum_sha256.is_some() {
+        h.sha256 = Some(Default::default());
+    }
+    if want.checksum_crc64nvme.is_some() {
+        h.crc64nvme = Some(Default::default());
+    }
+    if let Some(alg) = &d.algorithm {
+        match alg.as_str() {
+            ChecksumAlgorithm::CRC32 => h.crc32 = Some(Default::default()),
+            ChecksumAlgorithm::CRC32C => h.crc32c = Some(Default::default()),
+            ChecksumAlgorithm::SHA1 => h.sha1 = Some(Default::default()),
+            ChecksumAlgorithm::SHA256 => h.sha256 = Some(Default::default()),
+            ChecksumAlgorithm::CRC64NVME => h.crc64nvme = Some(Default::default()),
+            _ => return Err(s3_error!(InvalidArgument, "unknown checksum algorithm")),
+        }
+    }
+    Ok((h, want))
+}
+
+/// Fills the declared checksums from the verified trailer, if any.
+fn from_trailers(want: &mut Checksum, trailers: Option<http::HeaderMap>) -> S3Result<()> {
+    let Some(t) = trailers else { return Ok(()) };
+    let get = |name: &str| -> S3Result<Option<String>> {
+        t.get(name)
+            .map(|v| {
+                v.to_str()
+                    .map(str::to_owned)
+                    .map_err(|_| s3_error!(InvalidArgument, "bad {name} trailer"))
+            })
+            .transpose()
+    };
+    let fill = |slot: &mut Option<String>, v: Option<String>| {
+        if v.is_some() {
+            *slot = v;
+        }
+    };
+    fill(&mut want.checksum_crc32, get("x-amz-checksum-crc32")?);
+    fill(&mut want.checksum_crc32c, get("x-amz-checksum-crc32c")?);
+    fill(&mut want.checksum_sha1, get("x-amz-checksum-sha1")?);
+    fill(&mut want.checksum_sha256, get("x-amz-checksum-sha256")?);
+    fill(
+        &mut want.checksum_crc64nvme,
+        get("x-amz-checksum-crc64nvme")?,
+    );
+    Ok(())
+}
+
+/// Every declared checksum must match what was computed.
+fn verify_checksums(want: &Checksum, got: &Checksum) -> S3Result<()> {
+    let pairs = [
+        ("crc32", &want.checksum_crc32, &got.checksum_crc32),
+        ("crc32c", &want.checksum_crc32c, &got.checksum_crc32c),
+        ("sha1", &want.checksum_sha1, &got.checksum_sha1),
+        ("sha256", &want.checksum_sha256, &got.checksum_sha256),
+        (
+            "crc64nvme",
+            &want.checksum_crc64nvme,
+            &got.checksum_crc64nvme,
+        ),
+    ];
+    for (name, w, g) in pairs {
+        if let Some(w) = w
+            && Some(w) != g.as_ref()
+        {
+            return Err(s3_error!(
+                BadDigest,
+                "x-amz-checksum-{name} does not match the body"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A signed payload hash (x-amz-content-sha256 as 64 hex digits), if any.
+fn signed_payload_hash(headers: &http::HeaderMap) -> Option<[u8; 32]> {
+    let v = headers.get("x-amz-content-sha256")?.to_str().ok()?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(v, &mut out).ok()?;
+    Some(out)
+}
+
+/// Writes `body` and checks it; returns the stored shards and the
+/// checksums computed (to echo to the client).
+pub async fn ingest(
+    gw: &Gateway,
+    body: Option<StreamingBlob>,
+    declared: Declared,
+    headers: &http::HeaderMap,
+    trailing: Option<s3s::TrailingHeaders>,
+) -> S3Result<(Stored, Checksum)> {
+    let content_md5 = match &declared.content_md5 {
+        Some(b64) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .ok()
+                .filter(|d| d.len() == 16)
+                .ok_or_else(|| s3_error!(InvalidDigest))?,
+        ),
+        None => None,
+    };
+    let (mut hasher, mut want) = expected_checksums(&declared)?;
+    let signed = signed_payload_hash(headers);
+    let mut sha = signed.map(|_| sha2::Sha256::new());
+
+    let profile = gw.profile()?;
+    let candidates = gw.candidates().await;
+    let body = body
+        .map(|b| b.boxed())
+        .unwrap_or_else(|| futures::stream::empty().boxed());
+    let stored = write(body, profile, &candidates, &gw.kek, &gw.pool, |bytes| {
+        hasher.update(bytes);
+        if let Some(s) = &mut sha {
+            s.update(bytes);
+        }
+    })
+    .await?;
+
+    let got = hasher.finalize();
+    let checked = (|| -> S3Result<()> {
+        if let Some(want_md5) = &content_md5
+            && hex::encode(want_md5) != stored.md5
+        {
+            return Err(s3_error!(BadDigest, "Content-MD5 does not match the body"));
+        }
+        if let (Some(want), Some(s)) = (signed, sha.take())
+            && s.finalize().as_slice() != want
+        {
+            return Err(sha256_mismatch());
+        }
+        from_trailers(&mut want, trailing.and_then(|t| t.take()))?;
+        verify_checksums(&want, &got)
+    })();
+    match checked {
+        Ok(()) => Ok((stored, got)),
+        Err(e) => {
+            stored.discard(&gw.pool).await;
+            Err(e)
+        }
+    }
+}
