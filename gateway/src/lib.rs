@@ -96,7 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if !args.domain.is_empty() {
         let host = s3s::host::MultiDomain::new(&args.domain)
             .map_err(|e| anyhow::anyhow!("--domain: {e}"))?;
-        builder.set_host(host);
+        builder.set_host(listener::Domains(host));
     }
     let service = builder.build();
     let tls = match (&args.s3_tls_cert, &args.s3_tls_key) {

@@ -32,6 +32,22 @@ pub fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> 
     Ok(Arc::new(config))
 }
 
+/// Virtual-hosted-style names under `--domain`: BUCKET.DOMAIN, with any
+/// port (s3s matches the Host header whole, port included).
+pub struct Domains(pub s3s::host::MultiDomain);
+
+impl s3s::host::S3Host for Domains {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<s3s::host::VirtualHost<'a>> {
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                name
+            }
+            _ => host,
+        };
+        self.0.parse_host_header(name)
+    }
+}
+
 pub struct S3Listener {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,

@@ -28,6 +28,7 @@ use tonic::transport::Channel;
 
 pub mod meta;
 pub mod s3;
+pub mod sigv4;
 
 /// How long a node gets to answer its first health call.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -70,6 +70,7 @@ pub async fn copy(
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let i = req.input;
+    super::check_key(&i.key)?;
     let replace = i
         .metadata_directive
         .as_ref()
@@ -104,7 +105,6 @@ pub async fn copy(
             checksum: Checksum::default(),
             algorithm: None,
         },
-        &http::HeaderMap::new(),
         None,
     )
     .await?;

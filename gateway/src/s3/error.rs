@@ -51,6 +51,13 @@ impl From<MetaError> for S3Error {
 impl From<WriteError> for S3Error {
     fn from(e: WriteError) -> S3Error {
         match &e {
+            // s3s verifies aws-chunked signatures as the body streams and
+            // reports a bad one as a body error (its error type is private:
+            // only its text names the cause; tests/s3_auth.rs pins it).
+            WriteError::Body(m) if m.contains("SignatureMismatch") => {
+                s3_error!(SignatureDoesNotMatch, "a chunk signature does not match")
+            }
+            WriteError::Body(m) if m.contains("Sha256Mismatch") => sha256_mismatch(),
             WriteError::Body(m) => s3_error!(IncompleteBody, "{m}"),
             WriteError::Placement(_) | WriteError::Ack(_) => {
                 tracing::warn!(error = %e, "write refused");

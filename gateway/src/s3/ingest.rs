@@ -1,18 +1,17 @@
 //! A request body into durable, uncommitted shards (PutObject, UploadPart):
 //! the write pipeline, with the checks the client declared — Content-MD5,
-//! a flexible checksum in a header or the verified aws-chunked trailer, a
-//! signed payload hash. A failed check removes the shards; nothing is
-//! committed by this module.
+//! a flexible checksum in a header or the verified aws-chunked trailer.
+//! (s3s itself checks chunk signatures and a signed payload hash as the
+//! body streams; those failures arrive as body errors, `s3/error.rs`.)
+//! A failed check removes the shards; nothing is committed here.
 
 use base64::Engine;
 use futures::StreamExt;
-use md5::Digest as _;
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::*;
 use s3s::{S3Result, s3_error};
 
 use super::Gateway;
-use super::error::sha256_mismatch;
 use crate::pipeline::write::{Stored, write};
 
 /// What the client said the body is.
@@ -108,21 +107,12 @@ fn verify_checksums(want: &Checksum, got: &Checksum) -> S3Result<()> {
     Ok(())
 }
 
-/// A signed payload hash (x-amz-content-sha256 as 64 hex digits), if any.
-fn signed_payload_hash(headers: &http::HeaderMap) -> Option<[u8; 32]> {
-    let v = headers.get("x-amz-content-sha256")?.to_str().ok()?;
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(v, &mut out).ok()?;
-    Some(out)
-}
-
 /// Writes `body` and checks it; returns the stored shards and the
 /// checksums computed (to echo to the client).
 pub async fn ingest(
     gw: &Gateway,
     body: Option<StreamingBlob>,
     declared: Declared,
-    headers: &http::HeaderMap,
     trailing: Option<s3s::TrailingHeaders>,
 ) -> S3Result<(Stored, Checksum)> {
     let content_md5 = match &declared.content_md5 {
@@ -136,8 +126,6 @@ pub async fn ingest(
         None => None,
     };
     let (mut hasher, mut want) = expected_checksums(&declared)?;
-    let signed = signed_payload_hash(headers);
-    let mut sha = signed.map(|_| sha2::Sha256::new());
 
     let profile = gw.profile()?;
     let candidates = gw.candidates().await;
@@ -145,10 +133,7 @@ pub async fn ingest(
         .map(|b| b.boxed())
         .unwrap_or_else(|| futures::stream::empty().boxed());
     let stored = write(body, profile, &candidates, &gw.kek, &gw.pool, |bytes| {
-        hasher.update(bytes);
-        if let Some(s) = &mut sha {
-            s.update(bytes);
-        }
+        hasher.update(bytes)
     })
     .await?;
 
@@ -158,11 +143,6 @@ pub async fn ingest(
             && hex::encode(want_md5) != stored.md5
         {
             return Err(s3_error!(BadDigest, "Content-MD5 does not match the body"));
-        }
-        if let (Some(want), Some(s)) = (signed, sha.take())
-            && s.finalize().as_slice() != want
-        {
-            return Err(sha256_mismatch());
         }
         from_trailers(&mut want, trailing.and_then(|t| t.take()))?;
         verify_checksums(&want, &got)

@@ -10,7 +10,7 @@
 //! - [`copy`]: CopyObject (read, re-encrypt, write: shards never shared).
 //! - [`conditions`]: If-Match and friends, on reads and copy sources.
 //! - [`delete`]: DeleteObject and DeleteObjects, freeing shards.
-//! - [`list`]: ListObjects V1 and V2, GetBucketLocation.
+//! - [`list`]: ListObjects V1 and V2, ListObjectVersions, GetBucketLocation.
 //! - [`auth`]: SigV4 secrets from the meta tier.
 //! - [`error`]: the one place errors become S3 error codes.
 //!
@@ -66,6 +66,17 @@ pub fn timestamp(ms: i64) -> Timestamp {
 /// of a bucket that is not versioned.
 pub fn version_header(v: &pb::ObjectVersion) -> Option<String> {
     (!v.version_id.is_empty() && v.version_id != "null").then(|| v.version_id.clone())
+}
+
+/// S3's limit on key length, in bytes of UTF-8.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// KeyTooLongError for a key S3 would refuse.
+pub fn check_key(key: &str) -> S3Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(s3_error!(KeyTooLongError, "keys are at most 1024 bytes"));
+    }
+    Ok(())
 }
 
 impl Gateway {
@@ -268,5 +279,12 @@ impl S3 for Gateway {
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         delete::delete_many(self, req).await
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        list::list_versions(self, req).await
     }
 }

@@ -23,6 +23,7 @@ pub async fn create(
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let i = req.input;
+    super::check_key(&i.key)?;
     let template = pb::ObjectVersion {
         bucket: i.bucket.clone(),
         key: i.key.clone(),
@@ -131,7 +132,6 @@ pub async fn upload_part(
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let S3Request {
         mut input,
-        headers,
         trailing_headers,
         ..
     } = req;
@@ -149,8 +149,7 @@ pub async fn upload_part(
         },
         algorithm: input.checksum_algorithm.clone(),
     };
-    let (stored, sums) =
-        ingest(gw, input.body.take(), declared, &headers, trailing_headers).await?;
+    let (stored, sums) = ingest(gw, input.body.take(), declared, trailing_headers).await?;
     let etag = commit_part(
         gw,
         &input.bucket,
@@ -198,7 +197,6 @@ pub async fn upload_part_copy(
             checksum: Checksum::default(),
             algorithm: None,
         },
-        &http::HeaderMap::new(),
         None,
     )
     .await?;

@@ -47,10 +47,10 @@ pub async fn put(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let S3Request {
         mut input,
-        headers,
         trailing_headers,
         ..
     } = req;
+    super::check_key(&input.key)?;
     // A missing bucket is refused before any shard is written.
     gw.bucket(&input.bucket).await?;
     let declared = Declared {
@@ -65,8 +65,7 @@ pub async fn put(
         },
         algorithm: input.checksum_algorithm.clone(),
     };
-    let (stored, checksums) =
-        ingest(gw, input.body.take(), declared, &headers, trailing_headers).await?;
+    let (stored, checksums) = ingest(gw, input.body.take(), declared, trailing_headers).await?;
 
     let version = pb::ObjectVersion {
         bucket: input.bucket.clone(),
