@@ -161,6 +161,72 @@ async fn hand_signed_requests_get_the_errors_clients_expect() {
     };
     let (st, body) = send(addr, &trailer_put("trailer-bad", crc(b"something else"))).await;
     assert_eq!((st, code(&body).as_str()), (400, "BadDigest"), "{body}");
+    // The other trailer checksums are checked too (wrong → BadDigest, right → stored).
+    let b64 = |b: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    };
+    let crc32c_of = |d: &[u8]| b64(&crc32c::crc32c(d).to_be_bytes());
+    let sha256_of = |d: &[u8]| {
+        use sha2::Digest;
+        b64(&sha2::Sha256::digest(d))
+    };
+    for (name, right, wrong) in [
+        ("crc32c", crc32c_of(&data), crc32c_of(b"x")),
+        ("sha256", sha256_of(&data), sha256_of(b"x")),
+    ] {
+        for (value, want) in [(wrong, 400), (right, 200)] {
+            let mut r = sign(
+                id,
+                secret,
+                now(),
+                "PUT",
+                &format!("/raw/trailer-{name}-{want}"),
+                "",
+                h(&[
+                    ("content-encoding", "aws-chunked".into()),
+                    ("x-amz-decoded-content-length", data.len().to_string()),
+                    ("x-amz-trailer", format!("x-amz-checksum-{name}")),
+                ]),
+                "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                vec![],
+            );
+            r.body = unsigned_trailer_body(&data, &format!("x-amz-checksum-{name}:{value}"));
+            let (st, body) = send(addr, &r).await;
+            assert_eq!(st, want, "{name}: {body}");
+            if want == 400 {
+                assert_eq!(code(&body), "BadDigest");
+            }
+        }
+    }
+    // A Content-MD5 that the body does not match.
+    let r = sign(
+        id,
+        secret,
+        now(),
+        "PUT",
+        "/raw/md5-bad",
+        "",
+        h(&[("content-md5", b64(&[0u8; 16]))]),
+        &sha256_hex(b"md5 body"),
+        b"md5 body".to_vec(),
+    );
+    let (st, body) = send(addr, &r).await;
+    assert_eq!((st, code(&body).as_str()), (400, "BadDigest"), "{body}");
+    // UNSIGNED-PAYLOAD is accepted (what SDKs send over HTTPS).
+    let r = sign(
+        id,
+        secret,
+        now(),
+        "PUT",
+        "/raw/unsigned",
+        "",
+        h(&[]),
+        "UNSIGNED-PAYLOAD",
+        b"unsigned body".to_vec(),
+    );
+    let (st, body) = send(addr, &r).await;
+    assert_eq!(st, 200, "{body}");
     // A signed payload hash that the body does not match.
     let r = sign(
         id,
@@ -180,7 +246,14 @@ async fn hand_signed_requests_get_the_errors_clients_expect() {
         "{body}"
     );
     // Nothing of the refused writes is stored, and no shard leaked.
-    for key in ["chunked-bad", "trailer-bad", "sha-bad"] {
+    for key in [
+        "chunked-bad",
+        "trailer-bad",
+        "sha-bad",
+        "md5-bad",
+        "trailer-crc32c-400",
+        "trailer-sha256-400",
+    ] {
         let e = c
             .head_object()
             .bucket("raw")
@@ -194,7 +267,13 @@ async fn hand_signed_requests_get_the_errors_clients_expect() {
             "{key}"
         );
     }
-    assert_eq!(shard_files(&s), before, "refused writes left shards");
+    // Three writes above were accepted (two trailers and UNSIGNED-PAYLOAD),
+    // 3 shards each (2+1); the refused ones left none.
+    assert_eq!(
+        shard_files(&s),
+        before + 3 * 3,
+        "refused writes left shards"
+    );
     // The right trailer is accepted.
     let (st, body) = send(addr, &trailer_put("trailer-ok", crc(&data))).await;
     assert_eq!(st, 200, "{body}");

@@ -269,6 +269,43 @@ async fn multipart_uploads_complete_copy_and_abort() {
         .expect_err("aborted");
     assert_eq!(status(&e), (Some("NoSuchUpload".into()), Some(404)));
 
+    // A replaced part frees the shards of the part it replaces.
+    let rp = c
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("replaced")
+        .send()
+        .await
+        .expect("create");
+    let rid = rp.upload_id().expect("id").to_string();
+    let upload = |seed: u8| {
+        c.upload_part()
+            .bucket("mpu")
+            .key("replaced")
+            .upload_id(&rid)
+            .part_number(1)
+            .body(ByteStream::from(pattern(4096, seed)))
+            .send()
+    };
+    upload(1).await.expect("part");
+    let with_one = shard_file_count(&s);
+    upload(2).await.expect("replacing part");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while shard_file_count(&s) != with_one {
+        assert!(
+            Instant::now() < deadline,
+            "a replaced part's shards were not freed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.abort_multipart_upload()
+        .bucket("mpu")
+        .key("replaced")
+        .upload_id(&rid)
+        .send()
+        .await
+        .expect("abort");
+
     // UploadPartCopy with a source range, and a whole small source.
     c.put_object()
         .bucket("mpu")
