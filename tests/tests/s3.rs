@@ -355,6 +355,26 @@ async fn wrong_credentials_and_missing_things_get_s3_errors() {
     let (id2, secret2) = s.c.create_access_key("second");
     let c2 = s.c.s3_client(s.gw, &id2, &secret2);
     c2.list_buckets().send().await.expect("second key works");
+    // `key list` shows ids and names, never a secret.
+    let mut args = vec!["key".to_string(), "list".into(), "--json".into()];
+    args.extend(s.c.admin_flags());
+    let listed =
+        s.c.hamster(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let keys: serde_json::Value = serde_json::from_str(listed.trim()).expect("json");
+    let ids: Vec<&str> = keys
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|k| k["access_key_id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&id2.as_str()) && ids.contains(&s.access_key_id.as_str()),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&secret2) && !listed.contains(&s.secret),
+        "a secret is listed"
+    );
     let mut args = vec!["key".to_string(), "delete".into(), id2.clone()];
     args.extend(s.c.admin_flags());
     s.c.hamster(&args.iter().map(String::as_str).collect::<Vec<_>>());

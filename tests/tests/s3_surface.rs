@@ -462,6 +462,22 @@ async fn copies_conditionals_stored_headers_and_unsupported_calls() {
             .map(String::as_str),
         Some("blue")
     );
+    // From a named version (an unversioned bucket's is "null").
+    c.copy_object()
+        .bucket("cpy")
+        .key("dst-v")
+        .copy_source("cpy/src?versionId=null")
+        .send()
+        .await
+        .expect("copy from a version id");
+    let got = c
+        .get_object()
+        .bucket("cpy")
+        .key("dst-v")
+        .send()
+        .await
+        .expect("get");
+    assert!(body(got).await == data);
     // Onto itself: only with REPLACE.
     let e = c
         .copy_object()
