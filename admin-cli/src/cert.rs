@@ -69,6 +69,32 @@ pub fn run(cmd: &CertCommand) -> anyhow::Result<()> {
     }
 }
 
+/// A node's key, CSR and certificate in `dir` (node.key, node.crt,
+/// trust.pem), signed with the CA in `ca_dir`: `cert request` and `cert
+/// sign` in one step, for `hamster dev` (all on one machine anyway).
+pub fn provision_node(
+    ca_dir: &std::path::Path,
+    role: Role,
+    id: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let identity = PeerIdentity::new(role, id)?;
+    let (csr, key) = pki::generate_csr(&identity, &ExtraNames::default())?;
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
+    };
+    let ca = CertAuthority::from_pem(&read(ca_dir.join(CA_CERT))?, &read(ca_dir.join(CA_KEY))?)?;
+    let cert = ca.sign_csr(&csr, &identity, Validity::starting_now(pki::LEAF_VALIDITY))?;
+    write_private(&dir.join("node.key"), key.as_bytes())?;
+    write_public(&dir.join("node.crt"), cert.as_bytes())?;
+    write_public(
+        &dir.join("trust.pem"),
+        read(ca_dir.join(crate::init::TRUST))?.as_bytes(),
+    )?;
+    Ok(())
+}
+
 fn request(a: &RequestArgs) -> anyhow::Result<()> {
     let identity = PeerIdentity::new(a.role, &a.id)?;
     let extra = ExtraNames {

@@ -9,10 +9,12 @@
 //! - [`status`]: `hamster status` — the meta tier: leader, indexes, members.
 //! - [`key`]: `hamster key create|list|delete` — S3 access keys.
 //! - [`member`]: `hamster member add|remove` — meta tier membership.
+//! - [`dev`]: `hamster dev` — a whole cluster as local processes.
 //! - [`conn`]: the admin identity and how to reach the cluster.
 
 pub mod cert;
 pub mod conn;
+pub mod dev;
 pub mod health;
 pub mod init;
 pub mod key;
@@ -38,6 +40,8 @@ pub enum Command {
     Cert(cert::CertCommand),
     /// Write a new 32-byte master key file (mode 0600).
     Keygen(keygen::KeygenArgs),
+    /// Run a whole cluster as local processes (3 meta, 6 blob, 1 gateway).
+    Dev(dev::DevArgs),
     /// Ask a node who it is and what it trusts.
     Health(health::HealthArgs),
     /// The meta tier: leader, term, indexes, each member's health.
@@ -55,6 +59,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(a) => init::run(&a),
         Command::Cert(c) => cert::run(&c),
         Command::Keygen(a) => keygen::run(&a),
+        Command::Dev(a) => dev::run(&a).await,
         Command::Health(a) => health::run(&a).await,
         Command::Status(a) => status::run(&a).await,
         Command::Key(c) => key::run(&c).await,

@@ -20,10 +20,11 @@ pub const ADMISSION: &[(&str, &[Role])] = &[
     ),
     // Metadata: gateways, and meta followers forwarding to the leader.
     ("hamster.v1.Meta", &[Role::Gateway, Role::Meta]),
-    // Blob registry: blob-servers register; gateways and meta read.
+    // Blob registry: blob-servers register (each only as itself, checked
+    // in the handler); gateways, meta and the admin read.
     (
         "hamster.v1.Registry",
-        &[Role::Blob, Role::Gateway, Role::Meta],
+        &[Role::Blob, Role::Gateway, Role::Meta, Role::Admin],
     ),
     // Operations: the admin certificate only.
     ("hamster.v1.Admin", &[Role::Admin]),
