@@ -10,6 +10,7 @@
 //! - [`key`]: `hamster key create|list|delete` — S3 access keys.
 //! - [`member`]: `hamster member add|remove` — meta tier membership.
 //! - [`dev`]: `hamster dev` — a whole cluster as local processes.
+//! - [`token`]: `hamster token create` — join tokens for new nodes.
 //! - [`conn`]: the admin identity and how to reach the cluster.
 
 pub mod cert;
@@ -21,6 +22,7 @@ pub mod key;
 pub mod keygen;
 pub mod member;
 pub mod status;
+pub mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -49,6 +51,9 @@ pub enum Command {
     /// S3 access keys: create (secret shown once), list, delete.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Join tokens for new blob-servers and gateways.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Add or remove a meta-server.
     #[command(subcommand)]
     Member(member::MemberCommand),
@@ -64,5 +69,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(a) => status::run(&a).await,
         Command::Key(c) => key::run(&c).await,
         Command::Member(c) => member::run(&c).await,
+        Command::Token(c) => token::run(&c).await,
     }
 }

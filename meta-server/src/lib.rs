@@ -26,6 +26,7 @@ pub mod state;
 pub mod sweep;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +93,13 @@ pub struct Args {
     /// of shards older than half of it are refused. Same on every node.
     #[arg(long, env = "HAMSTER_SWEEP_GRACE_SECS", default_value_t = 86_400)]
     pub sweep_grace_secs: u64,
+    /// Serve joins by token here (server-only TLS; ADR 0015). Needs --ca-dir.
+    #[arg(long, env = "HAMSTER_JOIN_LISTEN", requires = "ca_dir")]
+    pub join_listen: Option<SocketAddr>,
+    /// Directory with the CA certificate and key (ca.crt, ca.key) this
+    /// node signs joiners' CSRs with. The key stays on this disk.
+    #[arg(long, env = "HAMSTER_CA_DIR", requires = "join_listen")]
+    pub ca_dir: Option<PathBuf>,
 }
 
 /// Parses "ID=NAME@HOST:PORT".
@@ -217,6 +225,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         );
+    if let (Some(addr), Some(ca_dir)) = (args.join_listen, &args.ca_dir) {
+        let ca = grpc::join::load_ca(ca_dir)?;
+        let service = grpc::join::JoinService::new(meta.clone(), ca, args.node.trust.clone());
+        let local = grpc::join::serve(addr, meta.clone(), service)
+            .await
+            .with_context(|| format!("binding the join port {addr}"))?;
+        tracing::info!(addr = %local, "serving joins");
+    }
     let result = node.run(router).await;
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");

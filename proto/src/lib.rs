@@ -4,6 +4,7 @@
 //!   `Node` (every server), `Meta` and `Registry` (gateway/blob → meta),
 //!   `Admin` (admin → meta), `Raft` (meta ↔ meta), `Blob` (gateway/meta → blob).
 //! - [`identity`]: roles and node ids, carried in certificates as `hamster://ROLE/ID`.
+//! - [`join`]: join tokens, and a new node getting its certificate by CSR.
 //! - [`pki`]: CA, certificates, CSRs — keys are made where they are used.
 //! - [`tls`]: rustls configs whose certificate and trust are read per handshake.
 //! - [`transport`]: the mTLS accept loop, peer identity per connection, client channels.
@@ -18,6 +19,7 @@ pub mod authz;
 pub mod envelope;
 pub mod health;
 pub mod identity;
+pub mod join;
 pub mod pki;
 pub mod secrets;
 pub mod serve;

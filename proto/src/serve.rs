@@ -28,6 +28,16 @@ pub struct NodeArgs {
     /// The CA certificates this node trusts (PEM bundle).
     #[arg(long, env = "HAMSTER_TRUST")]
     pub trust: PathBuf,
+    /// Join first, if --tls-cert does not exist yet: a meta-server's join
+    /// port (host:port). Blob-servers and gateways only.
+    #[arg(long, env = "HAMSTER_JOIN", requires = "join_token_file")]
+    pub join: Option<String>,
+    /// File holding the join token (`hamster token create`).
+    #[arg(long, env = "HAMSTER_JOIN_TOKEN_FILE", requires = "join")]
+    pub join_token_file: Option<PathBuf>,
+    /// The node id to join as (default: the host name).
+    #[arg(long, env = "HAMSTER_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 impl NodeArgs {
@@ -55,6 +65,10 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
+    #[error(transparent)]
+    Join(#[from] crate::join::JoinError),
+    #[error("join: {0}")]
+    JoinSetup(String),
 }
 
 /// Logs to stderr; level from RUST_LOG (default: info for Hamster, warn
@@ -69,6 +83,50 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// Gets this node's first certificate with a join token.
+async fn join(
+    addr: &str,
+    token_file: &std::path::Path,
+    node_id: Option<String>,
+    role: Role,
+    paths: &TlsPaths,
+) -> Result<(), ServeError> {
+    let setup = |m: String| ServeError::JoinSetup(m);
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(token_file)
+            .map_err(|e| setup(format!("reading {}: {e}", token_file.display())))?,
+    );
+    let token = crate::join::JoinToken::parse(&text)?;
+    if token.role != role {
+        return Err(setup(format!(
+            "the token is for a {} node, not a {role}",
+            token.role
+        )));
+    }
+    let node_id = match node_id {
+        Some(id) => id,
+        None => std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_lowercase())
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| setup("no --node-id and no host name".into()))?,
+    };
+    for p in [&paths.cert, &paths.key, &paths.trust] {
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| setup(format!("{}: {e}", dir.display())))?;
+        }
+    }
+    // No certificate: whatever an interrupted join left is not used.
+    for p in [&paths.key, &paths.trust] {
+        let _ = std::fs::remove_file(p);
+    }
+    tracing::info!(%addr, %node_id, %role, token = %token.id, "joining");
+    crate::join::join(addr, &token, &node_id, paths).await?;
+    tracing::info!(%node_id, "joined: certificate and trust written");
+    Ok(())
+}
+
 /// A server node with its identity loaded and its port bound.
 pub struct Node {
     pub tls: Arc<NodeTls>,
@@ -80,6 +138,11 @@ impl Node {
     /// Loads the TLS files, checks the certificate is for `role`, binds.
     pub async fn bind(args: &NodeArgs, role: Role) -> Result<Self, ServeError> {
         let paths = args.tls_paths();
+        if let (Some(addr), Some(token_file)) = (&args.join, &args.join_token_file)
+            && !paths.cert.exists()
+        {
+            join(addr, token_file, args.node_id.clone(), role, &paths).await?;
+        }
         let tls = NodeTls::load(&paths)?;
         let found = tls.identity().role;
         if found != role {

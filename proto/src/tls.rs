@@ -271,6 +271,18 @@ impl NodeTls {
         Arc::new(cfg)
     }
 
+    /// Server side for joins: no client certificate (a joiner has none
+    /// yet); the join token, checked by the handler, is the credential.
+    pub fn join_server_config(self: &Arc<Self>) -> Arc<ServerConfig> {
+        let mut cfg = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("ring supports TLS 1.3") // a fixed, known-good combination
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(LiveCert(self.clone())));
+        cfg.alpn_protocols = vec![ALPN_H2.to_vec()];
+        Arc::new(cfg)
+    }
+
     /// Client side: present our certificate, accept a server whose chain
     /// reaches the trust set and whose role is one of `expect`.
     pub fn client_config(self: &Arc<Self>, expect: &[Role]) -> Arc<ClientConfig> {
@@ -279,7 +291,8 @@ impl NodeTls {
             .expect("ring supports TLS 1.3") // a fixed, known-good combination
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(LiveServerVerifier {
-                tls: self.clone(),
+                roots: ServerRoots::Live(self.clone()),
+                provider: self.provider.clone(),
                 expect: expect.to_vec(),
             }))
             .with_client_cert_resolver(Arc::new(LiveCert(self.clone())));
@@ -434,8 +447,22 @@ impl ClientCertVerifier for LiveClientVerifier {
 /// identity URI is the name (ADR 0002).
 #[derive(Debug)]
 struct LiveServerVerifier {
-    tls: Arc<NodeTls>,
+    roots: ServerRoots,
+    provider: Arc<CryptoProvider>,
     expect: Vec<Role>,
+}
+
+/// Where a client's trust in servers comes from.
+#[derive(Debug)]
+enum ServerRoots {
+    /// The node's live trust set, read per handshake.
+    Live(Arc<NodeTls>),
+    /// A fixed set (a joiner's pinned CA).
+    Fixed(Arc<RootCertStore>),
+    /// None: any certificate is accepted. Only for fetching public data
+    /// that is verified afterwards (a joiner's trust bundle, checked
+    /// against the fingerprint pinned in its token); never for secrets.
+    Unverified,
 }
 
 impl ServerCertVerifier for LiveServerVerifier {
@@ -448,14 +475,20 @@ impl ServerCertVerifier for LiveServerVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let parsed = ParsedCertificate::try_from(end_entity)?;
-        let trust = read(&self.tls.trust);
-        verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            &trust.roots,
-            intermediates,
-            now,
-            self.tls.provider.signature_verification_algorithms.all,
-        )?;
+        let roots = match &self.roots {
+            ServerRoots::Live(tls) => Some(read(&tls.trust).roots.clone()),
+            ServerRoots::Fixed(roots) => Some(roots.clone()),
+            ServerRoots::Unverified => None,
+        };
+        if let Some(roots) = roots {
+            verify_server_cert_signed_by_trust_anchor(
+                &parsed,
+                &roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
         let peer = identity_of(end_entity)?;
         if !self.expect.is_empty() && !self.expect.contains(&peer.role) {
             return Err(rustls::Error::InvalidCertificate(
@@ -475,7 +508,7 @@ impl ServerCertVerifier for LiveServerVerifier {
             message,
             cert,
             dss,
-            &self.tls.provider.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -489,14 +522,52 @@ impl ServerCertVerifier for LiveServerVerifier {
             message,
             cert,
             dss,
-            &self.tls.provider.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.tls
-            .provider
+        self.provider
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// A client with no certificate of its own that accepts servers chaining
+/// to `cas` whose role is in `expect` (a joiner, once it has checked the
+/// bundle against its pinned fingerprint).
+pub fn pinned_client_config(
+    cas: &[CertificateDer<'static>],
+    expect: &[Role],
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for der in cas {
+        roots.add(der.clone())?;
+    }
+    Ok(anonymous_client(
+        ServerRoots::Fixed(Arc::new(roots)),
+        expect,
+    ))
+}
+
+/// A client that checks nothing about the server: for public data that is
+/// verified by other means afterwards. Never send a secret over it.
+pub fn unverified_client_config() -> Arc<ClientConfig> {
+    anonymous_client(ServerRoots::Unverified, &[])
+}
+
+fn anonymous_client(roots: ServerRoots, expect: &[Role]) -> Arc<ClientConfig> {
+    let provider = provider();
+    let mut cfg = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("ring supports TLS 1.3") // a fixed, known-good combination
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(LiveServerVerifier {
+            roots,
+            provider,
+            expect: expect.to_vec(),
+        }))
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Arc::new(cfg)
 }

@@ -182,11 +182,20 @@ pub enum ConnectError {
 /// only a server whose role is in `expect` (empty: any hamster role).
 /// The channel reconnects on its own, with a fresh handshake each time.
 pub fn channel(addr: &str, tls: &Arc<NodeTls>, expect: &[Role]) -> Result<Channel, ConnectError> {
+    channel_with(addr, tls.client_config(expect))
+}
+
+/// A lazily connecting channel to `addr` over TLS with the given client
+/// configuration (joins use one that presents no certificate).
+pub fn channel_with(
+    addr: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Channel, ConnectError> {
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|_| ConnectError::BadAddress(addr.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);
-    let connector = TlsConnector::from(tls.client_config(expect));
+    let connector = TlsConnector::from(config);
     let connect = tower::service_fn(move |uri: http::Uri| {
         let connector = connector.clone();
         async move {

@@ -302,6 +302,33 @@ impl Cluster {
     /// Provisions a node and records how to start it, without starting it.
     pub fn prepare(&mut self, kind: Kind, id: &str) -> usize {
         let dir = self.provision(kind, id);
+        self.prepare_in(kind, id, dir)
+    }
+
+    /// Records a node that gets its certificate by joining with the token
+    /// in `token_file` through the meta join port `join` (nothing is
+    /// provisioned for it: it makes its own key).
+    pub fn prepare_joiner(&mut self, kind: Kind, id: &str, token_file: &Path, join: &str) -> usize {
+        let dir = self.root.path().join("nodes").join(id);
+        std::fs::create_dir_all(&dir).expect("node dir");
+        let idx = self.prepare_in(kind, id, dir);
+        self.nodes[idx].args.extend([
+            format!("--join={join}"),
+            format!("--join-token-file={}", path_str(token_file)),
+            format!("--node-id={id}"),
+        ]);
+        idx
+    }
+
+    /// Whether node `idx` has exited (for nodes expected to refuse to start).
+    pub fn has_exited(&mut self, idx: usize) -> bool {
+        matches!(
+            self.nodes[idx].child.as_mut().map(|c| c.try_wait()),
+            Some(Ok(Some(_))) | None
+        )
+    }
+
+    fn prepare_in(&mut self, kind: Kind, id: &str, dir: PathBuf) -> usize {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let mut args = vec![
             "--listen".into(),

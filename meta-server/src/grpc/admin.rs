@@ -16,8 +16,11 @@ use crate::state::commands::Op;
 use crate::state::commands::Response as R;
 use crate::state::model::AccessKey;
 use crate::state::queries as q;
+use hamster_proto::Role;
 use hamster_proto::envelope::seal_secret;
+use hamster_proto::join::JoinToken;
 use hamster_proto::secrets::{AccessKey as NewKey, MasterKey};
+use rand::Rng;
 
 /// How long status waits for each member's health answer.
 const HEALTH_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -216,5 +219,50 @@ impl pb::admin_server::Admin for AdminService {
         )?;
         tracing::info!(access_key_id = %id, "access key deleted");
         Ok(Response::new(pb::DeleteAccessKeyResponse {}))
+    }
+
+    /// A join token for a blob-server or gateway: the secret goes back to
+    /// the admin once; the meta tier keeps its hash (ADR 0015).
+    async fn create_join_token(
+        &self,
+        req: Request<pb::CreateJoinTokenRequest>,
+    ) -> Result<Response<pb::CreateJoinTokenResponse>, Status> {
+        let r = req.into_inner();
+        let role: Role = r
+            .role
+            .parse()
+            .map_err(|_| Status::invalid_argument("role must be blob or gateway"))?;
+        if !matches!(role, Role::Blob | Role::Gateway) {
+            return Err(Status::invalid_argument(
+                "join tokens are for blob-servers and gateways",
+            ));
+        }
+        let uses = if r.uses == 0 { 1 } else { r.uses.min(10_000) };
+        let ttl_secs = if r.ttl_secs == 0 {
+            3600
+        } else {
+            r.ttl_secs.min(366 * 24 * 3600)
+        };
+        let ca =
+            self.meta.tls.own_issuer_fingerprint().ok_or_else(|| {
+                Status::failed_precondition("this node's CA is not in its trust set")
+            })?;
+        let id = hex::encode(rand::rng().random::<[u8; 8]>());
+        let secret = hex::encode(rand::rng().random::<[u8; 32]>());
+        let token = JoinToken::new(role, id.clone(), secret, ca);
+        let now = now_ms();
+        let stored = crate::state::model::JoinToken {
+            id: id.clone(),
+            role: role.to_string(),
+            secret_hash: token.secret_hash(),
+            uses_left: uses,
+            expires_at_ms: now + i64::try_from(ttl_secs).unwrap_or(0) * 1000,
+            created_at_ms: now,
+        };
+        expect_ok(self.meta.write(Op::PutJoinToken { token: stored }).await?)?;
+        tracing::info!(token = %id, %role, uses, ttl_secs, "join token created");
+        Ok(Response::new(pb::CreateJoinTokenResponse {
+            token: token.encode().to_string(),
+        }))
     }
 }

@@ -1,11 +1,13 @@
 //! The meta-server's gRPC services (the Raft one lives in `raft::service`).
 //!
 //! - [`meta`]: buckets, versions, listings, multipart — for gateways.
+//! - [`join`]: joins by token on the join port (CSR signed here).
 //! - [`registry`]: blob-server register, heartbeat, list.
 //! - [`admin`]: status and membership, for the admin certificate.
 //! - [`errors`]: the one place errors become gRPC statuses.
 
 pub mod admin;
 pub mod errors;
+pub mod join;
 pub mod meta;
 pub mod registry;

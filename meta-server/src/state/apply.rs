@@ -10,7 +10,7 @@ use md5::{Digest, Md5};
 use sqlx::SqliteConnection;
 
 use super::commands::{Command, MetaError, Op, Response};
-use super::model::{AccessKey, BlobServer, Part, ShardMap, Upload, Version};
+use super::model::{AccessKey, BlobServer, JoinToken, Part, ShardMap, Upload, Version};
 use super::queries as q;
 
 /// S3's minimum size of every part but the last.
@@ -152,6 +152,12 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
         } => abort_multipart(c, bucket, key, upload_id).await,
         Op::PutAccessKey { key } => put_access_key(c, key).await,
         Op::DeleteAccessKey { id } => delete_access_key(c, id).await,
+        Op::PutJoinToken { token } => put_join_token(c, token).await,
+        Op::UseJoinToken {
+            id,
+            secret_hash,
+            role,
+        } => use_join_token(c, at, id, secret_hash, role).await,
         Op::RegisterBlob { server } => register_blob(c, at, server).await,
         Op::BlobHeartbeat {
             id,
@@ -621,6 +627,64 @@ async fn delete_access_key(c: &mut SqliteConnection, id: &str) -> Outcome {
     if n.rows_affected() == 0 {
         return Ok(Err(MetaError::NoSuchAccessKey(id.into())));
     }
+    Ok(Ok(Response::Ok))
+}
+
+async fn put_join_token(c: &mut SqliteConnection, t: &JoinToken) -> Outcome {
+    if t.id.is_empty() || t.secret_hash.is_empty() || !matches!(t.role.as_str(), "blob" | "gateway")
+    {
+        return Ok(Err(MetaError::InvalidArgument(
+            "a join token needs an id, a secret hash and the role blob or gateway".into(),
+        )));
+    }
+    sqlx::query(
+        "INSERT OR REPLACE INTO join_tokens (id, role, secret_hash, uses_left, expires_at_ms, created_at_ms) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&t.id)
+    .bind(&t.role)
+    .bind(&t.secret_hash)
+    .bind(i64::from(t.uses_left))
+    .bind(t.expires_at_ms)
+    .bind(t.created_at_ms)
+    .execute(&mut *c)
+    .await?;
+    Ok(Ok(Response::Ok))
+}
+
+/// The checks run here, at the command's time, so a replayed or forwarded
+/// use can never spend a token twice or after it expired.
+async fn use_join_token(
+    c: &mut SqliteConnection,
+    at: i64,
+    id: &str,
+    secret_hash: &str,
+    role: &str,
+) -> Outcome {
+    let Some(t) = q::join_token(c, id).await? else {
+        return Ok(Err(MetaError::AccessDenied("unknown join token".into())));
+    };
+    let refuse = |why: &str| {
+        Ok(Err(MetaError::AccessDenied(format!(
+            "join token {id}: {why}"
+        ))))
+    };
+    if t.secret_hash != secret_hash {
+        return refuse("wrong secret");
+    }
+    if t.role != role {
+        return refuse("issued for another role");
+    }
+    if t.expires_at_ms <= at {
+        return refuse("expired");
+    }
+    if t.uses_left == 0 {
+        return refuse("used up");
+    }
+    sqlx::query("UPDATE join_tokens SET uses_left = uses_left - 1 WHERE id = ?")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
     Ok(Ok(Response::Ok))
 }
 

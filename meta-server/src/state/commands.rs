@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{AccessKey, BlobServer, Part, ShardMap, Upload, Version};
+use super::model::{AccessKey, BlobServer, JoinToken, Part, ShardMap, Upload, Version};
 
 /// One log entry's payload.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,6 +79,16 @@ pub enum Op {
     RegisterBlob {
         server: BlobServer,
     },
+    PutJoinToken {
+        token: JoinToken,
+    },
+    /// Spends one use of a join token, if it is valid for `role` at the
+    /// command's time; refused (AccessDenied) otherwise.
+    UseJoinToken {
+        id: String,
+        secret_hash: String,
+        role: String,
+    },
     BlobHeartbeat {
         id: String,
         capacity_bytes: u64,
@@ -104,6 +114,8 @@ impl Op {
             Op::AbortMultipart { .. } => "AbortMultipart",
             Op::PutAccessKey { .. } => "PutAccessKey",
             Op::DeleteAccessKey { .. } => "DeleteAccessKey",
+            Op::PutJoinToken { .. } => "PutJoinToken",
+            Op::UseJoinToken { .. } => "UseJoinToken",
             Op::RegisterBlob { .. } => "RegisterBlob",
             Op::BlobHeartbeat { .. } => "BlobHeartbeat",
             Op::Batch(_) => "Batch",

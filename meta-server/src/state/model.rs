@@ -90,6 +90,18 @@ pub struct AccessKey {
     pub enabled: bool,
 }
 
+/// A join token as the meta tier keeps it: the secret only as SHA-256.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinToken {
+    pub id: String,
+    /// "blob" or "gateway".
+    pub role: String,
+    pub secret_hash: String,
+    pub uses_left: u32,
+    pub expires_at_ms: i64,
+    pub created_at_ms: i64,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobServer {
     pub id: String,

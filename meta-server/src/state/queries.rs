@@ -6,7 +6,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::model::{AccessKey, BlobServer, Bucket, Part, ShardMap, Upload, Version};
+use super::model::{AccessKey, BlobServer, Bucket, JoinToken, Part, ShardMap, Upload, Version};
 
 /// Largest page a listing returns, as in S3.
 pub const MAX_PAGE: u32 = 1000;
@@ -608,4 +608,22 @@ pub async fn referenced_shards(
         }
     }
     Ok(out)
+}
+
+pub async fn join_token(
+    c: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<JoinToken>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM join_tokens WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(row.map(|r| JoinToken {
+        id: r.get("id"),
+        role: r.get("role"),
+        secret_hash: r.get("secret_hash"),
+        uses_left: u32::try_from(r.get::<i64, _>("uses_left")).unwrap_or(0),
+        expires_at_ms: r.get("expires_at_ms"),
+        created_at_ms: r.get("created_at_ms"),
+    }))
 }

@@ -101,6 +101,17 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX applied_commands_by_time ON applied_commands (at_ms);
     ",
+    // 2: join tokens (only a hash of each secret).
+    "
+    CREATE TABLE join_tokens (
+        id TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        uses_left INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this binary writes.
