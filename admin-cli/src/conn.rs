@@ -21,12 +21,16 @@ pub struct AdminConn {
 }
 
 impl AdminConn {
-    pub fn tls(&self) -> anyhow::Result<Arc<NodeTls>> {
-        let tls = NodeTls::load(&TlsPaths {
+    fn load(&self) -> anyhow::Result<Arc<NodeTls>> {
+        Ok(NodeTls::load(&TlsPaths {
             cert: self.admin_cert.clone(),
             key: self.admin_key.clone(),
             trust: self.trust.clone(),
-        })?;
+        })?)
+    }
+
+    pub fn tls(&self) -> anyhow::Result<Arc<NodeTls>> {
+        let tls = self.load()?;
         anyhow::ensure!(
             tls.identity().role == Role::Admin,
             "{} is a {} certificate, not an admin one",
@@ -34,6 +38,12 @@ impl AdminConn {
             tls.identity().role
         );
         Ok(tls)
+    }
+
+    /// A channel to `addr` presenting these files whatever their role
+    /// (a node checking its own health); servers of any role accepted.
+    pub fn channel_as_any_role(&self, addr: &str) -> anyhow::Result<Channel> {
+        Ok(transport::channel(addr, &self.load()?, &[])?)
     }
 
     /// A channel to `addr`, accepting a server of any hamster role.

@@ -18,13 +18,22 @@ pub struct HealthArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Ask with a node's own certificate (any role) instead of the admin
+    /// one: what container health checks use.
+    #[arg(long)]
+    pub as_node: bool,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 5)]
     pub timeout: u64,
 }
 
 pub async fn run(a: &HealthArgs) -> anyhow::Result<()> {
-    let mut client = NodeClient::new(a.conn.channel(&a.addr)?);
+    let channel = if a.as_node {
+        a.conn.channel_as_any_role(&a.addr)?
+    } else {
+        a.conn.channel(&a.addr)?
+    };
+    let mut client = NodeClient::new(channel);
     let resp = tokio::time::timeout(
         Duration::from_secs(a.timeout),
         client.health(HealthRequest {}),

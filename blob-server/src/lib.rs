@@ -31,9 +31,10 @@ pub struct Args {
     /// them the server stores and serves shards but is not in the registry.
     #[arg(long, env = "HAMSTER_META", value_delimiter = ',')]
     pub meta: Vec<String>,
-    /// Failure domain (rack, host, zone): placement spreads shards across them.
-    #[arg(long, env = "HAMSTER_FAILURE_DOMAIN", default_value = "default")]
-    pub failure_domain: String,
+    /// Failure domain (rack, host, zone): placement spreads shards across
+    /// them. Default: this node's own id (every server its own domain).
+    #[arg(long, env = "HAMSTER_FAILURE_DOMAIN")]
+    pub failure_domain: Option<String>,
     /// Address gateways reach this server at (default: --listen).
     #[arg(long, env = "HAMSTER_ADVERTISE")]
     pub advertise: Option<String>,
@@ -43,6 +44,30 @@ pub struct Args {
     /// Seconds between heartbeats.
     #[arg(long, env = "HAMSTER_HEARTBEAT_SECS", default_value_t = 10)]
     pub heartbeat_secs: u64,
+}
+
+/// Where gateways reach this server: --advertise; else --listen, unless
+/// that is a wildcard address, in which case the local address of a route
+/// to the meta tier (a container's own address, in compose).
+fn advertise(args: &Args) -> String {
+    use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+    if let Some(a) = &args.advertise {
+        return a.clone();
+    }
+    let listen = args.node.listen;
+    if !listen.ip().is_unspecified() {
+        return listen.to_string();
+    }
+    for meta in &args.meta {
+        for target in meta.to_socket_addrs().into_iter().flatten() {
+            let local = UdpSocket::bind(("0.0.0.0", 0))
+                .and_then(|s| s.connect(target).and_then(|()| s.local_addr()));
+            if let Ok(local) = local {
+                return SocketAddr::new(local.ip(), listen.port()).to_string();
+            }
+        }
+    }
+    listen.to_string()
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -62,11 +87,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let reg = registration::Registration {
             meta,
             tls: node.tls.clone(),
-            address: args
-                .advertise
+            address: advertise(&args),
+            failure_domain: args
+                .failure_domain
                 .clone()
-                .unwrap_or_else(|| args.node.listen.to_string()),
-            failure_domain: args.failure_domain.clone(),
+                .unwrap_or_else(|| node.tls.identity().node_id.clone()),
             data_dir: args.data_dir.clone(),
             capacity_bytes: args.capacity_bytes,
             interval: Duration::from_secs(args.heartbeat_secs.max(1)),

@@ -261,6 +261,26 @@ impl Cluster {
             .extend(args.iter().map(|a| a.to_string()));
     }
 
+    /// Replaces (or, with None, removes) a flag of a prepared node, in
+    /// either its `--flag value` or `--flag=value` form.
+    pub fn set_arg(&mut self, idx: usize, flag: &str, value: Option<&str>) {
+        let args = &mut self.nodes[idx].args;
+        let mut out = Vec::with_capacity(args.len());
+        let mut it = args.drain(..);
+        while let Some(a) = it.next() {
+            if a == flag {
+                it.next();
+            } else if !a.starts_with(&format!("{flag}=")) {
+                out.push(a);
+            }
+        }
+        drop(it);
+        if let Some(v) = value {
+            out.push(format!("{flag}={v}"));
+        }
+        *args = out;
+    }
+
     /// Starts a node made with [`Cluster::prepare`].
     pub fn spawn_prepared(&mut self, idx: usize) {
         self.spawn(idx);

@@ -262,3 +262,50 @@ async fn only_a_blob_server_itself_may_register_or_heartbeat_as_itself() {
         .expect("list");
     assert!(listed.into_inner().servers.is_empty());
 }
+
+#[tokio::test]
+async fn a_wildcard_listener_advertises_a_reachable_address_and_its_own_domain() {
+    let mut c = Cluster::new();
+    let meta = c.start(Kind::Meta, "meta-1");
+    c.wait_healthy(meta).await;
+    let b = c.prepare(Kind::Blob, "blob-any");
+    let port = c.nodes[b].addr.port();
+    c.set_arg(b, "--listen", Some(&format!("0.0.0.0:{port}")));
+    c.set_arg(b, "--failure-domain", None);
+    c.spawn_prepared(b);
+    c.wait_healthy(b).await;
+    let gw = c.gateway_identity("gw-test");
+    let mut registry = RegistryClient::new(c.channel(meta, &gw));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let servers = registry
+            .list_blobs(ListBlobsRequest {})
+            .await
+            .expect("list")
+            .into_inner()
+            .servers;
+        if let Some(s) = servers.first() {
+            // The route to the meta tier (loopback here) gives the address.
+            assert_eq!(s.address, format!("127.0.0.1:{port}"));
+            assert_eq!(s.failure_domain, "blob-any");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never registered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A node can check its own health with its own certificate.
+    let dir = c.nodes[b].dir.clone();
+    let out = c.hamster(&[
+        "health",
+        "--as-node",
+        "--addr",
+        &c.nodes[b].addr.to_string(),
+        "--admin-cert",
+        dir.join("node.crt").to_str().expect("utf8"),
+        "--admin-key",
+        dir.join("node.key").to_str().expect("utf8"),
+        "--trust",
+        dir.join("trust.pem").to_str().expect("utf8"),
+    ]);
+    assert!(out.contains("blob-any"), "{out}");
+}
