@@ -57,13 +57,29 @@ impl AdminConn {
 pub struct MetaConn {
     #[command(flatten)]
     pub conn: AdminConn,
-    /// Any meta-server of the cluster (host:port).
-    #[arg(long, env = "HAMSTER_META")]
-    pub meta: String,
+    /// Meta-servers of the cluster (host:port, comma-separated); the
+    /// first that accepts a connection is asked.
+    #[arg(long, env = "HAMSTER_META", value_delimiter = ',', required = true)]
+    pub meta: Vec<String>,
 }
 
 impl MetaConn {
     pub fn channel(&self) -> anyhow::Result<Channel> {
-        self.conn.channel(&self.meta)
+        self.conn.channel(self.reachable())
+    }
+
+    /// The first meta-server that takes a TCP connection (else the first).
+    fn reachable(&self) -> &str {
+        use std::net::{TcpStream, ToSocketAddrs};
+        let up = |addr: &str| {
+            addr.to_socket_addrs().into_iter().flatten().any(|a| {
+                TcpStream::connect_timeout(&a, std::time::Duration::from_millis(500)).is_ok()
+            })
+        };
+        self.meta
+            .iter()
+            .find(|m| up(m))
+            .or(self.meta.first())
+            .map_or("", String::as_str)
     }
 }

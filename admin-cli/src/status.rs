@@ -23,7 +23,7 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
     let s = AdminClient::new(a.meta.channel()?)
         .status(StatusRequest {})
         .await
-        .with_context(|| format!("status from {}", a.meta.meta))?
+        .with_context(|| format!("status from {}", a.meta.meta.join(",")))?
         .into_inner();
     if a.json {
         let members: Vec<_> = s
