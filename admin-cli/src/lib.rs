@@ -10,6 +10,7 @@
 //! - [`key`]: `hamster key create|list|delete` — S3 access keys.
 //! - [`member`]: `hamster member add|remove` — meta tier membership.
 //! - [`dev`]: `hamster dev` — a whole cluster as local processes.
+//! - [`profile`]: `hamster profile set|default` — the erasure profile.
 //! - [`token`]: `hamster token create` — join tokens for new nodes.
 //! - [`conn`]: the admin identity and how to reach the cluster.
 
@@ -21,6 +22,7 @@ pub mod init;
 pub mod key;
 pub mod keygen;
 pub mod member;
+pub mod profile;
 pub mod status;
 pub mod token;
 
@@ -51,6 +53,9 @@ pub enum Command {
     /// S3 access keys: create (secret shown once), list, delete.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// The erasure profile for new objects.
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
     /// Join tokens for new blob-servers and gateways.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -70,5 +75,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(c) => key::run(&c).await,
         Command::Member(c) => member::run(&c).await,
         Command::Token(c) => token::run(&c).await,
+        Command::Profile(c) => profile::run(&c).await,
     }
 }

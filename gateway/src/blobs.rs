@@ -1,5 +1,6 @@
-//! The gateway's view of the blob-server registry: refreshed from the meta
-//! tier every few seconds, and on demand when a placement finds too few
+//! The gateway's view of the blob-server registry (and of the cluster's
+//! erasure profile, which comes with it): refreshed from the meta tier
+//! every few seconds, and on demand when a placement finds too few
 //! servers. A server whose last heartbeat is older than `down_after` is
 //! treated as down: no new shards go to it (reads still try it).
 
@@ -19,6 +20,8 @@ pub struct Blobs {
     meta: Arc<MetaTier>,
     down_after: Duration,
     servers: RwLock<Vec<pb::BlobServer>>,
+    /// The cluster's erasure profile, if set (`hamster profile set`).
+    profile: RwLock<Option<(usize, usize)>>,
 }
 
 fn now_ms() -> i64 {
@@ -33,6 +36,7 @@ impl Blobs {
             meta,
             down_after,
             servers: RwLock::new(Vec::new()),
+            profile: RwLock::new(None),
         })
     }
 
@@ -62,11 +66,20 @@ impl Blobs {
         if let Ok(mut s) = self.servers.write() {
             *s = list.servers;
         }
+        if let Ok(mut p) = self.profile.write() {
+            *p = (list.data_shards > 0)
+                .then_some((list.data_shards as usize, list.parity_shards as usize));
+        }
         Ok(())
     }
 
     fn snapshot(&self) -> Vec<pb::BlobServer> {
         self.servers.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The profile the cluster set, as last read from the meta tier.
+    pub fn cluster_profile(&self) -> Option<(usize, usize)> {
+        self.profile.read().ok().and_then(|p| *p)
     }
 
     /// Registered servers (up or down): what the default profile follows.

@@ -50,10 +50,6 @@ pub struct Args {
     /// HTTPS for the S3 endpoint: private key (PEM).
     #[arg(long, env = "HAMSTER_S3_TLS_KEY", requires = "s3_tls_cert")]
     pub s3_tls_key: Option<PathBuf>,
-    /// The cluster's erasure profile, K+M (e.g. 4+2). Give every gateway the
-    /// same one. Unset: it follows the number of blob-servers (ADR 0013).
-    #[arg(long, env = "HAMSTER_EC_PROFILE", value_parser = parse_profile)]
-    pub ec_profile: Option<(usize, usize)>,
     /// Base domains for virtual-hosted-style requests (BUCKET.DOMAIN);
     /// path-style requests work either way. Comma-separated.
     #[arg(long, env = "HAMSTER_S3_DOMAIN", value_delimiter = ',')]
@@ -64,16 +60,6 @@ pub struct Args {
     /// A blob-server silent for this long gets no new shards.
     #[arg(long, default_value_t = 15)]
     pub blob_down_after_secs: u64,
-}
-
-fn parse_profile(s: &str) -> Result<(usize, usize), String> {
-    let (k, m) = s.split_once('+').ok_or("expected K+M, e.g. 4+2")?;
-    let k: usize = k.trim().parse().map_err(|_| "K must be a number")?;
-    let m: usize = m.trim().parse().map_err(|_| "M must be a number")?;
-    if k == 0 || k + m > 32 {
-        return Err("need 1 <= K and K+M <= 32".into());
-    }
-    Ok((k, m))
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -88,7 +74,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         blobs,
         pool: Pool::new(node.tls.clone(), &[Role::Blob]),
         kek: kek.clone(),
-        profile: args.ec_profile,
         hedge_after: Duration::from_millis(args.hedge_after_ms),
     };
     let mut builder = s3s::service::S3ServiceBuilder::new(gateway);

@@ -390,3 +390,71 @@ async fn wrong_credentials_and_missing_things_get_s3_errors() {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cluster_profile_applies_to_new_objects() {
+    let s = S3Cluster::start(1, 3).await;
+    let c = s.client();
+    c.create_bucket().bucket("prof").send().await.expect("mb");
+    let gw = s.c.gateway_identity("gw-probe");
+    let profile_of = async |key: &str| {
+        let v =
+            s.c.meta_client(s.metas[0], &gw)
+                .get_version(hamster_proto::pb::GetVersionRequest {
+                    bucket: "prof".into(),
+                    key: key.into(),
+                    version_id: String::new(),
+                })
+                .await
+                .expect("version")
+                .into_inner()
+                .version
+                .expect("version");
+        let m = v.shard_map.expect("map");
+        (m.data_shards, m.parity_shards, m.shards.len())
+    };
+    let put = async |key: &str| {
+        c.put_object()
+            .bucket("prof")
+            .key(key)
+            .body(ByteStream::from(object(300_000)))
+            .send()
+            .await
+            .expect("put");
+    };
+    // 3 blob-servers: 2+1 by default.
+    put("default").await;
+    assert_eq!(profile_of("default").await, (2, 1, 3));
+
+    let hamster = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(s.c.admin_flags());
+        s.c.hamster_status(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (ok, out) = hamster(&["profile", "set", "30+5"]);
+    assert!(!ok, "an impossible profile was accepted: {out}");
+    let (ok, out) = hamster(&["profile", "set", "1+1"]);
+    assert!(ok, "{out}");
+    // Gateways pick the profile up with their next registry refresh.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let key = format!("after-{n}");
+        put(&key).await;
+        if profile_of(&key).await == (1, 1, 2) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never used 1+1"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    // Objects of both profiles read back.
+    for key in ["default".to_string(), format!("after-{n}")] {
+        assert_eq!(get(&c, "prof", &key, None).await, object(300_000), "{key}");
+    }
+    let (ok, out) = hamster(&["profile", "default"]);
+    assert!(ok, "{out}");
+}

@@ -50,8 +50,6 @@ pub struct Gateway {
     /// Channels to blob-servers.
     pub pool: Pool,
     pub kek: Arc<MasterKey>,
-    /// The cluster's k+m when set; otherwise it follows the server count.
-    pub profile: Option<(usize, usize)>,
     pub hedge_after: Duration,
 }
 
@@ -95,7 +93,8 @@ impl Gateway {
 
     /// k+m for a new object.
     pub fn profile(&self) -> S3Result<(usize, usize)> {
-        self.profile
+        self.blobs
+            .cluster_profile()
             .or_else(|| default_profile(self.blobs.registered()))
             .ok_or_else(|| s3_error!(SlowDown, "no blob-server is registered yet"))
     }

@@ -265,4 +265,25 @@ impl pb::admin_server::Admin for AdminService {
             token: token.encode().to_string(),
         }))
     }
+
+    async fn set_profile(
+        &self,
+        req: Request<pb::SetProfileRequest>,
+    ) -> Result<Response<pb::SetProfileResponse>, Status> {
+        let r = req.into_inner();
+        expect_ok(
+            self.meta
+                .write(Op::SetProfile {
+                    data_shards: r.data_shards,
+                    parity_shards: r.parity_shards,
+                })
+                .await?,
+        )?;
+        tracing::info!(
+            k = r.data_shards,
+            m = r.parity_shards,
+            "erasure profile set"
+        );
+        Ok(Response::new(pb::SetProfileResponse {}))
+    }
 }

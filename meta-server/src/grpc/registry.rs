@@ -81,9 +81,15 @@ impl pb::registry_server::Registry for RegistryService {
         &self,
         _req: Request<pb::ListBlobsRequest>,
     ) -> Result<Response<pb::ListBlobsResponse>, Status> {
-        let servers = self.meta.read(async |c| q::blob_servers(c).await).await?;
+        let (servers, profile) = self
+            .meta
+            .read(async |c| Ok((q::blob_servers(c).await?, q::profile(c).await?)))
+            .await?;
+        let (data_shards, parity_shards) = profile.unwrap_or((0, 0));
         Ok(Response::new(pb::ListBlobsResponse {
             servers: servers.into_iter().map(Into::into).collect(),
+            data_shards,
+            parity_shards,
         }))
     }
 }

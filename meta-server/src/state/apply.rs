@@ -153,6 +153,10 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
         Op::PutAccessKey { key } => put_access_key(c, key).await,
         Op::DeleteAccessKey { id } => delete_access_key(c, id).await,
         Op::PutJoinToken { token } => put_join_token(c, token).await,
+        Op::SetProfile {
+            data_shards,
+            parity_shards,
+        } => set_profile(c, *data_shards, *parity_shards).await,
         Op::UseJoinToken {
             id,
             secret_hash,
@@ -627,6 +631,28 @@ async fn delete_access_key(c: &mut SqliteConnection, id: &str) -> Outcome {
     if n.rows_affected() == 0 {
         return Ok(Err(MetaError::NoSuchAccessKey(id.into())));
     }
+    Ok(Ok(Response::Ok))
+}
+
+/// Most shards an object may have (each on its own blob-server).
+pub const MAX_SHARDS: u32 = 32;
+
+async fn set_profile(c: &mut SqliteConnection, k: u32, m: u32) -> Outcome {
+    if (k, m) == (0, 0) {
+        sqlx::query("DELETE FROM settings WHERE key = 'profile'")
+            .execute(&mut *c)
+            .await?;
+        return Ok(Ok(Response::Ok));
+    }
+    if k == 0 || k.saturating_add(m) > MAX_SHARDS {
+        return Ok(Err(MetaError::InvalidArgument(format!(
+            "profile {k}+{m}: need 1 <= K and K+M <= {MAX_SHARDS}"
+        ))));
+    }
+    sqlx::query("INSERT OR REPLACE INTO settings (key, value) VALUES ('profile', ?)")
+        .bind(format!("{k}+{m}"))
+        .execute(&mut *c)
+        .await?;
     Ok(Ok(Response::Ok))
 }
 

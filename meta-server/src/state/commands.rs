@@ -82,6 +82,11 @@ pub enum Op {
     PutJoinToken {
         token: JoinToken,
     },
+    /// The erasure profile for new objects; (0, 0) clears it.
+    SetProfile {
+        data_shards: u32,
+        parity_shards: u32,
+    },
     /// Spends one use of a join token, if it is valid for `role` at the
     /// command's time; refused (AccessDenied) otherwise.
     UseJoinToken {
@@ -115,6 +120,7 @@ impl Op {
             Op::PutAccessKey { .. } => "PutAccessKey",
             Op::DeleteAccessKey { .. } => "DeleteAccessKey",
             Op::PutJoinToken { .. } => "PutJoinToken",
+            Op::SetProfile { .. } => "SetProfile",
             Op::UseJoinToken { .. } => "UseJoinToken",
             Op::RegisterBlob { .. } => "RegisterBlob",
             Op::BlobHeartbeat { .. } => "BlobHeartbeat",

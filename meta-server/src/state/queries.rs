@@ -627,3 +627,14 @@ pub async fn join_token(
         created_at_ms: r.get("created_at_ms"),
     }))
 }
+
+/// The cluster's erasure profile for new objects, if one was set.
+pub async fn profile(c: &mut SqliteConnection) -> Result<Option<(u32, u32)>, sqlx::Error> {
+    let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'profile'")
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(v.and_then(|v| {
+        let (k, m) = v.split_once('+')?;
+        Some((k.parse().ok()?, m.parse().ok()?))
+    }))
+}

@@ -112,6 +112,10 @@ pub const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL
     );
     ",
+    // 3: cluster settings (the erasure profile).
+    "
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    ",
 ];
 
 /// The schema version this binary writes.
