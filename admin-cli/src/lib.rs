@@ -9,12 +9,14 @@
 //! - [`status`]: `hamster status` — the meta tier: leader, indexes, members.
 //! - [`key`]: `hamster key create|list|delete` — S3 access keys.
 //! - [`member`]: `hamster member add|remove` — meta tier membership.
+//! - [`compose`]: `hamster compose init|bootstrap` — compose.yaml's one-shot steps.
 //! - [`dev`]: `hamster dev` — a whole cluster as local processes.
 //! - [`profile`]: `hamster profile set|default` — the erasure profile.
 //! - [`token`]: `hamster token create` — join tokens for new nodes.
 //! - [`conn`]: the admin identity and how to reach the cluster.
 
 pub mod cert;
+pub mod compose;
 pub mod conn;
 pub mod dev;
 pub mod health;
@@ -44,6 +46,9 @@ pub enum Command {
     Cert(cert::CertCommand),
     /// Write a new 32-byte master key file (mode 0600).
     Keygen(keygen::KeygenArgs),
+    /// compose.yaml's one-shot steps (init before, bootstrap after the meta tier).
+    #[command(subcommand)]
+    Compose(compose::ComposeCommand),
     /// Run a whole cluster as local processes (3 meta, 6 blob, 1 gateway).
     Dev(dev::DevArgs),
     /// Ask a node who it is and what it trusts.
@@ -70,6 +75,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cert(c) => cert::run(&c),
         Command::Keygen(a) => keygen::run(&a),
         Command::Dev(a) => dev::run(&a).await,
+        Command::Compose(c) => compose::run(&c).await,
         Command::Health(a) => health::run(&a).await,
         Command::Status(a) => status::run(&a).await,
         Command::Key(c) => key::run(&c).await,
