@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hamster_proto::pb;
 use hamster_proto::pb::registry_client::RegistryClient;
@@ -22,12 +22,6 @@ pub struct Blobs {
     servers: RwLock<Vec<pb::BlobServer>>,
     /// The cluster's erasure profile, if set (`hamster profile set`).
     profile: RwLock<Option<(usize, usize)>>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Blobs {
@@ -89,7 +83,8 @@ impl Blobs {
 
     /// Servers that may take new shards.
     pub fn candidates(&self) -> Vec<Candidate> {
-        let fresh = now_ms() - i64::try_from(self.down_after.as_millis()).unwrap_or(i64::MAX);
+        let fresh =
+            crate::now_ms() - i64::try_from(self.down_after.as_millis()).unwrap_or(i64::MAX);
         self.snapshot()
             .into_iter()
             .map(|s| Candidate {

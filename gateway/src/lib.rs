@@ -62,6 +62,13 @@ pub struct Args {
     pub blob_down_after_secs: u64,
 }
 
+/// Unix milliseconds, from this gateway's clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let kek = Arc::new(MasterKey::load(&args.master_key_file)?);
     tracing::info!(kek = %kek.fingerprint(), "master key loaded");

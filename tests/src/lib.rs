@@ -123,6 +123,23 @@ pub fn bin_dir() -> PathBuf {
     }
 }
 
+/// Every file under `dir`, recursively (none if it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 /// A free loopback port. Another process could take it before the node
 /// binds; the window is small and a node that fails to bind says so in its log.
 pub fn free_port() -> u16 {

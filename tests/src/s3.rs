@@ -140,6 +140,16 @@ impl S3Cluster {
         }
     }
 
+    /// The shard files on blob-server `blob`.
+    pub fn shard_files(&self, blob: usize) -> Vec<std::path::PathBuf> {
+        crate::files_under(&self.c.nodes[blob].dir.join("data").join("shards"))
+    }
+
+    /// Shard files on every blob-server.
+    pub fn shard_file_count(&self) -> usize {
+        self.blobs.iter().map(|&b| self.shard_files(b).len()).sum()
+    }
+
     pub fn client(&self) -> aws_sdk_s3::Client {
         self.c.s3_client(self.gw, &self.access_key_id, &self.secret)
     }

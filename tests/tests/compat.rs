@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use hamster_tests::files_under;
 use hamster_tests::s3::S3Cluster;
 
 /// A test's cluster and where its files go.
@@ -89,24 +90,17 @@ fn random_file(path: &Path, len: usize, seed: u64) -> Vec<u8> {
 
 /// Every file under `root`, relative path → bytes.
 fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p
-                    .strip_prefix(root)
-                    .expect("rel")
-                    .to_string_lossy()
-                    .into_owned();
-                out.insert(rel, std::fs::read(&p).expect("read"));
-            }
-        }
-    }
-    out
+    files_under(root)
+        .into_iter()
+        .map(|p| {
+            let rel = p
+                .strip_prefix(root)
+                .expect("rel")
+                .to_string_lossy()
+                .into_owned();
+            (rel, std::fs::read(&p).expect("read"))
+        })
+        .collect()
 }
 
 fn sample_tree(root: &Path) {

@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
+use hamster_tests::files_under;
 use hamster_tests::s3::s3_client_at;
 
 fn repo() -> PathBuf {
@@ -279,22 +280,14 @@ async fn the_compose_cluster_serves_survives_and_scales() {
                 .status
                 .success()
         );
-        let mut n = 0;
-        let mut stack = vec![dest];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                if e.path().is_dir() {
-                    stack.push(e.path());
-                } else if e
-                    .path()
-                    .parent()
+        let n = files_under(&dest)
+            .iter()
+            .filter(|f| {
+                f.parent()
                     .and_then(|p| p.file_name())
                     .is_some_and(|n| n != "tmp")
-                {
-                    n += 1;
-                }
-            }
-        }
+            })
+            .count();
         assert!(n > 0, "new blob-server {i} stores no shard");
     }
 
@@ -321,19 +314,12 @@ async fn the_compose_cluster_serves_survives_and_scales() {
             .status
             .success()
     );
-    let mut stack = vec![other];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                let bytes = std::fs::read(e.path()).expect("read");
-                assert!(
-                    !bytes.windows(line.len()).any(|w| w == line.as_bytes()),
-                    "blob-3's key in blob-4's volume"
-                );
-            }
-        }
+    for f in files_under(&other) {
+        let bytes = std::fs::read(&f).expect("read");
+        assert!(
+            !bytes.windows(line.len()).any(|w| w == line.as_bytes()),
+            "blob-3's key in blob-4's volume"
+        );
     }
 
     // Tear down: nothing of the project is left.

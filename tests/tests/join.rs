@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use hamster_tests::{Cluster, Kind, free_port};
+use hamster_tests::{Cluster, Kind, files_under, free_port};
 
 fn token(c: &Cluster, role: &str, uses: u32, ttl: u64, name: &str) -> PathBuf {
     let out = c.root().join(format!("{name}.token"));
@@ -180,17 +180,8 @@ async fn nodes_join_by_token_and_bad_tokens_are_refused() {
             "key in a log"
         );
     }
-    let mut stack = files;
-    while let Some(p) = stack.pop() {
-        if p.is_dir() {
-            stack.extend(
-                std::fs::read_dir(&p)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.path()),
-            );
-        } else if let Ok(bytes) = std::fs::read(&p) {
+    for p in files.iter().flat_map(|d| files_under(d)) {
+        if let Ok(bytes) = std::fs::read(&p) {
             for line in &key_lines {
                 assert!(
                     !bytes.windows(line.len()).any(|w| w == line.as_slice()),

@@ -5,6 +5,7 @@
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
+use hamster_tests::files_under;
 use hamster_tests::s3::S3Cluster;
 use md5::{Digest, Md5};
 
@@ -41,23 +42,6 @@ async fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str, range: Option<&str
         .expect("body")
         .into_bytes()
         .to_vec()
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -183,7 +167,7 @@ async fn objects_round_trip_with_ranges_and_no_plaintext_on_disk() {
     // their files (and shards are there: the check is not vacuous).
     let mut shard_files = 0;
     for &b in &s.blobs {
-        for f in files(&s.c.nodes[b].dir.join("data")) {
+        for f in files_under(&s.c.nodes[b].dir.join("data")) {
             let bytes = std::fs::read(&f).expect("read shard file");
             shard_files += 1;
             assert!(

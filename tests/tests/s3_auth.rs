@@ -10,23 +10,6 @@ use hamster_tests::sigv4::{
     EMPTY_SHA256, chunked_body, now, send, sha256_hex, sign, unsigned_trailer_body,
 };
 
-fn shard_files(s: &S3Cluster) -> usize {
-    let mut n = 0;
-    for &b in &s.blobs {
-        let mut stack = vec![s.c.nodes[b].dir.join("data").join("shards")];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                if e.path().is_dir() {
-                    stack.push(e.path());
-                } else {
-                    n += 1;
-                }
-            }
-        }
-    }
-    n
-}
-
 fn code(body: &str) -> String {
     body.split("<Code>")
         .nth(1)
@@ -123,7 +106,7 @@ async fn hand_signed_requests_get_the_errors_clients_expect() {
         chunks.concat()
     );
 
-    let before = shard_files(&s);
+    let before = s.shard_file_count();
     // ...and refused when a chunk was changed after signing.
     for tamper in [0, 1] {
         let (st, body) = send(addr, &streaming("chunked-bad", Some(tamper))).await;
@@ -270,7 +253,7 @@ async fn hand_signed_requests_get_the_errors_clients_expect() {
     // Three writes above were accepted (two trailers and UNSIGNED-PAYLOAD),
     // 3 shards each (2+1); the refused ones left none.
     assert_eq!(
-        shard_files(&s),
+        s.shard_file_count(),
         before + 3 * 3,
         "refused writes left shards"
     );

@@ -58,21 +58,6 @@ async fn put(
         })
 }
 
-fn shard_files(s: &S3Cluster, blob: usize) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![s.c.nodes[blob].dir.join("data").join("shards")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
     let mut s = S3Cluster::start(1, 6).await;
@@ -84,7 +69,7 @@ async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
     let flip = object(3 * SEG + 17, 1);
     put(&c, "flip", &flip).await.expect("put");
     for &b in &s.blobs[..2] {
-        let files = shard_files(&s, b);
+        let files = s.shard_files(b);
         assert_eq!(files.len(), 1, "one shard per server so far");
         let mut bytes = std::fs::read(&files[0]).expect("shard");
         let at = bytes.len() / 2;
@@ -151,7 +136,7 @@ async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
     assert!(get(&c, "late").await.expect("get") == late);
 
     // ...but a PUT is refused with 503 SlowDown, leaves no version and no shard.
-    let before: usize = s.blobs[..4].iter().map(|&b| shard_files(&s, b).len()).sum();
+    let before: usize = s.blobs[..4].iter().map(|&b| s.shard_files(b).len()).sum();
     for _ in 0..2 {
         // Once while the gateway may still believe the dead are up, once after.
         let e = put(&c, "refused", &object(2 * SEG, 7))
@@ -160,7 +145,7 @@ async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
         assert_eq!(e, (Some("SlowDown".into()), Some(503)));
         tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     }
-    let after: usize = s.blobs[..4].iter().map(|&b| shard_files(&s, b).len()).sum();
+    let after: usize = s.blobs[..4].iter().map(|&b| s.shard_files(b).len()).sum();
     assert_eq!(before, after, "a refused PUT left shards behind");
     let list = c.list_objects_v2().bucket("dur").send().await.expect("ls");
     assert!(

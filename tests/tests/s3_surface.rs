@@ -44,23 +44,6 @@ fn parts(list: &[(i32, &str)]) -> CompletedMultipartUpload {
         .build()
 }
 
-fn shard_file_count(s: &S3Cluster) -> usize {
-    let mut n = 0;
-    for &b in &s.blobs {
-        let mut stack = vec![s.c.nodes[b].dir.join("data").join("shards")];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                if e.path().is_dir() {
-                    stack.push(e.path());
-                } else {
-                    n += 1;
-                }
-            }
-        }
-    }
-    n
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn multipart_uploads_complete_copy_and_abort() {
     let s = S3Cluster::start(1, 3).await;
@@ -241,7 +224,7 @@ async fn multipart_uploads_complete_copy_and_abort() {
     assert_eq!(status(&e), (Some("EntityTooSmall".into()), Some(400)));
 
     // Abort frees the parts' shards.
-    let before_abort = shard_file_count(&s);
+    let before_abort = s.shard_file_count();
     c.abort_multipart_upload()
         .bucket("mpu")
         .key("small")
@@ -250,7 +233,7 @@ async fn multipart_uploads_complete_copy_and_abort() {
         .await
         .expect("abort");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while shard_file_count(&s) > before_abort - 2 * 3 {
+    while s.shard_file_count() > before_abort - 2 * 3 {
         assert!(
             Instant::now() < deadline,
             "aborted parts' shards were not freed"
@@ -288,10 +271,10 @@ async fn multipart_uploads_complete_copy_and_abort() {
             .send()
     };
     upload(1).await.expect("part");
-    let with_one = shard_file_count(&s);
+    let with_one = s.shard_file_count();
     upload(2).await.expect("replacing part");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while shard_file_count(&s) != with_one {
+    while s.shard_file_count() != with_one {
         assert!(
             Instant::now() < deadline,
             "a replaced part's shards were not freed"

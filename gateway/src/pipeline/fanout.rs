@@ -184,19 +184,29 @@ async fn settle(
 
 /// Deletes shards that landed for a PUT that is not going to commit.
 pub async fn remove(landed: &[Landed], pool: &Pool) {
-    for l in landed {
-        if let Ok(ch) = pool.channel(&l.target.address) {
-            let req = pb::DeleteShardRequest {
-                shard_id: l.target.shard_id.clone(),
-            };
-            let deleted = tokio::time::timeout(STALL, BlobClient::new(ch).delete_shard(req)).await;
-            if let Err(e) = deleted
-                .map_err(|_| "no answer".to_string())
-                .and_then(|r| r.map_err(|s| s.message().to_string()))
-            {
-                // The background sweep collects what is left.
-                tracing::warn!(shard = %l.target.shard_id, error = %e, "could not remove an orphan shard");
-            }
+    let shards = landed
+        .iter()
+        .map(|l| (l.target.address.clone(), l.target.shard_id.clone()))
+        .collect();
+    delete_shards(pool, shards).await;
+}
+
+/// Deletes (address, shard id) pairs, each given at most `STALL`. What
+/// fails is left to the sweep.
+pub async fn delete_shards(pool: &Pool, shards: Vec<(String, String)>) {
+    for (address, shard_id) in shards {
+        let Ok(ch) = pool.channel(&address) else {
+            continue;
+        };
+        let req = pb::DeleteShardRequest {
+            shard_id: shard_id.clone(),
+        };
+        let deleted = tokio::time::timeout(STALL, BlobClient::new(ch).delete_shard(req)).await;
+        if let Err(e) = deleted
+            .map_err(|_| "no answer".to_string())
+            .and_then(|r| r.map_err(|s| s.message().to_string()))
+        {
+            tracing::warn!(shard = %shard_id, error = %e, "could not delete a shard; the sweep will");
         }
     }
 }

@@ -75,10 +75,7 @@ where
         (k + m).min(usable.max(needed)),
         &mut rand::rng(),
     )?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let object = shard_id::new_object(now_ms);
+    let object = shard_id::new_object(crate::now_ms());
     let targets = servers
         .into_iter()
         .enumerate()

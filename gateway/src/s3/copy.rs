@@ -10,9 +10,8 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::conditions::Conditions;
 use super::get::{object_body, resolve};
 use super::ingest::{Declared, ingest};
-use super::put::{discard_after, stored_headers};
+use super::put::{commit, stored_headers};
 use super::{Gateway, timestamp, version_header};
-use crate::meta_call;
 
 /// `bytes=FIRST-LAST` of x-amz-copy-source-range.
 pub fn source_range(s: &str) -> S3Result<(u64, u64)> {
@@ -97,17 +96,7 @@ pub async fn copy(
         if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
     };
     let (body, src) = copy_source_body(gw, &i.copy_source, &conditions, None).await?;
-    let (stored, _) = ingest(
-        gw,
-        Some(body),
-        Declared {
-            content_md5: None,
-            checksum: Checksum::default(),
-            algorithm: None,
-        },
-        None,
-    )
-    .await?;
+    let (stored, _) = ingest(gw, Some(body), Declared::none(), None).await?;
     let (content_type, user_metadata, headers) = if replace {
         (
             i.content_type.clone().unwrap_or_default(),
@@ -127,36 +116,15 @@ pub async fn copy(
             src.stored_headers.clone(),
         )
     };
-    let version = pb::ObjectVersion {
+    let template = pb::ObjectVersion {
         bucket: i.bucket.clone(),
         key: i.key.clone(),
-        size: stored.size,
-        etag: stored.md5.clone(),
         content_type,
         user_metadata,
         stored_headers: headers.into_iter().collect(),
-        shard_map: Some(stored.shard_map.clone()),
-        wrapped_dek: stored.wrapped_dek.clone(),
-        kek_fingerprint: stored.kek_fingerprint.clone(),
         ..Default::default()
     };
-    let committed = meta_call!(
-        gw.meta,
-        commit_version,
-        pb::CommitVersionRequest {
-            version: Some(version),
-        }
-    )
-    .await;
-    let committed = match committed {
-        Ok(c) => c,
-        Err(e) => {
-            discard_after(gw, stored, &e).await;
-            return Err(e.into());
-        }
-    };
-    gw.free(committed.freed);
-    let v = committed.version.unwrap_or_default();
+    let v = commit(gw, stored, template).await?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(ETag::Strong(v.etag.clone())),

@@ -40,6 +40,7 @@ use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
 use crate::blobs::Blobs;
 use crate::meta::MetaTier;
+use crate::pipeline::fanout::delete_shards;
 use crate::pipeline::placement::Candidate;
 use crate::pipeline::profile::default_profile;
 
@@ -116,25 +117,17 @@ impl Gateway {
     /// Deletes, in the background, shards no version refers to any more.
     /// What fails here is left to the sweep.
     pub fn free(&self, maps: Vec<pb::ShardMap>) {
-        if maps.is_empty() {
+        let addresses = self.blobs.addresses();
+        let shards: Vec<(String, String)> = maps
+            .iter()
+            .flat_map(|m| &m.shards)
+            .filter_map(|loc| Some((addresses.get(&loc.blob_id)?.clone(), loc.shard_id.clone())))
+            .collect();
+        if shards.is_empty() {
             return;
         }
         let pool = self.pool.clone();
-        let addresses = self.blobs.addresses();
-        tokio::spawn(async move {
-            for loc in maps.iter().flat_map(|m| &m.shards) {
-                let Some(addr) = addresses.get(&loc.blob_id) else {
-                    continue;
-                };
-                let Ok(ch) = pool.channel(addr) else { continue };
-                let req = pb::DeleteShardRequest {
-                    shard_id: loc.shard_id.clone(),
-                };
-                if let Err(e) = pb::blob_client::BlobClient::new(ch).delete_shard(req).await {
-                    tracing::debug!(shard = %loc.shard_id, error = %e.message(), "freeing a shard failed");
-                }
-            }
-        });
+        tokio::spawn(async move { delete_shards(&pool, shards).await });
     }
 }
 

@@ -189,32 +189,16 @@ pub async fn upload_part_copy(
         .map(source_range)
         .transpose()?;
     let (body, _) = copy_source_body(gw, &i.copy_source, &conditions, range).await?;
-    let (stored, _) = ingest(
-        gw,
-        Some(body),
-        Declared {
-            content_md5: None,
-            checksum: Checksum::default(),
-            algorithm: None,
-        },
-        None,
-    )
-    .await?;
+    let (stored, _) = ingest(gw, Some(body), Declared::none(), None).await?;
     let etag = commit_part(gw, &i.bucket, &i.key, &i.upload_id, number, stored).await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(etag)),
-            last_modified: Some(timestamp(now_ms())),
+            last_modified: Some(timestamp(crate::now_ms())),
             ..Default::default()
         }),
         ..Default::default()
     }))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 pub async fn complete(

@@ -67,11 +67,9 @@ pub async fn put(
     };
     let (stored, checksums) = ingest(gw, input.body.take(), declared, trailing_headers).await?;
 
-    let version = pb::ObjectVersion {
+    let template = pb::ObjectVersion {
         bucket: input.bucket.clone(),
         key: input.key.clone(),
-        size: stored.size,
-        etag: stored.md5.clone(),
         content_type: input.content_type.clone().unwrap_or_default(),
         user_metadata: input
             .metadata
@@ -86,10 +84,39 @@ pub async fn put(
             &input.content_language,
             &input.expires,
         ),
+        ..Default::default()
+    };
+    let (size, md5) = (stored.size, stored.md5.clone());
+    let committed = commit(gw, stored, template).await?;
+    let version_id = super::version_header(&committed);
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(ETag::Strong(md5)),
+        checksum_crc32: checksums.checksum_crc32,
+        checksum_crc32c: checksums.checksum_crc32c,
+        checksum_sha1: checksums.checksum_sha1,
+        checksum_sha256: checksums.checksum_sha256,
+        checksum_crc64nvme: checksums.checksum_crc64nvme,
+        version_id,
+        size: i64::try_from(size).ok(),
+        ..Default::default()
+    }))
+}
+
+/// Commits stored shards as a new version of `template` (bucket, key,
+/// metadata): the one moment the object exists. Shards of the version it
+/// replaced are freed; a refused commit removes the new shards.
+pub async fn commit(
+    gw: &Gateway,
+    stored: Stored,
+    template: pb::ObjectVersion,
+) -> S3Result<pb::ObjectVersion> {
+    let version = pb::ObjectVersion {
+        size: stored.size,
+        etag: stored.md5.clone(),
         shard_map: Some(stored.shard_map.clone()),
         wrapped_dek: stored.wrapped_dek.clone(),
         kek_fingerprint: stored.kek_fingerprint.clone(),
-        ..Default::default()
+        ..template
     };
     let committed = meta_call!(
         gw.meta,
@@ -99,26 +126,16 @@ pub async fn put(
         }
     )
     .await;
-    let committed = match committed {
-        Ok(c) => c,
+    match committed {
+        Ok(c) => {
+            gw.free(c.freed);
+            Ok(c.version.unwrap_or_default())
+        }
         Err(e) => {
             discard_after(gw, stored, &e).await;
-            return Err(e.into());
+            Err(e.into())
         }
-    };
-    gw.free(committed.freed);
-    let version_id = committed.version.as_ref().and_then(super::version_header);
-    Ok(S3Response::new(PutObjectOutput {
-        e_tag: Some(ETag::Strong(stored.md5)),
-        checksum_crc32: checksums.checksum_crc32,
-        checksum_crc32c: checksums.checksum_crc32c,
-        checksum_sha1: checksums.checksum_sha1,
-        checksum_sha256: checksums.checksum_sha256,
-        checksum_crc64nvme: checksums.checksum_crc64nvme,
-        version_id,
-        size: i64::try_from(stored.size).ok(),
-        ..Default::default()
-    }))
+    }
 }
 
 /// A failed commit: the shards go, unless the meta tier may yet have
