@@ -8,6 +8,7 @@
 //! - [`health`]: `hamster health` — ask any node over mTLS who it is.
 //! - [`status`]: `hamster status` — the meta tier: leader, indexes, members.
 //! - [`key`]: `hamster key create|list|delete` — S3 access keys.
+//! - [`bucket`]: `hamster bucket list|delete` — buckets, under S3's rules.
 //! - [`member`]: `hamster member add|remove` — meta tier membership.
 //! - [`compose`]: `hamster compose init|bootstrap` — compose.yaml's one-shot steps.
 //! - [`dev`]: `hamster dev` — a whole cluster as local processes.
@@ -15,6 +16,7 @@
 //! - [`token`]: `hamster token create` — join tokens for new nodes.
 //! - [`conn`]: the admin identity and how to reach the cluster.
 
+pub mod bucket;
 pub mod cert;
 pub mod compose;
 pub mod conn;
@@ -58,6 +60,9 @@ pub enum Command {
     /// S3 access keys: create (secret shown once), list, delete.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Buckets: list, or delete an empty one.
+    #[command(subcommand)]
+    Bucket(bucket::BucketCommand),
     /// The erasure profile for new objects.
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
@@ -79,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Health(a) => health::run(&a).await,
         Command::Status(a) => status::run(&a).await,
         Command::Key(c) => key::run(&c).await,
+        Command::Bucket(c) => bucket::run(&c).await,
         Command::Member(c) => member::run(&c).await,
         Command::Token(c) => token::run(&c).await,
         Command::Profile(c) => profile::run(&c).await,

@@ -3,428 +3,9 @@
 //! rejection, checked to change nothing; determinism; and listings compared
 //! against a naive model built in the test.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+mod common;
 
-use hamster_meta::raft::state_machine::StateDb;
-use hamster_meta::state::apply::{MIN_PART_SIZE, apply};
-use hamster_meta::state::commands::{Command, MetaError, Op, Response};
-use hamster_meta::state::model::{
-    AccessKey, BlobServer, Bucket, Part, ShardLocation, ShardMap, Upload, Version,
-};
-use hamster_meta::state::queries::{self as q, Cursor, Entry, Walk};
-use md5::{Digest, Md5};
-use sqlx::pool::PoolConnection;
-use sqlx::{Connection, Sqlite, SqliteConnection};
-use tempfile::TempDir;
-
-/// "Now" for most commands: a fixed time, far in the past of the wall
-/// clock, so a test passes only if apply uses the command's time.
-const NOW: i64 = 1_600_000_000_000;
-
-// ---------------------------------------------------------------------------
-// Harness
-// ---------------------------------------------------------------------------
-
-/// A fresh state DB in a tempdir, one connection, and the next log index.
-struct Db {
-    conn: PoolConnection<Sqlite>,
-    seq: u64,
-    _state: Arc<StateDb>,
-    _dir: TempDir,
-}
-
-impl Db {
-    async fn new() -> Db {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let state = StateDb::open(dir.path()).await.expect("open state db");
-        let conn = state.acquire().await.expect("acquire a connection");
-        Db {
-            conn,
-            seq: 0,
-            _state: state,
-            _dir: dir,
-        }
-    }
-
-    fn c(&mut self) -> &mut SqliteConnection {
-        &mut self.conn
-    }
-
-    /// Applies `op` at time `at`, as the next log entry.
-    async fn run_at(&mut self, at: i64, op: Op) -> Response {
-        self.seq += 1;
-        let cmd = Command {
-            id: String::new(),
-            at_ms: at,
-            op,
-        };
-        apply(&mut self.conn, self.seq, &cmd)
-            .await
-            .unwrap_or_else(|e| panic!("storage error applying {cmd:?}: {e}"))
-    }
-
-    async fn run(&mut self, op: Op) -> Response {
-        self.run_at(NOW, op).await
-    }
-
-    /// Applies `op` and expects it to succeed (anything but `Response::Err`).
-    async fn ok(&mut self, op: Op) -> Response {
-        let name = op.name();
-        let r = self.run(op).await;
-        assert!(!matches!(r, Response::Err(_)), "{name} was rejected: {r:?}");
-        r
-    }
-
-    /// Applies `op` and expects it to be rejected with `want` (see
-    /// [`same_error`]) and to leave every table exactly as it was.
-    async fn reject_at(&mut self, at: i64, op: Op, want: MetaError) {
-        let before = dump(self.c()).await;
-        let what = format!("{op:?}");
-        let what = what.get(..300).unwrap_or(&what).to_string();
-        let got = self.run_at(at, op).await;
-        match &got {
-            Response::Err(e) if same_error(e, &want) => {}
-            other => panic!("{what}\n  expected rejection {want:?}\n  got {other:?}"),
-        }
-        assert_eq!(
-            dump(self.c()).await,
-            before,
-            "{what}: rejected with {want:?} but the DB changed"
-        );
-    }
-
-    async fn reject(&mut self, op: Op, want: MetaError) {
-        self.reject_at(NOW, op, want).await;
-    }
-
-    /// Applies several commands in one transaction, as the state machine
-    /// applies a batch; answers each command's log index and response.
-    async fn batch(&mut self, ops: Vec<(i64, Op)>) -> Vec<(u64, Response)> {
-        let mut tx = Connection::begin(&mut *self.conn).await.expect("begin");
-        let mut out = Vec::new();
-        for (at, op) in ops {
-            self.seq += 1;
-            let cmd = Command {
-                id: String::new(),
-                at_ms: at,
-                op,
-            };
-            let r = apply(&mut tx, self.seq, &cmd)
-                .await
-                .unwrap_or_else(|e| panic!("storage error applying {cmd:?}: {e}"));
-            out.push((self.seq, r));
-        }
-        tx.commit().await.expect("commit");
-        out
-    }
-
-    async fn dump(&mut self) -> Vec<String> {
-        dump(self.c()).await
-    }
-}
-
-/// Rejections whose text is only a message are compared by variant; those
-/// that name a thing (bucket, version, upload, part...) exactly.
-fn same_error(got: &MetaError, want: &MetaError) -> bool {
-    use MetaError::*;
-    match (got, want) {
-        (InvalidArgument(_), InvalidArgument(_))
-        | (AccessDenied(_), AccessDenied(_))
-        | (InvalidPart(_), InvalidPart(_)) => true,
-        _ => got == want,
-    }
-}
-
-/// Every row of every table, as text: `table(quote(col1),quote(col2),...)`,
-/// sorted. `quote()` keeps types apart (1 vs '1' vs X'01' vs NULL).
-async fn dump(c: &mut SqliteConnection) -> Vec<String> {
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .fetch_all(&mut *c)
-            .await
-            .expect("list tables");
-    for t in [
-        "buckets",
-        "versions",
-        "uploads",
-        "parts",
-        "access_keys",
-        "blob_servers",
-        "sm_meta",
-    ] {
-        assert!(
-            tables.iter().any(|x| x == t),
-            "table {t} missing from {tables:?}"
-        );
-    }
-    let mut out = Vec::new();
-    for t in &tables {
-        let cols: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid")
-                .bind(t)
-                .fetch_all(&mut *c)
-                .await
-                .expect("table columns");
-        assert!(!cols.is_empty(), "no columns for {t}");
-        let expr = cols
-            .iter()
-            .map(|c| format!("quote(\"{c}\")"))
-            .collect::<Vec<_>>()
-            .join(" || ',' || ");
-        let sql = format!("SELECT '{t}(' || {expr} || ')' FROM \"{t}\" ORDER BY 1");
-        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut *c)
-            .await
-            .expect("dump table");
-        out.extend(rows);
-    }
-    out
-}
-
-/// Rows of one table in the dump.
-fn rows_of<'a>(dump: &'a [String], table: &str) -> Vec<&'a String> {
-    let head = format!("{table}(");
-    dump.iter().filter(|r| r.starts_with(&head)).collect()
-}
-
-// ---------------------------------------------------------------------------
-// Builders
-// ---------------------------------------------------------------------------
-
-fn md5_hex(data: &[u8]) -> String {
-    hex::encode(Md5::digest(data))
-}
-
-/// S3's multipart ETag, computed here from scratch: MD5 over the
-/// concatenated binary MD5s of the parts, then "-N".
-fn s3_multipart_etag(part_md5s_hex: &[&str]) -> String {
-    let mut all = Vec::new();
-    for e in part_md5s_hex {
-        let bin = hex::decode(e.trim_matches('"')).expect("part ETag is hex");
-        assert_eq!(bin.len(), 16);
-        all.extend_from_slice(&bin);
-    }
-    format!("{}-{}", hex::encode(Md5::digest(&all)), part_md5s_hex.len())
-}
-
-fn shards(tag: &str) -> ShardMap {
-    ShardMap {
-        data_shards: 2,
-        parity_shards: 1,
-        segment_size: 1 << 20,
-        shards: (0..3)
-            .map(|i| ShardLocation {
-                index: i,
-                blob_id: format!("blob-{i}"),
-                shard_id: format!("{tag}-shard-{i}"),
-                checksum: vec![i as u8, 0xab, 0xcd],
-            })
-            .collect(),
-    }
-}
-
-fn ver(bucket: &str, key: &str, id: &str, tag: &str) -> Version {
-    Version {
-        bucket: bucket.into(),
-        key: key.into(),
-        version_id: id.into(),
-        size: 100 + tag.len() as u64,
-        etag: md5_hex(tag.as_bytes()),
-        content_type: "text/plain".into(),
-        user_metadata: BTreeMap::from([("tag".to_string(), tag.to_string())]),
-        stored_headers: BTreeMap::from([("cache-control".to_string(), "no-cache".to_string())]),
-        created_at_ms: NOW - 7,
-        delete_marker: false,
-        shard_map: Some(shards(tag)),
-        wrapped_dek: vec![0xde, 0xad, tag.len() as u8],
-        kek_fingerprint: "kek-a".into(),
-        lock_mode: String::new(),
-        retain_until_ms: 0,
-        legal_hold: false,
-        parts: Vec::new(),
-    }
-}
-
-fn part(n: u32, size: u64, tag: &str) -> Part {
-    Part {
-        part_number: n,
-        size,
-        etag: md5_hex(tag.as_bytes()),
-        shard_map: Some(shards(tag)),
-        wrapped_dek: vec![n as u8, 7],
-        kek_fingerprint: "kek-a".into(),
-    }
-}
-
-fn template(bucket: &str, key: &str) -> Version {
-    Version {
-        bucket: bucket.into(),
-        key: key.into(),
-        // Everything below but the headers, metadata and lock settings is
-        // the proposer's business and must not leak into the object.
-        version_id: "template-id".into(),
-        size: 999,
-        etag: "template-etag".into(),
-        content_type: "video/mp4".into(),
-        user_metadata: BTreeMap::from([("owner".to_string(), "ann".to_string())]),
-        stored_headers: BTreeMap::from([("content-disposition".to_string(), "inline".to_string())]),
-        created_at_ms: 1,
-        delete_marker: false,
-        shard_map: Some(shards("template")),
-        wrapped_dek: vec![9, 9],
-        kek_fingerprint: "kek-template".into(),
-        lock_mode: String::new(),
-        retain_until_ms: 0,
-        legal_hold: false,
-        parts: vec![part(1, 1, "template-part")],
-    }
-}
-
-fn create(name: &str, object_lock_enabled: bool) -> Op {
-    Op::CreateBucket {
-        name: name.into(),
-        object_lock_enabled,
-    }
-}
-
-fn delete_bucket(name: &str) -> Op {
-    Op::DeleteBucket { name: name.into() }
-}
-
-fn commit(version: Version) -> Op {
-    Op::CommitVersion { version }
-}
-
-fn del(bucket: &str, key: &str, version_id: Option<&str>, marker: &str) -> Op {
-    Op::DeleteObject {
-        bucket: bucket.into(),
-        key: key.into(),
-        version_id: version_id.map(Into::into),
-        marker_version_id: marker.into(),
-        bypass_governance: false,
-    }
-}
-
-fn del_bypass(bucket: &str, key: &str, version_id: &str) -> Op {
-    Op::DeleteObject {
-        bucket: bucket.into(),
-        key: key.into(),
-        version_id: Some(version_id.into()),
-        marker_version_id: "unused-marker".into(),
-        bypass_governance: true,
-    }
-}
-
-fn upload(bucket: &str, key: &str, upload_id: &str) -> Upload {
-    Upload {
-        bucket: bucket.into(),
-        key: key.into(),
-        upload_id: upload_id.into(),
-        initiated_at_ms: NOW - 100,
-        template: template(bucket, key),
-    }
-}
-
-fn begin(bucket: &str, key: &str, upload_id: &str) -> Op {
-    Op::BeginMultipart {
-        upload: upload(bucket, key, upload_id),
-    }
-}
-
-fn put_part(bucket: &str, key: &str, upload_id: &str, part: Part) -> Op {
-    Op::CommitPart {
-        bucket: bucket.into(),
-        key: key.into(),
-        upload_id: upload_id.into(),
-        part,
-    }
-}
-
-fn complete(
-    bucket: &str,
-    key: &str,
-    upload_id: &str,
-    parts: &[(u32, &str)],
-    version_id: &str,
-) -> Op {
-    Op::CompleteMultipart {
-        bucket: bucket.into(),
-        key: key.into(),
-        upload_id: upload_id.into(),
-        parts: parts.iter().map(|(n, e)| (*n, e.to_string())).collect(),
-        version_id: version_id.into(),
-    }
-}
-
-fn abort(bucket: &str, key: &str, upload_id: &str) -> Op {
-    Op::AbortMultipart {
-        bucket: bucket.into(),
-        key: key.into(),
-        upload_id: upload_id.into(),
-    }
-}
-
-fn access_key(id: &str) -> AccessKey {
-    AccessKey {
-        id: id.into(),
-        name: format!("name of {id}"),
-        sealed_secret: vec![1, 2, 3, 4, 5],
-        created_at_ms: NOW - 1,
-        enabled: true,
-    }
-}
-
-fn blob(id: &str, address: &str) -> BlobServer {
-    BlobServer {
-        id: id.into(),
-        address: address.into(),
-        failure_domain: "rack-1".into(),
-        capacity_bytes: 1000,
-        free_bytes: 600,
-        // Both are the state machine's to set, whatever the proposer says.
-        state: "dead".into(),
-        last_heartbeat_ms: 5,
-    }
-}
-
-fn invalid() -> MetaError {
-    MetaError::InvalidArgument(String::new())
-}
-
-fn denied() -> MetaError {
-    MetaError::AccessDenied(String::new())
-}
-
-fn invalid_part() -> MetaError {
-    MetaError::InvalidPart(String::new())
-}
-
-/// Sorts shard maps so sets of freed maps compare regardless of order.
-fn sorted(mut maps: Vec<ShardMap>) -> Vec<ShardMap> {
-    maps.sort_by(|a, b| a.shards[0].shard_id.cmp(&b.shards[0].shard_id));
-    maps
-}
-
-async fn all_versions_of(
-    c: &mut SqliteConnection,
-    bucket: &str,
-    key: &str,
-) -> Vec<(String, bool, bool)> {
-    // prefix = key and no delimiter: keys that start with `key`; keep `key`.
-    let page = q::list(c, bucket, key, "", Cursor::Start, 1000, Walk::AllVersions)
-        .await
-        .expect("list");
-    page.entries
-        .into_iter()
-        .filter_map(|e| match e {
-            Entry::Version { version, is_latest } if version.key == key => {
-                Some((version.version_id, version.delete_marker, is_latest))
-            }
-            _ => None,
-        })
-        .collect()
-}
+use common::*;
 
 // ---------------------------------------------------------------------------
 // 1. Every command, applied successfully
@@ -439,6 +20,7 @@ async fn create_and_delete_bucket() {
         created_at_ms: NOW + 1,
         versioning: String::new(),
         object_lock_enabled: false,
+        default_retention: None,
     };
     assert_eq!(r, Response::Bucket(plain.clone()));
     assert_eq!(
@@ -453,6 +35,7 @@ async fn create_and_delete_bucket() {
         created_at_ms: NOW + 2,
         versioning: "Enabled".into(),
         object_lock_enabled: true,
+        default_retention: None,
     };
     assert_eq!(r, Response::Bucket(locked.clone()));
     assert_eq!(
@@ -509,7 +92,8 @@ async fn unversioned_commit_stores_the_null_version_and_replaces_it() {
         r,
         Response::Committed {
             version: stored1.clone(),
-            freed: vec![]
+            freed: vec![],
+            versioned: false,
         }
     );
     assert_eq!(
@@ -547,7 +131,8 @@ async fn unversioned_commit_stores_the_null_version_and_replaces_it() {
         r,
         Response::Committed {
             version: stored2.clone(),
-            freed: vec![shards("one")]
+            freed: vec![shards("one")],
+            versioned: false,
         }
     );
     assert_eq!(
@@ -593,7 +178,8 @@ async fn versioned_commits_accumulate_and_latest_is_the_highest_seq() {
             r,
             Response::Committed {
                 version: v,
-                freed: vec![]
+                freed: vec![],
+                versioned: true,
             }
         );
         seqs.push(db.seq as i64);
@@ -638,7 +224,8 @@ async fn identical_recommit_is_idempotent_and_a_reused_id_is_refused() {
         r,
         Response::Committed {
             version: v.clone(),
-            freed: vec![]
+            freed: vec![],
+            versioned: true,
         }
     );
     assert_eq!(db.dump().await, before);
@@ -684,7 +271,7 @@ async fn retried_commit_on_an_unversioned_bucket_does_not_free_the_live_object()
         first, again,
         "a retried commit must answer as the first one did"
     );
-    let Response::Committed { version, freed } = again else {
+    let Response::Committed { version, freed, .. } = again else {
         panic!("not committed: {again:?}")
     };
     assert_eq!(version.shard_map, Some(shards("one")));
@@ -916,7 +503,7 @@ async fn multipart_complete() {
             ),
         )
         .await;
-    let Response::Completed { version, freed } = r else {
+    let Response::Completed { version, freed, .. } = r else {
         panic!("not completed: {r:?}")
     };
     let t = template("bkt", "big/file");
@@ -984,7 +571,7 @@ async fn multipart_complete_on_a_versioned_bucket() {
             "new",
         ))
         .await;
-    let Response::Completed { version, freed } = r else {
+    let Response::Completed { version, freed, .. } = r else {
         panic!("not completed: {r:?}")
     };
     assert!(freed.is_empty(), "{freed:?}");
@@ -1464,9 +1051,13 @@ async fn object_lock_protects_versions_from_deletion() {
         retain_until_ms: NOW - 1,
         ..ver("lock", "expired", "v", "expired")
     };
-    for v in [&held, &compliance, &governance, &expired] {
+    for v in [&held, &compliance, &governance] {
         db.ok(commit(v.clone())).await;
     }
+    // A retain-until date must be in the future when it is set: this one
+    // was set at a time before it.
+    let r = db.run_at(NOW - 1_000, commit(expired.clone())).await;
+    assert!(matches!(r, Response::Committed { .. }), "{r:?}");
 
     // Legal hold: denied, bypass or not, whatever the time.
     db.reject(del("lock", "held", Some("v"), ""), denied())

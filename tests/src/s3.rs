@@ -6,9 +6,37 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use hamster_proto::pb;
 
 use crate::{Cluster, Kind, path_str};
+
+/// An aws-sdk-s3 error as (S3 error code, HTTP status).
+pub fn error_status<E: ProvideErrorMetadata>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> (Option<String>, Option<u16>) {
+    let code = e.code().map(str::to_string);
+    let st = e.raw_response().map(|r| r.status().as_u16());
+    (code, st)
+}
+
+/// A response header of a failed call (e.g. x-amz-delete-marker).
+pub fn error_header<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    name: &str,
+) -> Option<String> {
+    e.raw_response()?.headers().get(name).map(str::to_string)
+}
+
+/// The whole body of a GetObject.
+pub async fn read_body(out: aws_sdk_s3::operation::get_object::GetObjectOutput) -> Vec<u8> {
+    out.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
 
 /// A running cluster with an S3 endpoint.
 pub struct S3Cluster {

@@ -34,6 +34,18 @@ impl Env {
     /// Runs a client with the S3 credentials in its environment; panics
     /// with its output (and the cluster's log tails) if it fails.
     fn run(&self, tool: &str, args: &[&str], envs: &[(&str, String)]) -> String {
+        let (ok, stdout, text) = self.run_status(tool, args, envs);
+        assert!(ok, "{tool} {args:?} failed:\n{text}");
+        stdout
+    }
+
+    /// Runs a client: whether it succeeded, its stdout, all its output.
+    fn run_status(
+        &self,
+        tool: &str,
+        args: &[&str],
+        envs: &[(&str, String)],
+    ) -> (bool, String, String) {
         let out = Command::new(tool)
             .args(args)
             .env("AWS_ACCESS_KEY_ID", &self.s.access_key_id)
@@ -56,18 +68,46 @@ impl Env {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.status.success(), "{tool} {args:?} failed:\n{text}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            text,
+        )
+    }
+
+    fn aws_args(&self, args: &[&str]) -> Vec<String> {
+        let mut all = vec!["--endpoint-url".to_string(), self.endpoint()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
     }
 
     fn aws(&self, args: &[&str]) -> String {
-        let mut all = vec!["--endpoint-url".to_string(), self.endpoint()];
-        all.extend(args.iter().map(|a| a.to_string()));
+        let all = self.aws_args(args);
         self.run(
             "aws",
             &all.iter().map(String::as_str).collect::<Vec<_>>(),
             &[],
         )
+    }
+
+    /// The aws CLI, expected to fail: its output, which names the error.
+    fn aws_fails(&self, args: &[&str]) -> String {
+        let all = self.aws_args(args);
+        let (ok, _, text) = self.run_status(
+            "aws",
+            &all.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+        );
+        assert!(!ok, "aws {args:?} should have failed:\n{text}");
+        text
+    }
+
+    /// An s3api call's JSON answer.
+    fn aws_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = self.aws(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("aws {args:?}: {e}: {out}"))
     }
 }
 
@@ -281,6 +321,229 @@ async fn aws_cli_s3_and_s3api() {
     for k in ["\"big.bin\"", "\"mp\""] {
         assert!(versions.contains(k), "{k} missing from:\n{versions}");
     }
+}
+
+/// RFC 3339, `days` from now: the aws CLI's date arguments.
+fn days_from_now(days: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::days(days))
+        .replace_nanosecond(0)
+        .expect("whole seconds")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aws_cli_versioning_and_object_lock() {
+    let e = Env::start().await;
+    let api = |args: &[&str]| {
+        let mut all = vec!["s3api"];
+        all.extend(args);
+        e.aws_json(&all)
+    };
+    // Versioning: two versions, a marker, reads by id, the marker removed.
+    e.aws(&["s3", "mb", "s3://cliver"]);
+    e.aws(&[
+        "s3api",
+        "put-bucket-versioning",
+        "--bucket",
+        "cliver",
+        "--versioning-configuration",
+        "Status=Enabled",
+    ]);
+    let v = api(&["get-bucket-versioning", "--bucket", "cliver"]);
+    assert_eq!(v["Status"], "Enabled", "{v}");
+    std::fs::write(e.path("first"), b"first").expect("write");
+    std::fs::write(e.path("second"), b"second").expect("write");
+    let first = api(&[
+        "put-object",
+        "--bucket",
+        "cliver",
+        "--key",
+        "doc",
+        "--body",
+        "first",
+    ]);
+    let first = first["VersionId"].as_str().expect("VersionId").to_string();
+    e.aws(&["s3", "cp", "second", "s3://cliver/doc"]);
+    let listed = api(&["list-object-versions", "--bucket", "cliver"]);
+    let versions = listed["Versions"].as_array().expect("Versions");
+    assert_eq!(versions.len(), 2, "{listed}");
+    assert_eq!(versions[0]["IsLatest"], true, "{listed}");
+    assert_eq!(versions[1]["VersionId"], first.as_str(), "{listed}");
+    e.aws(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        "cliver",
+        "--key",
+        "doc",
+        "--version-id",
+        &first,
+        "got-first",
+    ]);
+    assert_eq!(std::fs::read(e.path("got-first")).expect("read"), b"first");
+    e.aws(&["s3", "rm", "s3://cliver/doc"]);
+    let listed = api(&["list-object-versions", "--bucket", "cliver"]);
+    let marker = &listed["DeleteMarkers"][0];
+    assert_eq!(marker["IsLatest"], true, "{listed}");
+    let marker = marker["VersionId"].as_str().expect("marker id").to_string();
+    let err = e.aws_fails(&["s3api", "head-object", "--bucket", "cliver", "--key", "doc"]);
+    assert!(err.contains("404"), "{err}");
+    e.aws(&[
+        "s3api",
+        "delete-object",
+        "--bucket",
+        "cliver",
+        "--key",
+        "doc",
+        "--version-id",
+        &marker,
+    ]);
+    e.aws(&["s3", "cp", "s3://cliver/doc", "back"]);
+    assert_eq!(std::fs::read(e.path("back")).expect("read"), b"second");
+
+    // Object lock: default retention, COMPLIANCE with a legal hold.
+    e.aws(&[
+        "s3api",
+        "create-bucket",
+        "--bucket",
+        "clilock",
+        "--object-lock-enabled-for-bucket",
+    ]);
+    e.aws(&[
+        "s3api",
+        "put-object-lock-configuration",
+        "--bucket",
+        "clilock",
+        "--object-lock-configuration",
+        r#"{"ObjectLockEnabled":"Enabled","Rule":{"DefaultRetention":{"Mode":"GOVERNANCE","Days":1}}}"#,
+    ]);
+    let cfg = api(&["get-object-lock-configuration", "--bucket", "clilock"]);
+    let d = &cfg["ObjectLockConfiguration"]["Rule"]["DefaultRetention"];
+    assert_eq!(
+        (d["Mode"].as_str(), d["Days"].as_i64()),
+        (Some("GOVERNANCE"), Some(1)),
+        "{cfg}"
+    );
+    let gov = api(&[
+        "put-object",
+        "--bucket",
+        "clilock",
+        "--key",
+        "gov",
+        "--body",
+        "first",
+    ]);
+    let gov = gov["VersionId"].as_str().expect("VersionId").to_string();
+    let until = days_from_now(3);
+    let held = api(&[
+        "put-object",
+        "--bucket",
+        "clilock",
+        "--key",
+        "held",
+        "--body",
+        "second",
+        "--object-lock-mode",
+        "COMPLIANCE",
+        "--object-lock-retain-until-date",
+        &until,
+        "--object-lock-legal-hold-status",
+        "ON",
+    ]);
+    let held = held["VersionId"].as_str().expect("VersionId").to_string();
+    let r = api(&[
+        "get-object-retention",
+        "--bucket",
+        "clilock",
+        "--key",
+        "held",
+    ]);
+    assert_eq!(r["Retention"]["Mode"], "COMPLIANCE", "{r}");
+    let h = api(&["head-object", "--bucket", "clilock", "--key", "held"]);
+    assert_eq!(
+        (
+            h["ObjectLockMode"].as_str(),
+            h["ObjectLockLegalHoldStatus"].as_str()
+        ),
+        (Some("COMPLIANCE"), Some("ON")),
+        "{h}"
+    );
+    e.aws(&[
+        "s3api",
+        "put-object-legal-hold",
+        "--bucket",
+        "clilock",
+        "--key",
+        "held",
+        "--legal-hold",
+        "Status=OFF",
+    ]);
+    let lh = api(&[
+        "get-object-legal-hold",
+        "--bucket",
+        "clilock",
+        "--key",
+        "held",
+    ]);
+    assert_eq!(lh["LegalHold"]["Status"], "OFF", "{lh}");
+    // COMPLIANCE: no delete, no shortening, bypass or not.
+    for extra in [None, Some("--bypass-governance-retention")] {
+        let mut args = vec![
+            "s3api",
+            "delete-object",
+            "--bucket",
+            "clilock",
+            "--key",
+            "held",
+            "--version-id",
+            &held,
+        ];
+        args.extend(extra);
+        let err = e.aws_fails(&args);
+        assert!(err.contains("AccessDenied"), "{err}");
+    }
+    let shorter = format!(
+        r#"{{"Mode":"COMPLIANCE","RetainUntilDate":"{}"}}"#,
+        days_from_now(1)
+    );
+    let err = e.aws_fails(&[
+        "s3api",
+        "put-object-retention",
+        "--bucket",
+        "clilock",
+        "--key",
+        "held",
+        "--retention",
+        &shorter,
+        "--bypass-governance-retention",
+    ]);
+    assert!(err.contains("AccessDenied"), "{err}");
+    // GOVERNANCE (the default): the bypass lets it go.
+    let err = e.aws_fails(&[
+        "s3api",
+        "delete-object",
+        "--bucket",
+        "clilock",
+        "--key",
+        "gov",
+        "--version-id",
+        &gov,
+    ]);
+    assert!(err.contains("AccessDenied"), "{err}");
+    e.aws(&[
+        "s3api",
+        "delete-object",
+        "--bucket",
+        "clilock",
+        "--key",
+        "gov",
+        "--version-id",
+        &gov,
+        "--bypass-governance-retention",
+    ]);
+    let err = e.aws_fails(&["s3", "rb", "s3://clilock"]);
+    assert!(err.contains("BucketNotEmpty"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -8,30 +8,13 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
-use hamster_tests::s3::S3Cluster;
+use hamster_tests::s3::{S3Cluster, error_status as status, read_body as body};
 use md5::{Digest, Md5};
 
 const MIB: usize = 1 << 20;
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| ((i * 7) as u8) ^ seed).collect()
-}
-
-async fn body(out: aws_sdk_s3::operation::get_object::GetObjectOutput) -> Vec<u8> {
-    out.body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes()
-        .to_vec()
-}
-
-fn status<E: ProvideErrorMetadata>(
-    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> (Option<String>, Option<u16>) {
-    let code = e.code().map(str::to_string);
-    let st = e.raw_response().map(|r| r.status().as_u16());
-    (code, st)
 }
 
 fn parts(list: &[(i32, &str)]) -> CompletedMultipartUpload {

@@ -88,7 +88,14 @@ pub async fn copy(
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
         ));
     }
-    gw.bucket(&i.bucket).await?;
+    let mut lock = pb::ObjectVersion::default();
+    super::lock::apply_requested(
+        &mut lock,
+        i.object_lock_mode.as_ref(),
+        i.object_lock_retain_until_date.as_ref(),
+        i.object_lock_legal_hold_status.as_ref(),
+    )?;
+    super::lock::check_bucket(&gw.bucket(&i.bucket).await?, &lock)?;
     let conditions = Conditions {
         if_match: i.copy_source_if_match.as_ref(),
         if_none_match: i.copy_source_if_none_match.as_ref(),
@@ -122,6 +129,10 @@ pub async fn copy(
         content_type,
         user_metadata,
         stored_headers: headers.into_iter().collect(),
+        // The copy's own lock headers; the source's lock is not copied.
+        lock_mode: lock.lock_mode,
+        retain_until_ms: lock.retain_until_ms,
+        legal_hold: lock.legal_hold,
         ..Default::default()
     };
     let v = commit(gw, stored, template).await?;

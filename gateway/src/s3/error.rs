@@ -26,6 +26,9 @@ impl From<MetaError> for S3Error {
                     "InvalidPartOrder" => S3ErrorCode::InvalidPartOrder,
                     "EntityTooSmall" => S3ErrorCode::EntityTooSmall,
                     "RequestTimeout" => S3ErrorCode::RequestTimeout,
+                    "InvalidRequest" => S3ErrorCode::InvalidRequest,
+                    "InvalidBucketState" => S3ErrorCode::InvalidBucketState,
+                    "MethodNotAllowed" => S3ErrorCode::MethodNotAllowed,
                     other => {
                         tracing::error!(code = other, %message, "meta tier refusal with no S3 meaning");
                         return s3_error!(InternalError);

@@ -33,6 +33,7 @@ struct Described {
     e_tag: Option<ETag>,
     last_modified: Option<Timestamp>,
     version_id: Option<String>,
+    lock: super::lock::Shown,
 }
 
 fn describe(v: &pb::ObjectVersion) -> Described {
@@ -49,6 +50,7 @@ fn describe(v: &pb::ObjectVersion) -> Described {
         e_tag: Some(ETag::Strong(v.etag.clone())),
         last_modified: Some(timestamp(v.created_at_ms)),
         version_id: version_header(v),
+        lock: super::lock::shown(v),
     }
 }
 
@@ -68,9 +70,33 @@ pub async fn resolve(
         .version
         .ok_or_else(|| internal("resolve", "empty GetVersion answer"))?;
     if v.delete_marker {
-        return Err(s3_error!(NoSuchKey));
+        return Err(marker_error(&v, version_id.is_some()));
     }
     Ok(v)
+}
+
+/// A read that lands on a delete marker: 405 when it was named by id,
+/// 404 NoSuchKey when it is the key's current version; both say so in
+/// x-amz-delete-marker and give the marker's id.
+fn marker_error(v: &pb::ObjectVersion, by_id: bool) -> s3s::S3Error {
+    let mut e = if by_id {
+        s3_error!(
+            MethodNotAllowed,
+            "The specified method is not allowed against this resource."
+        )
+    } else {
+        s3_error!(NoSuchKey)
+    };
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        "x-amz-delete-marker",
+        http::HeaderValue::from_static("true"),
+    );
+    if let Some(id) = version_header(v).and_then(|id| http::HeaderValue::from_str(&id).ok()) {
+        h.insert("x-amz-version-id", id);
+    }
+    e.set_headers(h);
+    e
 }
 
 /// A data key, unwrapped; the error names both fingerprints in the log.
@@ -201,6 +227,9 @@ pub async fn head(
         e_tag: d.e_tag,
         last_modified: d.last_modified,
         version_id: d.version_id,
+        object_lock_mode: d.lock.mode,
+        object_lock_retain_until_date: d.lock.until,
+        object_lock_legal_hold_status: d.lock.legal_hold,
         ..Default::default()
     }))
 }
@@ -245,6 +274,9 @@ pub async fn get(
         e_tag: d.e_tag,
         last_modified: d.last_modified,
         version_id: d.version_id,
+        object_lock_mode: d.lock.mode,
+        object_lock_retain_until_date: d.lock.until,
+        object_lock_legal_hold_status: d.lock.legal_hold,
         ..Default::default()
     }))
 }

@@ -10,6 +10,8 @@
 //! - [`copy`]: CopyObject (read, re-encrypt, write: shards never shared).
 //! - [`conditions`]: If-Match and friends, on reads and copy sources.
 //! - [`delete`]: DeleteObject and DeleteObjects, freeing shards.
+//! - [`versioning`]: PutBucketVersioning, GetBucketVersioning.
+//! - [`lock`]: object lock — configuration, retention, legal hold, headers.
 //! - [`list`]: ListObjects V1 and V2, ListObjectVersions, GetBucketLocation.
 //! - [`auth`]: SigV4 secrets from the meta tier.
 //! - [`error`]: the one place errors become S3 error codes.
@@ -26,8 +28,10 @@ pub mod error;
 pub mod get;
 pub mod ingest;
 pub mod list;
+pub mod lock;
 pub mod multipart;
 pub mod put;
+pub mod versioning;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,10 +65,11 @@ pub fn timestamp(ms: i64) -> Timestamp {
     Timestamp::from(t)
 }
 
-/// The x-amz-version-id a response carries: none for the "null" version
-/// of a bucket that is not versioned.
+/// The x-amz-version-id a response carries: none on a bucket that was
+/// never versioned, "null" for the null version of one that was.
 pub fn version_header(v: &pb::ObjectVersion) -> Option<String> {
-    (!v.version_id.is_empty() && v.version_id != "null").then(|| v.version_id.clone())
+    let shown = !v.version_id.is_empty() && (v.version_id != "null" || v.bucket_versioned);
+    shown.then(|| v.version_id.clone())
 }
 
 /// S3's limit on key length, in bytes of UTF-8.
@@ -278,5 +283,61 @@ impl S3 for Gateway {
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
         list::list_versions(self, req).await
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        versioning::put(self, req).await
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        versioning::get(self, req).await
+    }
+
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+        lock::put_configuration(self, req).await
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        lock::get_configuration(self, req).await
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+        lock::put_retention(self, req).await
+    }
+
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+        lock::get_retention(self, req).await
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+        lock::put_legal_hold(self, req).await
+    }
+
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+        lock::get_legal_hold(self, req).await
     }
 }

@@ -24,7 +24,7 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let i = req.input;
     super::check_key(&i.key)?;
-    let template = pb::ObjectVersion {
+    let mut template = pb::ObjectVersion {
         bucket: i.bucket.clone(),
         key: i.key.clone(),
         content_type: i.content_type.clone().unwrap_or_default(),
@@ -38,6 +38,13 @@ pub async fn create(
         ),
         ..Default::default()
     };
+    // Checked by the meta tier when the upload begins; kept until complete.
+    super::lock::apply_requested(
+        &mut template,
+        i.object_lock_mode.as_ref(),
+        i.object_lock_retain_until_date.as_ref(),
+        i.object_lock_legal_hold_status.as_ref(),
+    )?;
     let r = meta_call!(
         gw.meta,
         begin_multipart,

@@ -8,8 +8,8 @@ use hamster_proto::pb;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
-use super::Gateway;
 use super::ingest::{Declared, ingest};
+use super::{Gateway, lock};
 use crate::meta_call;
 use crate::pipeline::write::Stored;
 
@@ -51,23 +51,7 @@ pub async fn put(
         ..
     } = req;
     super::check_key(&input.key)?;
-    // A missing bucket is refused before any shard is written.
-    gw.bucket(&input.bucket).await?;
-    let declared = Declared {
-        content_md5: input.content_md5.clone(),
-        checksum: Checksum {
-            checksum_type: None,
-            checksum_crc32: input.checksum_crc32.clone(),
-            checksum_crc32c: input.checksum_crc32c.clone(),
-            checksum_sha1: input.checksum_sha1.clone(),
-            checksum_sha256: input.checksum_sha256.clone(),
-            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
-        },
-        algorithm: input.checksum_algorithm.clone(),
-    };
-    let (stored, checksums) = ingest(gw, input.body.take(), declared, trailing_headers).await?;
-
-    let template = pb::ObjectVersion {
+    let mut template = pb::ObjectVersion {
         bucket: input.bucket.clone(),
         key: input.key.clone(),
         content_type: input.content_type.clone().unwrap_or_default(),
@@ -86,6 +70,29 @@ pub async fn put(
         ),
         ..Default::default()
     };
+    lock::apply_requested(
+        &mut template,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
+    // A missing bucket, or lock headers it cannot honour, are refused
+    // before any shard is written (the meta tier checks again at commit).
+    lock::check_bucket(&gw.bucket(&input.bucket).await?, &template)?;
+    let declared = Declared {
+        content_md5: input.content_md5.clone(),
+        checksum: Checksum {
+            checksum_type: None,
+            checksum_crc32: input.checksum_crc32.clone(),
+            checksum_crc32c: input.checksum_crc32c.clone(),
+            checksum_sha1: input.checksum_sha1.clone(),
+            checksum_sha256: input.checksum_sha256.clone(),
+            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+        },
+        algorithm: input.checksum_algorithm.clone(),
+    };
+    let (stored, checksums) = ingest(gw, input.body.take(), declared, trailing_headers).await?;
+
     let (size, md5) = (stored.size, stored.md5.clone());
     let committed = commit(gw, stored, template).await?;
     let version_id = super::version_header(&committed);

@@ -9,11 +9,10 @@ use hamster_proto::pb::{self, node_client::NodeClient};
 use openraft::ServerState;
 use tonic::{Request, Response, Status};
 
-use super::errors::unexpected;
+use super::errors::expect_ok;
 use crate::cluster::{ForwardRequest, Meta, now_ms};
 use crate::raft::MetaNode;
 use crate::state::commands::Op;
-use crate::state::commands::Response as R;
 use crate::state::model::AccessKey;
 use crate::state::queries as q;
 use hamster_proto::Role;
@@ -57,13 +56,6 @@ fn state_name(s: ServerState) -> &'static str {
         ServerState::Candidate => "Candidate",
         ServerState::Learner => "Learner",
         ServerState::Shutdown => "Shutdown",
-    }
-}
-
-fn expect_ok(r: R) -> Result<(), Status> {
-    match r {
-        R::Ok => Ok(()),
-        other => Err(unexpected(&other)),
     }
 }
 
@@ -285,5 +277,31 @@ impl pb::admin_server::Admin for AdminService {
             "erasure profile set"
         );
         Ok(Response::new(pb::SetProfileResponse {}))
+    }
+
+    async fn list_buckets(
+        &self,
+        _req: Request<pb::ListBucketsRequest>,
+    ) -> Result<Response<pb::ListBucketsResponse>, Status> {
+        let buckets = self.meta.read(async |c| q::buckets(c).await).await?;
+        Ok(Response::new(pb::ListBucketsResponse {
+            buckets: buckets.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    /// The same command as S3's DeleteBucket, so the same rules: a bucket
+    /// holding any version (locked or not) or upload is refused.
+    async fn delete_bucket(
+        &self,
+        req: Request<pb::DeleteBucketRequest>,
+    ) -> Result<Response<pb::DeleteBucketResponse>, Status> {
+        let name = req.into_inner().name;
+        expect_ok(
+            self.meta
+                .write(Op::DeleteBucket { name: name.clone() })
+                .await?,
+        )?;
+        tracing::info!(bucket = %name, "bucket deleted by the admin");
+        Ok(Response::new(pb::DeleteBucketResponse {}))
     }
 }

@@ -27,6 +27,9 @@ impl MetaError {
             MetaError::InvalidArgument(_) => "InvalidArgument",
             MetaError::NoSuchAccessKey(_) => "NoSuchAccessKey",
             MetaError::NoSuchBlobServer(_) => "NoSuchBlobServer",
+            MetaError::InvalidRequest(_) => "InvalidRequest",
+            MetaError::InvalidBucketState(_) => "InvalidBucketState",
+            MetaError::MethodNotAllowed(_) => "MethodNotAllowed",
         }
     }
 
@@ -39,12 +42,15 @@ impl MetaError {
             | MetaError::NoSuchAccessKey(_)
             | MetaError::NoSuchBlobServer(_) => Code::NotFound,
             MetaError::BucketAlreadyExists(_) => Code::AlreadyExists,
-            MetaError::BucketNotEmpty(_) => Code::FailedPrecondition,
+            MetaError::BucketNotEmpty(_)
+            | MetaError::InvalidBucketState(_)
+            | MetaError::MethodNotAllowed(_) => Code::FailedPrecondition,
             MetaError::AccessDenied(_) => Code::PermissionDenied,
             MetaError::InvalidPart(_)
             | MetaError::InvalidPartOrder
             | MetaError::EntityTooSmall(_)
-            | MetaError::InvalidArgument(_) => Code::InvalidArgument,
+            | MetaError::InvalidArgument(_)
+            | MetaError::InvalidRequest(_) => Code::InvalidArgument,
         }
     }
 }
@@ -74,5 +80,13 @@ pub fn unexpected(r: &Response) -> Status {
     match r {
         Response::Err(e) => e.clone().into(),
         other => Status::internal(format!("unexpected state machine response {other:?}")),
+    }
+}
+
+/// Expects the plain `Ok` answer.
+pub fn expect_ok(r: Response) -> Result<(), Status> {
+    match r {
+        Response::Ok => Ok(()),
+        other => Err(unexpected(&other)),
     }
 }

@@ -8,10 +8,10 @@ use hamster_proto::{pb, shard_id};
 use rand::Rng;
 use tonic::{Request, Response, Status};
 
-use super::errors::unexpected;
+use super::errors::{expect_ok, unexpected};
 use crate::cluster::{Meta, now_ms};
 use crate::state::commands::{MetaError, Op, Response as R};
-use crate::state::model::{Upload, Version};
+use crate::state::model::{DefaultRetention, Upload, Version};
 use crate::state::queries::{self as q, Cursor, Entry, Walk};
 
 pub struct MetaService {
@@ -78,6 +78,23 @@ fn after_marker(marker: &str, prefix: &str, delimiter: &str) -> Cursor {
 }
 
 type Reply<T> = Result<Response<T>, Status>;
+
+/// A version as answered to a gateway: with whether its bucket was ever
+/// versioned, which decides how the gateway shows a "null" version id.
+fn answer(v: Version, bucket_versioned: bool) -> pb::ObjectVersion {
+    pb::ObjectVersion {
+        bucket_versioned,
+        ..v.into()
+    }
+}
+
+/// The version id a retention or legal-hold command answers with.
+fn locked(r: R) -> Result<String, Status> {
+    match r {
+        R::Locked { version_id } => Ok(version_id),
+        other => Err(unexpected(&other)),
+    }
+}
 
 /// Refuses shards created before the write window: the sweep may already
 /// have judged them orphans (see `sweep`).
@@ -197,8 +214,12 @@ impl pb::meta_server::Meta for MetaService {
             version.version_id = new_version_id(version.created_at_ms);
         }
         match self.meta.write(Op::CommitVersion { version }).await? {
-            R::Committed { version, freed } => Ok(Response::new(pb::CommitVersionResponse {
-                version: Some(version.into()),
+            R::Committed {
+                version,
+                freed,
+                versioned,
+            } => Ok(Response::new(pb::CommitVersionResponse {
+                version: Some(answer(version, versioned)),
                 freed: freed.into_iter().map(Into::into).collect(),
             })),
             other => Err(unexpected(&other)),
@@ -210,13 +231,14 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::GetVersionRequest>,
     ) -> Reply<pb::GetVersionResponse> {
         let r = req.into_inner();
-        let found = self
+        let (found, versioned) = self
             .meta
             .read(async |c| {
-                if q::bucket(c, &r.bucket).await?.is_none() {
+                let Some(bucket) = q::bucket(c, &r.bucket).await? else {
                     return Ok(Err(MetaError::NoSuchBucket(r.bucket.clone())));
-                }
-                Ok(if r.version_id.is_empty() {
+                };
+                let versioned = !bucket.versioning.is_empty();
+                let found = if r.version_id.is_empty() {
                     q::latest(c, &r.bucket, &r.key)
                         .await?
                         .ok_or(MetaError::NoSuchKey(r.key.clone()))
@@ -225,11 +247,12 @@ impl pb::meta_server::Meta for MetaService {
                         .await?
                         .map(|(v, _)| v)
                         .ok_or(MetaError::NoSuchVersion(r.version_id.clone()))
-                })
+                };
+                Ok(found.map(|v| (v, versioned)))
             })
             .await??;
         Ok(Response::new(pb::GetVersionResponse {
-            version: Some(found.into()),
+            version: Some(answer(found, versioned)),
         }))
     }
 
@@ -357,6 +380,69 @@ impl pb::meta_server::Meta for MetaService {
         }
     }
 
+    async fn put_bucket_versioning(
+        &self,
+        req: Request<pb::PutBucketVersioningRequest>,
+    ) -> Reply<pb::PutBucketVersioningResponse> {
+        let r = req.into_inner();
+        let op = Op::PutBucketVersioning {
+            bucket: r.bucket,
+            status: r.status,
+        };
+        expect_ok(self.meta.write(op).await?)?;
+        Ok(Response::new(pb::PutBucketVersioningResponse {}))
+    }
+
+    async fn put_object_lock_configuration(
+        &self,
+        req: Request<pb::PutObjectLockConfigurationRequest>,
+    ) -> Reply<pb::PutObjectLockConfigurationResponse> {
+        let r = req.into_inner();
+        let default_retention = (!r.default_mode.is_empty()).then_some(DefaultRetention {
+            mode: r.default_mode,
+            days: r.default_days,
+            years: r.default_years,
+        });
+        let op = Op::PutLockConfiguration {
+            bucket: r.bucket,
+            default_retention,
+        };
+        expect_ok(self.meta.write(op).await?)?;
+        Ok(Response::new(pb::PutObjectLockConfigurationResponse {}))
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: Request<pb::PutObjectRetentionRequest>,
+    ) -> Reply<pb::PutObjectRetentionResponse> {
+        let r = req.into_inner();
+        let op = Op::PutRetention {
+            bucket: r.bucket,
+            key: r.key,
+            version_id: r.version_id,
+            mode: r.mode,
+            retain_until_ms: r.retain_until_ms,
+            bypass_governance: r.bypass_governance,
+        };
+        let version_id = locked(self.meta.write(op).await?)?;
+        Ok(Response::new(pb::PutObjectRetentionResponse { version_id }))
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: Request<pb::PutObjectLegalHoldRequest>,
+    ) -> Reply<pb::PutObjectLegalHoldResponse> {
+        let r = req.into_inner();
+        let op = Op::PutLegalHold {
+            bucket: r.bucket,
+            key: r.key,
+            version_id: r.version_id,
+            on: r.on,
+        };
+        let version_id = locked(self.meta.write(op).await?)?;
+        Ok(Response::new(pb::PutObjectLegalHoldResponse { version_id }))
+    }
+
     async fn begin_multipart(
         &self,
         req: Request<pb::BeginMultipartRequest>,
@@ -423,8 +509,12 @@ impl pb::meta_server::Meta for MetaService {
             version_id: new_version_id(now_ms()),
         };
         match self.meta.write(op).await? {
-            R::Completed { version, freed } => Ok(Response::new(pb::CompleteMultipartResponse {
-                version: Some(version.into()),
+            R::Completed {
+                version,
+                freed,
+                versioned,
+            } => Ok(Response::new(pb::CompleteMultipartResponse {
+                version: Some(answer(version, versioned)),
                 freed: freed.into_iter().map(Into::into).collect(),
             })),
             other => Err(unexpected(&other)),

@@ -10,6 +10,7 @@ use md5::{Digest, Md5};
 use sqlx::SqliteConnection;
 
 use super::commands::{Command, MetaError, Op, Response};
+use super::lock::{self, deletion_blocked};
 use super::model::{AccessKey, BlobServer, JoinToken, Part, ShardMap, Upload, Version};
 use super::queries as q;
 
@@ -18,7 +19,7 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// The version id of the "null" version (unversioned and suspended buckets).
 pub const NULL_VERSION: &str = "null";
 
-type Outcome = Result<Result<Response, MetaError>, sqlx::Error>;
+pub(crate) type Outcome = Result<Result<Response, MetaError>, sqlx::Error>;
 
 /// How long a command id is remembered, in command time. Far longer than
 /// any caller keeps retrying one proposal (`--call-wait-ms`).
@@ -111,7 +112,7 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             object_lock_enabled,
         } => create_bucket(c, at, name, *object_lock_enabled).await,
         Op::DeleteBucket { name } => delete_bucket(c, name).await,
-        Op::CommitVersion { version } => commit_version(c, seq, version.clone()).await,
+        Op::CommitVersion { version } => commit_version(c, seq, at, version.clone()).await,
         Op::DeleteObject {
             bucket,
             key,
@@ -131,7 +132,40 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             )
             .await
         }
-        Op::BeginMultipart { upload } => begin_multipart(c, upload).await,
+        Op::PutBucketVersioning { bucket, status } => {
+            lock::put_bucket_versioning(c, bucket, status).await
+        }
+        Op::PutLockConfiguration {
+            bucket,
+            default_retention,
+        } => lock::put_lock_configuration(c, bucket, default_retention.as_ref()).await,
+        Op::PutRetention {
+            bucket,
+            key,
+            version_id,
+            mode,
+            retain_until_ms,
+            bypass_governance,
+        } => {
+            lock::put_retention(
+                c,
+                at,
+                bucket,
+                key,
+                version_id,
+                mode,
+                *retain_until_ms,
+                *bypass_governance,
+            )
+            .await
+        }
+        Op::PutLegalHold {
+            bucket,
+            key,
+            version_id,
+            on,
+        } => lock::put_legal_hold(c, bucket, key, version_id, *on).await,
+        Op::BeginMultipart { upload } => begin_multipart(c, at, upload).await,
         Op::CommitPart {
             bucket,
             key,
@@ -202,7 +236,7 @@ async fn create_bucket(c: &mut SqliteConnection, at: i64, name: &str, lock: bool
     }
     // Object lock needs versioning, so a lock bucket starts versioned.
     let versioning = if lock { "Enabled" } else { "" };
-    sqlx::query("INSERT INTO buckets (name, created_at_ms, versioning, object_lock_enabled) VALUES (?, ?, ?, ?)")
+    sqlx::query("INSERT INTO buckets (name, created_at_ms, versioning, object_lock_enabled, lock_config) VALUES (?, ?, ?, ?, '')")
         .bind(name)
         .bind(at)
         .bind(versioning)
@@ -214,6 +248,7 @@ async fn create_bucket(c: &mut SqliteConnection, at: i64, name: &str, lock: bool
         created_at_ms: at,
         versioning: versioning.into(),
         object_lock_enabled: lock,
+        default_retention: None,
     })))
 }
 
@@ -251,13 +286,19 @@ fn shards_of(v: &Version) -> Vec<ShardMap> {
         .collect()
 }
 
-/// Stores `v` at `seq`. On a bucket that is not versioning-enabled the
-/// version becomes the "null" version and replaces the previous one.
+/// What storing a version answers: the version as stored, the shards of
+/// the version it replaced, and whether the bucket was ever versioned.
+type Stored = (Version, Vec<ShardMap>, bool);
+
+/// Stores `v` at `seq`, with the bucket's default retention if it carries
+/// none. On a bucket that is not versioning-enabled the version becomes
+/// the "null" version and replaces the previous one.
 async fn store_version(
     c: &mut SqliteConnection,
     seq: i64,
-    mut v: Version,
-) -> Result<Result<(Version, Vec<ShardMap>), MetaError>, sqlx::Error> {
+    at: i64,
+    v: Version,
+) -> Result<Result<Stored, MetaError>, sqlx::Error> {
     let Some(bucket) = q::bucket(c, &v.bucket).await? else {
         return Ok(Err(MetaError::NoSuchBucket(v.bucket)));
     };
@@ -266,8 +307,10 @@ async fn store_version(
             "key must be 1 to 1024 bytes".into(),
         )));
     }
+    let mut v = lock::with_default(&bucket, v, at);
+    let versioned = !bucket.versioning.is_empty();
     let mut freed = Vec::new();
-    if bucket.versioning == "Enabled" {
+    if bucket.versioning == lock::ENABLED {
         if v.version_id.is_empty() || v.version_id == NULL_VERSION {
             return Ok(Err(MetaError::InvalidArgument(
                 "a versioned commit needs a version id".into(),
@@ -276,7 +319,7 @@ async fn store_version(
         if let Some(existing) = q::version(c, &v.bucket, &v.key, &v.version_id).await? {
             // A retried proposal of the same commit is answered, not doubled.
             return if existing.0 == v {
-                Ok(Ok((existing.0, Vec::new())))
+                Ok(Ok((existing.0, Vec::new(), versioned)))
             } else {
                 Ok(Err(MetaError::InvalidArgument(format!(
                     "version id {} already used",
@@ -290,42 +333,38 @@ async fn store_version(
             // A retried proposal is answered, not redone: redoing it would
             // answer the kept object's own shards as freed.
             if old == v {
-                return Ok(Ok((old, Vec::new())));
+                return Ok(Ok((old, Vec::new(), versioned)));
+            }
+            // Replacing the null version destroys it: the lock rules apply.
+            if let Some(why) = deletion_blocked(&old, at, false) {
+                return Ok(Err(MetaError::AccessDenied(why)));
             }
             freed = shards_of(&old);
             q::delete_version(c, &v.bucket, &v.key, NULL_VERSION).await?;
         }
     }
     q::insert_version(c, seq, &v).await?;
-    Ok(Ok((v, freed)))
+    Ok(Ok((v, freed, versioned)))
 }
 
-async fn commit_version(c: &mut SqliteConnection, seq: i64, v: Version) -> Outcome {
+async fn commit_version(c: &mut SqliteConnection, seq: i64, at: i64, v: Version) -> Outcome {
     if v.delete_marker {
         return Ok(Err(MetaError::InvalidArgument(
             "delete markers are made by DeleteObject".into(),
         )));
     }
-    Ok(store_version(c, seq, v)
+    if let Some(b) = q::bucket(c, &v.bucket).await?
+        && let Err(e) = lock::check_new_lock(&b, &v, at)
+    {
+        return Ok(Err(e));
+    }
+    Ok(store_version(c, seq, at, v)
         .await?
-        .map(|(version, freed)| Response::Committed { version, freed }))
-}
-
-/// Whether object-lock rules protect `v` from deletion at time `at`.
-fn deletion_blocked(v: &Version, at: i64, bypass_governance: bool) -> Option<String> {
-    if v.legal_hold {
-        return Some("the version is under legal hold".into());
-    }
-    if v.retain_until_ms > at {
-        match v.lock_mode.as_str() {
-            "COMPLIANCE" => return Some("the version is under COMPLIANCE retention".into()),
-            "GOVERNANCE" if !bypass_governance => {
-                return Some("the version is under GOVERNANCE retention".into());
-            }
-            _ => {}
-        }
-    }
-    None
+        .map(|(version, freed, versioned)| Response::Committed {
+            version,
+            freed,
+            versioned,
+        }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -365,7 +404,7 @@ async fn delete_object(
         ..Version::default()
     };
     match b.versioning.as_str() {
-        "Enabled" => {
+        lock::ENABLED => {
             if marker_version_id.is_empty() || marker_version_id == NULL_VERSION {
                 return Ok(Err(MetaError::InvalidArgument(
                     "a delete marker needs a version id".into(),
@@ -393,7 +432,7 @@ async fn delete_object(
                 freed: Vec::new(),
             }))
         }
-        "Suspended" => {
+        lock::SUSPENDED => {
             // The null version gives way to a null delete marker.
             let mut freed = Vec::new();
             if let Some((old, _)) = q::version(c, bucket, key, NULL_VERSION).await? {
@@ -427,9 +466,13 @@ async fn delete_object(
     }
 }
 
-async fn begin_multipart(c: &mut SqliteConnection, u: &Upload) -> Outcome {
-    if q::bucket(c, &u.bucket).await?.is_none() {
+async fn begin_multipart(c: &mut SqliteConnection, at: i64, u: &Upload) -> Outcome {
+    let Some(bucket) = q::bucket(c, &u.bucket).await? else {
         return Ok(Err(MetaError::NoSuchBucket(u.bucket.clone())));
+    };
+    // The lock settings the completed object will carry, checked now.
+    if let Err(e) = lock::check_new_lock(&bucket, &u.template, at) {
+        return Ok(Err(e));
     }
     if !valid_key(&u.key) {
         return Ok(Err(MetaError::InvalidArgument(
@@ -572,14 +615,18 @@ async fn complete_multipart(
         parts: chosen,
         ..upload.template
     };
-    let (version, mut freed) = match store_version(c, seq, version).await? {
+    let (version, mut freed, versioned) = match store_version(c, seq, at, version).await? {
         Ok(r) => r,
         Err(e) => return Ok(Err(e)),
     };
     // Parts uploaded but left out of the object are garbage now.
     freed.extend(stored.into_iter().filter_map(|p| p.shard_map));
     q::delete_upload(c, upload_id).await?;
-    Ok(Ok(Response::Completed { version, freed }))
+    Ok(Ok(Response::Completed {
+        version,
+        freed,
+        versioned,
+    }))
 }
 
 async fn abort_multipart(

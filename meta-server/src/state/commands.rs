@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{AccessKey, BlobServer, JoinToken, Part, ShardMap, Upload, Version};
+use super::model::{
+    AccessKey, BlobServer, DefaultRetention, JoinToken, Part, ShardMap, Upload, Version,
+};
 
 /// One log entry's payload.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,6 +49,33 @@ pub enum Op {
         version_id: Option<String>,
         marker_version_id: String,
         bypass_governance: bool,
+    },
+    /// "Enabled" or "Suspended"; a lock bucket cannot be suspended.
+    PutBucketVersioning {
+        bucket: String,
+        status: String,
+    },
+    /// The default retention of a lock bucket (None: no default).
+    PutLockConfiguration {
+        bucket: String,
+        default_retention: Option<DefaultRetention>,
+    },
+    /// Sets a version's retention (`mode` "" removes it), within the
+    /// rules of its current retention. `version_id` "": the current one.
+    PutRetention {
+        bucket: String,
+        key: String,
+        version_id: String,
+        mode: String,
+        retain_until_ms: i64,
+        bypass_governance: bool,
+    },
+    /// Places or lifts a version's legal hold.
+    PutLegalHold {
+        bucket: String,
+        key: String,
+        version_id: String,
+        on: bool,
     },
     BeginMultipart {
         upload: Upload,
@@ -113,6 +142,10 @@ impl Op {
             Op::DeleteBucket { .. } => "DeleteBucket",
             Op::CommitVersion { .. } => "CommitVersion",
             Op::DeleteObject { .. } => "DeleteObject",
+            Op::PutBucketVersioning { .. } => "PutBucketVersioning",
+            Op::PutLockConfiguration { .. } => "PutLockConfiguration",
+            Op::PutRetention { .. } => "PutRetention",
+            Op::PutLegalHold { .. } => "PutLegalHold",
             Op::BeginMultipart { .. } => "BeginMultipart",
             Op::CommitPart { .. } => "CommitPart",
             Op::CompleteMultipart { .. } => "CompleteMultipart",
@@ -141,6 +174,9 @@ pub enum Response {
     Committed {
         version: Version,
         freed: Vec<ShardMap>,
+        /// Whether the bucket was ever versioned (says how to show "null").
+        #[serde(default)]
+        versioned: bool,
     },
     Deleted {
         version_id: String,
@@ -157,6 +193,12 @@ pub enum Response {
     Completed {
         version: Version,
         freed: Vec<ShardMap>,
+        #[serde(default)]
+        versioned: bool,
+    },
+    /// A version's retention or legal hold was set.
+    Locked {
+        version_id: String,
     },
     Aborted {
         freed: Vec<ShardMap>,
@@ -195,4 +237,10 @@ pub enum MetaError {
     NoSuchAccessKey(String),
     #[error("no such blob-server {0}")]
     NoSuchBlobServer(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("invalid bucket state: {0}")]
+    InvalidBucketState(String),
+    #[error("method not allowed: {0}")]
+    MethodNotAllowed(String),
 }

@@ -4,11 +4,13 @@
 //!   carries its own timestamp and ids, so apply is deterministic.
 //! - [`schema`]: the versioned SQLite schema and its migrations.
 //! - [`apply`]: applies one command inside the batch transaction.
+//! - [`lock`]: versioning and object lock rules, enforced in apply.
 //! - [`queries`]: reads (gets and listings) against the applied state.
 //! - [`model`]: the stored records and their conversions to/from protobuf.
 
 pub mod apply;
 pub mod commands;
+pub mod lock;
 pub mod model;
 pub mod queries;
 pub mod schema;

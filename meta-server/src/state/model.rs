@@ -13,6 +13,19 @@ pub struct Bucket {
     /// "" (never versioned), "Enabled" or "Suspended".
     pub versioning: String,
     pub object_lock_enabled: bool,
+    /// Object lock's default retention for new versions that carry none.
+    #[serde(default)]
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// A bucket's default retention: a mode and a period of whole days or
+/// whole years (a year is 365 days), never both.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    /// "GOVERNANCE" or "COMPLIANCE".
+    pub mode: String,
+    pub days: u32,
+    pub years: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +224,7 @@ impl From<Version> for pb::ObjectVersion {
             retain_until_ms: v.retain_until_ms,
             legal_hold: v.legal_hold,
             is_latest: false,
+            bucket_versioned: false,
             parts: v.parts.into_iter().map(Into::into).collect(),
         }
     }
@@ -218,11 +232,15 @@ impl From<Version> for pb::ObjectVersion {
 
 impl From<Bucket> for pb::Bucket {
     fn from(b: Bucket) -> Self {
+        let d = b.default_retention.unwrap_or_default();
         Self {
             name: b.name,
             created_at_ms: b.created_at_ms,
             versioning: b.versioning,
             object_lock_enabled: b.object_lock_enabled,
+            default_lock_mode: d.mode,
+            default_lock_days: d.days,
+            default_lock_years: d.years,
         }
     }
 }

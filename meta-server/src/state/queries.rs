@@ -33,13 +33,64 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, sqlx::Error> 
 
 // ---------- buckets ----------
 
-fn bucket_row(r: &SqliteRow) -> Bucket {
-    Bucket {
+fn bucket_row(r: &SqliteRow) -> Result<Bucket, sqlx::Error> {
+    // lock_config: the default retention as JSON, '' for none.
+    let lock_config: String = r.get("lock_config");
+    Ok(Bucket {
         name: r.get("name"),
         created_at_ms: r.get("created_at_ms"),
         versioning: r.get("versioning"),
         object_lock_enabled: r.get("object_lock_enabled"),
-    }
+        default_retention: (!lock_config.is_empty())
+            .then(|| from_json(&lock_config))
+            .transpose()?,
+    })
+}
+
+/// Stores a bucket's default retention (None: none).
+pub async fn set_default_retention(
+    c: &mut SqliteConnection,
+    name: &str,
+    d: Option<&super::model::DefaultRetention>,
+) -> Result<(), sqlx::Error> {
+    let config = d.map(json).transpose()?.unwrap_or_default();
+    sqlx::query("UPDATE buckets SET lock_config = ? WHERE name = ?")
+        .bind(config)
+        .bind(name)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Sets a bucket's versioning state.
+pub async fn set_versioning(
+    c: &mut SqliteConnection,
+    name: &str,
+    status: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE buckets SET versioning = ? WHERE name = ?")
+        .bind(status)
+        .bind(name)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Sets a version's retention and legal hold (and nothing else).
+pub async fn set_lock(c: &mut SqliteConnection, v: &Version) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE versions SET lock_mode = ?, retain_until_ms = ?, legal_hold = ? \
+         WHERE bucket = ? AND key = ? AND version_id = ?",
+    )
+    .bind(&v.lock_mode)
+    .bind(v.retain_until_ms)
+    .bind(v.legal_hold)
+    .bind(&v.bucket)
+    .bind(&v.key)
+    .bind(&v.version_id)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
 }
 
 pub async fn bucket(c: &mut SqliteConnection, name: &str) -> Result<Option<Bucket>, sqlx::Error> {
@@ -47,14 +98,14 @@ pub async fn bucket(c: &mut SqliteConnection, name: &str) -> Result<Option<Bucke
         .bind(name)
         .fetch_optional(&mut *c)
         .await?;
-    Ok(row.as_ref().map(bucket_row))
+    row.as_ref().map(bucket_row).transpose()
 }
 
 pub async fn buckets(c: &mut SqliteConnection) -> Result<Vec<Bucket>, sqlx::Error> {
     let rows = sqlx::query("SELECT * FROM buckets ORDER BY name")
         .fetch_all(&mut *c)
         .await?;
-    Ok(rows.iter().map(bucket_row).collect())
+    rows.iter().map(bucket_row).collect()
 }
 
 // ---------- versions ----------

@@ -1,0 +1,271 @@
+//! Object lock: the bucket's lock configuration, each version's retention
+//! and legal hold, and the lock headers of writes and reads.
+//!
+//! The gateway only translates. Whether a change is allowed — shortening,
+//! removing, bypassing — is decided by the meta tier where the command is
+//! applied, at the command's time (meta-server `state::lock`).
+
+use hamster_proto::pb;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::Gateway;
+use super::get::resolve;
+use super::timestamp;
+use crate::meta_call;
+
+const GOVERNANCE: &str = ObjectLockRetentionMode::GOVERNANCE;
+const COMPLIANCE: &str = ObjectLockRetentionMode::COMPLIANCE;
+
+/// Unix milliseconds of an S3 timestamp.
+pub fn millis(t: &Timestamp) -> i64 {
+    let t = time::OffsetDateTime::from(t.clone());
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn retention_mode(mode: &str) -> S3Result<String> {
+    match mode {
+        GOVERNANCE | COMPLIANCE => Ok(mode.to_string()),
+        _ => Err(s3_error!(
+            InvalidArgument,
+            "the object lock mode must be GOVERNANCE or COMPLIANCE"
+        )),
+    }
+}
+
+fn legal_hold_on(status: &str) -> S3Result<bool> {
+    match status {
+        ObjectLockLegalHoldStatus::ON => Ok(true),
+        ObjectLockLegalHoldStatus::OFF => Ok(false),
+        _ => Err(s3_error!(
+            InvalidArgument,
+            "the legal hold status must be ON or OFF"
+        )),
+    }
+}
+
+/// The lock headers of a write (PutObject, CopyObject,
+/// CreateMultipartUpload), set on the version it will commit.
+pub fn apply_requested(
+    template: &mut pb::ObjectVersion,
+    mode: Option<&ObjectLockMode>,
+    until: Option<&Timestamp>,
+    hold: Option<&ObjectLockLegalHoldStatus>,
+) -> S3Result<()> {
+    match (mode, until) {
+        (Some(m), Some(u)) => {
+            template.lock_mode = retention_mode(m.as_str())?;
+            template.retain_until_ms = millis(u);
+        }
+        (None, None) => {}
+        _ => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "x-amz-object-lock-mode and x-amz-object-lock-retain-until-date must both be supplied"
+            ));
+        }
+    }
+    if let Some(h) = hold {
+        template.legal_hold = legal_hold_on(h.as_str())?;
+    }
+    Ok(())
+}
+
+/// Lock settings on a write to a bucket without object lock: 400
+/// InvalidRequest, as S3 answers, before any shard is written.
+pub fn check_bucket(bucket: &pb::Bucket, template: &pb::ObjectVersion) -> S3Result<()> {
+    let locked = !template.lock_mode.is_empty() || template.legal_hold;
+    if locked && !bucket.object_lock_enabled {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Bucket is missing Object Lock Configuration"
+        ));
+    }
+    Ok(())
+}
+
+/// The lock headers a GET or HEAD answers with.
+pub struct Shown {
+    pub mode: Option<ObjectLockMode>,
+    pub until: Option<Timestamp>,
+    pub legal_hold: Option<ObjectLockLegalHoldStatus>,
+}
+
+pub fn shown(v: &pb::ObjectVersion) -> Shown {
+    let set = !v.lock_mode.is_empty();
+    Shown {
+        mode: set.then(|| ObjectLockMode::from(v.lock_mode.clone())),
+        until: set.then(|| timestamp(v.retain_until_ms)),
+        legal_hold: v
+            .legal_hold
+            .then(|| ObjectLockLegalHoldStatus::from_static(ObjectLockLegalHoldStatus::ON)),
+    }
+}
+
+pub async fn put_configuration(
+    gw: &Gateway,
+    req: S3Request<PutObjectLockConfigurationInput>,
+) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+    let i = req.input;
+    let config = i
+        .object_lock_configuration
+        .ok_or_else(|| s3_error!(MalformedXML, "no ObjectLockConfiguration"))?;
+    if config
+        .object_lock_enabled
+        .as_ref()
+        .map(ObjectLockEnabled::as_str)
+        != Some(ObjectLockEnabled::ENABLED)
+    {
+        return Err(s3_error!(
+            MalformedXML,
+            "ObjectLockEnabled must be Enabled: object lock cannot be turned off"
+        ));
+    }
+    let mut call = pb::PutObjectLockConfigurationRequest {
+        bucket: i.bucket,
+        ..Default::default()
+    };
+    if let Some(d) = config.rule.and_then(|r| r.default_retention) {
+        let mode = d
+            .mode
+            .ok_or_else(|| s3_error!(MalformedXML, "a DefaultRetention needs a Mode"))?;
+        call.default_mode = retention_mode(mode.as_str())?;
+        let period = |n: Option<i32>| {
+            u32::try_from(n.unwrap_or(0))
+                .map_err(|_| s3_error!(InvalidArgument, "Days and Years must be positive"))
+        };
+        call.default_days = period(d.days)?;
+        call.default_years = period(d.years)?;
+    }
+    meta_call!(gw.meta, put_object_lock_configuration, call).await?;
+    Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
+}
+
+pub async fn get_configuration(
+    gw: &Gateway,
+    req: S3Request<GetObjectLockConfigurationInput>,
+) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+    let b = gw.bucket(&req.input.bucket).await?;
+    if !b.object_lock_enabled {
+        return Err(s3_error!(
+            ObjectLockConfigurationNotFoundError,
+            "Object Lock configuration does not exist for this bucket"
+        ));
+    }
+    let positive = |n: u32| (n > 0).then(|| i32::try_from(n).unwrap_or(i32::MAX));
+    let rule = (!b.default_lock_mode.is_empty()).then(|| ObjectLockRule {
+        default_retention: Some(DefaultRetention {
+            mode: Some(ObjectLockRetentionMode::from(b.default_lock_mode.clone())),
+            days: positive(b.default_lock_days),
+            years: positive(b.default_lock_years),
+        }),
+    });
+    Ok(S3Response::new(GetObjectLockConfigurationOutput {
+        object_lock_configuration: Some(ObjectLockConfiguration {
+            object_lock_enabled: Some(ObjectLockEnabled::from_static(ObjectLockEnabled::ENABLED)),
+            rule,
+        }),
+    }))
+}
+
+pub async fn put_retention(
+    gw: &Gateway,
+    req: S3Request<PutObjectRetentionInput>,
+) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+    let i = req.input;
+    let r = i.retention.unwrap_or_default();
+    // An empty Retention removes it (GOVERNANCE with the bypass only).
+    let (mode, until) = match (r.mode, r.retain_until_date) {
+        (Some(m), Some(u)) => (retention_mode(m.as_str())?, millis(&u)),
+        (None, None) => (String::new(), 0),
+        _ => {
+            return Err(s3_error!(
+                MalformedXML,
+                "a Retention needs both Mode and RetainUntilDate"
+            ));
+        }
+    };
+    let call = pb::PutObjectRetentionRequest {
+        bucket: i.bucket,
+        key: i.key,
+        version_id: i.version_id.unwrap_or_default(),
+        mode,
+        retain_until_ms: until,
+        bypass_governance: i.bypass_governance_retention.unwrap_or(false),
+    };
+    meta_call!(gw.meta, put_object_retention, call).await?;
+    Ok(S3Response::new(PutObjectRetentionOutput::default()))
+}
+
+/// A version of a lock bucket, for the retention and legal-hold reads.
+async fn lockable(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<pb::ObjectVersion> {
+    if !gw.bucket(bucket).await?.object_lock_enabled {
+        return Err(s3_error!(
+            InvalidRequest,
+            "the bucket has no object lock configuration"
+        ));
+    }
+    resolve(gw, bucket, key, version_id).await
+}
+
+pub async fn get_retention(
+    gw: &Gateway,
+    req: S3Request<GetObjectRetentionInput>,
+) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+    let i = &req.input;
+    let v = lockable(gw, &i.bucket, &i.key, i.version_id.as_deref()).await?;
+    if v.lock_mode.is_empty() {
+        return Err(s3_error!(
+            NoSuchObjectLockConfiguration,
+            "the object has no retention"
+        ));
+    }
+    Ok(S3Response::new(GetObjectRetentionOutput {
+        retention: Some(ObjectLockRetention {
+            mode: Some(ObjectLockRetentionMode::from(v.lock_mode.clone())),
+            retain_until_date: Some(timestamp(v.retain_until_ms)),
+        }),
+    }))
+}
+
+pub async fn put_legal_hold(
+    gw: &Gateway,
+    req: S3Request<PutObjectLegalHoldInput>,
+) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+    let i = req.input;
+    let status = i
+        .legal_hold
+        .and_then(|h| h.status)
+        .ok_or_else(|| s3_error!(MalformedXML, "a LegalHold needs a Status"))?;
+    let call = pb::PutObjectLegalHoldRequest {
+        bucket: i.bucket,
+        key: i.key,
+        version_id: i.version_id.unwrap_or_default(),
+        on: legal_hold_on(status.as_str())?,
+    };
+    meta_call!(gw.meta, put_object_legal_hold, call).await?;
+    Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
+}
+
+pub async fn get_legal_hold(
+    gw: &Gateway,
+    req: S3Request<GetObjectLegalHoldInput>,
+) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+    let i = &req.input;
+    let v = lockable(gw, &i.bucket, &i.key, i.version_id.as_deref()).await?;
+    let status = if v.legal_hold {
+        ObjectLockLegalHoldStatus::ON
+    } else {
+        ObjectLockLegalHoldStatus::OFF
+    };
+    Ok(S3Response::new(GetObjectLegalHoldOutput {
+        legal_hold: Some(ObjectLockLegalHold {
+            status: Some(ObjectLockLegalHoldStatus::from_static(status)),
+        }),
+    }))
+}

@@ -1,0 +1,499 @@
+//! Bucket versioning through aws-sdk-s3 against real processes: the
+//! x-amz-version-id rules (absent, "null", an id), reads and deletes by
+//! version id, delete markers (204 on delete, 404 and 405 on read, with
+//! x-amz-delete-marker), ListObjectVersions order and paging, permanent
+//! deletes that free shards, and suspended buckets.
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, Delete, MfaDelete, ObjectIdentifier, VersioningConfiguration,
+};
+use hamster_tests::s3::{S3Cluster, error_header, error_status, read_body};
+
+fn versioning(status: &str) -> VersioningConfiguration {
+    VersioningConfiguration::builder()
+        .status(BucketVersioningStatus::from(status))
+        .build()
+}
+
+async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8]) -> Option<String> {
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .expect("put")
+        .version_id()
+        .map(str::to_string)
+}
+
+async fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str, id: Option<&str>) -> Vec<u8> {
+    let out = c
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(id.map(str::to_string))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}@{id:?}: {e:?}"));
+    read_body(out).await
+}
+
+/// (key, version id, is latest, is a delete marker) of every version,
+/// following the listing's pages of `page` entries. Versions and markers
+/// come in two XML lists, so the order kept is S3's within each list
+/// (by key, newest first); `sorted` compares listings as sets.
+async fn all_versions(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    page: i32,
+) -> Vec<(String, String, bool, bool)> {
+    let mut out = Vec::new();
+    let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+    for _ in 0..100 {
+        let r = c
+            .list_object_versions()
+            .bucket(bucket)
+            .max_keys(page)
+            .set_key_marker(key_marker.clone())
+            .set_version_id_marker(id_marker.clone())
+            .send()
+            .await
+            .expect("list versions");
+        let before = out.len();
+        for v in r.versions() {
+            out.push((
+                v.key().unwrap_or_default().into(),
+                v.version_id().unwrap_or_default().into(),
+                v.is_latest().unwrap_or(false),
+                false,
+            ));
+        }
+        for m in r.delete_markers() {
+            out.push((
+                m.key().unwrap_or_default().into(),
+                m.version_id().unwrap_or_default().into(),
+                m.is_latest().unwrap_or(false),
+                true,
+            ));
+        }
+        assert!(
+            out.len() - before <= page as usize,
+            "a page holds at most max-keys"
+        );
+        if !r.is_truncated().unwrap_or(false) {
+            return out;
+        }
+        key_marker = r.next_key_marker().map(str::to_string);
+        id_marker = r.next_version_id_marker().map(str::to_string);
+    }
+    panic!("the listing never ended");
+}
+
+fn sorted(mut v: Vec<(String, String, bool, bool)>) -> Vec<(String, String, bool, bool)> {
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn versioning_ids_markers_and_permanent_deletes() {
+    let s = S3Cluster::start(1, 3).await;
+    let c = s.client();
+    c.create_bucket().bucket("ver").send().await.expect("mb");
+
+    // Never versioned: no status, and no x-amz-version-id anywhere.
+    let v = c
+        .get_bucket_versioning()
+        .bucket("ver")
+        .send()
+        .await
+        .expect("get versioning");
+    assert_eq!(v.status(), None);
+    assert_eq!(put(&c, "ver", "doc", b"zero").await, None);
+    let g = c
+        .get_object()
+        .bucket("ver")
+        .key("doc")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(g.version_id(), None);
+    let h = c
+        .head_object()
+        .bucket("ver")
+        .key("doc")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(h.version_id(), None);
+
+    // MFA Delete is not supported; an unknown status is malformed.
+    let mfa = VersioningConfiguration::builder()
+        .status(BucketVersioningStatus::Enabled)
+        .mfa_delete(MfaDelete::Enabled)
+        .build();
+    let e = c
+        .put_bucket_versioning()
+        .bucket("ver")
+        .versioning_configuration(mfa)
+        .send()
+        .await
+        .expect_err("MFA delete");
+    assert_eq!(error_status(&e), (Some("NotImplemented".into()), Some(501)));
+    let e = c
+        .put_bucket_versioning()
+        .bucket("ver")
+        .versioning_configuration(versioning("Sometimes"))
+        .send()
+        .await
+        .expect_err("bad status");
+    assert_eq!(error_status(&e), (Some("MalformedXML".into()), Some(400)));
+    let e = c
+        .put_bucket_versioning()
+        .bucket("nobucket")
+        .versioning_configuration(versioning("Enabled"))
+        .send()
+        .await
+        .expect_err("no bucket");
+    assert_eq!(error_status(&e), (Some("NoSuchBucket".into()), Some(404)));
+
+    c.put_bucket_versioning()
+        .bucket("ver")
+        .versioning_configuration(versioning("Enabled"))
+        .send()
+        .await
+        .expect("enable");
+    let v = c
+        .get_bucket_versioning()
+        .bucket("ver")
+        .send()
+        .await
+        .expect("get versioning");
+    assert_eq!(v.status(), Some(&BucketVersioningStatus::Enabled));
+
+    // The object from before is now the "null" version, and says so.
+    let h = c
+        .head_object()
+        .bucket("ver")
+        .key("doc")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(h.version_id(), Some("null"));
+    let v1 = put(&c, "ver", "doc", b"one").await.expect("v1 id");
+    let v2 = put(&c, "ver", "doc", b"two").await.expect("v2 id");
+    assert!(v1 != v2 && v1 != "null" && v2 != "null", "{v1} {v2}");
+    assert_eq!(get(&c, "ver", "doc", None).await, b"two");
+    assert_eq!(get(&c, "ver", "doc", Some(&v1)).await, b"one");
+    assert_eq!(get(&c, "ver", "doc", Some("null")).await, b"zero");
+    let g = c
+        .get_object()
+        .bucket("ver")
+        .key("doc")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(g.version_id(), Some(v2.as_str()));
+    let h = c
+        .head_object()
+        .bucket("ver")
+        .key("doc")
+        .version_id(&v1)
+        .send()
+        .await
+        .expect("head v1");
+    assert_eq!(
+        (h.version_id(), h.content_length()),
+        (Some(v1.as_str()), Some(3))
+    );
+
+    // DELETE without an id writes a marker: 204, delete-marker, its id.
+    let d = c
+        .delete_object()
+        .bucket("ver")
+        .key("doc")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(d.delete_marker(), Some(true));
+    let marker = d.version_id().expect("marker id").to_string();
+    assert!(![v1.as_str(), v2.as_str(), "null"].contains(&marker.as_str()));
+    // The key's latest is a marker: 404 NoSuchKey, flagged.
+    let e = c
+        .get_object()
+        .bucket("ver")
+        .key("doc")
+        .send()
+        .await
+        .expect_err("gone");
+    assert_eq!(error_status(&e), (Some("NoSuchKey".into()), Some(404)));
+    assert_eq!(
+        error_header(&e, "x-amz-delete-marker").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        error_header(&e, "x-amz-version-id").as_deref(),
+        Some(marker.as_str())
+    );
+    let e = c
+        .head_object()
+        .bucket("ver")
+        .key("doc")
+        .send()
+        .await
+        .expect_err("gone");
+    assert_eq!(error_status(&e).1, Some(404));
+    assert_eq!(
+        error_header(&e, "x-amz-delete-marker").as_deref(),
+        Some("true")
+    );
+    // Naming the marker: 405 MethodNotAllowed, flagged.
+    let e = c
+        .get_object()
+        .bucket("ver")
+        .key("doc")
+        .version_id(&marker)
+        .send()
+        .await
+        .expect_err("marker");
+    assert_eq!(
+        error_status(&e),
+        (Some("MethodNotAllowed".into()), Some(405))
+    );
+    assert_eq!(
+        error_header(&e, "x-amz-delete-marker").as_deref(),
+        Some("true")
+    );
+    let e = c
+        .head_object()
+        .bucket("ver")
+        .key("doc")
+        .version_id(&marker)
+        .send()
+        .await
+        .expect_err("marker");
+    assert_eq!(error_status(&e).1, Some(405));
+    assert_eq!(
+        error_header(&e, "x-amz-delete-marker").as_deref(),
+        Some("true")
+    );
+    // Older versions are still there by id; ListObjects hides the key.
+    assert_eq!(get(&c, "ver", "doc", Some(&v2)).await, b"two");
+    let l = c
+        .list_objects_v2()
+        .bucket("ver")
+        .send()
+        .await
+        .expect("list");
+    assert!(l.contents().is_empty(), "{l:?}");
+
+    // Other keys, for the listing.
+    let a1 = put(&c, "ver", "a/1", b"a1").await.expect("id");
+    let a1b = put(&c, "ver", "a/1", b"a1b").await.expect("id");
+    let b1 = put(&c, "ver", "b", b"b").await.expect("id");
+    let want = vec![
+        ("a/1".to_string(), a1b.clone(), true, false),
+        ("a/1".to_string(), a1.clone(), false, false),
+        ("b".to_string(), b1.clone(), true, false),
+        ("doc".to_string(), marker.clone(), true, true),
+        ("doc".to_string(), v2.clone(), false, false),
+        ("doc".to_string(), v1.clone(), false, false),
+        ("doc".to_string(), "null".to_string(), false, false),
+    ];
+    // One page: versions in S3 order (key, newest first), then markers.
+    let mut in_lists = want.clone();
+    in_lists.sort_by_key(|e| e.3);
+    assert_eq!(all_versions(&c, "ver", 1000).await, in_lists);
+    // Paged through key-marker / version-id-marker: each exactly once, and
+    // one entry per page comes in S3's global order.
+    assert_eq!(all_versions(&c, "ver", 1).await, want);
+    assert_eq!(
+        sorted(all_versions(&c, "ver", 2).await),
+        sorted(want.clone())
+    );
+    // Prefix and delimiter.
+    let r = c
+        .list_object_versions()
+        .bucket("ver")
+        .delimiter("/")
+        .send()
+        .await
+        .expect("list");
+    let prefixes: Vec<_> = r
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(prefixes, vec!["a/"]);
+    assert_eq!(r.versions().len() + r.delete_markers().len(), 5);
+    let r = c
+        .list_object_versions()
+        .bucket("ver")
+        .prefix("a/")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(r.versions().len(), 2);
+
+    // Deleting a version by id destroys it for good and frees its shards.
+    let before = s.shard_file_count();
+    let d = c
+        .delete_object()
+        .bucket("ver")
+        .key("doc")
+        .version_id(&v1)
+        .send()
+        .await
+        .expect("delete v1");
+    assert_eq!(
+        (d.version_id(), d.delete_marker()),
+        (Some(v1.as_str()), None)
+    );
+    let e = c
+        .get_object()
+        .bucket("ver")
+        .key("doc")
+        .version_id(&v1)
+        .send()
+        .await
+        .expect_err("v1 gone");
+    assert_eq!(error_status(&e), (Some("NoSuchVersion".into()), Some(404)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.shard_file_count() > before - 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "v1's 3 shards were not freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Deleting the marker by id brings the key back.
+    let d = c
+        .delete_object()
+        .bucket("ver")
+        .key("doc")
+        .version_id(&marker)
+        .send()
+        .await
+        .expect("delete marker");
+    assert_eq!(
+        (d.version_id(), d.delete_marker()),
+        (Some(marker.as_str()), Some(true))
+    );
+    assert_eq!(get(&c, "ver", "doc", None).await, b"two");
+
+    // DeleteObjects with version ids: each destroyed, the null one too.
+    let del = Delete::builder()
+        .objects(
+            ObjectIdentifier::builder()
+                .key("a/1")
+                .version_id(&a1)
+                .build()
+                .expect("id"),
+        )
+        .objects(
+            ObjectIdentifier::builder()
+                .key("doc")
+                .version_id("null")
+                .build()
+                .expect("id"),
+        )
+        .build()
+        .expect("delete");
+    let r = c
+        .delete_objects()
+        .bucket("ver")
+        .delete(del)
+        .send()
+        .await
+        .expect("delete objects");
+    assert_eq!(r.deleted().len(), 2, "{r:?}");
+    assert!(r.errors().is_empty(), "{r:?}");
+    let left: Vec<_> = sorted(all_versions(&c, "ver", 1000).await)
+        .into_iter()
+        .map(|(k, id, _, _)| (k, id))
+        .collect();
+    assert_eq!(
+        left,
+        vec![
+            ("a/1".to_string(), a1b),
+            ("b".to_string(), b1),
+            ("doc".to_string(), v2.clone()),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suspended_bucket_writes_only_the_null_version() {
+    let s = S3Cluster::start(1, 3).await;
+    let c = s.client();
+    c.create_bucket().bucket("sus").send().await.expect("mb");
+    c.put_bucket_versioning()
+        .bucket("sus")
+        .versioning_configuration(versioning("Enabled"))
+        .send()
+        .await
+        .expect("enable");
+    let v1 = put(&c, "sus", "k", b"kept").await.expect("v1");
+    c.put_bucket_versioning()
+        .bucket("sus")
+        .versioning_configuration(versioning("Suspended"))
+        .send()
+        .await
+        .expect("suspend");
+    let v = c
+        .get_bucket_versioning()
+        .bucket("sus")
+        .send()
+        .await
+        .expect("versioning");
+    assert_eq!(v.status(), Some(&BucketVersioningStatus::Suspended));
+
+    // Each PUT answers "null" and replaces the null version only.
+    let before = s.shard_file_count();
+    assert_eq!(put(&c, "sus", "k", b"n1").await.as_deref(), Some("null"));
+    assert_eq!(put(&c, "sus", "k", b"n2").await.as_deref(), Some("null"));
+    assert_eq!(get(&c, "sus", "k", None).await, b"n2");
+    assert_eq!(get(&c, "sus", "k", Some("null")).await, b"n2");
+    assert_eq!(get(&c, "sus", "k", Some(&v1)).await, b"kept");
+    let listed = all_versions(&c, "sus", 1000).await;
+    assert_eq!(
+        listed,
+        vec![
+            ("k".to_string(), "null".to_string(), true, false),
+            ("k".to_string(), v1.clone(), false, false),
+        ]
+    );
+    // n1's shards were freed when n2 replaced it: one object's worth more.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.shard_file_count() != before + 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replaced null version's shards remain"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // A DELETE without id: a null delete marker replaces the null version.
+    let d = c
+        .delete_object()
+        .bucket("sus")
+        .key("k")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(
+        (d.delete_marker(), d.version_id()),
+        (Some(true), Some("null"))
+    );
+    let listed = all_versions(&c, "sus", 1000).await;
+    assert_eq!(
+        listed,
+        vec![
+            ("k".to_string(), v1.clone(), false, false),
+            ("k".to_string(), "null".to_string(), true, true),
+        ]
+    );
+    assert_eq!(get(&c, "sus", "k", Some(&v1)).await, b"kept");
+}
