@@ -8,6 +8,12 @@
 //! (`data/ID/`). Logs go to `logs/ID.log`; the endpoint and credentials to
 //! `env` (0600, shell-sourceable). It runs in the foreground and stops
 //! every child on Ctrl-C or SIGTERM.
+//!
+//! Master keys live in `keys/`: every key holder (meta-servers, gateways)
+//! gets `keys/master.key` as its current key and `keys/master.next.key`
+//! as its next, which need not exist. SIGHUP to `hamster dev` is passed
+//! to every child, so the rotation runbook works here: write the next
+//! key, `kill -HUP`, `hamster rotate-key`, then promote it.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -22,6 +28,9 @@ use tokio::process::{Child, Command};
 use crate::cert::provision_node;
 use crate::conn::AdminConn;
 use crate::init::{ADMIN_CERT, ADMIN_KEY, InitArgs, MASTER_KEY, TRUST};
+
+/// The next master key's file name in `keys/`.
+pub const NEXT_KEY: &str = "master.next.key";
 
 #[derive(Debug, clap::Args)]
 pub struct DevArgs {
@@ -72,7 +81,7 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
         a.dir.clone()
     })?;
     let pki = dir.join("pki");
-    if !pki.join(MASTER_KEY).exists() {
+    if !pki.join(TRUST).exists() {
         crate::init::run(&InitArgs {
             dir: pki.clone(),
             admin_id: "admin".into(),
@@ -85,9 +94,23 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
             .context("binary directory")?
             .to_path_buf(),
     };
-    for logs in ["logs", "data"] {
+    for logs in ["logs", "data", "keys"] {
         std::fs::create_dir_all(dir.join(logs))?;
     }
+    // The key `hamster init` wrote goes where the runbook looks for it.
+    let (key, next_key) = (
+        dir.join("keys").join(MASTER_KEY),
+        dir.join("keys").join(NEXT_KEY),
+    );
+    if !key.exists() && pki.join(MASTER_KEY).exists() {
+        std::fs::rename(pki.join(MASTER_KEY), &key).context("moving the master key to keys/")?;
+    }
+    let key_flags = || {
+        vec![
+            format!("--master-key-file={}", s(&key)),
+            format!("--next-master-key-file={}", s(&next_key)),
+        ]
+    };
 
     let host = "127.0.0.1";
     let meta_addr = |i: u16| format!("{host}:{}", a.base_port + i);
@@ -109,8 +132,10 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
                     "--data-dir={}",
                     s(&dir.join("data").join(format!("meta-{i}")))
                 ),
-                format!("--master-key-file={}", s(&pki.join(MASTER_KEY))),
-            ],
+            ]
+            .into_iter()
+            .chain(key_flags())
+            .collect(),
         });
     }
     for i in 1..=a.blobs {
@@ -138,8 +163,10 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
                 format!("--listen={host}:{}", a.base_port + 200 + i),
                 format!("--s3-listen={host}:{}", a.s3_port + i - 1),
                 format!("--meta={}", metas.join(",")),
-                format!("--master-key-file={}", s(&pki.join(MASTER_KEY))),
-            ],
+            ]
+            .into_iter()
+            .chain(key_flags())
+            .collect(),
         });
     }
 
@@ -158,22 +185,27 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
     println!("  logs          {}", s(&dir.join("logs")));
     println!("Ctrl-C stops every process; a second run reuses the data and keys.");
 
-    // Until a signal, or until a child dies on its own.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let died = async {
-        loop {
-            for r in running.iter_mut() {
-                if let Ok(Some(status)) = r.child.try_wait() {
-                    return (r.id.clone(), status);
+    // Until a signal, or until a child dies on its own; SIGHUP is passed on.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let outcome = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break None,
+            _ = term.recv() => break None,
+            _ = hup.recv() => {
+                println!("SIGHUP: passing it to every process");
+                signal_all(&running, rustix::process::Signal::HUP);
+            }
+            () = tokio::time::sleep(Duration::from_millis(500)) => {
+                if let Some(died) = running
+                    .iter_mut()
+                    .find_map(|r| Some((r.id.clone(), r.child.try_wait().ok()??)))
+                {
+                    break Some(died);
                 }
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-    };
-    let outcome = tokio::select! {
-        _ = tokio::signal::ctrl_c() => None,
-        _ = term.recv() => None,
-        (id, status) = died => Some((id, status)),
     };
     println!("stopping…");
     stop_all(&mut running).await;
@@ -311,17 +343,21 @@ async fn wait_for_s3(port: u16) -> anyhow::Result<()> {
     .await
 }
 
-/// SIGTERM to every child, then SIGKILL to any still running after 10 s.
-async fn stop_all(running: &mut [Running]) {
-    for r in running.iter() {
+fn signal_all(running: &[Running], sig: rustix::process::Signal) {
+    for r in running {
         if let Some(pid) = r
             .child
             .id()
             .and_then(|p| rustix::process::Pid::from_raw(p as i32))
         {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            let _ = rustix::process::kill_process(pid, sig);
         }
     }
+}
+
+/// SIGTERM to every child, then SIGKILL to any still running after 10 s.
+async fn stop_all(running: &mut [Running]) {
+    signal_all(running, rustix::process::Signal::TERM);
     for r in running.iter_mut() {
         match tokio::time::timeout(Duration::from_secs(10), r.child.wait()).await {
             Ok(_) => {}

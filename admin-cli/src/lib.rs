@@ -14,6 +14,7 @@
 //! - [`dev`]: `hamster dev` — a whole cluster as local processes.
 //! - [`profile`]: `hamster profile set|default` — the erasure profile.
 //! - [`token`]: `hamster token create` — join tokens for new nodes.
+//! - [`rotate`]: `hamster rotate-key` — master-key rotation, followed to the end.
 //! - [`conn`]: the admin identity and how to reach the cluster.
 
 pub mod bucket;
@@ -27,6 +28,7 @@ pub mod key;
 pub mod keygen;
 pub mod member;
 pub mod profile;
+pub mod rotate;
 pub mod status;
 pub mod token;
 
@@ -69,6 +71,8 @@ pub enum Command {
     /// Join tokens for new blob-servers and gateways.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Rotate the master key: rewrap every data key to the next key.
+    RotateKey(rotate::RotateKeyArgs),
     /// Add or remove a meta-server.
     #[command(subcommand)]
     Member(member::MemberCommand),
@@ -88,5 +92,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Member(c) => member::run(&c).await,
         Command::Token(c) => token::run(&c).await,
         Command::Profile(c) => profile::run(&c).await,
+        Command::RotateKey(a) => rotate::run(&a).await,
     }
 }

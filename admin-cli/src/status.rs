@@ -1,5 +1,7 @@
 //! `hamster status`: the meta tier as one node sees it — leader, term,
-//! log/commit/applied indexes, and each member's health.
+//! log/commit/applied indexes, each member's health — and the master key:
+//! the write key, the rotation, what is left on the old key, and which
+//! keys each key holder reports.
 
 use anyhow::Context;
 use hamster_proto::pb::{StatusRequest, admin_client::AdminClient};
@@ -37,6 +39,16 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
+        let holders: Vec<_> = s
+            .key_holders
+            .iter()
+            .map(|h| {
+                serde_json::json!({
+                    "id": h.id, "role": h.role, "current": h.current_kek_fingerprint,
+                    "next": h.next_kek_fingerprint, "last_seen_ms": h.last_seen_ms, "live": h.live,
+                })
+            })
+            .collect();
         println!(
             "{}",
             serde_json::json!({
@@ -44,6 +56,13 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
                 "leader_raft_id": s.leader_raft_id, "last_log_index": s.last_log_index,
                 "commit_index": s.commit_index, "applied_index": s.applied_index,
                 "snapshot_index": s.snapshot_index, "members": members,
+                "master_key_fingerprint": s.master_key_fingerprint,
+                "key_rotation": s.key_rotation,
+                "rotation_old_fingerprint": s.rotation_old_fingerprint,
+                "rotation_new_fingerprint": s.rotation_new_fingerprint,
+                "versions_on_old_key": s.versions_on_old_key,
+                "access_keys_on_old_key": s.access_keys_on_old_key,
+                "key_holders": holders,
             })
         );
         return Ok(());
@@ -84,6 +103,34 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
             role,
             health,
             idx(m.matched_index)
+        );
+    }
+    println!("master key   {} (writes)", s.master_key_fingerprint);
+    if s.key_rotation == "rewrapping" {
+        println!(
+            "rotation     rewrapping {} -> {}: {} keys left on the old key ({} of them S3 secrets)",
+            s.rotation_old_fingerprint,
+            s.rotation_new_fingerprint,
+            s.versions_on_old_key,
+            s.access_keys_on_old_key
+        );
+    } else {
+        println!("rotation     none");
+    }
+    println!(
+        "{:<20} {:<8} {:<34} {:<34} LIVE",
+        "KEY HOLDER", "ROLE", "CURRENT", "NEXT"
+    );
+    for h in &s.key_holders {
+        let next = if h.next_kek_fingerprint.is_empty() {
+            "-"
+        } else {
+            &h.next_kek_fingerprint
+        };
+        let live = if h.live { "yes" } else { "no" };
+        println!(
+            "{:<20} {:<8} {:<34} {:<34} {live}",
+            h.id, h.role, h.current_kek_fingerprint, next
         );
     }
     Ok(())

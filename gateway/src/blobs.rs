@@ -1,5 +1,5 @@
 //! The gateway's view of the blob-server registry (and of the cluster's
-//! erasure profile, which comes with it): refreshed from the meta tier
+//! erasure profile and write key, which come with it): refreshed from the meta tier
 //! every few seconds, and on demand when a placement finds too few
 //! servers. A server whose last heartbeat is older than `down_after` is
 //! treated as down: no new shards go to it (reads still try it).
@@ -22,6 +22,8 @@ pub struct Blobs {
     servers: RwLock<Vec<pb::BlobServer>>,
     /// The cluster's erasure profile, if set (`hamster profile set`).
     profile: RwLock<Option<(usize, usize)>>,
+    /// The master key new writes use, as the meta tier last said.
+    write_key: RwLock<String>,
 }
 
 impl Blobs {
@@ -31,6 +33,7 @@ impl Blobs {
             down_after,
             servers: RwLock::new(Vec::new()),
             profile: RwLock::new(None),
+            write_key: RwLock::new(String::new()),
         })
     }
 
@@ -64,7 +67,15 @@ impl Blobs {
             *p = (list.data_shards > 0)
                 .then_some((list.data_shards as usize, list.parity_shards as usize));
         }
+        if let Ok(mut w) = self.write_key.write() {
+            *w = list.write_kek_fingerprint;
+        }
         Ok(())
+    }
+
+    /// The fingerprint of the cluster's write key ("" if not yet known).
+    pub fn write_key(&self) -> String {
+        self.write_key.read().map(|w| w.clone()).unwrap_or_default()
     }
 
     fn snapshot(&self) -> Vec<pb::BlobServer> {

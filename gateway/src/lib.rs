@@ -11,8 +11,10 @@
 //!   (hedged, rebuilding from parity), decrypt.
 //! - [`meta`]: the meta tier client (failover between meta-servers).
 //! - [`blobs`]: the cached blob-server registry placement draws from.
+//! - [`keys`]: reports of the master keys this gateway holds.
 
 pub mod blobs;
+pub mod keys;
 pub mod listener;
 pub mod meta;
 pub mod pipeline;
@@ -25,8 +27,8 @@ use std::time::Duration;
 use anyhow::Context;
 use hamster_proto::Role;
 use hamster_proto::health::NodeService;
+use hamster_proto::keyring::Keyring;
 use hamster_proto::pb;
-use hamster_proto::secrets::MasterKey;
 use hamster_proto::serve::{Node, NodeArgs};
 use hamster_proto::transport::Pool;
 
@@ -38,6 +40,10 @@ pub struct Args {
     /// File holding the 32-byte master key (KEK). Read into memory only.
     #[arg(long, env = "HAMSTER_MASTER_KEY_FILE")]
     pub master_key_file: PathBuf,
+    /// File holding the next master key, for a rotation. May not exist
+    /// yet: both files are read again on SIGHUP.
+    #[arg(long, env = "HAMSTER_NEXT_MASTER_KEY_FILE")]
+    pub next_master_key_file: Option<PathBuf>,
     /// Meta-servers (host:port, comma-separated); any one of them will do.
     #[arg(long, env = "HAMSTER_META", value_delimiter = ',', required = true)]
     pub meta: Vec<String>,
@@ -70,21 +76,26 @@ pub fn now_ms() -> i64 {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let kek = Arc::new(MasterKey::load(&args.master_key_file)?);
-    tracing::info!(kek = %kek.fingerprint(), "master key loaded");
+    let keys = Arc::new(Keyring::load(
+        &args.master_key_file,
+        args.next_master_key_file.as_deref(),
+    )?);
+    tracing::info!(keys = %keys.describe(), "master keys loaded");
+    keys.reload_on_sighup()?;
     let node = Node::bind(&args.node, Role::Gateway).await?;
     let meta = Arc::new(meta::MetaTier::new(args.meta.clone(), &node.tls).context("--meta")?);
     let blobs = blobs::Blobs::new(meta.clone(), Duration::from_secs(args.blob_down_after_secs));
     blobs.spawn_refresh();
+    keys::spawn_reports(meta.clone(), keys.clone());
     let gateway = s3::Gateway {
         meta: meta.clone(),
         blobs,
         pool: Pool::new(node.tls.clone(), &[Role::Blob]),
-        kek: kek.clone(),
+        keys: keys.clone(),
         hedge_after: Duration::from_millis(args.hedge_after_ms),
     };
     let mut builder = s3s::service::S3ServiceBuilder::new(gateway);
-    builder.set_auth(s3::auth::Auth::new(meta, kek));
+    builder.set_auth(s3::auth::Auth::new(meta, keys));
     if !args.domain.is_empty() {
         let host = s3s::host::MultiDomain::new(&args.domain)
             .map_err(|e| anyhow::anyhow!("--domain: {e}"))?;

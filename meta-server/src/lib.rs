@@ -11,6 +11,8 @@
 //! - [`grpc`]: the `Meta`, `Registry` and `Admin` services, and the one
 //!   place errors become gRPC statuses.
 //! - [`sweep`]: the leader's background removal of orphan shards.
+//! - [`rotation`]: the leader's rewrapper for master-key rotation, and
+//!   this node's reports of the keys it holds.
 //!
 //! A request may reach any node: followers forward writes to the leader
 //! and read through the leader's read index.
@@ -22,6 +24,7 @@ pub mod batch;
 pub mod cluster;
 pub mod grpc;
 pub mod raft;
+pub mod rotation;
 pub mod state;
 pub mod sweep;
 
@@ -34,8 +37,8 @@ use std::time::Duration;
 use anyhow::Context;
 use hamster_proto::Role;
 use hamster_proto::health::NodeService;
+use hamster_proto::keyring::Keyring;
 use hamster_proto::pb;
-use hamster_proto::secrets::MasterKey;
 use hamster_proto::serve::{Node, NodeArgs};
 use openraft::SnapshotPolicy;
 
@@ -57,6 +60,16 @@ pub struct Args {
     /// File holding the 32-byte master key (KEK). Read into memory only.
     #[arg(long, env = "HAMSTER_MASTER_KEY_FILE")]
     pub master_key_file: PathBuf,
+    /// File holding the next master key, for a rotation. May not exist
+    /// yet: both files are read again on SIGHUP.
+    #[arg(long, env = "HAMSTER_NEXT_MASTER_KEY_FILE")]
+    pub next_master_key_file: Option<PathBuf>,
+    /// Keys rewrapped per Raft entry during a master-key rotation.
+    #[arg(long, default_value_t = 500)]
+    pub rewrap_batch: usize,
+    /// Pause between rewrap batches, to bound a rotation's load.
+    #[arg(long, default_value_t = 0)]
+    pub rewrap_pause_ms: u64,
     /// Directory for the Raft log, the metadata DB and snapshots.
     #[arg(long, env = "HAMSTER_DATA_DIR")]
     pub data_dir: PathBuf,
@@ -123,8 +136,11 @@ pub fn parse_member(s: &str) -> anyhow::Result<(NodeId, MetaNode)> {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.raft_id > 0, "--raft-id must be > 0");
-    let kek = Arc::new(MasterKey::load(&args.master_key_file)?);
-    tracing::info!(kek = %kek.fingerprint(), "master key loaded");
+    let keys = Arc::new(Keyring::load(
+        &args.master_key_file,
+        args.next_master_key_file.as_deref(),
+    )?);
+    tracing::info!(keys = %keys.describe(), "master keys loaded");
     let initial: BTreeMap<NodeId, MetaNode> = args
         .initial_members
         .iter()
@@ -207,6 +223,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         .spawn();
     }
+    keys.reload_on_sighup()?;
+    rotation::report_keys(meta.clone(), keys.clone());
+    rotation::Rewrapper {
+        meta: meta.clone(),
+        keys: keys.clone(),
+        batch: args.rewrap_batch.max(1),
+        pause: Duration::from_millis(args.rewrap_pause_ms),
+    }
+    .spawn();
     let router = hamster_proto::transport::server()
         .add_service(pb::node_server::NodeServer::new(NodeService::new(
             node.tls.clone(),
@@ -218,7 +243,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             grpc::registry::RegistryService::new(meta.clone()),
         ))
         .add_service(pb::admin_server::AdminServer::new(
-            grpc::admin::AdminService::new(meta.clone(), kek.clone()),
+            grpc::admin::AdminService::new(meta.clone(), keys.clone()),
         ))
         .add_service(
             pb::raft_server::RaftServer::new(raft::service::RaftService::new(meta.clone()))

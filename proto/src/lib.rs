@@ -11,6 +11,7 @@
 //! - [`authz`]: the table of roles each service admits, and the layer enforcing it.
 //! - [`health`]: the `Node` service.
 //! - [`secrets`]: master key, S3 keys, 0600 files; secrets never print.
+//! - [`keyring`]: a key holder's current and next master keys, reloaded on SIGHUP.
 //! - [`envelope`]: wrapped data keys and sealed S3 secrets, the formats all tiers share.
 //! - [`serve`]: flags, logging, SIGHUP reload and shutdown shared by the servers.
 //! - [`shard_id`]: shard names, stamped with their creation time.
@@ -20,6 +21,7 @@ pub mod envelope;
 pub mod health;
 pub mod identity;
 pub mod join;
+pub mod keyring;
 pub mod pki;
 pub mod secrets;
 pub mod serve;

@@ -594,7 +594,7 @@ pub fn replace_file(path: &Path, data: &[u8]) {
     std::fs::rename(&tmp, path).expect("rename");
 }
 
-pub(crate) fn path_str(p: &Path) -> &str {
+pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
 }
 

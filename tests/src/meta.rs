@@ -78,6 +78,32 @@ impl Cluster {
         self.identity(&dir)
     }
 
+    /// For the load tools: a 3-node meta tier, healthy, with the bucket
+    /// "bench"; answers (nodes, leader, a gateway identity).
+    pub async fn bench_meta_tier(&mut self) -> (Vec<usize>, usize, Arc<NodeTls>) {
+        let idxs = self.start_meta_cluster(3);
+        for &i in &idxs {
+            self.wait_healthy(i).await;
+        }
+        let leader = self.wait_leader(&idxs).await;
+        let gw = self.gateway_identity("gw-bench");
+        self.meta_client(leader, &gw)
+            .create_bucket(pb::CreateBucketRequest {
+                name: "bench".into(),
+                object_lock_enabled: false,
+            })
+            .await
+            .expect("bucket");
+        (idxs, leader, gw)
+    }
+
+    /// The fingerprint of the master key `hamster init` made.
+    pub fn kek_fingerprint(&self) -> String {
+        hamster_proto::secrets::MasterKey::load(&self.pki_dir().join("master.key"))
+            .expect("master key")
+            .fingerprint()
+    }
+
     /// A `Meta` client on node `idx`, as the gateway identity `gw`.
     pub fn meta_client(&self, idx: usize, gw: &Arc<NodeTls>) -> MetaClient<Channel> {
         MetaClient::new(self.channel(idx, gw))
@@ -86,7 +112,9 @@ impl Cluster {
 
 /// A version as a gateway would commit it (shards and wrapped key are
 /// placeholders of the right shape: the meta tier never looks inside).
-pub fn test_version(bucket: &str, key: &str, n: u64) -> pb::ObjectVersion {
+/// `kek` is the fingerprint of the cluster's master key, which the meta
+/// tier requires of every commit ([`Cluster::kek_fingerprint`]).
+pub fn test_version(kek: &str, bucket: &str, key: &str, n: u64) -> pb::ObjectVersion {
     pb::ObjectVersion {
         bucket: bucket.into(),
         key: key.into(),
@@ -108,7 +136,7 @@ pub fn test_version(bucket: &str, key: &str, n: u64) -> pb::ObjectVersion {
                 .collect(),
         }),
         wrapped_dek: vec![7; 60],
-        kek_fingerprint: "f".repeat(32),
+        kek_fingerprint: kek.into(),
         ..Default::default()
     }
 }
@@ -116,13 +144,14 @@ pub fn test_version(bucket: &str, key: &str, n: u64) -> pb::ObjectVersion {
 /// Commits a test version of `key`.
 pub async fn commit(
     client: &mut MetaClient<Channel>,
+    kek: &str,
     bucket: &str,
     key: &str,
     n: u64,
 ) -> Result<pb::ObjectVersion, tonic::Status> {
     let r = client
         .commit_version(pb::CommitVersionRequest {
-            version: Some(test_version(bucket, key, n)),
+            version: Some(test_version(kek, bucket, key, n)),
         })
         .await?;
     r.into_inner()

@@ -1,6 +1,7 @@
 //! `hamster dev`: from nothing to a serving cluster of local processes;
 //! SIGTERM stops every child; a second run comes back with the same keys
-//! and data.
+//! and data; the master-key rotation runbook works on it (SIGHUP to
+//! `hamster dev` reaches every key holder).
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -211,21 +212,90 @@ async fn hamster_dev_serves_stops_cleanly_and_comes_back_with_its_data() {
     // The second run reuses keys and data.
     let dev = Dev::start(&dir, base, s3, 2);
     assert_eq!(env(&dir), e, "credentials changed between runs");
+    assert_eq!(read(&c).await, data);
+
+    // The README's rotation runbook, on this dev cluster: next key, SIGHUP
+    // to `hamster dev` (passed on), rotate, verify zero, promote, SIGHUP.
+    let keys = dir.join("keys");
+    assert!(
+        keys.join("master.key").exists(),
+        "the master key lives in keys/"
+    );
+    hamster(
+        &e,
+        &[
+            "keygen",
+            "--out",
+            &keys.join("master.next.key").display().to_string(),
+        ],
+    );
+    let dev_pid = Pid::from_raw(dev.child.id() as i32).expect("pid");
+    kill_process(dev_pid, Signal::HUP).expect("SIGHUP");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Err(out) = hamster_ok(&e, &["rotate-key", "--json"]) {
+        assert!(
+            Instant::now() < deadline,
+            "rotate-key never succeeded:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let st: serde_json::Value =
+        serde_json::from_str(&hamster(&e, &["status", "--json"])).expect("status json");
+    assert_eq!(
+        (
+            st["key_rotation"].as_str(),
+            st["versions_on_old_key"].as_u64()
+        ),
+        (Some("none"), Some(0)),
+        "{st}"
+    );
+    std::fs::rename(keys.join("master.key"), dir.join("old-master.key")).expect("mv");
+    std::fs::rename(keys.join("master.next.key"), keys.join("master.key")).expect("mv");
+    kill_process(dev_pid, Signal::HUP).expect("SIGHUP");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(read(&c).await, data);
+    dev.stop(&dir);
+
+    // A third run starts every holder with only the promoted key.
+    let dev = Dev::start(&dir, base, s3, 3);
+    assert_eq!(read(&c).await, data);
+    dev.stop(&dir);
+}
+
+async fn read(c: &aws_sdk_s3::Client) -> Vec<u8> {
     let got = c
         .get_object()
         .bucket("devtest")
         .key("k")
         .send()
         .await
-        .expect("get after restart");
-    assert!(
-        got.body
-            .collect()
-            .await
-            .expect("body")
-            .into_bytes()
-            .as_ref()
-            == data.as_slice()
-    );
-    dev.stop(&dir);
+        .expect("get");
+    got.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+/// The admin CLI with the dev cluster's env file: its output, or why not.
+fn hamster_ok(
+    env: &std::collections::HashMap<String, String>,
+    args: &[&str],
+) -> Result<String, String> {
+    let out = Command::new(bin_dir().join("hamster"))
+        .args(args)
+        .envs(env.iter().filter(|(k, _)| k.starts_with("HAMSTER_")))
+        .output()
+        .expect("hamster");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text + &String::from_utf8_lossy(&out.stderr))
+    }
+}
+
+fn hamster(env: &std::collections::HashMap<String, String>, args: &[&str]) -> String {
+    hamster_ok(env, args).unwrap_or_else(|e| panic!("hamster {args:?}: {e}"))
 }

@@ -1,5 +1,6 @@
 //! The Meta service's S3-facing semantics on a real meta-server: listing
-//! markers, version paging, error codes in the hamster-error metadata.
+//! markers, version paging, error codes in the hamster-error metadata,
+//! and the split-key guard on commits.
 
 use hamster_proto::pb::{self, ListObjectsRequest, ListVersionsRequest};
 use hamster_tests::meta::commit;
@@ -20,7 +21,9 @@ async fn start_after_and_markers_behave_as_s3() {
         .await
         .expect("bucket");
     for key in ["a/b/c", "a/b/d", "dir/a", "dir/b", "dir/sub/x", "e"] {
-        commit(&mut client, "bkt", key, 1).await.expect("commit");
+        commit(&mut client, &c.kek_fingerprint(), "bkt", key, 1)
+            .await
+            .expect("commit");
     }
     let list = async |client: &mut hamster_proto::pb::meta_client::MetaClient<_>,
                       prefix: &str,
@@ -90,4 +93,17 @@ async fn start_after_and_markers_behave_as_s3() {
             .and_then(|v| v.to_str().ok()),
         Some("BucketAlreadyExists")
     );
+    // Split-key guard: a data key wrapped by any master key but the
+    // cluster's write key is refused, whoever sends it.
+    let e = commit(&mut client, &"0".repeat(32), "bkt", "stranger", 1)
+        .await
+        .expect_err("foreign master key");
+    assert_eq!(
+        e.metadata()
+            .get("hamster-error")
+            .and_then(|v| v.to_str().ok()),
+        Some("WrongMasterKey"),
+        "{e:?}"
+    );
+    assert!(e.message().contains(&c.kek_fingerprint()), "{e:?}");
 }

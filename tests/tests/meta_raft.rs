@@ -26,11 +26,13 @@ async fn create_bucket(c: &Cluster, idx: usize) {
 /// Commits keys `from..to` through node `idx`, `parallel` at a time.
 async fn commit_range(c: &Cluster, idx: usize, from: u64, to: u64, parallel: usize) {
     let gw = c.gateway_identity("gw-test");
+    let kek = c.kek_fingerprint();
     let next = Arc::new(Mutex::new(from));
     let mut tasks = Vec::new();
     for _ in 0..parallel {
         let mut client = c.meta_client(idx, &gw);
         let next = next.clone();
+        let kek = kek.clone();
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = {
@@ -41,7 +43,7 @@ async fn commit_range(c: &Cluster, idx: usize, from: u64, to: u64, parallel: usi
                     *g += 1;
                     *g - 1
                 };
-                commit(&mut client, BUCKET, &format!("k{n:06}"), n)
+                commit(&mut client, &kek, BUCKET, &format!("k{n:06}"), n)
                     .await
                     .expect("commit");
             }
@@ -130,7 +132,7 @@ async fn three_nodes_elect_and_1000_commits_through_a_follower_are_everywhere() 
         assert_eq!(v.size, 500);
         assert_eq!(
             v.wrapped_dek,
-            test_version(BUCKET, "k000500", 500).wrapped_dek
+            test_version(&c.kek_fingerprint(), BUCKET, "k000500", 500).wrapped_dek
         );
     }
     // Status: one leader, three healthy voters, every node caught up.
@@ -166,13 +168,14 @@ async fn leader_sigkill_mid_stream_loses_no_acknowledged_commit() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let (acked, stop, mut clients) = (acked.clone(), stop.clone(), clients);
+        let kek = c.kek_fingerprint();
         tokio::spawn(async move {
             let mut n = 0u64;
             let mut failures = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let key = format!("k{n:06}");
                 let client = &mut clients[(n as usize) % 3];
-                match commit(client, BUCKET, &key, n).await {
+                match commit(client, &kek, BUCKET, &key, n).await {
                     Ok(_) => acked.lock().expect("lock").push(key),
                     Err(_) => failures += 1, // not acknowledged: may or may not exist
                 }
@@ -251,9 +254,15 @@ async fn node_down_during_10000_commits_catches_up_by_snapshot() {
 async fn without_quorum_writes_fail_clearly_and_nothing_half_applied_appears() {
     let (mut c, idxs, leader) = three_nodes(&["--call-wait-ms=3000"]).await;
     let gw = c.gateway_identity("gw-test");
-    commit(&mut c.meta_client(leader, &gw), BUCKET, "before", 1)
-        .await
-        .expect("commit");
+    commit(
+        &mut c.meta_client(leader, &gw),
+        &c.kek_fingerprint(),
+        BUCKET,
+        "before",
+        1,
+    )
+    .await
+    .expect("commit");
 
     // Keep one node; kill the other two (the leader among them).
     let keep = follower_of(&c, &idxs, leader);
@@ -263,7 +272,7 @@ async fn without_quorum_writes_fail_clearly_and_nothing_half_applied_appears() {
     }
     let mut client = c.meta_client(keep, &gw);
     let start = Instant::now();
-    let err = commit(&mut client, BUCKET, "during", 2)
+    let err = commit(&mut client, &c.kek_fingerprint(), BUCKET, "during", 2)
         .await
         .expect_err("no quorum");
     let took = start.elapsed();
@@ -286,7 +295,7 @@ async fn without_quorum_writes_fail_clearly_and_nothing_half_applied_appears() {
     c.wait_healthy(others[0]).await;
     let back = [keep, others[0]];
     c.wait_leader(&back).await;
-    commit(&mut client, BUCKET, "after", 3)
+    commit(&mut client, &c.kek_fingerprint(), BUCKET, "after", 3)
         .await
         .expect("commit with quorum back");
     let keys = list_all(&mut client, BUCKET).await.expect("list");
@@ -304,7 +313,7 @@ async fn without_quorum_writes_fail_clearly_and_nothing_half_applied_appears() {
         Err(s) => assert_eq!(s.code(), tonic::Code::NotFound, "{s:?}"),
         Ok(v) => {
             let v = v.into_inner().version.expect("version");
-            let want = test_version(BUCKET, "during", 2);
+            let want = test_version(&c.kek_fingerprint(), BUCKET, "during", 2);
             assert_eq!(
                 (v.size, v.etag, v.shard_map, v.wrapped_dek),
                 (want.size, want.etag, want.shard_map, want.wrapped_dek)
@@ -387,9 +396,15 @@ async fn members_are_added_as_learner_then_voter_and_removed() {
         .collect();
     assert_eq!(voters.len(), 3, "{s:?}");
     assert!(!voters.contains(&c.nodes[gone].raft_id));
-    commit(&mut c.meta_client(new, &gw), BUCKET, "after-remove", 1)
-        .await
-        .expect("commit");
+    commit(
+        &mut c.meta_client(new, &gw),
+        &c.kek_fingerprint(),
+        BUCKET,
+        "after-remove",
+        1,
+    )
+    .await
+    .expect("commit");
     // Bad input is refused and changes nothing.
     let err = admin
         .add_member(AddMemberRequest {

@@ -35,13 +35,7 @@ async fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str, range: Option<&str
     if let Some(r) = range {
         req = req.range(r);
     }
-    let out = req.send().await.expect("get");
-    out.body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes()
-        .to_vec()
+    hamster_tests::s3::read_body(req.send().await.expect("get")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

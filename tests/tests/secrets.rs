@@ -1,5 +1,6 @@
 //! No private key, master key or S3 secret reaches a log line, at the most
-//! verbose log level, through start-up, calls, refusals, reloads and a crash.
+//! verbose log level, through start-up, calls, refusals, reloads, a crash
+//! and a master-key rotation (which unwraps every key in memory).
 
 use std::path::Path;
 
@@ -58,9 +59,17 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 async fn no_secret_reaches_any_log() {
     let mut c = Cluster::new();
     c.log_level = "trace".into();
-    let meta = c.start(Kind::Meta, "meta-1");
+    // Key holders read a next master key that appears later (SIGHUP).
+    let next_key = c.root().join("next-master.key");
+    let next_flag = format!("--next-master-key-file={}", next_key.display());
+    let meta = c.prepare(Kind::Meta, "meta-1");
+    let member = c.member(meta);
+    c.add_args(meta, &[&next_flag, &format!("--initial-members={member}")]);
+    c.spawn_prepared(meta);
     let blob = c.start(Kind::Blob, "blob-1");
-    let gw = c.start(Kind::Gateway, "gw-1");
+    let gw = c.prepare(Kind::Gateway, "gw-1");
+    c.add_args(gw, &[&next_flag]);
+    c.spawn_prepared(gw);
     for i in [meta, blob, gw] {
         c.wait_healthy(i).await;
     }
@@ -77,9 +86,26 @@ async fn no_secret_reaches_any_log() {
     c.kill(gw);
     c.restart(gw);
     c.wait_healthy(gw).await;
-    let next_key = c.root().join("next-master.key");
     c.hamster(&["keygen", "--out", next_key.to_str().expect("utf8")]);
-    // Ensure the reload above has happened before reading the logs.
+    // Both holders load it, and a whole master-key rotation runs.
+    c.signal(meta, Signal::HUP);
+    c.signal(gw, Signal::HUP);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let flags = c.admin_flags();
+        let mut args = vec!["rotate-key"];
+        args.extend(flags.iter().map(String::as_str));
+        let (ok, out) = c.hamster_status(&args);
+        if ok {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rotate-key never opened:\n{out}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    // Ensure the reloads above have happened before reading the logs.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
     let pki = c.pki_dir();
@@ -114,7 +140,9 @@ async fn no_secret_reaches_any_log() {
     let logs = c.all_logs();
     // The logs are real and verbose: they show the key's fingerprint, TLS
     // handshakes, the refusal and the reload.
-    assert!(logs.contains("master key loaded"), "no start-up lines");
+    assert!(logs.contains("master keys loaded"), "no start-up lines");
+    assert!(logs.contains("master keys reloaded"));
+    assert!(logs.contains("master-key rotation closed"));
     assert!(logs.contains("call refused by role"));
     assert!(logs.contains("TLS certificate and trust reloaded"));
     assert!(

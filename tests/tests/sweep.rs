@@ -61,7 +61,7 @@ async fn orphan_shards_are_swept_and_committed_ones_kept() {
     assert!(stat(&orphan).await);
 
     // A commit naming shards older than the window (grace / 2 = 2 s) is refused.
-    let mut v = test_version("swept", "stale", 1);
+    let mut v = test_version(&s.c.kek_fingerprint(), "swept", "stale", 1);
     let old = shard_id::new_object(now_ms() - 3_000);
     for (i, loc) in v
         .shard_map

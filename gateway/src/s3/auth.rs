@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hamster_proto::envelope::open_secret;
+use hamster_proto::keyring::Keyring;
 use hamster_proto::pb;
-use hamster_proto::secrets::MasterKey;
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Result, s3_error};
 
@@ -19,15 +19,15 @@ const TTL: Duration = Duration::from_secs(10);
 
 pub struct Auth {
     meta: Arc<MetaTier>,
-    kek: Arc<MasterKey>,
+    keys: Arc<Keyring>,
     cache: Mutex<HashMap<String, (SecretKey, Instant)>>,
 }
 
 impl Auth {
-    pub fn new(meta: Arc<MetaTier>, kek: Arc<MasterKey>) -> Self {
+    pub fn new(meta: Arc<MetaTier>, keys: Arc<Keyring>) -> Self {
         Self {
             meta,
-            kek,
+            keys,
             cache: Mutex::default(),
         }
     }
@@ -61,12 +61,27 @@ impl S3Auth for Auth {
             }
             Err(e) => return Err(e.into()),
         };
-        let secret =
-            open_secret(&self.kek, &key.access_key_id, &key.sealed_secret).map_err(|_| {
-                tracing::error!(access_key_id = %key.access_key_id, kek = %self.kek.fingerprint(),
-                "cannot open an access key's secret: sealed under another master key?");
-                s3_error!(InternalError)
-            })?;
+        // Sealed by the key it names; "" (before any rotation): the current.
+        let kek = if key.kek_fingerprint.is_empty() {
+            Some(self.keys.current())
+        } else {
+            self.keys.get(&key.kek_fingerprint)
+        };
+        let Some(kek) = kek else {
+            tracing::error!(access_key_id = %key.access_key_id, sealed_by = %key.kek_fingerprint,
+                this_gateway = %self.keys.describe(),
+                "split key: an access key's secret is sealed by a master key this gateway does not hold");
+            return Err(s3_error!(
+                ServiceUnavailable,
+                "this gateway does not hold master key {}",
+                key.kek_fingerprint
+            ));
+        };
+        let secret = open_secret(&kek, &key.access_key_id, &key.sealed_secret).map_err(|_| {
+            tracing::error!(access_key_id = %key.access_key_id, sealed_by = %kek.fingerprint(),
+                "cannot open an access key's secret");
+            s3_error!(InternalError)
+        })?;
         let secret = SecretKey::from(secret.as_str());
         if let Ok(mut cache) = self.cache.lock() {
             cache.retain(|_, (_, at)| at.elapsed() < TTL);

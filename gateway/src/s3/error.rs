@@ -11,6 +11,13 @@ use crate::pipeline::write::WriteError;
 impl From<MetaError> for S3Error {
     fn from(e: MetaError) -> S3Error {
         match &e {
+            MetaError::Refused { code, message } if code == "WrongMasterKey" => {
+                tracing::error!(%message, "split key: the meta tier refused this gateway's write");
+                s3_error!(
+                    ServiceUnavailable,
+                    "this gateway does not hold the cluster's current master key"
+                )
+            }
             MetaError::Refused { code, message } => {
                 let code = match code.as_str() {
                     // Buckets are one owner's: a second create is "yours".

@@ -99,21 +99,27 @@ fn marker_error(v: &pb::ObjectVersion, by_id: bool) -> s3s::S3Error {
     e
 }
 
-/// A data key, unwrapped; the error names both fingerprints in the log.
+/// A data key, unwrapped by the master key that wrapped it; a gateway
+/// without that key says so in the log, naming both sides.
 fn data_key(
     gw: &Gateway,
     v: &pb::ObjectVersion,
     wrapped: &[u8],
     fingerprint: &str,
 ) -> S3Result<DataKey> {
-    unwrap_dek(&gw.kek, wrapped).map_err(|e| {
+    let Some(kek) = gw.keys.get(fingerprint) else {
         tracing::error!(bucket = %v.bucket, key = %v.key, version = %v.version_id,
-            object_kek = %fingerprint, this_kek = %gw.kek.fingerprint(),
-            error = %e, "cannot unwrap the object's data key");
-        s3_error!(
-            InternalError,
-            "the object's data key cannot be unwrapped by this gateway's master key"
-        )
+            object_kek = %fingerprint, this_gateway = %gw.keys.describe(),
+            "cannot read: the object's data key is wrapped by a master key this gateway does not hold");
+        return Err(s3_error!(
+            ServiceUnavailable,
+            "the object's data key is wrapped by master key {fingerprint}, which this gateway does not hold"
+        ));
+    };
+    unwrap_dek(&kek, wrapped).map_err(|e| {
+        tracing::error!(bucket = %v.bucket, key = %v.key, version = %v.version_id,
+            object_kek = %fingerprint, error = %e, "cannot unwrap the object's data key");
+        s3_error!(InternalError, "the object's data key cannot be unwrapped")
     })
 }
 

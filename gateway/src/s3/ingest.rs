@@ -32,6 +32,26 @@ impl Declared {
     }
 }
 
+/// What a PutObject or UploadPart input declares (the same field names
+/// in both s3s input types).
+macro_rules! declared {
+    ($input:expr) => {
+        $crate::s3::ingest::Declared {
+            content_md5: $input.content_md5.clone(),
+            checksum: s3s::dto::Checksum {
+                checksum_type: None,
+                checksum_crc32: $input.checksum_crc32.clone(),
+                checksum_crc32c: $input.checksum_crc32c.clone(),
+                checksum_sha1: $input.checksum_sha1.clone(),
+                checksum_sha256: $input.checksum_sha256.clone(),
+                checksum_crc64nvme: $input.checksum_crc64nvme.clone(),
+            },
+            algorithm: $input.checksum_algorithm.clone(),
+        }
+    };
+}
+pub(crate) use declared;
+
 /// The checksums a client declared, filled in from trailers at the end.
 fn expected_checksums(d: &Declared) -> S3Result<(ChecksumHasher, Checksum)> {
     let mut h = ChecksumHasher::default();
@@ -143,7 +163,8 @@ pub async fn ingest(
     let body = body
         .map(|b| b.boxed())
         .unwrap_or_else(|| futures::stream::empty().boxed());
-    let stored = write(body, profile, &candidates, &gw.kek, &gw.pool, |bytes| {
+    let kek = gw.write_key()?;
+    let stored = write(body, profile, &candidates, &kek, &gw.pool, |bytes| {
         hasher.update(bytes)
     })
     .await?;

@@ -36,6 +36,7 @@ pub mod versioning;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hamster_proto::keyring::Keyring;
 use hamster_proto::pb;
 use hamster_proto::secrets::MasterKey;
 use hamster_proto::transport::Pool;
@@ -54,7 +55,8 @@ pub struct Gateway {
     pub blobs: Arc<Blobs>,
     /// Channels to blob-servers.
     pub pool: Pool,
-    pub kek: Arc<MasterKey>,
+    /// The master keys this gateway holds (current, and next in a rotation).
+    pub keys: Arc<Keyring>,
     pub hedge_after: Duration,
 }
 
@@ -95,6 +97,55 @@ impl Gateway {
         )
         .await?;
         r.bucket.ok_or_else(|| s3_error!(NoSuchBucket))
+    }
+
+    /// The key new data keys are wrapped with: the cluster's write key,
+    /// which this gateway must hold. A gateway without it refuses writes
+    /// (503) rather than wrap keys the cluster would not take.
+    pub fn write_key(&self) -> S3Result<Arc<MasterKey>> {
+        let fp = self.blobs.write_key();
+        if fp.is_empty() {
+            return Ok(self.keys.current());
+        }
+        self.keys.get(&fp).ok_or_else(|| {
+            tracing::error!(cluster_write_key = %fp, this_gateway = %self.keys.describe(),
+                "split key: refusing a write; this gateway does not hold the cluster's write key");
+            s3_error!(
+                ServiceUnavailable,
+                "this gateway does not hold the cluster's current master key"
+            )
+        })
+    }
+
+    /// Commits with `call(wrapped data key, its fingerprint)`. If the meta
+    /// tier refuses the key because a rotation opened since this gateway
+    /// last looked, the data key is rewrapped for the cluster's write key
+    /// (this gateway holds both) and committed once more.
+    pub async fn commit_under_write_key<T, Fut>(
+        &self,
+        wrapped: &[u8],
+        fingerprint: &str,
+        call: impl Fn(Vec<u8>, String) -> Fut,
+    ) -> Result<T, crate::meta::MetaError>
+    where
+        Fut: std::future::Future<Output = Result<T, crate::meta::MetaError>>,
+    {
+        let first = call(wrapped.to_vec(), fingerprint.to_string()).await;
+        if !matches!(&first, Err(e) if e.code() == Some("WrongMasterKey")) {
+            return first;
+        }
+        if let Err(e) = self.blobs.refresh().await {
+            tracing::debug!(error = %e, "registry refresh after a key refusal failed");
+            return first;
+        }
+        let write = self.blobs.write_key();
+        let (Some(from), Some(to)) = (self.keys.get(fingerprint), self.keys.get(&write)) else {
+            return first;
+        };
+        match hamster_proto::envelope::rewrap_dek(&from, &to, wrapped) {
+            Ok(rewrapped) if write != fingerprint => call(rewrapped, write).await,
+            _ => first,
+        }
     }
 
     /// k+m for a new object.

@@ -10,7 +10,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::copy::{copy_source_body, source_range};
-use super::ingest::{Declared, ingest};
+use super::ingest::{Declared, declared, ingest};
 use super::put::{discard_after, stored_headers};
 use super::{timestamp, version_header};
 use crate::meta_call;
@@ -107,20 +107,31 @@ async fn commit_part(
         size: stored.size,
         etag: stored.md5.clone(),
         shard_map: Some(stored.shard_map.clone()),
-        wrapped_dek: stored.wrapped_dek.clone(),
-        kek_fingerprint: stored.kek_fingerprint.clone(),
+        ..Default::default()
     };
-    let r = meta_call!(
-        gw.meta,
-        commit_part,
-        pb::CommitPartRequest {
-            bucket: bucket.into(),
-            key: key.into(),
-            upload_id: upload_id.into(),
-            part: Some(part),
-        }
-    )
-    .await;
+    let r = gw
+        .commit_under_write_key(
+            &stored.wrapped_dek,
+            &stored.kek_fingerprint,
+            |wrapped_dek, kek_fingerprint| {
+                let part = pb::Part {
+                    wrapped_dek,
+                    kek_fingerprint,
+                    ..part.clone()
+                };
+                meta_call!(
+                    gw.meta,
+                    commit_part,
+                    pb::CommitPartRequest {
+                        bucket: bucket.into(),
+                        key: key.into(),
+                        upload_id: upload_id.into(),
+                        part: Some(part),
+                    }
+                )
+            },
+        )
+        .await;
     match r {
         Ok(r) => {
             gw.free(r.replaced.into_iter().collect());
@@ -144,18 +155,7 @@ pub async fn upload_part(
     } = req;
     let number = part_number(input.part_number)?;
     upload_exists(gw, &input.bucket, &input.key, &input.upload_id).await?;
-    let declared = Declared {
-        content_md5: input.content_md5.clone(),
-        checksum: Checksum {
-            checksum_type: None,
-            checksum_crc32: input.checksum_crc32.clone(),
-            checksum_crc32c: input.checksum_crc32c.clone(),
-            checksum_sha1: input.checksum_sha1.clone(),
-            checksum_sha256: input.checksum_sha256.clone(),
-            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
-        },
-        algorithm: input.checksum_algorithm.clone(),
-    };
+    let declared = declared!(input);
     let (stored, sums) = ingest(gw, input.body.take(), declared, trailing_headers).await?;
     let etag = commit_part(
         gw,

@@ -8,7 +8,7 @@ use hamster_proto::pb;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
-use super::ingest::{Declared, ingest};
+use super::ingest::{declared, ingest};
 use super::{Gateway, lock};
 use crate::meta_call;
 use crate::pipeline::write::Stored;
@@ -79,18 +79,7 @@ pub async fn put(
     // A missing bucket, or lock headers it cannot honour, are refused
     // before any shard is written (the meta tier checks again at commit).
     lock::check_bucket(&gw.bucket(&input.bucket).await?, &template)?;
-    let declared = Declared {
-        content_md5: input.content_md5.clone(),
-        checksum: Checksum {
-            checksum_type: None,
-            checksum_crc32: input.checksum_crc32.clone(),
-            checksum_crc32c: input.checksum_crc32c.clone(),
-            checksum_sha1: input.checksum_sha1.clone(),
-            checksum_sha256: input.checksum_sha256.clone(),
-            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
-        },
-        algorithm: input.checksum_algorithm.clone(),
-    };
+    let declared = declared!(input);
     let (stored, checksums) = ingest(gw, input.body.take(), declared, trailing_headers).await?;
 
     let (size, md5) = (stored.size, stored.md5.clone());
@@ -121,18 +110,28 @@ pub async fn commit(
         size: stored.size,
         etag: stored.md5.clone(),
         shard_map: Some(stored.shard_map.clone()),
-        wrapped_dek: stored.wrapped_dek.clone(),
-        kek_fingerprint: stored.kek_fingerprint.clone(),
         ..template
     };
-    let committed = meta_call!(
-        gw.meta,
-        commit_version,
-        pb::CommitVersionRequest {
-            version: Some(version),
-        }
-    )
-    .await;
+    let committed = gw
+        .commit_under_write_key(
+            &stored.wrapped_dek,
+            &stored.kek_fingerprint,
+            |wrapped_dek, kek_fingerprint| {
+                let version = pb::ObjectVersion {
+                    wrapped_dek,
+                    kek_fingerprint,
+                    ..version.clone()
+                };
+                meta_call!(
+                    gw.meta,
+                    commit_version,
+                    pb::CommitVersionRequest {
+                        version: Some(version),
+                    }
+                )
+            },
+        )
+        .await;
     match committed {
         Ok(c) => {
             gw.free(c.freed);

@@ -13,12 +13,15 @@ use super::errors::expect_ok;
 use crate::cluster::{ForwardRequest, Meta, now_ms};
 use crate::raft::MetaNode;
 use crate::state::commands::Op;
+use crate::state::commands::Response as R;
 use crate::state::model::AccessKey;
 use crate::state::queries as q;
+use crate::state::rotation;
 use hamster_proto::Role;
 use hamster_proto::envelope::seal_secret;
 use hamster_proto::join::JoinToken;
-use hamster_proto::secrets::{AccessKey as NewKey, MasterKey};
+use hamster_proto::keyring::Keyring;
+use hamster_proto::secrets::AccessKey as NewKey;
 use rand::Rng;
 
 /// How long status waits for each member's health answer.
@@ -27,12 +30,30 @@ const HEALTH_TIMEOUT: Duration = Duration::from_millis(1500);
 pub struct AdminService {
     meta: Arc<Meta>,
     /// Seals new S3 secrets (ADR 0007); never leaves this process.
-    kek: Arc<MasterKey>,
+    keys: Arc<Keyring>,
 }
 
 impl AdminService {
-    pub fn new(meta: Arc<Meta>, kek: Arc<MasterKey>) -> Self {
-        Self { meta, kek }
+    pub fn new(meta: Arc<Meta>, keys: Arc<Keyring>) -> Self {
+        Self { meta, keys }
+    }
+
+    /// The cluster's write key, which this node must hold to seal secrets.
+    async fn write_key(&self) -> Result<Arc<hamster_proto::secrets::MasterKey>, Status> {
+        let fp = self
+            .meta
+            .read(async |c| rotation::write_key(c).await)
+            .await?;
+        if fp.is_empty() {
+            return Ok(self.keys.current());
+        }
+        self.keys.get(&fp).ok_or_else(|| {
+            tracing::error!(cluster = %fp, this_node = %self.keys.describe(),
+                "split key: this meta-server does not hold the cluster's write key");
+            Status::failed_precondition(format!(
+                "this meta-server does not hold the cluster's write key {fp}"
+            ))
+        })
     }
 }
 
@@ -56,6 +77,57 @@ fn state_name(s: ServerState) -> &'static str {
         ServerState::Candidate => "Candidate",
         ServerState::Learner => "Learner",
         ServerState::Shutdown => "Shutdown",
+    }
+}
+
+impl AdminService {
+    /// The key part of `status`: write key, rotation, what is left on the
+    /// old key, and each key holder.
+    async fn key_status(&self) -> Result<pb::StatusResponse, Status> {
+        let (write, open, holders) = self
+            .meta
+            .read(async |c| {
+                let open = match rotation::rotation(c).await? {
+                    Some(r) => {
+                        let left = rotation::count_on(c, &r.old).await?;
+                        let secrets = rotation::count_secrets_sealed_by(c, &r.old).await?;
+                        Some((r, left, secrets))
+                    }
+                    None => None,
+                };
+                Ok((
+                    rotation::write_key(c).await?,
+                    open,
+                    rotation::key_holders(c).await?,
+                ))
+            })
+            .await?;
+        let now = now_ms();
+        let key_holders = holders
+            .into_iter()
+            .map(|h| pb::KeyHolder {
+                live: h.last_seen_ms >= now - rotation::LIVE_MS,
+                id: h.id,
+                role: h.role,
+                current_kek_fingerprint: h.current_fp,
+                next_kek_fingerprint: h.next_fp,
+                last_seen_ms: h.last_seen_ms,
+            })
+            .collect();
+        let mut out = pb::StatusResponse {
+            master_key_fingerprint: write,
+            key_rotation: "none".into(),
+            key_holders,
+            ..Default::default()
+        };
+        if let Some((r, left, secrets)) = open {
+            out.key_rotation = "rewrapping".into();
+            out.rotation_old_fingerprint = r.old;
+            out.rotation_new_fingerprint = r.new;
+            out.versions_on_old_key = left;
+            out.access_keys_on_old_key = secrets;
+        }
+        Ok(out)
     }
 }
 
@@ -103,6 +175,7 @@ impl pb::admin_server::Admin for AdminService {
             }
         });
         let members = futures::future::join_all(probes).await;
+        let keys = self.key_status().await?;
         Ok(Response::new(pb::StatusResponse {
             node_id: self.meta.tls.identity().node_id.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -115,8 +188,53 @@ impl pb::admin_server::Admin for AdminService {
             commit_index: index(self.meta.log.committed_index()),
             applied_index: index(m.last_applied.map(|l| l.index)),
             snapshot_index: index(m.snapshot.map(|l| l.index)),
-            ..Default::default()
+            ..keys
         }))
+    }
+
+    /// Opens a master-key rotation to this node's next key (or the one
+    /// named). The state machine refuses it, naming them, unless every
+    /// live key holder has that key loaded.
+    async fn start_key_rotation(
+        &self,
+        req: Request<pb::StartKeyRotationRequest>,
+    ) -> Result<Response<pb::StartKeyRotationResponse>, Status> {
+        let named = req.into_inner().new_kek_fingerprint;
+        let new = if named.is_empty() {
+            self.keys.next().map(|k| k.fingerprint()).ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "meta-server {} has no next master key loaded (--next-master-key-file, then SIGHUP)",
+                    self.meta.tls.identity().node_id
+                ))
+            })?
+        } else {
+            named
+        };
+        if self.keys.get(&new).is_none() {
+            return Err(Status::failed_precondition(format!(
+                "meta-server {} does not hold the master key {new}",
+                self.meta.tls.identity().node_id
+            )));
+        }
+        let old = self
+            .meta
+            .read(async |c| rotation::write_key(c).await)
+            .await?;
+        let op = Op::StartKeyRotation {
+            old: old.clone(),
+            new: new.clone(),
+        };
+        match self.meta.write(op).await? {
+            R::RotationStarted { to_rewrap } => {
+                tracing::info!(old = %old, new = %new, to_rewrap, "master-key rotation open");
+                Ok(Response::new(pb::StartKeyRotationResponse {
+                    old_kek_fingerprint: old,
+                    new_kek_fingerprint: new,
+                    to_rewrap,
+                }))
+            }
+            other => Err(super::errors::unexpected(&other)),
+        }
     }
 
     async fn add_member(
@@ -173,12 +291,14 @@ impl pb::admin_server::Admin for AdminService {
             return Err(Status::invalid_argument("a key name is at most 256 bytes"));
         }
         let fresh = NewKey::generate();
+        let kek = self.write_key().await?;
         let key = AccessKey {
-            sealed_secret: seal_secret(&self.kek, &fresh.id, fresh.secret()),
+            sealed_secret: seal_secret(&kek, &fresh.id, fresh.secret()),
             id: fresh.id.clone(),
             name,
             created_at_ms: now_ms(),
             enabled: true,
+            kek_fingerprint: kek.fingerprint(),
         };
         let info = key_info(&key);
         expect_ok(self.meta.write(Op::PutAccessKey { key }).await?)?;

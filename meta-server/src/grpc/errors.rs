@@ -30,6 +30,8 @@ impl MetaError {
             MetaError::InvalidRequest(_) => "InvalidRequest",
             MetaError::InvalidBucketState(_) => "InvalidBucketState",
             MetaError::MethodNotAllowed(_) => "MethodNotAllowed",
+            MetaError::RotationRefused(_) => "RotationRefused",
+            MetaError::WrongMasterKey(_) => "WrongMasterKey",
         }
     }
 
@@ -44,7 +46,9 @@ impl MetaError {
             MetaError::BucketAlreadyExists(_) => Code::AlreadyExists,
             MetaError::BucketNotEmpty(_)
             | MetaError::InvalidBucketState(_)
-            | MetaError::MethodNotAllowed(_) => Code::FailedPrecondition,
+            | MetaError::MethodNotAllowed(_)
+            | MetaError::RotationRefused(_)
+            | MetaError::WrongMasterKey(_) => Code::FailedPrecondition,
             MetaError::AccessDenied(_) => Code::PermissionDenied,
             MetaError::InvalidPart(_)
             | MetaError::InvalidPartOrder

@@ -622,6 +622,7 @@ impl pb::meta_server::Meta for MetaService {
             access_key_id: key.id,
             sealed_secret: key.sealed_secret,
             enabled: key.enabled,
+            kek_fingerprint: key.kek_fingerprint,
         }))
     }
 }

@@ -10,6 +10,7 @@ use super::errors::unexpected;
 use crate::cluster::Meta;
 use crate::state::commands::{Op, Response as R};
 use crate::state::queries as q;
+use crate::state::rotation;
 
 /// A blob-server may register and heartbeat only as itself: the id in the
 /// request must be the node id in its certificate.
@@ -81,15 +82,60 @@ impl pb::registry_server::Registry for RegistryService {
         &self,
         _req: Request<pb::ListBlobsRequest>,
     ) -> Result<Response<pb::ListBlobsResponse>, Status> {
-        let (servers, profile) = self
+        let (servers, profile, write_kek_fingerprint) = self
             .meta
-            .read(async |c| Ok((q::blob_servers(c).await?, q::profile(c).await?)))
+            .read(async |c| {
+                Ok((
+                    q::blob_servers(c).await?,
+                    q::profile(c).await?,
+                    rotation::write_key(c).await?,
+                ))
+            })
             .await?;
         let (data_shards, parity_shards) = profile.unwrap_or((0, 0));
         Ok(Response::new(pb::ListBlobsResponse {
             servers: servers.into_iter().map(Into::into).collect(),
             data_shards,
             parity_shards,
+            write_kek_fingerprint,
+        }))
+    }
+
+    /// A gateway's (or meta-server's) key report, recorded through Raft
+    /// under the identity in its certificate.
+    async fn report_keys(
+        &self,
+        req: Request<pb::ReportKeysRequest>,
+    ) -> Result<Response<pb::ReportKeysResponse>, Status> {
+        let peer = hamster_proto::transport::peer(&req)
+            .ok_or_else(|| Status::unauthenticated("no verified peer identity"))?;
+        let id = peer.node_id.clone();
+        let role = match peer.role {
+            hamster_proto::Role::Gateway => "gateway",
+            hamster_proto::Role::Meta => "meta",
+            other => {
+                return Err(Status::permission_denied(format!(
+                    "{other} holds no master key"
+                )));
+            }
+        };
+        let r = req.into_inner();
+        let op = Op::KeyHolderSeen {
+            id,
+            role: role.into(),
+            current: r.current_kek_fingerprint,
+            next: r.next_kek_fingerprint,
+        };
+        match self.meta.write(op).await? {
+            R::Ok => {}
+            other => return Err(unexpected(&other)),
+        }
+        let write_kek_fingerprint = self
+            .meta
+            .read(async |c| rotation::write_key(c).await)
+            .await?;
+        Ok(Response::new(pb::ReportKeysResponse {
+            write_kek_fingerprint,
         }))
     }
 }

@@ -13,6 +13,7 @@ use super::commands::{Command, MetaError, Op, Response};
 use super::lock::{self, deletion_blocked};
 use super::model::{AccessKey, BlobServer, JoinToken, Part, ShardMap, Upload, Version};
 use super::queries as q;
+use super::rotation;
 
 /// S3's minimum size of every part but the last.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -202,6 +203,24 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             capacity_bytes,
             free_bytes,
         } => blob_heartbeat(c, at, id, *capacity_bytes, *free_bytes).await,
+        Op::KeyHolderSeen {
+            id,
+            role,
+            current,
+            next,
+        } => {
+            let h = super::model::KeyHolder {
+                id: id.clone(),
+                role: role.clone(),
+                current_fp: current.clone(),
+                next_fp: next.clone(),
+                last_seen_ms: at,
+            };
+            rotation::key_holder_seen(c, at, &h).await
+        }
+        Op::StartKeyRotation { old, new } => rotation::start(c, at, old, new).await,
+        Op::Rewrap { new, items } => rotation::rewrap(c, new, items).await,
+        Op::FinishKeyRotation => rotation::finish(c).await,
         // Batches are unpacked by apply_entry; one inside a batch is refused.
         Op::Batch(_) => Ok(Err(MetaError::InvalidArgument(
             "a batch inside a batch".into(),
@@ -356,6 +375,9 @@ async fn commit_version(c: &mut SqliteConnection, seq: i64, at: i64, v: Version)
     if let Some(b) = q::bucket(c, &v.bucket).await?
         && let Err(e) = lock::check_new_lock(&b, &v, at)
     {
+        return Ok(Err(e));
+    }
+    if let Err(e) = rotation::check_write_key(c, &v.kek_fingerprint).await? {
         return Ok(Err(e));
     }
     Ok(store_version(c, seq, at, v)
@@ -520,6 +542,9 @@ async fn commit_part(
     if let Err(e) = upload_for(c, bucket, key, upload_id).await? {
         return Ok(Err(e));
     }
+    if let Err(e) = rotation::check_write_key(c, &part.kek_fingerprint).await? {
+        return Ok(Err(e));
+    }
     if !(1..=10_000).contains(&part.part_number) {
         return Ok(Err(MetaError::InvalidArgument(
             "part number must be 1 to 10000".into(),
@@ -659,12 +684,13 @@ async fn put_access_key(c: &mut SqliteConnection, k: &AccessKey) -> Outcome {
             k.id
         ))));
     }
-    sqlx::query("INSERT INTO access_keys (id, name, sealed_secret, created_at_ms, enabled) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO access_keys (id, name, sealed_secret, created_at_ms, enabled, kek_fingerprint) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(&k.id)
         .bind(&k.name)
         .bind(&k.sealed_secret)
         .bind(k.created_at_ms)
         .bind(k.enabled)
+        .bind(&k.kek_fingerprint)
         .execute(&mut *c)
         .await?;
     Ok(Ok(Response::Ok))

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    AccessKey, BlobServer, DefaultRetention, JoinToken, Part, ShardMap, Upload, Version,
+    AccessKey, BlobServer, DefaultRetention, JoinToken, Part, Rewrapped, ShardMap, Upload, Version,
 };
 
 /// One log entry's payload.
@@ -128,6 +128,29 @@ pub enum Op {
         capacity_bytes: u64,
         free_bytes: u64,
     },
+    /// A key holder's report of the master keys it holds (fingerprints).
+    /// The first report from a meta-server records the cluster's write key.
+    KeyHolderSeen {
+        id: String,
+        role: String,
+        current: String,
+        next: String,
+    },
+    /// Opens a master-key rotation from the write key `old` to `new`:
+    /// refused unless every live key holder holds `new`. New writes use
+    /// `new` from this command on.
+    StartKeyRotation {
+        old: String,
+        new: String,
+    },
+    /// Rewrapped keys of the open rotation, each applied only if it is
+    /// still what was read (`old`), so a stale batch changes nothing.
+    Rewrap {
+        new: String,
+        items: Vec<Rewrapped>,
+    },
+    /// Closes the open rotation: refused while any key is on the old key.
+    FinishKeyRotation,
     /// Group commit: commands that reached the leader together, in one log
     /// entry. Each is applied as if alone (own id, own savepoint) and
     /// answers in [`Response::Batch`], in order.
@@ -157,6 +180,10 @@ impl Op {
             Op::UseJoinToken { .. } => "UseJoinToken",
             Op::RegisterBlob { .. } => "RegisterBlob",
             Op::BlobHeartbeat { .. } => "BlobHeartbeat",
+            Op::KeyHolderSeen { .. } => "KeyHolderSeen",
+            Op::StartKeyRotation { .. } => "StartKeyRotation",
+            Op::Rewrap { .. } => "Rewrap",
+            Op::FinishKeyRotation => "FinishKeyRotation",
             Op::Batch(_) => "Batch",
         }
     }
@@ -195,6 +222,14 @@ pub enum Response {
         freed: Vec<ShardMap>,
         #[serde(default)]
         versioned: bool,
+    },
+    /// A rotation opened with this many keys to rewrap.
+    RotationStarted {
+        to_rewrap: u64,
+    },
+    /// A rewrap batch: how many keys moved (the rest had changed).
+    Rewrapped {
+        moved: u64,
     },
     /// A version's retention or legal hold was set.
     Locked {
@@ -243,4 +278,10 @@ pub enum MetaError {
     InvalidBucketState(String),
     #[error("method not allowed: {0}")]
     MethodNotAllowed(String),
+    #[error("{0}")]
+    RotationRefused(String),
+    /// A commit's data key is wrapped by a master key other than the
+    /// cluster's write key: the writer holds the wrong key.
+    #[error("{0}")]
+    WrongMasterKey(String),
 }

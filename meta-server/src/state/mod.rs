@@ -5,6 +5,7 @@
 //! - [`schema`]: the versioned SQLite schema and its migrations.
 //! - [`apply`]: applies one command inside the batch transaction.
 //! - [`lock`]: versioning and object lock rules, enforced in apply.
+//! - [`rotation`]: the write key, key holders and master-key rotation.
 //! - [`queries`]: reads (gets and listings) against the applied state.
 //! - [`model`]: the stored records and their conversions to/from protobuf.
 
@@ -13,4 +14,5 @@ pub mod commands;
 pub mod lock;
 pub mod model;
 pub mod queries;
+pub mod rotation;
 pub mod schema;

@@ -101,6 +101,66 @@ pub struct AccessKey {
     pub sealed_secret: Vec<u8>,
     pub created_at_ms: i64,
     pub enabled: bool,
+    /// The master key that sealed the secret ("": before any rotation,
+    /// the cluster's first key).
+    #[serde(default)]
+    pub kek_fingerprint: String,
+}
+
+/// A gateway or meta-server and the master keys it reported holding.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyHolder {
+    pub id: String,
+    /// "gateway" or "meta".
+    pub role: String,
+    pub current_fp: String,
+    /// "" if it holds no next key.
+    pub next_fp: String,
+    pub last_seen_ms: i64,
+}
+
+/// An open master-key rotation: every wrapped key moves from `old` to
+/// `new`; new writes already use `new`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotation {
+    pub old: String,
+    pub new: String,
+    pub started_at_ms: i64,
+}
+
+/// What one rewrap changes: a wrapped key (or a sealed S3 secret), where
+/// it is, and its bytes before and after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rewrapped {
+    pub target: RewrapTarget,
+    #[serde(with = "hexbytes")]
+    pub old: Vec<u8>,
+    #[serde(with = "hexbytes")]
+    pub new: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RewrapTarget {
+    Version {
+        bucket: String,
+        key: String,
+        version_id: String,
+    },
+    /// A part of a completed multipart version.
+    VersionPart {
+        bucket: String,
+        key: String,
+        version_id: String,
+        part_number: u32,
+    },
+    /// A part of an upload in progress.
+    UploadPart {
+        upload_id: String,
+        part_number: u32,
+    },
+    AccessKey {
+        id: String,
+    },
 }
 
 /// A join token as the meta tier keeps it: the secret only as SHA-256.

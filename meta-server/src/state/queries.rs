@@ -584,6 +584,7 @@ fn access_key_row(r: &SqliteRow) -> AccessKey {
         sealed_secret: r.get("sealed_secret"),
         created_at_ms: r.get("created_at_ms"),
         enabled: r.get("enabled"),
+        kek_fingerprint: r.get("kek_fingerprint"),
     }
 }
 

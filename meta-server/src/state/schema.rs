@@ -116,6 +116,20 @@ pub const MIGRATIONS: &[&str] = &[
     "
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     ",
+    // 4: master-key rotation: who holds which keys (fingerprints only),
+    // and which key sealed each S3 secret ('' : sealed before rotations).
+    "
+    CREATE TABLE key_holders (
+        id TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        current_fp TEXT NOT NULL,
+        next_fp TEXT NOT NULL,
+        last_seen_ms INTEGER NOT NULL
+    );
+    ALTER TABLE access_keys ADD COLUMN kek_fingerprint TEXT NOT NULL DEFAULT '';
+    CREATE INDEX parts_by_kek ON parts (kek_fingerprint);
+    CREATE INDEX access_keys_by_kek ON access_keys (kek_fingerprint);
+    ",
 ];
 
 /// The schema version this binary writes.

@@ -9,7 +9,6 @@
 
 use std::time::{Duration, Instant};
 
-use hamster_proto::pb;
 use hamster_tests::Cluster;
 use hamster_tests::meta::commit;
 
@@ -32,20 +31,8 @@ async fn main() {
         .unwrap_or(5000);
     let mut c = Cluster::new();
     c.log_level = "warn".into();
-    let idxs = c.start_meta_cluster(3);
-    for &i in &idxs {
-        c.wait_healthy(i).await;
-    }
-    let leader = c.wait_leader(&idxs).await;
+    let (idxs, leader, gw) = c.bench_meta_tier().await;
     let follower = *idxs.iter().find(|i| **i != leader).expect("follower");
-    let gw = c.gateway_identity("gw-bench");
-    c.meta_client(leader, &gw)
-        .create_bucket(pb::CreateBucketRequest {
-            name: "bench".into(),
-            object_lock_enabled: false,
-        })
-        .await
-        .expect("bucket");
 
     let runs = [
         Run {
@@ -76,12 +63,13 @@ async fn main() {
         let mut tasks = Vec::new();
         for t in 0..run.clients {
             let mut client = c.meta_client(target, &gw);
+            let kek = c.kek_fingerprint();
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(per_client);
                 for n in 0..per_client {
                     let key = format!("r{r}/c{t:02}/{n:06}");
                     let t0 = Instant::now();
-                    commit(&mut client, "bench", &key, n as u64)
+                    commit(&mut client, &kek, "bench", &key, n as u64)
                         .await
                         .expect("commit");
                     lat.push(t0.elapsed());

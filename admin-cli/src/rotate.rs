@@ -1,0 +1,131 @@
+//! `hamster rotate-key`: opens a master-key rotation and follows it until
+//! it closes.
+//!
+//! The meta tier refuses to open it, naming the nodes, until every live
+//! key holder (meta-servers and gateways) reports the next key loaded.
+//! From the opening on, new writes use the next key; the meta leader
+//! rewraps every existing data key and S3 secret in batches through Raft
+//! and closes the rotation only when a full scan finds none left on the
+//! old key. Running the command again while a rotation is open follows
+//! that rotation: it is how to resume watching after an interruption.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hamster_proto::pb::{StartKeyRotationRequest, StatusRequest, admin_client::AdminClient};
+
+use crate::conn::MetaConn;
+
+#[derive(Debug, clap::Args)]
+pub struct RotateKeyArgs {
+    #[command(flatten)]
+    pub meta: MetaConn,
+    /// Rotate to this key (default: the answering meta-server's next key).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Progress as JSON lines instead of a bar.
+    #[arg(long)]
+    pub json: bool,
+    /// Open the rotation and return without following it.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up following after the meta tier has not answered for this long.
+    #[arg(long, default_value_t = 120)]
+    pub unreachable_secs: u64,
+}
+
+pub async fn run(a: &RotateKeyArgs) -> anyhow::Result<()> {
+    let started = AdminClient::new(a.meta.channel()?)
+        .start_key_rotation(StartKeyRotationRequest {
+            new_kek_fingerprint: a.to.clone().unwrap_or_default(),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("rotate-key refused: {}", s.message()))?
+        .into_inner();
+    let (old, new, total) = (
+        started.old_kek_fingerprint,
+        started.new_kek_fingerprint,
+        started.to_rewrap,
+    );
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "opened", "old": old, "new": new, "to_rewrap": total})
+        );
+    } else {
+        println!("rotation open: {old} -> {new}; {total} keys to rewrap; new writes use {new}");
+    }
+    if a.no_wait {
+        return Ok(());
+    }
+    let mut last_answer = Instant::now();
+    loop {
+        let status = match a.meta.channel() {
+            Ok(ch) => AdminClient::new(ch)
+                .status(StatusRequest {})
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|s| anyhow::anyhow!("{}", s.message())),
+            Err(e) => Err(e),
+        };
+        let s = match status {
+            Ok(s) => {
+                last_answer = Instant::now();
+                s
+            }
+            // A leader change or a node restart: keep asking.
+            Err(e) => {
+                anyhow::ensure!(
+                    last_answer.elapsed() < Duration::from_secs(a.unreachable_secs),
+                    "the meta tier has not answered for {} s: {e}",
+                    a.unreachable_secs
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let closed = s.key_rotation == "none" && s.master_key_fingerprint == new;
+        let left = if closed { 0 } else { s.versions_on_old_key };
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "event": if closed { "closed" } else { "progress" },
+                    "key_rotation": s.key_rotation,
+                    "versions_on_old_key": left,
+                    "to_rewrap": total,
+                })
+            );
+        } else {
+            bar(total, left);
+        }
+        if closed {
+            if !a.json {
+                println!("\nrotation closed: no key is left on {old}; every node may now drop it");
+            }
+            return Ok(());
+        }
+        anyhow::ensure!(
+            s.key_rotation == "rewrapping",
+            "the rotation is no longer open, but the write key is {} (not {new})",
+            s.master_key_fingerprint
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A one-line progress bar on stderr.
+fn bar(total: u64, left: u64) {
+    const WIDTH: u64 = 40;
+    let done = total.saturating_sub(left);
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "\r[{}{}] {done}/{total} rewrapped, {left} left",
+        "#".repeat(filled as usize),
+        " ".repeat((WIDTH - filled) as usize)
+    );
+    let _ = err.flush().context("stderr");
+}

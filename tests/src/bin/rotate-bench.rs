@@ -1,0 +1,113 @@
+//! Load tool for master-key rotation: how fast the meta leader rewraps
+//! data keys, on a real 3-node meta tier on this machine.
+//!
+//! cargo build --release --workspace
+//! cargo run --release -p hamster-tests --bin rotate-bench -- [VERSIONS] [BATCH]
+//!
+//! Commits VERSIONS versions (default 20000) whose data keys are really
+//! wrapped by the cluster's master key, provisions the next key on every
+//! meta-server (file, then SIGHUP), opens the rotation and times it until
+//! it closes with nothing left on the old key. BATCH is the meta-servers'
+//! `--rewrap-batch` (default 500).
+
+use std::time::{Duration, Instant};
+
+use hamster_proto::envelope::{DataKey, wrap_dek};
+use hamster_proto::pb::{self, admin_client::AdminClient};
+use hamster_proto::secrets::MasterKey;
+use hamster_tests::Cluster;
+use hamster_tests::meta::test_version;
+
+#[tokio::main]
+async fn main() {
+    let arg = |i: usize, default: usize| {
+        std::env::args()
+            .nth(i)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let (total, batch) = (arg(1, 20_000), arg(2, 500));
+    let mut c = Cluster::new();
+    c.log_level = "warn".into();
+    let next = c.root().join("master.next.key");
+    c.meta_args
+        .push(format!("--next-master-key-file={}", next.display()));
+    c.meta_args.push(format!("--rewrap-batch={batch}"));
+    let (idxs, leader, gw) = c.bench_meta_tier().await;
+    let old = MasterKey::load(&c.pki_dir().join("master.key")).expect("key");
+    let kek = old.fingerprint();
+
+    // Versions with real wrapped keys, 32 writers at a time.
+    let t0 = Instant::now();
+    let writers = 32;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let mut client = c.meta_client(leader, &gw);
+        let (kek, wrapped): (String, Vec<Vec<u8>>) = (
+            kek.clone(),
+            (w..total)
+                .step_by(writers)
+                .map(|_| wrap_dek(&old, &DataKey::generate()))
+                .collect(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for (i, wrapped_dek) in wrapped.into_iter().enumerate() {
+                let key = format!("w{w:02}/{i:07}");
+                let v = pb::ObjectVersion {
+                    wrapped_dek,
+                    ..test_version(&kek, "bench", &key, i as u64)
+                };
+                client
+                    .commit_version(pb::CommitVersionRequest { version: Some(v) })
+                    .await
+                    .expect("commit");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    println!(
+        "committed {total} versions in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    c.hamster(&["keygen", "--out", next.to_str().expect("utf8")]);
+    for &i in &idxs {
+        c.signal(i, rustix::process::Signal::HUP);
+    }
+    let mut admin = AdminClient::new(c.channel(leader, &c.admin_tls()));
+    // Every meta-server reports the next key within a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let opened = loop {
+        match admin
+            .start_key_rotation(pb::StartKeyRotationRequest::default())
+            .await
+        {
+            Ok(r) => break r.into_inner(),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("rotation never opened: {e}"),
+        }
+    };
+    let t0 = Instant::now();
+    loop {
+        let s = admin
+            .status(pb::StatusRequest {})
+            .await
+            .expect("status")
+            .into_inner();
+        if s.key_rotation == "none" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "rewrapped {} keys (batch {batch}) in {secs:.2} s: {:.0} keys/s",
+        opened.to_rewrap,
+        opened.to_rewrap as f64 / secs
+    );
+}
