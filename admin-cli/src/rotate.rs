@@ -33,6 +33,10 @@ pub struct RotateKeyArgs {
     /// Give up following after the meta tier has not answered for this long.
     #[arg(long, default_value_t = 120)]
     pub unreachable_secs: u64,
+    /// Give up following when the count on the old key has not moved for
+    /// this long (the rotation stays open; the leader's log says why).
+    #[arg(long, default_value_t = 300)]
+    pub stall_secs: u64,
 }
 
 pub async fn run(a: &RotateKeyArgs) -> anyhow::Result<()> {
@@ -60,6 +64,7 @@ pub async fn run(a: &RotateKeyArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut last_answer = Instant::now();
+    let mut last_move = (Instant::now(), u64::MAX);
     loop {
         let status = match a.meta.channel() {
             Ok(ch) => AdminClient::new(ch)
@@ -110,6 +115,18 @@ pub async fn run(a: &RotateKeyArgs) -> anyhow::Result<()> {
             s.key_rotation == "rewrapping",
             "the rotation is no longer open, but the write key is {} (not {new})",
             s.master_key_fingerprint
+        );
+        // Stalled: say so and stop following, rather than wait forever.
+        let remaining = left + s.access_keys_on_old_key;
+        if remaining != last_move.1 {
+            last_move = (Instant::now(), remaining);
+        }
+        anyhow::ensure!(
+            last_move.0.elapsed() < Duration::from_secs(a.stall_secs),
+            "no progress for {} s with {remaining} keys left on {old}; the rotation stays \
+             open. The meta leader's log says why (\"master-key rotation stalled\", e.g. \
+             a leader without both keys); fix it and run rotate-key again to follow",
+            a.stall_secs
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -93,6 +93,15 @@ impl Rewrapper {
         let Some(r) = open else {
             return Ok(Step::Idle);
         };
+        // Closing needs no key: a leader that lacks one can still close a
+        // rotation the last leader finished.
+        if pending.is_empty() {
+            return match self.meta.write(Op::FinishKeyRotation).await {
+                Ok(Response::Ok) => Ok(Step::Closed),
+                Ok(other) => Err(format!("closing the rotation: {other:?}")),
+                Err(e) => Err(e.to_string()),
+            };
+        }
         let (Some(old), Some(new)) = (self.keys.get(&r.old), self.keys.get(&r.new)) else {
             return Err(format!(
                 "this leader must hold both {} and {} to rewrap; it holds {}",
@@ -101,13 +110,6 @@ impl Rewrapper {
                 self.keys.describe()
             ));
         };
-        if pending.is_empty() {
-            return match self.meta.write(Op::FinishKeyRotation).await {
-                Ok(Response::Ok) => Ok(Step::Closed),
-                Ok(other) => Err(format!("closing the rotation: {other:?}")),
-                Err(e) => Err(e.to_string()),
-            };
-        }
         let mut items = Vec::with_capacity(pending.len());
         for (target, wrapped) in pending {
             match rewrap(&old, &new, &target, &wrapped) {

@@ -280,6 +280,54 @@ async fn retried_commit_on_an_unversioned_bucket_does_not_free_the_live_object()
         "the retry frees the shards of the object it keeps: {freed:?}"
     );
     assert_eq!(db.dump().await, before);
+
+    // A retry through another meta-server is stamped anew: other command
+    // id, time and created_at_ms. It is still the same write.
+    let restamped = Command {
+        id: "another-id".into(),
+        at_ms: NOW + 5_000,
+        op: commit(Version {
+            created_at_ms: NOW + 4_000,
+            ..v.clone()
+        }),
+    };
+    let third = apply(db.c(), 1002, &restamped).await.expect("apply");
+    let Response::Committed { version, freed, .. } = third else {
+        panic!("not committed: {third:?}")
+    };
+    assert_eq!(version.created_at_ms, v.created_at_ms);
+    assert_eq!(freed, vec![], "a restamped retry frees nothing");
+    // Only its command id is recorded; the object is as it was.
+    let now: Vec<String> = db
+        .dump()
+        .await
+        .into_iter()
+        .filter(|row| !row.starts_with("applied_commands("))
+        .collect();
+    assert_eq!(now, before);
+
+    // A real overwrite frees the shards it replaces, and only those.
+    let r = db.run(commit(ver("bkt", "k", "id-2", "two"))).await;
+    let Response::Committed { freed, .. } = r else {
+        panic!("not committed: {r:?}")
+    };
+    assert_eq!(freed, vec![shards("one")]);
+}
+
+#[tokio::test]
+async fn commit_version_takes_no_caller_parts() {
+    // Parts come only from CompleteMultipartUpload, which picks them from
+    // what was uploaded; named by a caller they could be anyone's shards.
+    let mut db = Db::new().await;
+    db.ok(create("bkt", false)).await;
+    let forged = Version {
+        shard_map: None,
+        parts: vec![part(1, 5, "someone-elses")],
+        ..ver("bkt", "k", "v1", "x")
+    };
+    let before = db.dump().await;
+    db.reject(commit(forged), invalid()).await;
+    assert_eq!(db.dump().await, before);
 }
 
 #[tokio::test]

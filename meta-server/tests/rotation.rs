@@ -159,6 +159,29 @@ async fn commits_must_use_the_write_key() {
         ..part(2, 10, "late")
     };
     db.ok(put_part("bkt", "open", "u2", late)).await;
+
+    // Secrets too: an access key sealed under any other key, or under
+    // none named, is refused.
+    let stale = AccessKey {
+        kek_fingerprint: OLD.into(),
+        ..access_key("AKSTALE")
+    };
+    db.reject(
+        Op::PutAccessKey { key: stale },
+        MetaError::WrongMasterKey(String::new()),
+    )
+    .await;
+    let unnamed = AccessKey {
+        kek_fingerprint: String::new(),
+        ..access_key("AKNONE")
+    };
+    db.reject(Op::PutAccessKey { key: unnamed }, invalid())
+        .await;
+    let fresh = AccessKey {
+        kek_fingerprint: NEW.into(),
+        ..access_key("AKNEW")
+    };
+    db.ok(Op::PutAccessKey { key: fresh }).await;
 }
 
 #[tokio::test]

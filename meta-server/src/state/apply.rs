@@ -305,6 +305,19 @@ fn shards_of(v: &Version) -> Vec<ShardMap> {
         .collect()
 }
 
+/// Whether `new` is a retried proposal of the write that stored `old`.
+/// Shard ids are fresh per write, so the same non-empty shards, size, ETag
+/// and wrapped key mean the same upload. A retry is stamped anew, so its
+/// timestamps (and a default retention counted from them) do not count.
+fn same_write(old: &Version, new: &Version) -> bool {
+    let shards = shards_of(old);
+    !shards.is_empty()
+        && shards == shards_of(new)
+        && old.size == new.size
+        && old.etag == new.etag
+        && old.wrapped_dek == new.wrapped_dek
+}
+
 /// What storing a version answers: the version as stored, the shards of
 /// the version it replaced, and whether the bucket was ever versioned.
 type Stored = (Version, Vec<ShardMap>, bool);
@@ -337,7 +350,7 @@ async fn store_version(
         }
         if let Some(existing) = q::version(c, &v.bucket, &v.key, &v.version_id).await? {
             // A retried proposal of the same commit is answered, not doubled.
-            return if existing.0 == v {
+            return if same_write(&existing.0, &v) {
                 Ok(Ok((existing.0, Vec::new(), versioned)))
             } else {
                 Ok(Err(MetaError::InvalidArgument(format!(
@@ -351,7 +364,7 @@ async fn store_version(
         if let Some((old, _)) = q::version(c, &v.bucket, &v.key, NULL_VERSION).await? {
             // A retried proposal is answered, not redone: redoing it would
             // answer the kept object's own shards as freed.
-            if old == v {
+            if same_write(&old, &v) {
                 return Ok(Ok((old, Vec::new(), versioned)));
             }
             // Replacing the null version destroys it: the lock rules apply.
@@ -370,6 +383,13 @@ async fn commit_version(c: &mut SqliteConnection, seq: i64, at: i64, v: Version)
     if v.delete_marker {
         return Ok(Err(MetaError::InvalidArgument(
             "delete markers are made by DeleteObject".into(),
+        )));
+    }
+    // Parts are chosen by CompleteMultipartUpload from what was uploaded;
+    // a caller naming its own could point at another object's shards.
+    if !v.parts.is_empty() {
+        return Ok(Err(MetaError::InvalidArgument(
+            "parts are committed by CompleteMultipartUpload".into(),
         )));
     }
     if let Some(b) = q::bucket(c, &v.bucket).await?
@@ -673,10 +693,15 @@ async fn abort_multipart(
 }
 
 async fn put_access_key(c: &mut SqliteConnection, k: &AccessKey) -> Outcome {
-    if k.id.is_empty() || k.sealed_secret.is_empty() {
+    if k.id.is_empty() || k.sealed_secret.is_empty() || k.kek_fingerprint.is_empty() {
         return Ok(Err(MetaError::InvalidArgument(
-            "an access key needs an id and a sealed secret".into(),
+            "an access key needs an id, a sealed secret and its master-key fingerprint".into(),
         )));
+    }
+    // A secret sealed under any key but the write key would be unreadable
+    // once that key is dropped: the split-key guard covers secrets too.
+    if let Err(e) = rotation::check_write_key(c, &k.kek_fingerprint).await? {
+        return Ok(Err(e));
     }
     if q::access_key(c, &k.id).await?.is_some() {
         return Ok(Err(MetaError::InvalidArgument(format!(

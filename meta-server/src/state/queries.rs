@@ -456,7 +456,7 @@ pub async fn count_keys_wrapped_by(
     let n: i64 = sqlx::query_scalar(
         "SELECT (SELECT COUNT(*) FROM versions WHERE kek_fingerprint = ?1 AND delete_marker = 0) \
               + (SELECT COUNT(*) FROM versions v, json_each(v.parts) p \
-                 WHERE json_extract(p.value, '$.kek_fingerprint') = ?1) \
+                 WHERE v.parts <> '[]' AND json_extract(p.value, '$.kek_fingerprint') = ?1) \
               + (SELECT COUNT(*) FROM parts WHERE kek_fingerprint = ?1)",
     )
     .bind(kek_fingerprint)

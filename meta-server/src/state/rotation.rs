@@ -111,7 +111,7 @@ pub async fn wrapped_by(
     }
     let rows = sqlx::query(
         "SELECT v.bucket, v.key, v.version_id, p.value AS part FROM versions v, json_each(v.parts) p \
-         WHERE json_extract(p.value, '$.kek_fingerprint') = ? LIMIT ?",
+         WHERE v.parts <> '[]' AND json_extract(p.value, '$.kek_fingerprint') = ? LIMIT ?",
     )
     .bind(fp)
     .bind(lim)

@@ -117,7 +117,8 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     ",
     // 4: master-key rotation: who holds which keys (fingerprints only),
-    // and which key sealed each S3 secret ('' : sealed before rotations).
+    // and which key sealed each S3 secret ('' : sealed before rotations),
+    // and an index of multipart objects for the rewrap scans.
     "
     CREATE TABLE key_holders (
         id TEXT PRIMARY KEY,
@@ -129,6 +130,8 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE access_keys ADD COLUMN kek_fingerprint TEXT NOT NULL DEFAULT '';
     CREATE INDEX parts_by_kek ON parts (kek_fingerprint);
     CREATE INDEX access_keys_by_kek ON access_keys (kek_fingerprint);
+    -- Only multipart objects hold parts: scans of their keys skip the rest.
+    CREATE INDEX versions_multipart ON versions (bucket) WHERE parts <> '[]';
     ",
 ];
 

@@ -377,7 +377,7 @@ pub fn access_key(id: &str) -> AccessKey {
         sealed_secret: vec![1, 2, 3, 4, 5],
         created_at_ms: NOW - 1,
         enabled: true,
-        kek_fingerprint: String::new(),
+        kek_fingerprint: "kek-a".into(),
     }
 }
 
