@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/hamster/v1/raft.proto",
         "proto/hamster/v1/blob.proto",
         "proto/hamster/v1/join.proto",
+        "proto/hamster/v1/certs.proto",
     ];
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);

@@ -46,6 +46,10 @@ pub struct SignArgs {
     /// Directory holding ca.crt and ca.key (as written by `hamster init`).
     #[arg(long, env = "HAMSTER_CA_DIR")]
     pub ca_dir: PathBuf,
+    /// Sign with the CA of this fingerprint (or its first 8+ hex digits)
+    /// in --ca-dir, e.g. one `hamster rotate-ca` minted (default: ca.crt).
+    #[arg(long)]
+    pub ca: Option<String>,
     #[arg(long)]
     pub csr: PathBuf,
     /// Role the certificate grants; the CSR may not ask for another.
@@ -117,10 +121,18 @@ fn sign(a: &SignArgs) -> anyhow::Result<()> {
     let read = |p: PathBuf| {
         std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
     };
-    let ca = CertAuthority::from_pem(
-        &read(a.ca_dir.join(CA_CERT))?,
-        &read(a.ca_dir.join(CA_KEY))?,
-    )?;
+    let ca = match &a.ca {
+        Some(fp) => pki::authority_in_dir(&a.ca_dir, fp).with_context(|| {
+            format!(
+                "no CA with fingerprint {fp} and its key in {}",
+                a.ca_dir.display()
+            )
+        })?,
+        None => CertAuthority::from_pem(
+            &read(a.ca_dir.join(CA_CERT))?,
+            &read(a.ca_dir.join(CA_KEY))?,
+        )?,
+    };
     let identity = PeerIdentity::new(a.role, &a.id)?;
     let lifetime = Duration::from_secs(a.days.saturating_mul(24 * 3600));
     let cert = ca.sign_csr(

@@ -22,11 +22,14 @@ pub struct AdminConn {
 
 impl AdminConn {
     fn load(&self) -> anyhow::Result<Arc<NodeTls>> {
-        Ok(NodeTls::load(&TlsPaths {
+        let paths = TlsPaths {
             cert: self.admin_cert.clone(),
             key: self.admin_key.clone(),
             trust: self.trust.clone(),
-        })?)
+        };
+        // A renewal `rotate-ca` was killed in the middle of is finished first.
+        hamster_proto::trust_sync::recover_pending(&paths);
+        Ok(NodeTls::load(&paths)?)
     }
 
     pub fn tls(&self) -> anyhow::Result<Arc<NodeTls>> {
@@ -68,6 +71,26 @@ impl MetaConn {
         self.conn.channel(self.reachable())
     }
 
+    /// Calls `f` on each meta-server in turn until one answers; the last
+    /// refusal otherwise. For calls only some members can serve (minting
+    /// or signing needs one with the CA key).
+    pub async fn on_any<T>(
+        &self,
+        f: impl AsyncFn(Channel) -> Result<T, tonic::Status>,
+    ) -> anyhow::Result<T> {
+        let mut last = anyhow::anyhow!("no meta-server given");
+        for addr in &self.meta {
+            match self.conn.channel(addr) {
+                Ok(ch) => match f(ch).await {
+                    Ok(v) => return Ok(v),
+                    Err(s) => last = anyhow::anyhow!("{addr}: {}", s.message()),
+                },
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     /// The first meta-server that takes a TCP connection (else the first).
     fn reachable(&self) -> &str {
         use std::net::{TcpStream, ToSocketAddrs};
@@ -81,5 +104,53 @@ impl MetaConn {
             .find(|m| up(m))
             .or(self.meta.first())
             .map_or("", String::as_str)
+    }
+}
+
+/// Asks a meta-server for status while a command follows a rotation,
+/// riding out leader changes and restarts for up to `patience` since the
+/// last answer.
+pub struct StatusPoller {
+    last_answer: std::time::Instant,
+    patience: std::time::Duration,
+}
+
+impl StatusPoller {
+    pub fn new(patience_secs: u64) -> Self {
+        Self {
+            last_answer: std::time::Instant::now(),
+            patience: std::time::Duration::from_secs(patience_secs),
+        }
+    }
+
+    /// The status, or None if no meta-server answered this time (ask
+    /// again shortly); an error once none has answered for `patience`.
+    pub async fn poll(
+        &mut self,
+        meta: &MetaConn,
+    ) -> anyhow::Result<Option<hamster_proto::pb::StatusResponse>> {
+        use hamster_proto::pb::{StatusRequest, admin_client::AdminClient};
+        let status = match meta.channel() {
+            Ok(ch) => AdminClient::new(ch)
+                .status(StatusRequest {})
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|s| anyhow::anyhow!("{}", s.message())),
+            Err(e) => Err(e),
+        };
+        match status {
+            Ok(s) => {
+                self.last_answer = std::time::Instant::now();
+                Ok(Some(s))
+            }
+            Err(e) => {
+                anyhow::ensure!(
+                    self.last_answer.elapsed() < self.patience,
+                    "the meta tier has not answered for {} s: {e}",
+                    self.patience.as_secs()
+                );
+                Ok(None)
+            }
+        }
     }
 }

@@ -13,7 +13,8 @@
 //! gets `keys/master.key` as its current key and `keys/master.next.key`
 //! as its next, which need not exist. SIGHUP to `hamster dev` is passed
 //! to every child, so the rotation runbook works here: write the next
-//! key, `kill -HUP`, `hamster rotate-key`, then promote it.
+//! key, `kill -HUP`, `hamster rotate-key`, then promote it. `pki/` is
+//! every meta-server's `--ca-dir`, so `hamster rotate-ca` works here too.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -132,6 +133,8 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
                     "--data-dir={}",
                     s(&dir.join("data").join(format!("meta-{i}")))
                 ),
+                // The init directory: `hamster rotate-ca` mints there.
+                format!("--ca-dir={}", s(&pki)),
             ]
             .into_iter()
             .chain(key_flags())

@@ -15,6 +15,7 @@
 //! - [`profile`]: `hamster profile set|default` — the erasure profile.
 //! - [`token`]: `hamster token create` — join tokens for new nodes.
 //! - [`rotate`]: `hamster rotate-key` — master-key rotation, followed to the end.
+//! - [`rotate_ca`]: `hamster rotate-ca` — CA rotation by dual trust, followed to the end.
 //! - [`conn`]: the admin identity and how to reach the cluster.
 
 pub mod bucket;
@@ -29,6 +30,7 @@ pub mod keygen;
 pub mod member;
 pub mod profile;
 pub mod rotate;
+pub mod rotate_ca;
 pub mod status;
 pub mod token;
 
@@ -73,6 +75,8 @@ pub enum Command {
     Token(token::TokenCommand),
     /// Rotate the master key: rewrap every data key to the next key.
     RotateKey(rotate::RotateKeyArgs),
+    /// Rotate the cluster CA: trust both, reissue every member, drop the old.
+    RotateCa(rotate_ca::RotateCaArgs),
     /// Add or remove a meta-server.
     #[command(subcommand)]
     Member(member::MemberCommand),
@@ -93,5 +97,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(c) => token::run(&c).await,
         Command::Profile(c) => profile::run(&c).await,
         Command::RotateKey(a) => rotate::run(&a).await,
+        Command::RotateCa(a) => rotate_ca::run(&a).await,
     }
 }

@@ -13,9 +13,9 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hamster_proto::pb::{StartKeyRotationRequest, StatusRequest, admin_client::AdminClient};
+use hamster_proto::pb::{StartKeyRotationRequest, admin_client::AdminClient};
 
-use crate::conn::MetaConn;
+use crate::conn::{MetaConn, StatusPoller};
 
 #[derive(Debug, clap::Args)]
 pub struct RotateKeyArgs {
@@ -63,32 +63,12 @@ pub async fn run(a: &RotateKeyArgs) -> anyhow::Result<()> {
     if a.no_wait {
         return Ok(());
     }
-    let mut last_answer = Instant::now();
+    let mut poller = StatusPoller::new(a.unreachable_secs);
     let mut last_move = (Instant::now(), u64::MAX);
     loop {
-        let status = match a.meta.channel() {
-            Ok(ch) => AdminClient::new(ch)
-                .status(StatusRequest {})
-                .await
-                .map(|r| r.into_inner())
-                .map_err(|s| anyhow::anyhow!("{}", s.message())),
-            Err(e) => Err(e),
-        };
-        let s = match status {
-            Ok(s) => {
-                last_answer = Instant::now();
-                s
-            }
-            // A leader change or a node restart: keep asking.
-            Err(e) => {
-                anyhow::ensure!(
-                    last_answer.elapsed() < Duration::from_secs(a.unreachable_secs),
-                    "the meta tier has not answered for {} s: {e}",
-                    a.unreachable_secs
-                );
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
+        let Some(s) = poller.poll(&a.meta).await? else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
         };
         let closed = s.key_rotation == "none" && s.master_key_fingerprint == new;
         let left = if closed { 0 } else { s.versions_on_old_key };

@@ -1,7 +1,8 @@
 //! `hamster status`: the meta tier as one node sees it — leader, term,
 //! log/commit/applied indexes, each member's health — and the master key:
 //! the write key, the rotation, what is left on the old key, and which
-//! keys each key holder reports.
+//! keys each key holder reports; the trust generation, the CA rotation,
+//! and which CA signed each member's certificate.
 
 use anyhow::Context;
 use hamster_proto::pb::{StatusRequest, admin_client::AdminClient};
@@ -28,7 +29,7 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
         .with_context(|| format!("status from {}", a.meta.meta.join(",")))?
         .into_inner();
     if a.json {
-        let members: Vec<_> = s
+        let raft_members: Vec<_> = s
             .members
             .iter()
             .map(|m| {
@@ -49,13 +50,30 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
+        let tls_members: Vec<_> = s
+            .tls_members
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "id": m.id, "role": m.role, "trust_generation": m.trust_generation,
+                    "cert_ca_fingerprint": m.cert_ca_fingerprint,
+                    "last_seen_ms": m.last_seen_ms, "live": m.live,
+                })
+            })
+            .collect();
         println!(
             "{}",
             serde_json::json!({
                 "node_id": s.node_id, "raft_id": s.raft_id, "state": s.state, "term": s.term,
                 "leader_raft_id": s.leader_raft_id, "last_log_index": s.last_log_index,
                 "commit_index": s.commit_index, "applied_index": s.applied_index,
-                "snapshot_index": s.snapshot_index, "members": members,
+                "snapshot_index": s.snapshot_index, "raft_members": raft_members,
+                "trust_generation": s.trust_generation,
+                "ca_rotation": s.ca_rotation,
+                "issuing_ca_fingerprint": s.issuing_ca_fingerprint,
+                "ca_rotation_new_fingerprint": s.ca_rotation_new_fingerprint,
+                "members_on_old_ca": s.members_on_old_ca,
+                "members": tls_members,
                 "master_key_fingerprint": s.master_key_fingerprint,
                 "key_rotation": s.key_rotation,
                 "rotation_old_fingerprint": s.rotation_old_fingerprint,
@@ -131,6 +149,25 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
         println!(
             "{:<20} {:<8} {:<34} {:<34} {live}",
             h.id, h.role, h.current_kek_fingerprint, next
+        );
+    }
+    let ca_rotation = match s.ca_rotation.as_str() {
+        "none" | "" => "none".to_string(),
+        phase => format!("{phase} -> {}", s.ca_rotation_new_fingerprint),
+    };
+    println!(
+        "trust        generation {}   issuing CA {}   rotation {ca_rotation}   {} live members on the old CA",
+        s.trust_generation, s.issuing_ca_fingerprint, s.members_on_old_ca
+    );
+    println!(
+        "{:<20} {:<8} {:<6} {:<66} LIVE",
+        "MEMBER", "ROLE", "TRUST", "CERTIFICATE CA"
+    );
+    for m in &s.tls_members {
+        let live = if m.live { "yes" } else { "no" };
+        println!(
+            "{:<20} {:<8} {:<6} {:<66} {live}",
+            m.id, m.role, m.trust_generation, m.cert_ca_fingerprint
         );
     }
     Ok(())

@@ -84,6 +84,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if meta.is_empty() {
         tracing::warn!("no --meta given: not registering with the meta tier");
     } else {
+        // Trust bundles and certificate renewal (ADR 0019).
+        hamster_proto::trust_sync::TrustSync::new(node.tls.clone(), node.paths().clone())
+            .spawn(meta.clone());
         let reg = registration::Registration {
             meta,
             tls: node.tls.clone(),

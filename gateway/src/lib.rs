@@ -87,6 +87,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let blobs = blobs::Blobs::new(meta.clone(), Duration::from_secs(args.blob_down_after_secs));
     blobs.spawn_refresh();
     keys::spawn_reports(meta.clone(), keys.clone());
+    // Trust bundles and certificate renewal (ADR 0019).
+    hamster_proto::trust_sync::TrustSync::new(node.tls.clone(), node.paths().clone()).spawn(
+        args.meta
+            .iter()
+            .filter(|m| !m.is_empty())
+            .cloned()
+            .collect(),
+    );
     let gateway = s3::Gateway {
         meta: meta.clone(),
         blobs,

@@ -10,6 +10,8 @@
 //! - [`batch`]: group commit — concurrent writes share one log entry.
 //! - [`grpc`]: the `Meta`, `Registry` and `Admin` services, and the one
 //!   place errors become gRPC statuses.
+//! - [`ca`]: the CA directory (custody) and signing CSRs with the
+//!   issuing CA, here or on the meta-server that holds its key.
 //! - [`sweep`]: the leader's background removal of orphan shards.
 //! - [`rotation`]: the leader's rewrapper for master-key rotation, and
 //!   this node's reports of the keys it holds.
@@ -21,6 +23,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod batch;
+pub mod ca;
 pub mod cluster;
 pub mod grpc;
 pub mod raft;
@@ -106,12 +109,14 @@ pub struct Args {
     /// of shards older than half of it are refused. Same on every node.
     #[arg(long, env = "HAMSTER_SWEEP_GRACE_SECS", default_value_t = 86_400)]
     pub sweep_grace_secs: u64,
-    /// Serve joins by token here (server-only TLS; ADR 0015). Needs --ca-dir.
-    #[arg(long, env = "HAMSTER_JOIN_LISTEN", requires = "ca_dir")]
+    /// Serve joins by token here (server-only TLS; ADR 0015). CSRs are
+    /// signed by the issuing CA, here or on the meta-server holding it.
+    #[arg(long, env = "HAMSTER_JOIN_LISTEN")]
     pub join_listen: Option<SocketAddr>,
-    /// Directory with the CA certificate and key (ca.crt, ca.key) this
-    /// node signs joiners' CSRs with. The key stays on this disk.
-    #[arg(long, env = "HAMSTER_CA_DIR", requires = "join_listen")]
+    /// CA directory (ca.crt and ca.key from `hamster init`, and the CAs
+    /// `hamster rotate-ca` mints here). Keys stay on this disk; a node
+    /// with one signs CSRs and can mint the next CA (ADR 0019).
+    #[arg(long, env = "HAMSTER_CA_DIR")]
     pub ca_dir: Option<PathBuf>,
 }
 
@@ -232,6 +237,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         pause: Duration::from_millis(args.rewrap_pause_ms),
     }
     .spawn();
+    let issuer = Arc::new(ca::Issuer {
+        meta: meta.clone(),
+        store: ca::CaStore {
+            dir: args.ca_dir.clone(),
+        },
+    });
+    // This node is a member like any other: it syncs trust and renews its
+    // certificate through its own Certs service.
+    let own = match node.local_addr() {
+        Some(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        Some(a) => a.to_string(),
+        None => args.node.listen.to_string(),
+    };
+    hamster_proto::trust_sync::TrustSync::new(node.tls.clone(), node.paths().clone())
+        .spawn(vec![own]);
     let router = hamster_proto::transport::server()
         .add_service(pb::node_server::NodeServer::new(NodeService::new(
             node.tls.clone(),
@@ -243,16 +263,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             grpc::registry::RegistryService::new(meta.clone()),
         ))
         .add_service(pb::admin_server::AdminServer::new(
-            grpc::admin::AdminService::new(meta.clone(), keys.clone()),
+            grpc::admin::AdminService::new(meta.clone(), keys.clone(), issuer.store.clone()),
+        ))
+        .add_service(pb::certs_server::CertsServer::new(
+            grpc::certs::CertsService::new(meta.clone(), issuer.clone(), args.node.trust.clone()),
         ))
         .add_service(
             pb::raft_server::RaftServer::new(raft::service::RaftService::new(meta.clone()))
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         );
-    if let (Some(addr), Some(ca_dir)) = (args.join_listen, &args.ca_dir) {
-        let ca = grpc::join::load_ca(ca_dir)?;
-        let service = grpc::join::JoinService::new(meta.clone(), ca, args.node.trust.clone());
+    if let Some(addr) = args.join_listen {
+        let service =
+            grpc::join::JoinService::new(meta.clone(), issuer.clone(), args.node.trust.clone());
         let local = grpc::join::serve(addr, meta.clone(), service)
             .await
             .with_context(|| format!("binding the join port {addr}"))?;

@@ -26,6 +26,12 @@ pub const ADMISSION: &[(&str, &[Role])] = &[
         "hamster.v1.Registry",
         &[Role::Blob, Role::Gateway, Role::Meta, Role::Admin],
     ),
+    // Trust bundles and certificate renewal: every member and the admin,
+    // each only for its own identity (checked in the handler).
+    (
+        "hamster.v1.Certs",
+        &[Role::Meta, Role::Blob, Role::Gateway, Role::Admin],
+    ),
     // Operations: the admin certificate only.
     ("hamster.v1.Admin", &[Role::Admin]),
     // Consensus: meta-servers only.

@@ -2,7 +2,7 @@
 //!
 //! - [`pb`]: the gRPC services and messages (`proto/hamster/v1/*.proto`):
 //!   `Node` (every server), `Meta` and `Registry` (gateway/blob → meta),
-//!   `Admin` (admin → meta), `Raft` (meta ↔ meta), `Blob` (gateway/meta → blob).
+//!   `Admin` (admin → meta), `Certs` (trust and renewal, any member → meta), `Raft` (meta ↔ meta), `Blob` (gateway/meta → blob).
 //! - [`identity`]: roles and node ids, carried in certificates as `hamster://ROLE/ID`.
 //! - [`join`]: join tokens, and a new node getting its certificate by CSR.
 //! - [`pki`]: CA, certificates, CSRs — keys are made where they are used.
@@ -13,6 +13,7 @@
 //! - [`secrets`]: master key, S3 keys, 0600 files; secrets never print.
 //! - [`keyring`]: a key holder's current and next master keys, reloaded on SIGHUP.
 //! - [`envelope`]: wrapped data keys and sealed S3 secrets, the formats all tiers share.
+//! - [`trust_sync`]: a member loading new trust bundles and renewing its certificate by CSR.
 //! - [`serve`]: flags, logging, SIGHUP reload and shutdown shared by the servers.
 //! - [`shard_id`]: shard names, stamped with their creation time.
 
@@ -28,6 +29,7 @@ pub mod serve;
 pub mod shard_id;
 pub mod tls;
 pub mod transport;
+pub mod trust_sync;
 
 /// Generated gRPC code for package `hamster.v1`.
 pub mod pb {

@@ -235,6 +235,76 @@ pub fn generate_csr(
     Ok((csr.pem()?, key.serialize_pem()))
 }
 
+/// The CA in directory `dir` whose certificate's fingerprint starts with
+/// `fingerprint` (a full one, or a prefix of 8 hex digits or more), if
+/// its key (`NAME.key` beside `NAME.crt`) is there too. The directory is
+/// read now, so what is on disk at this moment counts.
+pub fn authority_in_dir(dir: &std::path::Path, fingerprint: &str) -> Option<CertAuthority> {
+    if fingerprint.len() < 8 {
+        return None;
+    }
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let path = e.path();
+        if path.extension()? != "crt" {
+            return None;
+        }
+        let cert = std::fs::read_to_string(&path).ok()?;
+        let der = certs_from_pem(&cert).ok()?.into_iter().next()?;
+        if !cert_fingerprint(&der).starts_with(fingerprint) {
+            return None;
+        }
+        let key = std::fs::read_to_string(path.with_extension("key")).ok()?;
+        CertAuthority::from_pem(&cert, &key).ok()
+    })
+}
+
+/// The DNS and IP names a certificate carries besides its identity URI,
+/// so a renewal keeps them.
+pub fn extra_names_of(der: &[u8]) -> ExtraNames {
+    use x509_parser::extensions::GeneralName;
+    let mut out = ExtraNames::default();
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return out;
+    };
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => out.dns.push((*d).to_string()),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => {
+                        let a: [u8; 4] = [b[0], b[1], b[2], b[3]];
+                        out.ips.push(IpAddr::from(a));
+                    }
+                    16 => {
+                        let mut a = [0u8; 16];
+                        a.copy_from_slice(b);
+                        out.ips.push(IpAddr::from(a));
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Each certificate of a PEM bundle as its own PEM block (text outside
+/// the blocks is dropped). Blocks that do not parse are left out.
+pub fn split_pem(bundle: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    bundle
+        .split_inclusive(END)
+        .filter_map(|chunk| {
+            let start = chunk.find("-----BEGIN CERTIFICATE-----")?;
+            let block = format!("{}\n", chunk[start..].trim_end());
+            (block.ends_with(&format!("{END}\n"))
+                && certs_from_pem(&block).is_ok_and(|c| c.len() == 1))
+            .then_some(block)
+        })
+        .collect()
+}
+
 /// Hex SHA-256 of a certificate's DER: how CAs are named in status and trust bundles.
 pub fn cert_fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))

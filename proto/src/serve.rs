@@ -143,6 +143,8 @@ impl Node {
         {
             join(addr, token_file, args.node_id.clone(), role, &paths).await?;
         }
+        // A certificate renewal a crash interrupted is finished first.
+        crate::trust_sync::recover_pending(&paths);
         let tls = NodeTls::load(&paths)?;
         let found = tls.identity().role;
         if found != role {
@@ -162,6 +164,11 @@ impl Node {
             paths,
             listener,
         })
+    }
+
+    /// Where this node's certificate, key and trust live.
+    pub fn paths(&self) -> &TlsPaths {
+        &self.paths
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {

@@ -203,6 +203,20 @@ impl NodeTls {
         Ok(())
     }
 
+    /// Checks a certificate and key as [`NodeTls::set_certified`] would
+    /// (they match, same identity) without swapping them in.
+    pub fn check_certified(&self, cert_pem: &str, key_pem: &str) -> Result<(), TlsError> {
+        let (_, identity) =
+            certified_key(cert_pem, key_pem, &self.provider, Path::new("<memory>"))?;
+        if identity != self.identity {
+            return Err(TlsError::IdentityChanged {
+                from: self.identity.clone(),
+                to: identity,
+            });
+        }
+        Ok(())
+    }
+
     /// Replaces the trust set with the CAs in `trust_pem`.
     pub fn set_trust(&self, trust_pem: &str) -> Result<(), TlsError> {
         let ders = parse_certs(trust_pem, Path::new("<memory>"))?;

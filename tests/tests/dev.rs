@@ -254,9 +254,20 @@ async fn hamster_dev_serves_stops_cleanly_and_comes_back_with_its_data() {
     kill_process(dev_pid, Signal::HUP).expect("SIGHUP");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(read(&c).await, data);
+
+    // The CA runbook too: rotate-ca moves every member and the admin files
+    // in DIR/pki onto a new CA, minted in DIR/pki (every meta's --ca-dir).
+    let out = hamster(&e, &["rotate-ca", "--json"]);
+    assert!(out.contains("\"closed\""), "{out}");
+    let st: serde_json::Value =
+        serde_json::from_str(&hamster(&e, &["status", "--json"])).expect("status json");
+    assert_eq!(st["members_on_old_ca"].as_u64(), Some(0), "{st}");
+    assert_eq!(st["ca_rotation"].as_str(), Some("none"), "{st}");
+    assert_eq!(read(&c).await, data);
     dev.stop(&dir);
 
-    // A third run starts every holder with only the promoted key.
+    // A third run starts every holder with only the promoted key, and
+    // every node with its new-CA certificate and trust.
     let dev = Dev::start(&dir, base, s3, 3);
     assert_eq!(read(&c).await, data);
     dev.stop(&dir);

@@ -64,7 +64,14 @@ async fn no_secret_reaches_any_log() {
     let next_flag = format!("--next-master-key-file={}", next_key.display());
     let meta = c.prepare(Kind::Meta, "meta-1");
     let member = c.member(meta);
-    c.add_args(meta, &[&next_flag, &format!("--initial-members={member}")]);
+    // A CA directory for the CA rotation below (the new CA is minted there).
+    let ca_dir = c.root().join("ca-dir");
+    std::fs::create_dir_all(&ca_dir).expect("ca dir");
+    let ca_flag = format!("--ca-dir={}", ca_dir.display());
+    c.add_args(
+        meta,
+        &[&next_flag, &format!("--initial-members={member}"), &ca_flag],
+    );
     c.spawn_prepared(meta);
     let blob = c.start(Kind::Blob, "blob-1");
     let gw = c.prepare(Kind::Gateway, "gw-1");
@@ -110,18 +117,38 @@ async fn no_secret_reaches_any_log() {
 
     let pki = c.pki_dir();
     let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
+    // Every private key before the CA rotation, and every one it makes
+    // (members' and the admin's renewed keys, the new CA's key).
+    let key_files = |c: &Cluster| {
+        let mut files = vec![pki.join("ca.key"), pki.join("admin.key")];
+        files.extend(c.nodes.iter().map(|n| n.dir.join("node.key")));
+        files.extend(
+            std::fs::read_dir(&ca_dir)
+                .expect("ca dir")
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "key")),
+        );
+        files
+    };
+    let mut pem_secrets = |files: Vec<std::path::PathBuf>| {
+        for path in files {
+            for line in pem_key_lines(&path) {
+                secrets.push((path.display().to_string(), line));
+            }
+        }
+    };
+    pem_secrets(key_files(&c));
+    let flags = c.admin_flags();
+    let mut args = vec!["rotate-ca"];
+    args.extend(flags.iter().map(String::as_str));
+    c.hamster(&args);
+    pem_secrets(key_files(&c));
     for path in [pki.join("master.key"), next_key] {
         let raw = std::fs::read(&path).expect("master key");
         assert_eq!(raw.len(), 32);
         for e in encodings(&raw) {
             secrets.push((path.display().to_string(), e));
-        }
-    }
-    let mut key_files = vec![pki.join("ca.key"), pki.join("admin.key")];
-    key_files.extend(c.nodes.iter().map(|n| n.dir.join("node.key")));
-    for path in key_files {
-        for line in pem_key_lines(&path) {
-            secrets.push((path.display().to_string(), line));
         }
     }
     // An S3 key made through the CLI and used for signed requests: its
@@ -145,6 +172,8 @@ async fn no_secret_reaches_any_log() {
     assert!(logs.contains("master-key rotation closed"));
     assert!(logs.contains("call refused by role"));
     assert!(logs.contains("TLS certificate and trust reloaded"));
+    assert!(logs.contains("new CA minted"));
+    assert!(logs.contains("certificate renewed from the issuing CA"));
     assert!(
         logs.len() > 50_000,
         "trace logs unexpectedly short: {}",

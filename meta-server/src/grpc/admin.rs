@@ -10,6 +10,7 @@ use openraft::ServerState;
 use tonic::{Request, Response, Status};
 
 use super::errors::expect_ok;
+use crate::ca::CaStore;
 use crate::cluster::{ForwardRequest, Meta, now_ms};
 use crate::raft::MetaNode;
 use crate::state::commands::Op;
@@ -31,11 +32,13 @@ pub struct AdminService {
     meta: Arc<Meta>,
     /// Seals new S3 secrets (ADR 0007); never leaves this process.
     keys: Arc<Keyring>,
+    /// Where a CA rotation opened here mints the new CA.
+    ca: CaStore,
 }
 
 impl AdminService {
-    pub fn new(meta: Arc<Meta>, keys: Arc<Keyring>) -> Self {
-        Self { meta, keys }
+    pub fn new(meta: Arc<Meta>, keys: Arc<Keyring>, ca: CaStore) -> Self {
+        Self { meta, keys, ca }
     }
 
     /// The cluster's write key, which this node must hold to seal secrets.
@@ -176,6 +179,7 @@ impl pb::admin_server::Admin for AdminService {
         });
         let members = futures::future::join_all(probes).await;
         let keys = self.key_status().await?;
+        let ca = super::ca_admin::status(&self.meta).await?;
         Ok(Response::new(pb::StatusResponse {
             node_id: self.meta.tls.identity().node_id.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -188,7 +192,46 @@ impl pb::admin_server::Admin for AdminService {
             commit_index: index(self.meta.log.committed_index()),
             applied_index: index(m.last_applied.map(|l| l.index)),
             snapshot_index: index(m.snapshot.map(|l| l.index)),
+            trust_generation: ca.trust_generation,
+            members_on_old_ca: ca.members_on_old_ca,
+            tls_members: ca.tls_members,
+            ca_rotation: ca.ca_rotation,
+            issuing_ca_fingerprint: ca.issuing_ca_fingerprint,
+            ca_rotation_new_fingerprint: ca.ca_rotation_new_fingerprint,
             ..keys
+        }))
+    }
+
+    /// Opens a CA rotation, minting the new CA in this node's CA
+    /// directory; with one open, answers it (a re-run follows it).
+    async fn start_ca_rotation(
+        &self,
+        req: Request<pb::StartCaRotationRequest>,
+    ) -> Result<Response<pb::StartCaRotationResponse>, Status> {
+        let replace = req.into_inner().replace;
+        let state = super::ca_admin::start(&self.meta, &self.ca, replace).await?;
+        Ok(Response::new(pb::StartCaRotationResponse {
+            state: Some(state),
+        }))
+    }
+
+    async fn forget_member(
+        &self,
+        req: Request<pb::ForgetMemberRequest>,
+    ) -> Result<Response<pb::ForgetMemberResponse>, Status> {
+        let r = req.into_inner();
+        super::ca_admin::forget(&self.meta, &r.role, &r.id).await?;
+        Ok(Response::new(pb::ForgetMemberResponse {}))
+    }
+
+    async fn advance_ca_rotation(
+        &self,
+        req: Request<pb::AdvanceCaRotationRequest>,
+    ) -> Result<Response<pb::AdvanceCaRotationResponse>, Status> {
+        let from = req.into_inner().from_phase;
+        let state = super::ca_admin::advance(&self.meta, &from).await?;
+        Ok(Response::new(pb::AdvanceCaRotationResponse {
+            state: Some(state),
         }))
     }
 

@@ -1,8 +1,8 @@
 //! The `Join` service (ADR 0015), on the --join-listen port: TLS that
 //! authenticates this server only, since a joiner has no certificate yet.
 //! `Trust` hands out the public trust bundle; `Join` spends one use of a
-//! token through Raft (checked at apply, at the command's time), then signs
-//! the joiner's CSR with the CA key this node holds on disk.
+//! token through Raft (checked at apply, at the command's time), then has
+//! the joiner's CSR signed by the issuing CA (`crate::ca::Issuer`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use hamster_proto::join::JoinToken;
 use hamster_proto::pb;
-use hamster_proto::pki::{self, CertAuthority, Validity};
 use hamster_proto::{PeerIdentity, Role};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -18,27 +17,35 @@ use tokio_rustls::TlsAcceptor;
 use tonic::{Request, Response, Status};
 
 use super::errors::unexpected;
+use crate::ca::Issuer;
 use crate::cluster::Meta;
 use crate::state::commands::{Op, Response as R};
 use crate::state::queries as q;
+use crate::state::trust;
 
 pub struct JoinService {
     meta: Arc<Meta>,
-    ca: CertAuthority,
-    /// The trust bundle file this node serves with (public).
+    /// Signs with the issuing CA, here or where its key is (ADR 0019).
+    issuer: Arc<Issuer>,
+    /// The trust bundle file this node serves with before the meta tier
+    /// has recorded one (public).
     trust_file: PathBuf,
 }
 
 impl JoinService {
-    pub fn new(meta: Arc<Meta>, ca: CertAuthority, trust_file: PathBuf) -> Self {
+    pub fn new(meta: Arc<Meta>, issuer: Arc<Issuer>, trust_file: PathBuf) -> Self {
         Self {
             meta,
-            ca,
+            issuer,
             trust_file,
         }
     }
 
-    fn trust_pem(&self) -> Result<String, Status> {
+    /// The published bundle; this node's trust file until there is one.
+    async fn trust_pem(&self) -> Result<String, Status> {
+        if let Some(b) = self.meta.read(async |c| trust::bundle(c).await).await? {
+            return Ok(b.cas.concat());
+        }
         std::fs::read_to_string(&self.trust_file)
             .map_err(|e| Status::internal(format!("reading the trust bundle: {e}")))
     }
@@ -51,7 +58,7 @@ impl pb::join_server::Join for JoinService {
         _req: Request<pb::TrustRequest>,
     ) -> Result<Response<pb::TrustResponse>, Status> {
         Ok(Response::new(pb::TrustResponse {
-            trust_pem: self.trust_pem()?,
+            trust_pem: self.trust_pem().await?,
         }))
     }
 
@@ -93,18 +100,11 @@ impl pb::join_server::Join for JoinService {
             }
             other => return Err(unexpected(&other)),
         }
-        let cert = self
-            .ca
-            .sign_csr(
-                &r.csr_pem,
-                &identity,
-                Validity::starting_now(pki::LEAF_VALIDITY),
-            )
-            .map_err(|e| Status::invalid_argument(format!("CSR: {e}")))?;
+        let (cert, _) = self.issuer.sign(&r.csr_pem, &identity).await?;
         tracing::info!(?remote, token = %token.id, identity = %identity.uri(), "joined");
         Ok(Response::new(pb::JoinResponse {
             cert_pem: cert,
-            trust_pem: self.trust_pem()?,
+            trust_pem: self.trust_pem().await?,
         }))
     }
 }
@@ -150,13 +150,4 @@ pub async fn serve(
         }
     });
     Ok(local)
-}
-
-/// Loads the CA (certificate and key) an issuing meta-server holds.
-pub fn load_ca(dir: &std::path::Path) -> anyhow::Result<CertAuthority> {
-    let read = |n: &str| {
-        std::fs::read_to_string(dir.join(n))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(n).display()))
-    };
-    Ok(CertAuthority::from_pem(&read("ca.crt")?, &read("ca.key")?)?)
 }

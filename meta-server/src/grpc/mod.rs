@@ -3,10 +3,14 @@
 //! - [`meta`]: buckets, versions, listings, multipart — for gateways.
 //! - [`join`]: joins by token on the join port (CSR signed here).
 //! - [`registry`]: blob-server register, heartbeat, list.
+//! - [`ca_admin`]: CA rotation for the admin: open, advance, status.
+//! - [`certs`]: trust bundle sync and certificate renewal by CSR.
 //! - [`admin`]: status and membership, for the admin certificate.
 //! - [`errors`]: the one place errors become gRPC statuses.
 
 pub mod admin;
+pub mod ca_admin;
+pub mod certs;
 pub mod errors;
 pub mod join;
 pub mod meta;

@@ -14,6 +14,7 @@ use super::lock::{self, deletion_blocked};
 use super::model::{AccessKey, BlobServer, JoinToken, Part, ShardMap, Upload, Version};
 use super::queries as q;
 use super::rotation;
+use super::trust;
 
 /// S3's minimum size of every part but the last.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -221,6 +222,33 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
         Op::StartKeyRotation { old, new } => rotation::start(c, at, old, new).await,
         Op::Rewrap { new, items } => rotation::rewrap(c, new, items).await,
         Op::FinishKeyRotation => rotation::finish(c).await,
+        Op::InitTrust {
+            cas,
+            issuing,
+            issuer,
+        } => trust::init(c, cas, issuing, issuer).await,
+        Op::MemberSeen {
+            id,
+            role,
+            generation,
+            cert_ca,
+        } => {
+            let m = super::model::TlsMember {
+                id: id.clone(),
+                role: role.clone(),
+                generation: *generation,
+                cert_ca: cert_ca.clone(),
+                last_seen_ms: at,
+            };
+            trust::member_seen(c, at, &m).await
+        }
+        Op::StartCaRotation {
+            ca_pem,
+            issuer,
+            replace,
+        } => trust::start(c, at, ca_pem, issuer, *replace).await,
+        Op::ForgetMember { role, id } => trust::forget_member(c, role, id).await,
+        Op::AdvanceCaRotation { from } => trust::advance(c, at, from).await,
         // Batches are unpacked by apply_entry; one inside a batch is refused.
         Op::Batch(_) => Ok(Err(MetaError::InvalidArgument(
             "a batch inside a batch".into(),
@@ -737,9 +765,7 @@ pub const MAX_SHARDS: u32 = 32;
 
 async fn set_profile(c: &mut SqliteConnection, k: u32, m: u32) -> Outcome {
     if (k, m) == (0, 0) {
-        sqlx::query("DELETE FROM settings WHERE key = 'profile'")
-            .execute(&mut *c)
-            .await?;
+        q::put_setting(c, "profile", None).await?;
         return Ok(Ok(Response::Ok));
     }
     if k == 0 || k.saturating_add(m) > MAX_SHARDS {
@@ -747,10 +773,7 @@ async fn set_profile(c: &mut SqliteConnection, k: u32, m: u32) -> Outcome {
             "profile {k}+{m}: need 1 <= K and K+M <= {MAX_SHARDS}"
         ))));
     }
-    sqlx::query("INSERT OR REPLACE INTO settings (key, value) VALUES ('profile', ?)")
-        .bind(format!("{k}+{m}"))
-        .execute(&mut *c)
-        .await?;
+    q::put_setting(c, "profile", Some(&format!("{k}+{m}"))).await?;
     Ok(Ok(Response::Ok))
 }
 

@@ -151,6 +151,41 @@ pub enum Op {
     },
     /// Closes the open rotation: refused while any key is on the old key.
     FinishKeyRotation,
+    /// The first trust bundle (public CA certificates), from the first
+    /// meta-server report; ignored once one is recorded.
+    InitTrust {
+        cas: Vec<String>,
+        issuing: String,
+        issuer: String,
+    },
+    /// A member's report: the trust generation it has loaded and the CA
+    /// that signed its certificate.
+    MemberSeen {
+        id: String,
+        role: String,
+        generation: u64,
+        cert_ca: String,
+    },
+    /// Opens a CA rotation to the CA certificate `ca_pem` (public), whose
+    /// key `issuer` minted and keeps on its own disk.
+    StartCaRotation {
+        ca_pem: String,
+        issuer: String,
+        /// Replace an open rotation's new CA (its key was lost): the
+        /// rotation starts again from the first gate.
+        #[serde(default)]
+        replace: bool,
+    },
+    /// Drops a member's record, so a member gone for good no longer holds
+    /// a CA rotation's gates.
+    ForgetMember {
+        role: String,
+        id: String,
+    },
+    /// Moves the open CA rotation past the gate of phase `from`.
+    AdvanceCaRotation {
+        from: String,
+    },
     /// Group commit: commands that reached the leader together, in one log
     /// entry. Each is applied as if alone (own id, own savepoint) and
     /// answers in [`Response::Batch`], in order.
@@ -184,6 +219,11 @@ impl Op {
             Op::StartKeyRotation { .. } => "StartKeyRotation",
             Op::Rewrap { .. } => "Rewrap",
             Op::FinishKeyRotation => "FinishKeyRotation",
+            Op::InitTrust { .. } => "InitTrust",
+            Op::MemberSeen { .. } => "MemberSeen",
+            Op::StartCaRotation { .. } => "StartCaRotation",
+            Op::AdvanceCaRotation { .. } => "AdvanceCaRotation",
+            Op::ForgetMember { .. } => "ForgetMember",
             Op::Batch(_) => "Batch",
         }
     }
@@ -237,6 +277,11 @@ pub enum Response {
     },
     Aborted {
         freed: Vec<ShardMap>,
+    },
+    /// The trust generation and the open CA rotation, if any.
+    CaRotation {
+        generation: u64,
+        rotation: Option<super::model::CaRotation>,
     },
     /// The answers of an [`Op::Batch`], in order.
     Batch(Vec<Response>),

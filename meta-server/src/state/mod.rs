@@ -6,6 +6,7 @@
 //! - [`apply`]: applies one command inside the batch transaction.
 //! - [`lock`]: versioning and object lock rules, enforced in apply.
 //! - [`rotation`]: the write key, key holders and master-key rotation.
+//! - [`trust`]: the trust bundle, members' reports and CA rotation.
 //! - [`queries`]: reads (gets and listings) against the applied state.
 //! - [`model`]: the stored records and their conversions to/from protobuf.
 
@@ -16,3 +17,4 @@ pub mod model;
 pub mod queries;
 pub mod rotation;
 pub mod schema;
+pub mod trust;

@@ -369,3 +369,41 @@ impl From<pb::BlobServer> for BlobServer {
         }
     }
 }
+
+/// The cluster's trust bundle: public CA certificates only (ADR 0019).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustBundle {
+    /// Raised by every change; members load the newest they see.
+    pub generation: u64,
+    /// PEM of each trusted CA certificate.
+    pub cas: Vec<String>,
+    /// Fingerprint of the CA that signs new certificates.
+    pub issuing: String,
+    /// The meta-server that minted the issuing CA ("" : not known); a
+    /// hint for where to send CSRs, not a rule.
+    pub issuer: String,
+}
+
+/// An open CA rotation. "widening": trust is {old, new}, waiting for every
+/// live member to load it; "reissuing": new certificates come from `new`,
+/// waiting for every live member to hold one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaRotation {
+    pub old: String,
+    pub new: String,
+    pub phase: String,
+    /// The generation that first trusted both.
+    pub widened: u64,
+    pub started_at_ms: i64,
+}
+
+/// A member's last report: the trust generation it has loaded and the
+/// CA that signed its current certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsMember {
+    pub id: String,
+    pub role: String,
+    pub generation: u64,
+    pub cert_ca: String,
+    pub last_seen_ms: i64,
+}

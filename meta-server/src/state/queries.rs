@@ -680,11 +680,65 @@ pub async fn join_token(
     }))
 }
 
-/// The cluster's erasure profile for new objects, if one was set.
-pub async fn profile(c: &mut SqliteConnection) -> Result<Option<(u32, u32)>, sqlx::Error> {
-    let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'profile'")
+// ---------- settings and open rotations ----------
+
+/// A cluster setting ("profile", "write_kek", "trust").
+pub async fn setting(c: &mut SqliteConnection, key: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+        .bind(key)
+        .fetch_optional(&mut *c)
+        .await
+}
+
+/// Sets (or, with None, removes) a cluster setting.
+pub async fn put_setting(
+    c: &mut SqliteConnection,
+    key: &str,
+    value: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    match value {
+        Some(v) => sqlx::query("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)")
+            .bind(key)
+            .bind(v),
+        None => sqlx::query("DELETE FROM settings WHERE key = ?").bind(key),
+    }
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// The open rotation of `kind` ("kek", "ca"), if any.
+pub async fn rotation<T: serde::de::DeserializeOwned>(
+    c: &mut SqliteConnection,
+    kind: &str,
+) -> Result<Option<T>, sqlx::Error> {
+    let v: Option<String> = sqlx::query_scalar("SELECT state FROM rotations WHERE kind = ?")
+        .bind(kind)
         .fetch_optional(&mut *c)
         .await?;
+    v.map(|s| from_json(&s)).transpose()
+}
+
+/// Records (or, with None, closes) the open rotation of `kind`.
+pub async fn put_rotation<T: serde::Serialize>(
+    c: &mut SqliteConnection,
+    kind: &str,
+    state: Option<&T>,
+) -> Result<(), sqlx::Error> {
+    match state {
+        Some(st) => sqlx::query("INSERT OR REPLACE INTO rotations (kind, state) VALUES (?, ?)")
+            .bind(kind)
+            .bind(json(st)?),
+        None => sqlx::query("DELETE FROM rotations WHERE kind = ?").bind(kind),
+    }
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// The cluster's erasure profile for new objects, if one was set.
+pub async fn profile(c: &mut SqliteConnection) -> Result<Option<(u32, u32)>, sqlx::Error> {
+    let v = setting(c, "profile").await?;
     Ok(v.and_then(|v| {
         let (k, m) = v.split_once('+')?;
         Some((k.parse().ok()?, m.parse().ok()?))

@@ -26,30 +26,16 @@ fn codec(e: serde_json::Error) -> sqlx::Error {
 
 /// The fingerprint new data keys must be wrapped with ("" before any).
 pub async fn write_key(c: &mut SqliteConnection) -> Result<String, sqlx::Error> {
-    let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-        .bind(WRITE_KEY)
-        .fetch_optional(&mut *c)
-        .await?;
-    Ok(v.unwrap_or_default())
+    Ok(q::setting(c, WRITE_KEY).await?.unwrap_or_default())
 }
 
 async fn set_write_key(c: &mut SqliteConnection, fp: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)")
-        .bind(WRITE_KEY)
-        .bind(fp)
-        .execute(&mut *c)
-        .await?;
-    Ok(())
+    q::put_setting(c, WRITE_KEY, Some(fp)).await
 }
 
 /// The open rotation, if any.
 pub async fn rotation(c: &mut SqliteConnection) -> Result<Option<KeyRotation>, sqlx::Error> {
-    let v: Option<String> = sqlx::query_scalar("SELECT state FROM rotations WHERE kind = ?")
-        .bind(ROTATION)
-        .fetch_optional(&mut *c)
-        .await?;
-    v.map(|s| serde_json::from_str(&s).map_err(codec))
-        .transpose()
+    q::rotation(c, ROTATION).await
 }
 
 pub async fn key_holders(c: &mut SqliteConnection) -> Result<Vec<KeyHolder>, sqlx::Error> {
@@ -248,12 +234,7 @@ pub async fn start(c: &mut SqliteConnection, at: i64, old: &str, new: &str) -> O
         new: new.into(),
         started_at_ms: at,
     };
-    let json = serde_json::to_string(&state).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query("INSERT INTO rotations (kind, state) VALUES (?, ?)")
-        .bind(ROTATION)
-        .bind(json)
-        .execute(&mut *c)
-        .await?;
+    q::put_rotation(c, ROTATION, Some(&state)).await?;
     set_write_key(c, new).await?;
     Ok(Ok(Response::RotationStarted {
         to_rewrap: count_on(c, old).await?,
@@ -268,10 +249,7 @@ pub async fn finish(c: &mut SqliteConnection) -> Outcome {
     if left > 0 {
         return refused(format!("{left} keys are still on the old key {}", r.old));
     }
-    sqlx::query("DELETE FROM rotations WHERE kind = ?")
-        .bind(ROTATION)
-        .execute(&mut *c)
-        .await?;
+    q::put_rotation::<KeyRotation>(c, ROTATION, None).await?;
     Ok(Ok(Response::Ok))
 }
 

@@ -133,6 +133,18 @@ pub const MIGRATIONS: &[&str] = &[
     -- Only multipart objects hold parts: scans of their keys skip the rest.
     CREATE INDEX versions_multipart ON versions (bucket) WHERE parts <> '[]';
     ",
+    // 5: CA rotation: each member's loaded trust generation and the CA of
+    // its certificate (the bundle itself is a setting).
+    "
+    CREATE TABLE tls_members (
+        role TEXT NOT NULL,
+        id TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        cert_ca TEXT NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        PRIMARY KEY (role, id)
+    );
+    ",
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,157 @@
+//! The `Certs` service (ADR 0019): members report the trust generation
+//! they loaded and the CA of their certificate, and learn the published
+//! bundle; members renew their certificate by CSR over mTLS. Identities
+//! come from the caller's certificate, never from the request (a meta
+//! forwarding a CSR to the key holder is the one exception, and never for
+//! an admin identity: the admin renews where the key is).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hamster_proto::pb;
+use hamster_proto::pki;
+use hamster_proto::transport::peer;
+use hamster_proto::{PeerIdentity, Role};
+use tonic::{Request, Response, Status};
+
+use super::errors::expect_ok;
+use crate::ca::Issuer;
+use crate::cluster::Meta;
+use crate::state::commands::Op;
+use crate::state::trust;
+
+/// A report unchanged since it was last recorded here is recorded again
+/// only after this long: members sync every 2 s, liveness is 20 s.
+const RECORD_EVERY: Duration = Duration::from_secs(5);
+
+type Recorded = HashMap<(String, String), (u64, String, Instant)>;
+
+pub struct CertsService {
+    meta: Arc<Meta>,
+    issuer: Arc<Issuer>,
+    /// This node's trust file: the first bundle comes from it.
+    trust_file: PathBuf,
+    /// What this node last recorded for each member, and when.
+    recorded: Mutex<Recorded>,
+}
+
+impl CertsService {
+    pub fn new(meta: Arc<Meta>, issuer: Arc<Issuer>, trust_file: PathBuf) -> Self {
+        Self {
+            meta,
+            issuer,
+            trust_file,
+            recorded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records a member's report through Raft, unless this node recorded
+    /// the same one moments ago.
+    async fn record(
+        &self,
+        who: &PeerIdentity,
+        generation: u64,
+        cert_ca: String,
+    ) -> Result<(), Status> {
+        let key = (who.role.to_string(), who.node_id.clone());
+        let fresh = {
+            let seen = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+            seen.get(&key).is_some_and(|(g, ca, at)| {
+                *g == generation && *ca == cert_ca && at.elapsed() < RECORD_EVERY
+            })
+        };
+        if fresh {
+            return Ok(());
+        }
+        let op = Op::MemberSeen {
+            id: key.1.clone(),
+            role: key.0.clone(),
+            generation,
+            cert_ca: cert_ca.clone(),
+        };
+        expect_ok(self.meta.write(op).await?)?;
+        self.recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (generation, cert_ca, Instant::now()));
+        Ok(())
+    }
+
+    /// Records the first bundle from this node's own trust file and
+    /// certificate: the cluster starts out trusting what its meta-servers
+    /// were given, issuing from the CA that signed them.
+    async fn init_trust(&self) -> Result<(), Status> {
+        let text = std::fs::read_to_string(&self.trust_file)
+            .map_err(|e| Status::internal(format!("reading the trust file: {e}")))?;
+        let op = Op::InitTrust {
+            cas: pki::split_pem(&text),
+            issuing: self.meta.tls.own_issuer_fingerprint().unwrap_or_default(),
+            issuer: self.meta.tls.identity().node_id.clone(),
+        };
+        expect_ok(self.meta.write(op).await?)?;
+        Ok(())
+    }
+}
+
+fn caller<T>(req: &Request<T>) -> Result<PeerIdentity, Status> {
+    peer(req)
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no verified peer identity"))
+}
+
+#[tonic::async_trait]
+impl pb::certs_server::Certs for CertsService {
+    async fn sync(
+        &self,
+        req: Request<pb::SyncRequest>,
+    ) -> Result<Response<pb::SyncResponse>, Status> {
+        let who = caller(&req)?;
+        let r = req.into_inner();
+        let mut bundle = self.meta.read(async |c| trust::bundle(c).await).await?;
+        if bundle.is_none() {
+            self.init_trust().await?;
+            bundle = self.meta.read(async |c| trust::bundle(c).await).await?;
+        }
+        let bundle = bundle.ok_or_else(|| Status::unavailable("no trust bundle yet"))?;
+        // The admin CLI syncs too, but is not a member that rotations wait on.
+        if who.role != Role::Admin {
+            self.record(&who, r.trust_generation, r.cert_ca_fingerprint)
+                .await?;
+        }
+        Ok(Response::new(pb::SyncResponse {
+            trust_generation: bundle.generation,
+            trust_pem: bundle.cas.concat(),
+            issuing_ca_fingerprint: bundle.issuing,
+        }))
+    }
+
+    async fn renew(
+        &self,
+        req: Request<pb::RenewRequest>,
+    ) -> Result<Response<pb::RenewResponse>, Status> {
+        let who = caller(&req)?;
+        let r = req.into_inner();
+        let (cert, issuing) = if who.role == Role::Meta && !r.for_identity.is_empty() {
+            let identity = PeerIdentity::parse_uri(&r.for_identity)
+                .map_err(|e| Status::invalid_argument(format!("for_identity: {e}")))?;
+            // A meta certificate must not be a way to an admin one.
+            if identity.role == Role::Admin {
+                return Err(Status::permission_denied(
+                    "admin certificates are renewed only where the CA key is",
+                ));
+            }
+            self.issuer.sign_here(&r.csr_pem, &identity).await?
+        } else if who.role == Role::Admin {
+            self.issuer.sign_here(&r.csr_pem, &who).await?
+        } else {
+            self.issuer.sign(&r.csr_pem, &who).await?
+        };
+        tracing::info!(identity = %who.uri(), forwarded_for = %r.for_identity, "certificate renewed by CSR");
+        Ok(Response::new(pb::RenewResponse {
+            cert_pem: cert,
+            issuing_ca_fingerprint: issuing,
+        }))
+    }
+}

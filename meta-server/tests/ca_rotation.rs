@@ -1,0 +1,265 @@
+//! CA rotation at the state machine: the first bundle, the gates a
+//! rotation passes (every live member loaded the widened trust; none left
+//! on another CA), refusals that name who holds it up, and the narrowed
+//! trust at the end. Only public certificates appear here.
+
+mod common;
+
+use common::*;
+use hamster_meta::state::rotation::LIVE_MS;
+use hamster_meta::state::trust;
+use hamster_proto::pki::{self, Validity};
+
+fn ca(label: &str) -> (String, String) {
+    let pair = pki::generate_ca(label, Validity::starting_now(pki::CA_VALIDITY)).expect("ca");
+    let fp = trust::ca_fingerprint(&pair.cert_pem).expect("fp");
+    (pair.cert_pem, fp)
+}
+
+fn seen(id: &str, role: &str, generation: u64, cert_ca: &str) -> Op {
+    Op::MemberSeen {
+        id: id.into(),
+        role: role.into(),
+        generation,
+        cert_ca: cert_ca.into(),
+    }
+}
+
+fn advance(from: &str) -> Op {
+    Op::AdvanceCaRotation { from: from.into() }
+}
+
+fn refusal(r: &Response) -> String {
+    match r {
+        Response::Err(MetaError::RotationRefused(why)) => why.clone(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_ca_rotation_passes_its_gates_only_when_every_known_member_has() {
+    let mut db = Db::new().await;
+    let (old_pem, old) = ca("old");
+    let (new_pem, new) = ca("new");
+    let (other_pem, _) = ca("other");
+
+    // No bundle yet: nothing to rotate.
+    let r = db
+        .run(Op::StartCaRotation {
+            ca_pem: new_pem.clone(),
+            issuer: "meta-1".into(),
+            replace: false,
+        })
+        .await;
+    assert!(refusal(&r).contains("no trust bundle"));
+    // The first bundle must name an issuing CA it holds.
+    db.reject(
+        Op::InitTrust {
+            cas: vec![old_pem.clone()],
+            issuing: new.clone(),
+            issuer: "meta-1".into(),
+        },
+        invalid(),
+    )
+    .await;
+    db.ok(Op::InitTrust {
+        cas: vec![old_pem.clone()],
+        issuing: old.clone(),
+        issuer: "meta-1".into(),
+    })
+    .await;
+    // A second first bundle changes nothing.
+    db.ok(Op::InitTrust {
+        cas: vec![other_pem.clone()],
+        issuing: trust::ca_fingerprint(&other_pem).expect("fp"),
+        issuer: "meta-2".into(),
+    })
+    .await;
+    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    assert_eq!((b.generation, b.issuing.as_str()), (1, old.as_str()));
+
+    for (id, role) in [("meta-1", "meta"), ("blob-1", "blob"), ("gw-1", "gateway")] {
+        db.ok(seen(id, role, 1, &old)).await;
+    }
+    db.reject(seen("x", "admin", 1, &old), invalid()).await;
+
+    // Open: trust {old, new} under generation 2; still issuing from old.
+    let opened = db
+        .ok(Op::StartCaRotation {
+            ca_pem: new_pem.clone(),
+            issuer: "meta-1".into(),
+            replace: false,
+        })
+        .await;
+    assert!(
+        matches!(opened, Response::CaRotation { generation: 2, .. }),
+        "{opened:?}"
+    );
+    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    assert_eq!(b.cas, vec![old_pem.clone(), new_pem.clone()]);
+    assert_eq!(b.issuing, old);
+    // Asking again answers it; another CA is refused while it is open.
+    db.ok(Op::StartCaRotation {
+        ca_pem: new_pem.clone(),
+        issuer: "meta-2".into(),
+        replace: false,
+    })
+    .await;
+    let r = db
+        .run(Op::StartCaRotation {
+            ca_pem: other_pem.clone(),
+            issuer: "meta-1".into(),
+            replace: false,
+        })
+        .await;
+    assert!(refusal(&r).contains("is open"));
+
+    // Gate 1: every live member has loaded generation 2. It names who has not.
+    db.ok(seen("meta-1", "meta", 2, &old)).await;
+    let r = db.run(advance(trust::WIDENING)).await;
+    let why = refusal(&r);
+    assert!(
+        why.contains("blob/blob-1") && why.contains("gateway/gw-1") && !why.contains("meta-1"),
+        "{why}"
+    );
+    // A member down for a moment (gw-1 is silent past the liveness
+    // window) still holds the gate, named as down: it would come back to a
+    // trust it cannot join. One gone longer than KNOWN_MS does not count,
+    // and one forgotten does not either.
+    let later = NOW + LIVE_MS + 1;
+    db.run_at(
+        later - trust::KNOWN_MS - 1,
+        seen("blob-gone", "blob", 1, &old),
+    )
+    .await;
+    db.batch(vec![
+        (later, seen("meta-1", "meta", 2, &old)),
+        (later, seen("blob-1", "blob", 2, &old)),
+    ])
+    .await;
+    let r = db.run_at(later, advance(trust::WIDENING)).await;
+    let why = refusal(&r);
+    assert!(
+        why.contains("gateway/gw-1 (down, last seen") && !why.contains("blob-gone"),
+        "{why}"
+    );
+    db.reject(
+        Op::ForgetMember {
+            role: "gateway".into(),
+            id: "nobody".into(),
+        },
+        invalid(),
+    )
+    .await;
+    db.ok(Op::ForgetMember {
+        role: "gateway".into(),
+        id: "gw-1".into(),
+    })
+    .await;
+    let r = db.run_at(later, advance(trust::WIDENING)).await;
+    assert!(
+        matches!(r, Response::CaRotation { generation: 3, .. }),
+        "{r:?}"
+    );
+    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    assert_eq!(b.issuing, new, "new certificates come from the new CA");
+    assert_eq!(b.cas.len(), 2, "both CAs still trusted");
+
+    // Gate 2: nobody live left on another CA.
+    let r = db.run_at(later, advance(trust::REISSUING)).await;
+    let why = refusal(&r);
+    assert!(
+        why.contains("meta/meta-1") && why.contains("blob/blob-1"),
+        "{why}"
+    );
+    db.batch(vec![
+        (later, seen("meta-1", "meta", 3, &new)),
+        (later, seen("blob-1", "blob", 3, &new)),
+    ])
+    .await;
+    let r = db.run_at(later, advance(trust::REISSUING)).await;
+    assert!(
+        matches!(
+            r,
+            Response::CaRotation {
+                generation: 4,
+                rotation: None
+            }
+        ),
+        "{r:?}"
+    );
+    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    assert_eq!(b.cas, vec![new_pem.clone()], "trust is the new CA alone");
+    assert!(trust::rotation(db.c()).await.expect("rotation").is_none());
+    // A re-run's late gate request answers the closed state.
+    let r = db.run_at(later, advance(trust::REISSUING)).await;
+    assert!(
+        matches!(r, Response::CaRotation { rotation: None, .. }),
+        "{r:?}"
+    );
+    // The issuing CA cannot be "rotated" to itself.
+    let r = db
+        .run(Op::StartCaRotation {
+            ca_pem: new_pem,
+            issuer: "meta-1".into(),
+            replace: false,
+        })
+        .await;
+    assert!(refusal(&r).contains("already the issuing CA"));
+}
+
+#[tokio::test]
+async fn a_rotation_whose_new_ca_key_is_lost_is_replaced_and_still_closes() {
+    let mut db = Db::new().await;
+    let (old_pem, old) = ca("old");
+    let (lost_pem, lost) = ca("lost");
+    let (new_pem, new) = ca("new");
+    db.ok(Op::InitTrust {
+        cas: vec![old_pem.clone()],
+        issuing: old.clone(),
+        issuer: "meta-1".into(),
+    })
+    .await;
+    let start = |pem: &str, replace: bool| Op::StartCaRotation {
+        ca_pem: pem.into(),
+        issuer: "meta-1".into(),
+        replace,
+    };
+    // Nobody has reported: no gate can be judged.
+    db.ok(start(&lost_pem, false)).await;
+    let r = db.run(advance(trust::WIDENING)).await;
+    assert!(refusal(&r).contains("no member"), "{r:?}");
+    db.ok(seen("meta-1", "meta", 2, &old)).await;
+    db.ok(advance(trust::WIDENING)).await;
+    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    assert_eq!(b.issuing, lost);
+
+    // The key of `lost` is gone: nothing can be reissued. Another CA is
+    // refused unless it replaces the open one, and then the rotation
+    // starts again from its first gate, from the same old CA.
+    let r = db.run(start(&new_pem, false)).await;
+    assert!(refusal(&r).contains("is open"), "{r:?}");
+    // Text beside the certificate (a stray key block) never reaches the bundle.
+    let with_key =
+        format!("{new_pem}-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+    db.ok(start(&with_key, true)).await;
+    let r = trust::rotation(db.c())
+        .await
+        .expect("rotation")
+        .expect("open");
+    assert_eq!(
+        (r.old.as_str(), r.new.as_str(), r.phase.as_str()),
+        (old.as_str(), new.as_str(), trust::WIDENING)
+    );
+    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    assert_eq!(b.cas.len(), 3);
+    assert!(!b.cas.concat().contains("PRIVATE KEY"));
+    let widened = r.widened;
+    db.ok(seen("meta-1", "meta", widened, &lost)).await;
+    db.ok(advance(trust::WIDENING)).await;
+    db.ok(seen("meta-1", "meta", widened + 1, &new)).await;
+    db.ok(advance(trust::REISSUING)).await;
+    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    assert_eq!(b.cas, vec![new_pem], "trust ends on the replacement alone");
+    assert_eq!(b.issuing, new);
+}
