@@ -253,8 +253,13 @@ impl NodeTls {
     /// Fingerprint of the trusted CA whose signature the node's own
     /// certificate carries, if any.
     pub fn own_issuer_fingerprint(&self) -> Option<String> {
-        let own = self.own_cert_der();
-        let (_, cert) = X509Certificate::from_der(&own).ok()?;
+        self.issuer_fingerprint(&self.own_cert_der())
+    }
+
+    /// Fingerprint of the trusted CA whose signature `cert_der` carries
+    /// (a peer's certificate, once its handshake verified it).
+    pub fn issuer_fingerprint(&self, cert_der: &[u8]) -> Option<String> {
+        let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
         read(&self.trust).ders.iter().find_map(|ca_der| {
             let (_, ca) = X509Certificate::from_der(ca_der).ok()?;
             cert.verify_signature(Some(ca.public_key()))

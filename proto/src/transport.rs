@@ -44,11 +44,19 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PeerInfo {
     pub identity: PeerIdentity,
     pub remote_addr: Option<SocketAddr>,
+    /// Fingerprint of the trusted CA that signed the certificate the peer
+    /// presented on this connection.
+    pub issuer: Option<String>,
 }
 
 /// The verified identity of the caller of a gRPC request.
 pub fn peer<T>(req: &tonic::Request<T>) -> Option<&PeerIdentity> {
-    req.extensions().get::<PeerInfo>().map(|p| &p.identity)
+    peer_info(req).map(|p| &p.identity)
+}
+
+/// All that is known of the caller of a gRPC request.
+pub fn peer_info<T>(req: &tonic::Request<T>) -> Option<&PeerInfo> {
+    req.extensions().get::<PeerInfo>()
 }
 
 /// A server-side TLS connection with its peer's identity.
@@ -126,6 +134,7 @@ pub fn incoming(
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
+            let tls_state = tls.clone();
             tokio::spawn(async move {
                 let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
                 {
@@ -140,19 +149,22 @@ pub fn incoming(
                     }
                 };
                 // The verifier already required an identity; read it once here.
-                let identity = tls
+                let cert = tls
                     .get_ref()
                     .1
                     .peer_certificates()
                     .and_then(|c| c.first())
-                    .map(|c| PeerIdentity::from_cert_der(c));
-                let Some(Ok(identity)) = identity else {
+                    .cloned();
+                let Some(Ok(identity)) = cert.as_ref().map(|c| PeerIdentity::from_cert_der(c))
+                else {
                     tracing::debug!(%remote, "peer certificate without identity");
                     return;
                 };
+                let issuer = cert.and_then(|c| tls_state.issuer_fingerprint(&c));
                 let info = PeerInfo {
                     identity,
                     remote_addr: Some(remote),
+                    issuer,
                 };
                 let _ = tx.send(Ok(PeerStream { inner: tls, info })).await;
             });

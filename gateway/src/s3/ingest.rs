@@ -158,7 +158,7 @@ pub async fn ingest(
     };
     let (mut hasher, mut want) = expected_checksums(&declared)?;
 
-    let profile = gw.profile()?;
+    let profile = gw.current_profile().await?;
     let candidates = gw.candidates().await;
     let body = body
         .map(|b| b.boxed())

@@ -148,7 +148,18 @@ impl Gateway {
         }
     }
 
-    /// k+m for a new object.
+    /// k+m for a new object; the registry is asked again first if this
+    /// gateway has not seen a blob-server yet (just started).
+    pub async fn current_profile(&self) -> S3Result<(usize, usize)> {
+        if self.blobs.registered() == 0
+            && let Err(e) = self.blobs.refresh().await
+        {
+            tracing::debug!(error = %e, "registry refresh before a write failed");
+        }
+        self.profile()
+    }
+
+    /// k+m for a new object, from this gateway's view of the registry.
     pub fn profile(&self) -> S3Result<(usize, usize)> {
         self.blobs
             .cluster_profile()

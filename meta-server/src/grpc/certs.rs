@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hamster_proto::pb;
 use hamster_proto::pki;
-use hamster_proto::transport::peer;
+use hamster_proto::transport::{peer, peer_info};
 use hamster_proto::{PeerIdentity, Role};
 use tonic::{Request, Response, Status};
 
@@ -108,7 +108,15 @@ impl pb::certs_server::Certs for CertsService {
         req: Request<pb::SyncRequest>,
     ) -> Result<Response<pb::SyncResponse>, Status> {
         let who = caller(&req)?;
+        // The CA of the certificate this call came with, as this server
+        // verified it: not the member's own word.
+        let cert_ca = peer_info(&req)
+            .and_then(|p| p.issuer.clone())
+            .unwrap_or_default();
         let r = req.into_inner();
+        if r.cert_ca_fingerprint != cert_ca {
+            tracing::debug!(identity = %who.uri(), said = %r.cert_ca_fingerprint, presented = %cert_ca, "member reported another CA than it presented");
+        }
         let mut bundle = self.meta.read(async |c| trust::bundle(c).await).await?;
         if bundle.is_none() {
             self.init_trust().await?;
@@ -117,8 +125,7 @@ impl pb::certs_server::Certs for CertsService {
         let bundle = bundle.ok_or_else(|| Status::unavailable("no trust bundle yet"))?;
         // The admin CLI syncs too, but is not a member that rotations wait on.
         if who.role != Role::Admin {
-            self.record(&who, r.trust_generation, r.cert_ca_fingerprint)
-                .await?;
+            self.record(&who, r.trust_generation, cert_ca).await?;
         }
         Ok(Response::new(pb::SyncResponse {
             trust_generation: bundle.generation,
