@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
+use hamster_proto::pb::GetVersionRequest;
 use hamster_proto::pki::{CertAuthority, ExtraNames, Validity};
 use hamster_proto::{PeerIdentity, Role};
 use hamster_tests::s3::S3Cluster;
@@ -68,7 +69,36 @@ async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
     // blob-servers' block checksums, rebuilt from parity.
     let flip = object(3 * SEG + 17, 1);
     put(&c, "flip", &flip).await.expect("put");
-    for &b in &s.blobs[..2] {
+    // Two data shards (the GET reads data first: corrupt parity could go
+    // unread), found through the object's shard map.
+    let gw = s.c.gateway_identity("gw-probe");
+    let map =
+        s.c.meta_client(s.metas[0], &gw)
+            .get_version(GetVersionRequest {
+                bucket: "dur".into(),
+                key: "flip".into(),
+                version_id: String::new(),
+            })
+            .await
+            .expect("get version")
+            .into_inner()
+            .version
+            .and_then(|v| v.shard_map)
+            .expect("shard map");
+    let data_blobs: Vec<usize> = map
+        .shards
+        .iter()
+        .filter(|l| l.index < map.data_shards)
+        .take(2)
+        .map(|l| {
+            *s.blobs
+                .iter()
+                .find(|&&b| s.c.nodes[b].id == l.blob_id)
+                .expect("a blob-server of the map")
+        })
+        .collect();
+    assert_eq!(data_blobs.len(), 2);
+    for &b in &data_blobs {
         let files = s.shard_files(b);
         assert_eq!(files.len(), 1, "one shard per server so far");
         let mut bytes = std::fs::read(&files[0]).expect("shard");
