@@ -21,12 +21,17 @@ pub struct AdminConn {
 }
 
 impl AdminConn {
-    fn load(&self) -> anyhow::Result<Arc<NodeTls>> {
-        let paths = TlsPaths {
+    /// The admin's certificate, key and trust files.
+    pub fn paths(&self) -> TlsPaths {
+        TlsPaths {
             cert: self.admin_cert.clone(),
             key: self.admin_key.clone(),
             trust: self.trust.clone(),
-        };
+        }
+    }
+
+    fn load(&self) -> anyhow::Result<Arc<NodeTls>> {
+        let paths = self.paths();
         // A renewal `rotate-ca` was killed in the middle of is finished first.
         hamster_proto::trust_sync::recover_pending(&paths);
         Ok(NodeTls::load(&paths)?)

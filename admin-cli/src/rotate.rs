@@ -12,7 +12,6 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use hamster_proto::pb::{StartKeyRotationRequest, admin_client::AdminClient};
 
 use crate::conn::{MetaConn, StatusPoller};
@@ -114,15 +113,30 @@ pub async fn run(a: &RotateKeyArgs) -> anyhow::Result<()> {
 
 /// A one-line progress bar on stderr.
 fn bar(total: u64, left: u64) {
-    const WIDTH: u64 = 40;
     let done = total.saturating_sub(left);
-    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    progress(
+        done,
+        total,
+        true,
+        &format!("{done}/{total} rewrapped, {left} left"),
+    );
+}
+
+/// A one-line progress bar on stderr, `done` of `total`, then `tail`.
+/// With nothing to count, the bar is full if `empty_full`.
+pub fn progress(done: u64, total: u64, empty_full: bool, tail: &str) {
+    const WIDTH: u64 = 40;
+    let empty = if empty_full { WIDTH } else { 0 };
+    let filled = (done * WIDTH)
+        .checked_div(total)
+        .unwrap_or(empty)
+        .min(WIDTH);
     let mut err = std::io::stderr();
     let _ = write!(
         err,
-        "\r[{}{}] {done}/{total} rewrapped, {left} left",
+        "\r[{}{}] {tail}",
         "#".repeat(filled as usize),
         " ".repeat((WIDTH - filled) as usize)
     );
-    let _ = err.flush().context("stderr");
+    let _ = err.flush();
 }

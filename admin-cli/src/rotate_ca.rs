@@ -14,7 +14,6 @@
 //! is, so an interrupted run (or a leader change) is resumed by running
 //! it again. The old CA's key is never needed.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -23,7 +22,6 @@ use hamster_proto::pb::{
     SyncRequest, admin_client::AdminClient, certs_client::CertsClient,
 };
 use hamster_proto::pki::{self, ExtraNames};
-use hamster_proto::tls::TlsPaths;
 use hamster_proto::trust_sync::{install_certified, replace_file};
 
 use crate::conn::{MetaConn, StatusPoller};
@@ -50,14 +48,6 @@ pub struct RotateCaArgs {
     /// was lost); the rotation starts again from its first gate.
     #[arg(long)]
     pub replace: bool,
-}
-
-fn paths(a: &RotateCaArgs) -> TlsPaths {
-    TlsPaths {
-        cert: a.meta.conn.admin_cert.clone(),
-        key: a.meta.conn.admin_key.clone(),
-        trust: a.meta.conn.trust.clone(),
-    }
 }
 
 /// Opens the rotation (or finds the open one) on the first meta-server
@@ -96,7 +86,7 @@ async fn renew_self(a: &RotateCaArgs) -> anyhow::Result<()> {
         .cert_pem;
     tls.check_certified(&cert, &key)
         .context("the renewed admin certificate does not fit its key")?;
-    install_certified(&paths(a), &cert, &key)?;
+    install_certified(&a.meta.conn.paths(), &cert, &key)?;
     Ok(())
 }
 
@@ -131,20 +121,24 @@ fn own_ca(a: &RotateCaArgs) -> anyhow::Result<String> {
         .unwrap_or_default())
 }
 
-/// Whether the last run's rotation closed before that run saved trust
-/// {new}: nothing open, this command's certificate from the issuing CA,
-/// and its trust file a strict superset of the published bundle. Then a
-/// re-run finishes that rotation instead of starting another.
-async fn closed_but_unsaved(a: &RotateCaArgs) -> anyhow::Result<bool> {
+/// If the last run's rotation closed before that run saved trust {new}
+/// (nothing open, this command's certificate from the issuing CA, and its
+/// trust file a strict superset of the published bundle): the issuing CA
+/// and the bundle to save. A re-run then finishes that rotation instead
+/// of starting another.
+async fn unsaved_close(a: &RotateCaArgs) -> anyhow::Result<Option<(String, String)>> {
     let Some(s) = StatusPoller::new(a.unreachable_secs).poll(&a.meta).await? else {
-        return Ok(false);
+        return Ok(None);
     };
     if s.ca_rotation != "none" || own_ca(a)? != s.issuing_ca_fingerprint {
-        return Ok(false);
+        return Ok(None);
     }
-    let mine = fingerprints(&std::fs::read_to_string(&a.meta.conn.trust)?);
-    let theirs = fingerprints(&published(a).await?);
-    Ok(mine.is_superset(&theirs) && mine != theirs)
+    let bundle = published(a).await?;
+    let (mine, theirs) = (
+        fingerprints(&std::fs::read_to_string(&a.meta.conn.trust)?),
+        fingerprints(&bundle),
+    );
+    Ok((mine.is_superset(&theirs) && mine != theirs).then_some((s.issuing_ca_fingerprint, bundle)))
 }
 
 /// Writes the published trust bundle to this command's trust file.
@@ -172,10 +166,10 @@ pub async fn run(a: &RotateCaArgs) -> anyhow::Result<()> {
     for m in &a.forget {
         forget(a, m).await?;
     }
-    if !a.replace && closed_but_unsaved(a).await? {
-        save_trust(a).await?;
-        let s = StatusPoller::new(a.unreachable_secs).poll(&a.meta).await?;
-        let new = s.map(|s| s.issuing_ca_fingerprint).unwrap_or_default();
+    if !a.replace
+        && let Some((new, bundle)) = unsaved_close(a).await?
+    {
+        replace_file(&a.meta.conn.trust, bundle.as_bytes(), 0o644)?;
         event(a, "closed", "none", &new, 0, 0, "");
         return Ok(());
     }
@@ -282,18 +276,9 @@ fn event(a: &RotateCaArgs, event: &str, phase: &str, new: &str, live: u64, old: 
         "opened" => println!("CA rotation open: new CA {new}; trust is {{old, new}}"),
         "closed" => println!("\nCA rotation closed: every member is on {new} and trusts it alone"),
         _ => {
-            const WIDTH: u64 = 40;
             let done = live.saturating_sub(old);
-            let filled = (done * WIDTH).checked_div(live).unwrap_or(0).min(WIDTH);
-            let mut err = std::io::stderr();
-            let _ = write!(
-                err,
-                "\r[{}{}] {phase}: {done}/{live} members on the new CA {:<60.60}",
-                "#".repeat(filled as usize),
-                " ".repeat((WIDTH - filled) as usize),
-                note
-            );
-            let _ = err.flush();
+            let tail = format!("{phase}: {done}/{live} members on the new CA {note:<60.60}");
+            crate::rotate::progress(done, live, false, &tail);
         }
     }
 }

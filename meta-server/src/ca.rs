@@ -82,10 +82,7 @@ impl Issuer {
         let ca = self.store.authority(&fp).ok_or_else(|| {
             Status::failed_precondition(format!("this node does not hold the key of CA {fp}"))
         })?;
-        let cert = ca
-            .sign_csr(csr, identity, Validity::starting_now(pki::LEAF_VALIDITY))
-            .map_err(|e| Status::invalid_argument(format!("CSR: {e}")))?;
-        Ok((cert, fp))
+        Ok((signed(&ca, csr, identity)?, fp))
     }
 
     /// Signs here if this node holds the issuing key, else forwards the
@@ -97,8 +94,8 @@ impl Issuer {
         identity: &PeerIdentity,
     ) -> Result<(String, String), Status> {
         let (fp, issuer) = self.issuing().await?;
-        if self.store.authority(&fp).is_some() {
-            return self.sign_here(csr, identity).await;
+        if let Some(ca) = self.store.authority(&fp) {
+            return Ok((signed(&ca, csr, identity)?, fp));
         }
         let me = self.meta.tls.identity().node_id.clone();
         let (nodes, _) = self.meta.members();
@@ -138,4 +135,9 @@ impl Issuer {
         }
         Err(last)
     }
+}
+
+fn signed(ca: &CertAuthority, csr: &str, identity: &PeerIdentity) -> Result<String, Status> {
+    ca.sign_csr(csr, identity, Validity::starting_now(pki::LEAF_VALIDITY))
+        .map_err(|e| Status::invalid_argument(format!("CSR: {e}")))
 }

@@ -119,7 +119,7 @@ mod tests {
         PeerInfo {
             identity: PeerIdentity::new(role, "x").expect("id"),
             remote_addr: None,
-            issuer: None,
+            cert: None,
         }
     }
 

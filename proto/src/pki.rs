@@ -235,6 +235,14 @@ pub fn generate_csr(
     Ok((csr.pem()?, key.serialize_pem()))
 }
 
+/// The fingerprint of the one certificate in `pem` (None unless exactly one).
+pub fn pem_fingerprint(pem: &str) -> Option<String> {
+    match certs_from_pem(pem).ok()?.as_slice() {
+        [one] => Some(cert_fingerprint(one)),
+        _ => None,
+    }
+}
+
 /// The CA in directory `dir` whose certificate's fingerprint starts with
 /// `fingerprint` (a full one, or a prefix of 8 hex digits or more), if
 /// its key (`NAME.key` beside `NAME.crt`) is there too. The directory is
@@ -249,8 +257,7 @@ pub fn authority_in_dir(dir: &std::path::Path, fingerprint: &str) -> Option<Cert
             return None;
         }
         let cert = std::fs::read_to_string(&path).ok()?;
-        let der = certs_from_pem(&cert).ok()?.into_iter().next()?;
-        if !cert_fingerprint(&der).starts_with(fingerprint) {
+        if !pem_fingerprint(&cert)?.starts_with(fingerprint) {
             return None;
         }
         let key = std::fs::read_to_string(path.with_extension("key")).ok()?;

@@ -44,9 +44,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PeerInfo {
     pub identity: PeerIdentity,
     pub remote_addr: Option<SocketAddr>,
-    /// Fingerprint of the trusted CA that signed the certificate the peer
-    /// presented on this connection.
-    pub issuer: Option<String>,
+    /// The certificate the peer presented on this connection (verified).
+    pub cert: Option<rustls_pki_types::CertificateDer<'static>>,
 }
 
 /// The verified identity of the caller of a gRPC request.
@@ -134,7 +133,6 @@ pub fn incoming(
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
-            let tls_state = tls.clone();
             tokio::spawn(async move {
                 let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
                 {
@@ -160,11 +158,10 @@ pub fn incoming(
                     tracing::debug!(%remote, "peer certificate without identity");
                     return;
                 };
-                let issuer = cert.and_then(|c| tls_state.issuer_fingerprint(&c));
                 let info = PeerInfo {
                     identity,
                     remote_addr: Some(remote),
-                    issuer,
+                    cert,
                 };
                 let _ = tx.send(Ok(PeerStream { inner: tls, info })).await;
             });

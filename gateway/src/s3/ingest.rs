@@ -158,8 +158,7 @@ pub async fn ingest(
     };
     let (mut hasher, mut want) = expected_checksums(&declared)?;
 
-    let profile = gw.current_profile().await?;
-    let candidates = gw.candidates().await;
+    let (profile, candidates) = gw.placement().await?;
     let body = body
         .map(|b| b.boxed())
         .unwrap_or_else(|| futures::stream::empty().boxed());

@@ -148,37 +148,31 @@ impl Gateway {
         }
     }
 
-    /// k+m for a new object; the registry is asked again first if this
-    /// gateway has not seen a blob-server yet (just started).
-    pub async fn current_profile(&self) -> S3Result<(usize, usize)> {
-        if self.blobs.registered() == 0
-            && let Err(e) = self.blobs.refresh().await
-        {
-            tracing::debug!(error = %e, "registry refresh before a write failed");
-        }
-        self.profile()
-    }
-
     /// k+m for a new object, from this gateway's view of the registry.
-    pub fn profile(&self) -> S3Result<(usize, usize)> {
+    fn profile(&self) -> Option<(usize, usize)> {
         self.blobs
             .cluster_profile()
             .or_else(|| default_profile(self.blobs.registered()))
-            .ok_or_else(|| s3_error!(SlowDown, "no blob-server is registered yet"))
     }
 
-    /// Placement candidates, refreshed first if the view looks short.
-    pub async fn candidates(&self) -> Vec<Candidate> {
-        let c = self.blobs.candidates();
-        let up = c.iter().filter(|c| c.active).count();
-        let (k, m) = self.profile().unwrap_or((1, 0));
-        if up < k + m {
+    /// k+m for a new object and its placement candidates. The registry is
+    /// asked again first if the view looks short: no blob-server seen yet
+    /// (just started), or fewer active than k+m.
+    pub async fn placement(&self) -> S3Result<((usize, usize), Vec<Candidate>)> {
+        let short = |c: &[Candidate], p: Option<(usize, usize)>| {
+            p.is_none_or(|(k, m)| c.iter().filter(|c| c.active).count() < k + m)
+        };
+        let mut c = self.blobs.candidates();
+        if short(&c, self.profile()) {
             if let Err(e) = self.blobs.refresh().await {
                 tracing::debug!(error = %e, "registry refresh before placement failed");
             }
-            return self.blobs.candidates();
+            c = self.blobs.candidates();
         }
-        c
+        let profile = self
+            .profile()
+            .ok_or_else(|| s3_error!(SlowDown, "no blob-server is registered yet"))?;
+        Ok((profile, c))
     }
 
     /// Deletes, in the background, shards no version refers to any more.

@@ -179,7 +179,7 @@ impl pb::admin_server::Admin for AdminService {
         });
         let members = futures::future::join_all(probes).await;
         let keys = self.key_status().await?;
-        let ca = super::ca_admin::status(&self.meta).await?;
+        let keys_and_ca = super::ca_admin::status(&self.meta, keys).await?;
         Ok(Response::new(pb::StatusResponse {
             node_id: self.meta.tls.identity().node_id.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -192,13 +192,7 @@ impl pb::admin_server::Admin for AdminService {
             commit_index: index(self.meta.log.committed_index()),
             applied_index: index(m.last_applied.map(|l| l.index)),
             snapshot_index: index(m.snapshot.map(|l| l.index)),
-            trust_generation: ca.trust_generation,
-            members_on_old_ca: ca.members_on_old_ca,
-            tls_members: ca.tls_members,
-            ca_rotation: ca.ca_rotation,
-            issuing_ca_fingerprint: ca.issuing_ca_fingerprint,
-            ca_rotation_new_fingerprint: ca.ca_rotation_new_fingerprint,
-            ..keys
+            ..keys_and_ca
         }))
     }
 

@@ -95,8 +95,8 @@ pub async fn forget(meta: &Meta, role: &str, id: &str) -> Result<(), Status> {
     }
 }
 
-/// The CA fields of `hamster status`.
-pub async fn status(meta: &Meta) -> Result<pb::StatusResponse, Status> {
+/// `base` with the CA fields of `hamster status` filled in.
+pub async fn status(meta: &Meta, base: pb::StatusResponse) -> Result<pb::StatusResponse, Status> {
     let (b, r, members) = meta
         .read(async |c| {
             Ok((
@@ -125,6 +125,6 @@ pub async fn status(meta: &Meta) -> Result<pb::StatusResponse, Status> {
         ca_rotation: r.as_ref().map_or("none".into(), |r| r.phase.clone()),
         issuing_ca_fingerprint: b.issuing.clone(),
         ca_rotation_new_fingerprint: r.map(|r| r.new).unwrap_or_default(),
-        ..Default::default()
+        ..base
     })
 }

@@ -111,7 +111,8 @@ impl pb::certs_server::Certs for CertsService {
         // The CA of the certificate this call came with, as this server
         // verified it: not the member's own word.
         let cert_ca = peer_info(&req)
-            .and_then(|p| p.issuer.clone())
+            .and_then(|p| p.cert.as_ref())
+            .and_then(|c| self.meta.tls.issuer_fingerprint(c))
             .unwrap_or_default();
         let r = req.into_inner();
         if r.cert_ca_fingerprint != cert_ca {

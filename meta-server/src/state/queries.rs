@@ -23,7 +23,7 @@ fn json_err(e: serde_json::Error) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(e))
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<String, sqlx::Error> {
+pub fn json<T: serde::Serialize>(v: &T) -> Result<String, sqlx::Error> {
     serde_json::to_string(v).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
@@ -688,6 +688,14 @@ pub async fn setting(c: &mut SqliteConnection, key: &str) -> Result<Option<Strin
         .bind(key)
         .fetch_optional(&mut *c)
         .await
+}
+
+/// A cluster setting stored as JSON.
+pub async fn setting_json<T: serde::de::DeserializeOwned>(
+    c: &mut SqliteConnection,
+    key: &str,
+) -> Result<Option<T>, sqlx::Error> {
+    setting(c, key).await?.map(|s| from_json(&s)).transpose()
 }
 
 /// Sets (or, with None, removes) a cluster setting.

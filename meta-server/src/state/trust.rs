@@ -19,10 +19,6 @@ const ROTATION: &str = "ca";
 pub const WIDENING: &str = "widening";
 pub const REISSUING: &str = "reissuing";
 
-fn codec(e: serde_json::Error) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(e))
-}
-
 fn invalid(why: impl Into<String>) -> MetaError {
     MetaError::InvalidArgument(why.into())
 }
@@ -32,23 +28,14 @@ fn refused(why: String) -> MetaError {
 }
 
 /// The fingerprint of the one certificate in `pem`.
-pub fn ca_fingerprint(pem: &str) -> Option<String> {
-    match pki::certs_from_pem(pem).ok()?.as_slice() {
-        [one] => Some(pki::cert_fingerprint(one)),
-        _ => None,
-    }
-}
+pub use pki::pem_fingerprint as ca_fingerprint;
 
 pub async fn bundle(c: &mut SqliteConnection) -> Result<Option<TrustBundle>, sqlx::Error> {
-    q::setting(c, TRUST)
-        .await?
-        .map(|s| serde_json::from_str(&s).map_err(codec))
-        .transpose()
+    q::setting_json(c, TRUST).await
 }
 
 async fn set_bundle(c: &mut SqliteConnection, b: &TrustBundle) -> Result<(), sqlx::Error> {
-    let v = serde_json::to_string(b).map_err(codec)?;
-    q::put_setting(c, TRUST, Some(&v)).await
+    q::put_setting(c, TRUST, Some(&q::json(b)?)).await
 }
 
 pub async fn rotation(c: &mut SqliteConnection) -> Result<Option<CaRotation>, sqlx::Error> {
