@@ -3,6 +3,7 @@
 //! - [`pb`]: the gRPC services and messages (`proto/hamster/v1/*.proto`):
 //!   `Node` (every server), `Meta` and `Registry` (gateway/blob → meta),
 //!   `Admin` (admin → meta), `Certs` (trust and renewal, any member → meta), `Raft` (meta ↔ meta), `Blob` (gateway/meta → blob).
+//! - [`error`]: [`ErrorCode`], the stable reason a refusal carries between tiers.
 //! - [`identity`]: roles and node ids, carried in certificates as `hamster://ROLE/ID`.
 //! - [`join`]: join tokens, and a new node getting its certificate by CSR.
 //! - [`pki`]: CA, certificates, CSRs — keys are made where they are used.
@@ -19,6 +20,7 @@
 
 pub mod authz;
 pub mod envelope;
+pub mod error;
 pub mod health;
 pub mod identity;
 pub mod join;
@@ -37,4 +39,5 @@ pub mod pb {
     tonic::include_proto!("hamster.v1");
 }
 
+pub use error::ErrorCode;
 pub use identity::{PeerIdentity, Role};
