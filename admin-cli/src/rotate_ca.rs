@@ -17,6 +17,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use hamster_proto::ErrorCode;
 use hamster_proto::pb::{
     AdvanceCaRotationRequest, ForgetMemberRequest, RenewRequest, StartCaRotationRequest,
     SyncRequest, admin_client::AdminClient, certs_client::CertsClient,
@@ -255,7 +256,10 @@ async fn advance(a: &RotateCaArgs, phase: &str) -> anyhow::Result<String> {
         .await;
     match r {
         Ok(_) => Ok(String::new()),
-        Err(s) if s.code() == tonic::Code::FailedPrecondition => Ok(s.message().to_string()),
+        // A gate still shut: the reason is what to wait for.
+        Err(s) if ErrorCode::of(&s) == Some(ErrorCode::RotationRefused) => {
+            Ok(s.message().to_string())
+        }
         // Unreachable or electing: the next round asks again.
         Err(s) => Ok(format!("meta tier: {}", s.message())),
     }

@@ -1,7 +1,7 @@
 //! The `Blob` service (admitted for gateway and meta roles): streaming
 //! put and ranged get of shards, delete, stat.
 
-use hamster_proto::pb;
+use hamster_proto::{ErrorCode, pb};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::store::{Store, StoreError};
@@ -19,23 +19,33 @@ impl BlobService {
     }
 }
 
-/// The one place store errors become gRPC statuses.
+/// The one place store errors become gRPC statuses, each with its
+/// stable code (`hamster_proto::ErrorCode`).
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Status {
-        match &e {
-            StoreError::BadId(_) => Status::invalid_argument(e.to_string()),
-            StoreError::NotFound(_) => Status::not_found(e.to_string()),
+        let code = match &e {
+            // Shard ids are chosen by the gateway and the meta tier, never
+            // by an end user: a bad one is a bug in the caller.
+            StoreError::BadId(_) => ErrorCode::MalformedRequest,
+            StoreError::NotFound(_) => ErrorCode::NoSuchShard,
             StoreError::Corrupt { .. } => {
                 tracing::error!(error = %e, "corrupt shard");
-                Status::data_loss(e.to_string())
+                ErrorCode::ShardCorrupt
             }
-            StoreError::OutOfRange { .. } => Status::out_of_range(e.to_string()),
+            StoreError::OutOfRange { .. } => ErrorCode::OutOfRange,
             StoreError::Io { .. } => {
                 tracing::error!(error = %e, "shard I/O");
-                Status::internal("shard I/O error")
+                // The cause stays in this node's log.
+                return ErrorCode::Internal.status("shard I/O error");
             }
-        }
+        };
+        code.status(e.to_string())
     }
+}
+
+/// A put stream that breaks the protocol (a bug in the caller).
+fn malformed(why: &str) -> Status {
+    ErrorCode::MalformedRequest.status(why)
 }
 
 fn checksum_bytes(c: u32) -> Vec<u8> {
@@ -61,7 +71,7 @@ impl pb::blob_server::Blob for BlobService {
         let first = stream
             .message()
             .await?
-            .ok_or_else(|| Status::invalid_argument("empty shard stream"))?;
+            .ok_or_else(|| malformed("empty shard stream"))?;
         let mut write = self
             .store
             .create(&first.shard_id, first.shard_index)
@@ -69,7 +79,7 @@ impl pb::blob_server::Blob for BlobService {
         write.write(&first.data).await?;
         while let Some(chunk) = stream.message().await? {
             if !chunk.shard_id.is_empty() && chunk.shard_id != first.shard_id {
-                return Err(Status::invalid_argument("shard id changed mid-stream"));
+                return Err(malformed("shard id changed mid-stream"));
             }
             write.write(&chunk.data).await?;
         }

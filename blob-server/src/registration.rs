@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hamster_proto::pb::{self, registry_client::RegistryClient};
 use hamster_proto::tls::NodeTls;
-use hamster_proto::{Role, transport};
+use hamster_proto::{ErrorCode, Role, transport};
 
 pub struct Registration {
     pub meta: Vec<String>,
@@ -99,7 +99,10 @@ impl Registration {
             };
             match c.heartbeat(hb).await {
                 Ok(_) => {}
-                Err(e) if e.code() == tonic::Code::NotFound => self.register(&mut attempt).await,
+                // The registry forgot us (a restored meta tier): register again.
+                Err(e) if ErrorCode::of(&e) == Some(ErrorCode::NoSuchBlobServer) => {
+                    self.register(&mut attempt).await
+                }
                 Err(e) => {
                     tracing::warn!(error = %e.message(), "heartbeat failed");
                     attempt += 1;

@@ -4,16 +4,19 @@
 //!
 //! - [`listener`]: the S3 endpoint (HTTP, or HTTPS given a certificate);
 //!   s3s parses, routes and checks SigV4.
-//! - [`s3`]: one file per S3 topic (buckets, put, get, delete, list), the
-//!   SigV4 secret lookup, and the one place errors become S3 codes.
+//! - [`s3`]: the S3 dispatch, one file per S3 topic (buckets, put, get,
+//!   delete, list, ...), the SigV4 secret lookup, and the one place errors
+//!   become S3 codes.
 //! - [`pipeline`]: the data path, one module per stage — chunk, encrypt,
 //!   erasure, placement, fanout (ack rule), then commit; and back: fanin
 //!   (hedged, rebuilding from parity), decrypt.
-//! - [`meta`]: the meta tier client (failover between meta-servers).
-//! - [`blobs`]: the cached blob-server registry placement draws from.
+//! - [`meta`]: the meta tier client (failover between meta-servers;
+//!   refusals as `hamster_proto::ErrorCode`).
+//! - [`cluster`]: the cached view of the cluster — blob-server registry,
+//!   erasure profile, write key — that placement and commit draw from.
 //! - [`keys`]: reports of the master keys this gateway holds.
 
-pub mod blobs;
+pub mod cluster;
 pub mod keys;
 pub mod listener;
 pub mod meta;
@@ -68,7 +71,8 @@ pub struct Args {
     pub blob_down_after_secs: u64,
 }
 
-/// Unix milliseconds, from this gateway's clock.
+/// Unix milliseconds, from this gateway's clock: for shard ids and
+/// heartbeat ages, never for a version's time (the meta tier stamps it).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -84,8 +88,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     keys.reload_on_sighup()?;
     let node = Node::bind(&args.node, Role::Gateway).await?;
     let meta = Arc::new(meta::MetaTier::new(args.meta.clone(), &node.tls).context("--meta")?);
-    let blobs = blobs::Blobs::new(meta.clone(), Duration::from_secs(args.blob_down_after_secs));
-    blobs.spawn_refresh();
+    let cluster =
+        cluster::ClusterView::new(meta.clone(), Duration::from_secs(args.blob_down_after_secs));
+    cluster.spawn_refresh();
     keys::spawn_reports(meta.clone(), keys.clone());
     // Trust bundles and certificate renewal (ADR 0019).
     hamster_proto::trust_sync::TrustSync::new(node.tls.clone(), node.paths().clone()).spawn(
@@ -97,7 +102,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     let gateway = s3::Gateway {
         meta: meta.clone(),
-        blobs,
+        cluster,
         pool: Pool::new(node.tls.clone(), &[Role::Blob]),
         keys: keys.clone(),
         hedge_after: Duration::from_millis(args.hedge_after_ms),

@@ -7,22 +7,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use hamster_proto::error::ERROR_CODE_KEY;
 use hamster_proto::tls::NodeTls;
-use hamster_proto::{Role, transport};
+use hamster_proto::{ErrorCode, Role, transport};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-/// Metadata key of the stable error code a meta-server attaches.
-const ERROR_CODE_KEY: &str = "hamster-error";
 /// Rounds over every meta-server before a call gives up.
 const ROUNDS: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
     /// The meta tier refused the call for a reason it named, e.g.
-    /// `NoSuchBucket` (the codes of `meta-server/src/grpc/errors.rs`).
+    /// `NoSuchBucket`; `s3/error.rs` says what each code means to S3.
     #[error("{code}: {message}")]
-    Refused { code: String, message: String },
+    Refused { code: ErrorCode, message: String },
     /// No meta-server could answer (no quorum, none reachable).
     #[error("meta tier unavailable: {0}")]
     Unavailable(String),
@@ -33,24 +32,32 @@ pub enum MetaError {
 
 impl MetaError {
     /// The stable code of a refusal, if this is one.
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            MetaError::Refused { code, .. } => Some(code),
+            MetaError::Refused { code, .. } => Some(*code),
             _ => None,
         }
     }
 }
 
 fn classify(s: Status) -> MetaError {
-    if let Some(code) = s
-        .metadata()
-        .get(ERROR_CODE_KEY)
-        .and_then(|v| v.to_str().ok())
-    {
-        return MetaError::Refused {
-            code: code.to_string(),
-            message: s.message().to_string(),
-        };
+    match ErrorCode::of(&s) {
+        // "No leader or quorum": the same as a server out of reach, so the
+        // call moves on to the next meta-server.
+        Some(ErrorCode::Unavailable) => return MetaError::Unavailable(s.message().to_string()),
+        Some(ErrorCode::Internal) => return MetaError::Failed(s.message().to_string()),
+        Some(code) => {
+            return MetaError::Refused {
+                code,
+                message: s.message().to_string(),
+            };
+        }
+        None => {}
+    }
+    if let Some(code) = s.metadata().get(ERROR_CODE_KEY) {
+        // A newer meta-server's code: no meaning here, so not the client's.
+        tracing::error!(code = ?code, message = %s.message(), "meta tier refusal with a code this gateway does not know");
+        return MetaError::Failed(format!("unknown refusal {code:?}: {}", s.message()));
     }
     match s.code() {
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
@@ -129,4 +136,40 @@ macro_rules! meta_call {
             }
         })
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_known_code_is_a_refusal() {
+        let e = classify(ErrorCode::NoSuchKey.status("gone"));
+        assert_eq!(e.code(), Some(ErrorCode::NoSuchKey));
+        assert!(matches!(e, MetaError::Refused { message, .. } if message == "gone"));
+    }
+
+    #[test]
+    fn an_unknown_code_is_a_failure() {
+        let mut s = Status::failed_precondition("new");
+        s.metadata_mut()
+            .insert(ERROR_CODE_KEY, "FromTheFuture".parse().expect("ascii"));
+        assert!(matches!(classify(s), MetaError::Failed(_)));
+    }
+
+    #[test]
+    fn no_quorum_moves_on_to_the_next_server() {
+        assert!(matches!(
+            classify(ErrorCode::Unavailable.status("no leader")),
+            MetaError::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify(Status::unavailable("down")),
+            MetaError::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify(Status::internal("bug")),
+            MetaError::Failed(_)
+        ));
+    }
 }

@@ -17,10 +17,10 @@ use hamster_proto::pb::{RenewRequest, certs_client::CertsClient};
 use hamster_proto::pki::{self, CertAuthority, Validity};
 use hamster_proto::secrets::{write_private, write_public};
 use hamster_proto::{PeerIdentity, Role};
-use tonic::Status;
 
 use crate::cluster::Meta;
-use crate::state::trust;
+use crate::grpc::errors::ServiceError;
+use crate::state::ca_rotation;
 
 /// A meta-server's CA directory, if it has one.
 #[derive(Clone, Debug, Default)]
@@ -45,7 +45,7 @@ impl CaStore {
             &crate::cluster::now_ms().to_string(),
             Validity::starting_now(pki::CA_VALIDITY),
         )?;
-        let fp = trust::ca_fingerprint(&pair.cert_pem)
+        let fp = ca_rotation::ca_fingerprint(&pair.cert_pem)
             .ok_or_else(|| anyhow::anyhow!("the minted CA does not parse"))?;
         let stem = format!("ca-{}", &fp[..16]);
         write_private(&dir.join(format!("{stem}.key")), pair.key_pem.as_bytes())?;
@@ -63,12 +63,12 @@ pub struct Issuer {
 
 impl Issuer {
     /// The issuing CA's fingerprint and the node that minted it.
-    async fn issuing(&self) -> Result<(String, String), Status> {
+    async fn issuing(&self) -> Result<(String, String), ServiceError> {
         let b = self
             .meta
-            .read(async |c| trust::bundle(c).await)
+            .read(async |c| ca_rotation::bundle(c).await)
             .await?
-            .ok_or_else(|| Status::unavailable("the meta tier has no trust bundle yet"))?;
+            .ok_or(ServiceError::NoTrustBundle)?;
         Ok((b.issuing, b.issuer))
     }
 
@@ -77,10 +77,10 @@ impl Issuer {
         &self,
         csr: &str,
         identity: &PeerIdentity,
-    ) -> Result<(String, String), Status> {
+    ) -> Result<(String, String), ServiceError> {
         let (fp, _) = self.issuing().await?;
         let ca = self.store.authority(&fp).ok_or_else(|| {
-            Status::failed_precondition(format!("this node does not hold the key of CA {fp}"))
+            ServiceError::NoCaKey(format!("this node does not hold the key of CA {fp}"))
         })?;
         Ok((signed(&ca, csr, identity)?, fp))
     }
@@ -92,7 +92,7 @@ impl Issuer {
         &self,
         csr: &str,
         identity: &PeerIdentity,
-    ) -> Result<(String, String), Status> {
+    ) -> Result<(String, String), ServiceError> {
         let (fp, issuer) = self.issuing().await?;
         if let Some(ca) = self.store.authority(&fp) {
             return Ok((signed(&ca, csr, identity)?, fp));
@@ -101,13 +101,14 @@ impl Issuer {
         let (nodes, _) = self.meta.members();
         let mut others: Vec<_> = nodes.into_values().filter(|n| n.name != me).collect();
         others.sort_by_key(|n| n.name != issuer);
-        let mut last = Status::unavailable(format!("no meta-server holds the key of CA {fp}"));
+        let mut last =
+            ServiceError::Unavailable(format!("no meta-server holds the key of CA {fp}"));
         for n in others {
             let ch = match hamster_proto::transport::channel(&n.addr, &self.meta.tls, &[Role::Meta])
             {
                 Ok(ch) => ch,
                 Err(e) => {
-                    last = Status::unavailable(e.to_string());
+                    last = ServiceError::Unavailable(e.to_string());
                     continue;
                 }
             };
@@ -122,22 +123,25 @@ impl Issuer {
                     let r = r.into_inner();
                     return Ok((r.cert_pem, r.issuing_ca_fingerprint));
                 }
+                // The CSR or the identity itself refused: every holder of
+                // the key would refuse it alike. Judged by the gRPC class,
+                // which a peer without error codes sends too.
                 Err(e)
                     if matches!(
                         e.code(),
                         tonic::Code::InvalidArgument | tonic::Code::PermissionDenied
                     ) =>
                 {
-                    return Err(e);
+                    return Err(e.into());
                 }
-                Err(e) => last = e,
+                Err(e) => last = e.into(),
             }
         }
         Err(last)
     }
 }
 
-fn signed(ca: &CertAuthority, csr: &str, identity: &PeerIdentity) -> Result<String, Status> {
+fn signed(ca: &CertAuthority, csr: &str, identity: &PeerIdentity) -> Result<String, ServiceError> {
     ca.sign_csr(csr, identity, Validity::starting_now(pki::LEAF_VALIDITY))
-        .map_err(|e| Status::invalid_argument(format!("CSR: {e}")))
+        .map_err(|e| ServiceError::InvalidArgument(format!("CSR: {e}")))
 }

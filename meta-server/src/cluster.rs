@@ -163,7 +163,7 @@ impl Meta {
                     .peers
                     .raft_client(&node.addr)
                     .map_err(|e| Attempt::Retry(e.to_string()))?;
-                let payload = encode(req).map_err(|s| Attempt::Fail(s.message().to_string()))?;
+                let payload = encode(req).map_err(|e| Attempt::Fail(e.to_string()))?;
                 let resp = client.forward(payload).await.map_err(|s| {
                     Attempt::Retry(format!("leader {node} unreachable: {}", s.message()))
                 })?;
@@ -176,7 +176,7 @@ impl Meta {
                     }
                     // An undecodable answer: the outcome is unknown, so
                     // retry (the same command id is applied at most once).
-                    Err(s) => Err(Attempt::Retry(s.message().to_string())),
+                    Err(e) => Err(Attempt::Retry(e.to_string())),
                 }
             }
         }
@@ -260,7 +260,7 @@ impl Meta {
                 match decode::<Result<Option<u64>, ForwardError>>(resp.get_ref()) {
                     Ok(Ok(i)) => Ok(i),
                     Ok(Err(e)) => Err(Attempt::Retry(e.to_string())),
-                    Err(s) => Err(Attempt::Fail(s.message().to_string())),
+                    Err(e) => Err(Attempt::Fail(e.to_string())),
                 }
             }
         }

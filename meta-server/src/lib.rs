@@ -4,7 +4,7 @@
 //! - [`raft`]: openraft's types and what we plug into it — the SQLite log
 //!   store, the state machine and snapshots, the gRPC network and service.
 //! - [`state`]: the metadata model — commands, schema and migrations,
-//!   deterministic apply, queries and listings.
+//!   deterministic apply split by topic, reads (and listings) and writes.
 //! - [`cluster`]: writes forwarded to the leader, linearizable reads,
 //!   retrying through elections.
 //! - [`batch`]: group commit — concurrent writes share one log entry.
@@ -13,7 +13,7 @@
 //! - [`ca`]: the CA directory (custody) and signing CSRs with the
 //!   issuing CA, here or on the meta-server that holds its key.
 //! - [`sweep`]: the leader's background removal of orphan shards.
-//! - [`rotation`]: the leader's rewrapper for master-key rotation, and
+//! - [`rewrapper`]: the leader's rewrapper for master-key rotation, and
 //!   this node's reports of the keys it holds.
 //!
 //! A request may reach any node: followers forward writes to the leader
@@ -27,7 +27,7 @@ pub mod ca;
 pub mod cluster;
 pub mod grpc;
 pub mod raft;
-pub mod rotation;
+pub mod rewrapper;
 pub mod state;
 pub mod sweep;
 
@@ -229,8 +229,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .spawn();
     }
     keys.reload_on_sighup()?;
-    rotation::report_keys(meta.clone(), keys.clone());
-    rotation::Rewrapper {
+    rewrapper::report_keys(meta.clone(), keys.clone());
+    rewrapper::Rewrapper {
         meta: meta.clone(),
         keys: keys.clone(),
         batch: args.rewrap_batch.max(1),

@@ -20,7 +20,8 @@ use hamster_proto::transport::Pool;
 use openraft::ServerState;
 
 use crate::cluster::{Meta, now_ms};
-use crate::state::queries as q;
+use crate::grpc::errors::ServiceError;
+use crate::state::reads as q;
 
 pub struct Sweep {
     pub meta: Arc<Meta>,
@@ -110,10 +111,10 @@ impl Sweep {
     }
 }
 
-async fn list(pool: &Pool, addr: &str, before: i64) -> Result<Vec<String>, tonic::Status> {
+async fn list(pool: &Pool, addr: &str, before: i64) -> Result<Vec<String>, ServiceError> {
     let ch = pool
         .channel(addr)
-        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
     let mut stream = BlobClient::new(ch)
         .list_shards(pb::ListShardsRequest {
             modified_before_ms: before,

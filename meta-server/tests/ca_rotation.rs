@@ -6,27 +6,27 @@
 mod common;
 
 use common::*;
-use hamster_meta::state::rotation::LIVE_MS;
-use hamster_meta::state::trust;
+use hamster_meta::state::ca_rotation;
+use hamster_meta::state::key_rotation::LIVE_MS;
 use hamster_proto::pki::{self, Validity};
 
 fn ca(label: &str) -> (String, String) {
     let pair = pki::generate_ca(label, Validity::starting_now(pki::CA_VALIDITY)).expect("ca");
-    let fp = trust::ca_fingerprint(&pair.cert_pem).expect("fp");
+    let fp = ca_rotation::ca_fingerprint(&pair.cert_pem).expect("fp");
     (pair.cert_pem, fp)
 }
 
 fn seen(id: &str, role: &str, generation: u64, cert_ca: &str) -> Op {
     Op::MemberSeen {
         id: id.into(),
-        role: role.into(),
+        role: role.parse().expect("a role"),
         generation,
         cert_ca: cert_ca.into(),
     }
 }
 
-fn advance(from: &str) -> Op {
-    Op::AdvanceCaRotation { from: from.into() }
+fn advance(from: CaPhase) -> Op {
+    Op::AdvanceCaRotation { from }
 }
 
 fn refusal(r: &Response) -> String {
@@ -71,11 +71,14 @@ async fn a_ca_rotation_passes_its_gates_only_when_every_known_member_has() {
     // A second first bundle changes nothing.
     db.ok(Op::InitTrust {
         cas: vec![other_pem.clone()],
-        issuing: trust::ca_fingerprint(&other_pem).expect("fp"),
+        issuing: ca_rotation::ca_fingerprint(&other_pem).expect("fp"),
         issuer: "meta-2".into(),
     })
     .await;
-    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    let b = ca_rotation::bundle(db.c())
+        .await
+        .expect("bundle")
+        .expect("some");
     assert_eq!((b.generation, b.issuing.as_str()), (1, old.as_str()));
 
     for (id, role) in [("meta-1", "meta"), ("blob-1", "blob"), ("gw-1", "gateway")] {
@@ -95,7 +98,10 @@ async fn a_ca_rotation_passes_its_gates_only_when_every_known_member_has() {
         matches!(opened, Response::CaRotation { generation: 2, .. }),
         "{opened:?}"
     );
-    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    let b = ca_rotation::bundle(db.c())
+        .await
+        .expect("bundle")
+        .expect("some");
     assert_eq!(b.cas, vec![old_pem.clone(), new_pem.clone()]);
     assert_eq!(b.issuing, old);
     // Asking again answers it; another CA is refused while it is open.
@@ -116,7 +122,7 @@ async fn a_ca_rotation_passes_its_gates_only_when_every_known_member_has() {
 
     // Gate 1: every live member has loaded generation 2. It names who has not.
     db.ok(seen("meta-1", "meta", 2, &old)).await;
-    let r = db.run(advance(trust::WIDENING)).await;
+    let r = db.run(advance(CaPhase::Widening)).await;
     let why = refusal(&r);
     assert!(
         why.contains("blob/blob-1") && why.contains("gateway/gw-1") && !why.contains("meta-1"),
@@ -128,7 +134,7 @@ async fn a_ca_rotation_passes_its_gates_only_when_every_known_member_has() {
     // and one forgotten does not either.
     let later = NOW + LIVE_MS + 1;
     db.run_at(
-        later - trust::KNOWN_MS - 1,
+        later - ca_rotation::KNOWN_MS - 1,
         seen("blob-gone", "blob", 1, &old),
     )
     .await;
@@ -137,7 +143,7 @@ async fn a_ca_rotation_passes_its_gates_only_when_every_known_member_has() {
         (later, seen("blob-1", "blob", 2, &old)),
     ])
     .await;
-    let r = db.run_at(later, advance(trust::WIDENING)).await;
+    let r = db.run_at(later, advance(CaPhase::Widening)).await;
     let why = refusal(&r);
     assert!(
         why.contains("gateway/gw-1 (down, last seen") && !why.contains("blob-gone"),
@@ -145,28 +151,31 @@ async fn a_ca_rotation_passes_its_gates_only_when_every_known_member_has() {
     );
     db.reject(
         Op::ForgetMember {
-            role: "gateway".into(),
+            role: Role::Gateway,
             id: "nobody".into(),
         },
         invalid(),
     )
     .await;
     db.ok(Op::ForgetMember {
-        role: "gateway".into(),
+        role: Role::Gateway,
         id: "gw-1".into(),
     })
     .await;
-    let r = db.run_at(later, advance(trust::WIDENING)).await;
+    let r = db.run_at(later, advance(CaPhase::Widening)).await;
     assert!(
         matches!(r, Response::CaRotation { generation: 3, .. }),
         "{r:?}"
     );
-    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    let b = ca_rotation::bundle(db.c())
+        .await
+        .expect("bundle")
+        .expect("some");
     assert_eq!(b.issuing, new, "new certificates come from the new CA");
     assert_eq!(b.cas.len(), 2, "both CAs still trusted");
 
     // Gate 2: nobody live left on another CA.
-    let r = db.run_at(later, advance(trust::REISSUING)).await;
+    let r = db.run_at(later, advance(CaPhase::Reissuing)).await;
     let why = refusal(&r);
     assert!(
         why.contains("meta/meta-1") && why.contains("blob/blob-1"),
@@ -177,7 +186,7 @@ async fn a_ca_rotation_passes_its_gates_only_when_every_known_member_has() {
         (later, seen("blob-1", "blob", 3, &new)),
     ])
     .await;
-    let r = db.run_at(later, advance(trust::REISSUING)).await;
+    let r = db.run_at(later, advance(CaPhase::Reissuing)).await;
     assert!(
         matches!(
             r,
@@ -188,11 +197,19 @@ async fn a_ca_rotation_passes_its_gates_only_when_every_known_member_has() {
         ),
         "{r:?}"
     );
-    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    let b = ca_rotation::bundle(db.c())
+        .await
+        .expect("bundle")
+        .expect("some");
     assert_eq!(b.cas, vec![new_pem.clone()], "trust is the new CA alone");
-    assert!(trust::rotation(db.c()).await.expect("rotation").is_none());
+    assert!(
+        ca_rotation::rotation(db.c())
+            .await
+            .expect("rotation")
+            .is_none()
+    );
     // A re-run's late gate request answers the closed state.
-    let r = db.run_at(later, advance(trust::REISSUING)).await;
+    let r = db.run_at(later, advance(CaPhase::Reissuing)).await;
     assert!(
         matches!(r, Response::CaRotation { rotation: None, .. }),
         "{r:?}"
@@ -227,11 +244,14 @@ async fn a_rotation_whose_new_ca_key_is_lost_is_replaced_and_still_closes() {
     };
     // Nobody has reported: no gate can be judged.
     db.ok(start(&lost_pem, false)).await;
-    let r = db.run(advance(trust::WIDENING)).await;
+    let r = db.run(advance(CaPhase::Widening)).await;
     assert!(refusal(&r).contains("no member"), "{r:?}");
     db.ok(seen("meta-1", "meta", 2, &old)).await;
-    db.ok(advance(trust::WIDENING)).await;
-    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    db.ok(advance(CaPhase::Widening)).await;
+    let b = ca_rotation::bundle(db.c())
+        .await
+        .expect("bundle")
+        .expect("some");
     assert_eq!(b.issuing, lost);
 
     // The key of `lost` is gone: nothing can be reissued. Another CA is
@@ -243,23 +263,29 @@ async fn a_rotation_whose_new_ca_key_is_lost_is_replaced_and_still_closes() {
     let with_key =
         format!("{new_pem}-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
     db.ok(start(&with_key, true)).await;
-    let r = trust::rotation(db.c())
+    let r = ca_rotation::rotation(db.c())
         .await
         .expect("rotation")
         .expect("open");
     assert_eq!(
-        (r.old.as_str(), r.new.as_str(), r.phase.as_str()),
-        (old.as_str(), new.as_str(), trust::WIDENING)
+        (r.old.as_str(), r.new.as_str(), r.phase),
+        (old.as_str(), new.as_str(), CaPhase::Widening)
     );
-    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    let b = ca_rotation::bundle(db.c())
+        .await
+        .expect("bundle")
+        .expect("some");
     assert_eq!(b.cas.len(), 3);
     assert!(!b.cas.concat().contains("PRIVATE KEY"));
     let widened = r.widened;
     db.ok(seen("meta-1", "meta", widened, &lost)).await;
-    db.ok(advance(trust::WIDENING)).await;
+    db.ok(advance(CaPhase::Widening)).await;
     db.ok(seen("meta-1", "meta", widened + 1, &new)).await;
-    db.ok(advance(trust::REISSUING)).await;
-    let b = trust::bundle(db.c()).await.expect("bundle").expect("some");
+    db.ok(advance(CaPhase::Reissuing)).await;
+    let b = ca_rotation::bundle(db.c())
+        .await
+        .expect("bundle")
+        .expect("some");
     assert_eq!(b.cas, vec![new_pem], "trust ends on the replacement alone");
     assert_eq!(b.issuing, new);
 }

@@ -6,8 +6,9 @@
 mod common;
 
 use common::*;
+use hamster_meta::state::key_rotation::{self, LIVE_MS};
 use hamster_meta::state::model::{RewrapTarget, Rewrapped};
-use hamster_meta::state::rotation::{self, LIVE_MS};
+use hamster_meta::state::reads;
 
 const OLD: &str = "kek-a";
 const NEW: &str = "kek-b";
@@ -15,7 +16,7 @@ const NEW: &str = "kek-b";
 fn seen(id: &str, role: &str, current: &str, next: &str) -> Op {
     Op::KeyHolderSeen {
         id: id.into(),
-        role: role.into(),
+        role: role.parse().expect("a role"),
         current: current.into(),
         next: next.into(),
     }
@@ -40,11 +41,11 @@ fn refusal(r: &Response) -> String {
 }
 
 async fn write_key(db: &mut Db) -> String {
-    rotation::write_key(db.c()).await.expect("write key")
+    key_rotation::write_key(db.c()).await.expect("write key")
 }
 
 async fn on(db: &mut Db, fp: &str) -> u64 {
-    rotation::count_on(db.c(), fp).await.expect("count")
+    key_rotation::count_on(db.c(), fp).await.expect("count")
 }
 
 /// A cluster with its write key, one of every kind of wrapped key, and
@@ -56,7 +57,7 @@ async fn populated() -> Db {
     db.ok(create("bkt", true)).await;
     db.ok(commit(ver("bkt", "plain", "v1", "plain"))).await;
     db.ok(commit(Version {
-        lock_mode: "COMPLIANCE".into(),
+        lock_mode: LockMode::Compliance,
         retain_until_ms: NOW + 1_000_000,
         legal_hold: true,
         ..ver("bkt", "locked", "v1", "locked")
@@ -91,7 +92,7 @@ async fn the_first_meta_report_records_the_write_key() {
     assert_eq!(write_key(&mut db).await, OLD);
     db.reject(seen("", "meta", OLD, ""), invalid()).await;
     db.reject(seen("blob-1", "blob", OLD, ""), invalid()).await;
-    let holders = rotation::key_holders(db.c()).await.expect("holders");
+    let holders = reads::key_holders(db.c()).await.expect("holders");
     assert_eq!(holders.len(), 3);
 }
 
@@ -198,9 +199,7 @@ async fn rewrap_moves_every_kind_of_key_and_the_rotation_closes_at_zero() {
         .expect("locked")
         .0;
 
-    let pending = rotation::wrapped_by(db.c(), OLD, 100)
-        .await
-        .expect("pending");
+    let pending = reads::wrapped_by(db.c(), OLD, 100).await.expect("pending");
     assert_eq!(pending.len(), 6, "{pending:?}");
     let kinds: std::collections::BTreeSet<&str> = pending
         .iter()
@@ -285,7 +284,10 @@ async fn rewrap_moves_every_kind_of_key_and_the_rotation_closes_at_zero() {
     );
 
     db.ok(Op::FinishKeyRotation).await;
-    assert_eq!(rotation::rotation(db.c()).await.expect("rotation"), None);
+    assert_eq!(
+        key_rotation::rotation(db.c()).await.expect("rotation"),
+        None
+    );
     db.reject(Op::FinishKeyRotation, refused()).await;
     db.reject(
         Op::Rewrap {

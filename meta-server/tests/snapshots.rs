@@ -11,7 +11,7 @@ use std::io::Cursor;
 use hamster_meta::raft::state_machine::{StateDb, StateMachine};
 use hamster_meta::raft::{Entry, SnapshotMeta};
 use hamster_meta::state::commands::{Command, Op};
-use hamster_meta::state::queries as q;
+use hamster_meta::state::reads as q;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 

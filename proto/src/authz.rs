@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use tower::{Layer, Service};
 
+use crate::error::ErrorCode;
 use crate::identity::Role;
 use crate::transport::PeerInfo;
 
@@ -50,18 +51,17 @@ pub fn admitted(path: &str) -> &'static [Role] {
         .unwrap_or(&[])
 }
 
-/// Decides a call: Ok, or the gRPC status to answer with.
+/// Decides a call: Ok, or the gRPC status to answer with
+/// (`Unauthenticated` or `RoleNotAdmitted`).
 pub fn check(path: &str, peer: Option<&PeerInfo>) -> Result<(), tonic::Status> {
     let Some(peer) = peer else {
-        return Err(tonic::Status::unauthenticated("no verified peer identity"));
+        return Err(ErrorCode::Unauthenticated.status("no verified peer identity"));
     };
     if admitted(path).contains(&peer.identity.role) {
         Ok(())
     } else {
-        Err(tonic::Status::permission_denied(format!(
-            "role {} may not call {path}",
-            peer.identity.role
-        )))
+        Err(ErrorCode::RoleNotAdmitted
+            .status(format!("role {} may not call {path}", peer.identity.role)))
     }
 }
 
@@ -129,6 +129,7 @@ mod tests {
         for role in [Role::Meta, Role::Blob, Role::Gateway] {
             let e = check("/hamster.v1.Admin/Status", Some(&peer(role))).expect_err("refused");
             assert_eq!(e.code(), tonic::Code::PermissionDenied);
+            assert_eq!(ErrorCode::of(&e), Some(ErrorCode::RoleNotAdmitted));
         }
         assert!(check("/hamster.v1.Raft/Vote", Some(&peer(Role::Meta))).is_ok());
         assert!(check("/hamster.v1.Raft/Vote", Some(&peer(Role::Gateway))).is_err());
@@ -141,5 +142,6 @@ mod tests {
         assert!(check("/", Some(&peer(Role::Admin))).is_err());
         let e = check("/hamster.v1.Node/Health", None).expect_err("refused");
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        assert_eq!(ErrorCode::of(&e), Some(ErrorCode::Unauthenticated));
     }
 }

@@ -66,7 +66,11 @@ fn cipher(key: &[u8; 32]) -> Aes256Gcm {
 }
 
 fn seal(key: &[u8; 32], msg: &[u8], aad: &[u8]) -> Vec<u8> {
-    let nonce: [u8; NONCE_LEN] = rand::random();
+    seal_with_nonce(key, rand::random(), msg, aad)
+}
+
+/// [`seal`] with a given nonce: the golden tests reproduce their bytes.
+fn seal_with_nonce(key: &[u8; 32], nonce: [u8; NONCE_LEN], msg: &[u8], aad: &[u8]) -> Vec<u8> {
     let ct = cipher(key)
         .encrypt(&nonce.into(), Payload { msg, aad })
         // AES-GCM encryption fails only for messages beyond 64 GiB.
@@ -165,6 +169,104 @@ pub fn open_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Golden envelopes (version 1) under a fixed test master key: the
+    /// format every tier and every stored key depends on. Never edit
+    /// them; a new format is a new version byte and new goldens.
+    mod golden {
+        use super::*;
+
+        /// The test master key: bytes 0, 1, ..., 31.
+        pub fn master_key() -> MasterKey {
+            let dir = tempfile::tempdir().expect("tmp");
+            let path = dir.path().join("kek");
+            let bytes: Vec<u8> = (0..32).collect();
+            std::fs::write(&path, bytes).expect("write");
+            MasterKey::load(&path).expect("load")
+        }
+        pub const KEK_FINGERPRINT: &str = "fd191ca4f5d2dcc6c5b84adb098106b2";
+        /// The DEK: bytes 0xa0, 0xa1, ..., 0xbf.
+        pub fn dek() -> DataKey {
+            let mut k = Zeroizing::new([0u8; DEK_LEN]);
+            for (i, b) in k.iter_mut().enumerate() {
+                *b = 0xa0 + i as u8;
+            }
+            DataKey(k)
+        }
+        pub const NONCE: [u8; NONCE_LEN] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+        pub const WRAPPED_DEK: &str = concat!(
+            "01",
+            "0102030405060708090a0b0c",
+            "a54bf87648315621e40bc9ecbcbe4487f2f2534d23d8e67219e6439f220bc87a",
+            "556dc6c8512ec28c06ab7c61f1593384",
+        );
+        pub const ACCESS_KEY_ID: &str = "HKEXAMPLE01";
+        pub const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        pub const SEALED_SECRET: &str = concat!(
+            "01",
+            "0102030405060708090a0b0c",
+            "36d479d7e63b4544b7ca691ee64284b7ea0a2b351079234f8c031441e7770f2772c6826be9d304fa",
+            "e7b771a8bd30b5864f37c95c5349f5ac",
+        );
+    }
+
+    #[test]
+    fn the_golden_wrapped_dek_unwraps_and_rewraps_to_the_same_bytes() {
+        let kek = golden::master_key();
+        assert_eq!(kek.fingerprint(), golden::KEK_FINGERPRINT);
+        let g = hex::decode(golden::WRAPPED_DEK).expect("hex");
+        assert_eq!(g.len(), WRAPPED_LEN);
+        assert_eq!((g[0], &g[1..13]), (VERSION, &golden::NONCE[..]));
+        let dek = unwrap_dek(&kek, &g).expect("the golden unwraps");
+        assert_eq!(dek.expose(), golden::dek().expose());
+        let again = seal_with_nonce(kek.expose(), golden::NONCE, dek.expose(), &dek_aad(&kek));
+        assert_eq!(
+            hex::encode(again),
+            golden::WRAPPED_DEK,
+            "the DEK envelope changed"
+        );
+    }
+
+    #[test]
+    fn the_golden_sealed_secret_opens_and_reseals_to_the_same_bytes() {
+        let kek = golden::master_key();
+        let g = hex::decode(golden::SEALED_SECRET).expect("hex");
+        assert_eq!(g.len(), 1 + NONCE_LEN + golden::SECRET.len() + TAG_LEN);
+        assert_eq!((g[0], &g[1..13]), (VERSION, &golden::NONCE[..]));
+        let secret = open_secret(&kek, golden::ACCESS_KEY_ID, &g).expect("the golden opens");
+        assert_eq!(secret.as_str(), golden::SECRET);
+        let again = seal_with_nonce(
+            &secret_key(&kek),
+            golden::NONCE,
+            secret.as_bytes(),
+            &secret_aad(golden::ACCESS_KEY_ID),
+        );
+        assert_eq!(
+            hex::encode(again),
+            golden::SEALED_SECRET,
+            "the secret envelope changed"
+        );
+    }
+
+    #[test]
+    fn a_version_byte_other_than_1_is_refused() {
+        let kek = golden::master_key();
+        let dek = hex::decode(golden::WRAPPED_DEK).expect("hex");
+        let secret = hex::decode(golden::SEALED_SECRET).expect("hex");
+        for v in [0u8, 2, 0x7f, 0xff] {
+            let (mut d, mut s) = (dek.clone(), secret.clone());
+            d[0] = v;
+            s[0] = v;
+            assert_eq!(
+                unwrap_dek(&kek, &d).expect_err("version"),
+                EnvelopeError::Version(v)
+            );
+            assert_eq!(
+                open_secret(&kek, golden::ACCESS_KEY_ID, &s).expect_err("version"),
+                EnvelopeError::Version(v)
+            );
+        }
+    }
 
     #[test]
     fn deks_wrap_and_unwrap_only_under_their_master_key() {

@@ -69,9 +69,10 @@ error_codes! {
     InvalidRequest => InvalidArgument,
     InvalidBucketState => FailedPrecondition,
     MethodNotAllowed => FailedPrecondition,
-    /// A write was proposed but its outcome could not be learned in time;
-    /// it may still be applied (a retry with the same id is safe).
-    RequestTimeout => Unavailable,
+    /// A write took longer than the write window (its shards may already
+    /// be swept as orphans): refused before it was proposed, nothing
+    /// applied; the whole write must be retried.
+    RequestTimeout => FailedPrecondition,
 
     // --- Refusals of the metadata state machine (cluster operations) ---
     NoSuchAccessKey => NotFound,

@@ -4,9 +4,17 @@
 //! gives each node a key and CSR made by `hamster cert request` in the
 //! node's own directory and a certificate from `hamster cert sign`, starts
 //! the node on an ephemeral loopback port with its log in a file, and waits
-//! for its `Health` answer over mTLS. Nodes can be SIGKILLed, restarted on
-//! the same port and data, and sent signals. When a test panics, the tail
-//! of every node's log is printed; every child is killed on drop.
+//! for its `Health` answer over mTLS. Each start hands back a [`Node`]
+//! handle; nodes can be SIGKILLed, restarted on the same port and data, and
+//! sent signals through it. When a test panics, the tail of every node's
+//! log is printed; every child is killed on drop.
+//!
+//! Modules: [`meta`] (meta-tier calls: status, leader, test commits),
+//! [`s3`] (a whole cluster with a gateway, an S3 client, S3 error checks),
+//! [`lock`] (object-lock builders), [`clients`] (real S3 clients run
+//! against a cluster), [`sigv4`] (a hand signer for requests
+//! an SDK will not send), [`steps`] (named steps of one long scenario, each
+//! failure reported by name).
 //!
 //! Binaries come from the cargo target dir of the test executable (or
 //! `HAMSTER_BIN_DIR`): run `cargo build --workspace` first, as the README's
@@ -26,9 +34,14 @@ use hamster_proto::tls::{NodeTls, TlsPaths};
 use hamster_proto::{Role, transport};
 use tonic::transport::Channel;
 
+pub mod clients;
+pub mod lock;
 pub mod meta;
 pub mod s3;
 pub mod sigv4;
+pub mod steps;
+
+pub use steps::Steps;
 
 /// How long a node gets to answer its first health call.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,7 +49,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 const TAIL_LINES: usize = 60;
 
 /// The kinds of server process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     Meta,
     Blob,
@@ -62,6 +75,21 @@ impl Kind {
 
     fn holds_master_key(self) -> bool {
         matches!(self, Kind::Meta | Kind::Gateway)
+    }
+}
+
+/// A handle on one node of a [`Cluster`]: what every start hands back and
+/// every kill, restart, signal or call takes, so a node cannot be confused
+/// with a count or a position in some other list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Node {
+    idx: usize,
+    kind: Kind,
+}
+
+impl Node {
+    pub fn kind(self) -> Kind {
+        self.kind
     }
 }
 
@@ -103,7 +131,7 @@ pub struct Cluster {
     pub log_level: String,
     /// Extra flags for every meta-server (snapshot policy, timeouts).
     pub meta_args: Vec<String>,
-    pub nodes: Vec<NodeProc>,
+    nodes: Vec<NodeProc>,
     next_raft_id: u64,
 }
 
@@ -257,31 +285,54 @@ impl Cluster {
         dir
     }
 
-    /// Provisions and starts a node; returns its index in `nodes`. A meta
-    /// node started this way founds a one-node cluster of its own.
-    pub fn start(&mut self, kind: Kind, id: &str) -> usize {
-        let idx = self.prepare(kind, id);
+    /// Provisions and starts a node. A meta node started this way founds
+    /// a one-node cluster of its own.
+    pub fn start(&mut self, kind: Kind, id: &str) -> Node {
+        let node = self.prepare(kind, id);
         if kind == Kind::Meta {
-            let member = self.member(idx);
-            self.nodes[idx]
+            let member = self.member(node);
+            self.proc_mut(node)
                 .args
                 .push(format!("--initial-members={member}"));
         }
-        self.spawn(idx);
-        idx
+        self.spawn(node);
+        node
+    }
+
+    /// The process behind a handle.
+    pub fn node(&self, node: Node) -> &NodeProc {
+        &self.nodes[node.idx]
+    }
+
+    fn proc_mut(&mut self, node: Node) -> &mut NodeProc {
+        &mut self.nodes[node.idx]
+    }
+
+    /// Every node's process, in the order they were prepared.
+    pub fn procs(&self) -> impl Iterator<Item = &NodeProc> {
+        self.nodes.iter()
+    }
+
+    /// Handles on every node, in the order they were prepared.
+    pub fn handles(&self) -> Vec<Node> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(idx, n)| Node { idx, kind: n.kind })
+            .collect()
     }
 
     /// Adds flags to a prepared node.
-    pub fn add_args(&mut self, idx: usize, args: &[&str]) {
-        self.nodes[idx]
+    pub fn add_args(&mut self, node: Node, args: &[&str]) {
+        self.proc_mut(node)
             .args
             .extend(args.iter().map(|a| a.to_string()));
     }
 
     /// Replaces (or, with None, removes) a flag of a prepared node, in
     /// either its `--flag value` or `--flag=value` form.
-    pub fn set_arg(&mut self, idx: usize, flag: &str, value: Option<&str>) {
-        let args = &mut self.nodes[idx].args;
+    pub fn set_arg(&mut self, node: Node, flag: &str, value: Option<&str>) {
+        let args = &mut self.proc_mut(node).args;
         let mut out = Vec::with_capacity(args.len());
         let mut it = args.drain(..);
         while let Some(a) = it.next() {
@@ -299,45 +350,45 @@ impl Cluster {
     }
 
     /// Starts a node made with [`Cluster::prepare`].
-    pub fn spawn_prepared(&mut self, idx: usize) {
-        self.spawn(idx);
+    pub fn spawn_prepared(&mut self, node: Node) {
+        self.spawn(node);
     }
 
     /// Starts `n` meta-servers founding one cluster (raft ids in order).
-    pub fn start_meta_cluster(&mut self, n: usize) -> Vec<usize> {
-        let idxs: Vec<usize> = (0..n)
+    pub fn start_meta_cluster(&mut self, n: usize) -> Vec<Node> {
+        let metas: Vec<Node> = (0..n)
             .map(|_| {
                 let name = format!("meta-{}", self.next_raft_id);
                 self.prepare(Kind::Meta, &name)
             })
             .collect();
-        let members: Vec<String> = idxs.iter().map(|i| self.member(*i)).collect();
-        for &i in &idxs {
-            self.nodes[i]
+        let members: Vec<String> = metas.iter().map(|m| self.member(*m)).collect();
+        for &m in &metas {
+            self.proc_mut(m)
                 .args
                 .push(format!("--initial-members={}", members.join(",")));
-            self.spawn(i);
+            self.spawn(m);
         }
-        idxs
+        metas
     }
 
     /// Starts a meta-server that belongs to no cluster yet: it waits to be
     /// added with `Admin.AddMember`.
-    pub fn start_meta_joiner(&mut self) -> usize {
+    pub fn start_meta_joiner(&mut self) -> Node {
         let name = format!("meta-{}", self.next_raft_id);
-        let idx = self.prepare(Kind::Meta, &name);
-        self.spawn(idx);
-        idx
+        let node = self.prepare(Kind::Meta, &name);
+        self.spawn(node);
+        node
     }
 
     /// "ID=NAME@ADDR" of a meta node, as --initial-members takes it.
-    pub fn member(&self, idx: usize) -> String {
-        let n = &self.nodes[idx];
+    pub fn member(&self, node: Node) -> String {
+        let n = self.node(node);
         format!("{}={}@{}", n.raft_id, n.id, n.addr)
     }
 
     /// Provisions a node and records how to start it, without starting it.
-    pub fn prepare(&mut self, kind: Kind, id: &str) -> usize {
+    pub fn prepare(&mut self, kind: Kind, id: &str) -> Node {
         let dir = self.provision(kind, id);
         self.prepare_in(kind, id, dir)
     }
@@ -345,27 +396,27 @@ impl Cluster {
     /// Records a node that gets its certificate by joining with the token
     /// in `token_file` through the meta join port `join` (nothing is
     /// provisioned for it: it makes its own key).
-    pub fn prepare_joiner(&mut self, kind: Kind, id: &str, token_file: &Path, join: &str) -> usize {
+    pub fn prepare_joiner(&mut self, kind: Kind, id: &str, token_file: &Path, join: &str) -> Node {
         let dir = self.root.path().join("nodes").join(id);
         std::fs::create_dir_all(&dir).expect("node dir");
-        let idx = self.prepare_in(kind, id, dir);
-        self.nodes[idx].args.extend([
+        let node = self.prepare_in(kind, id, dir);
+        self.proc_mut(node).args.extend([
             format!("--join={join}"),
             format!("--join-token-file={}", path_str(token_file)),
             format!("--node-id={id}"),
         ]);
-        idx
+        node
     }
 
-    /// Whether node `idx` has exited (for nodes expected to refuse to start).
-    pub fn has_exited(&mut self, idx: usize) -> bool {
+    /// Whether `node` has exited (for nodes expected to refuse to start).
+    pub fn has_exited(&mut self, node: Node) -> bool {
         matches!(
-            self.nodes[idx].child.as_mut().map(|c| c.try_wait()),
+            self.proc_mut(node).child.as_mut().map(|c| c.try_wait()),
             Some(Ok(Some(_))) | None
         )
     }
 
-    fn prepare_in(&mut self, kind: Kind, id: &str, dir: PathBuf) -> usize {
+    fn prepare_in(&mut self, kind: Kind, id: &str, dir: PathBuf) -> Node {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let mut args = vec![
             "--listen".into(),
@@ -420,7 +471,10 @@ impl Cluster {
             args,
             child: None,
         });
-        self.nodes.len() - 1
+        Node {
+            idx: self.nodes.len() - 1,
+            kind,
+        }
     }
 
     /// Where the meta-servers prepared so far listen.
@@ -442,12 +496,12 @@ impl Cluster {
         .expect("node tls")
     }
 
-    pub fn is_running(&self, idx: usize) -> bool {
-        self.nodes[idx].child.is_some()
+    pub fn is_running(&self, node: Node) -> bool {
+        self.node(node).child.is_some()
     }
 
-    fn spawn(&mut self, idx: usize) {
-        let node = &mut self.nodes[idx];
+    fn spawn(&mut self, node: Node) {
+        let node = &mut self.nodes[node.idx];
         assert!(node.child.is_none(), "{} is already running", node.id);
         let log = OpenOptions::new()
             .create(true)
@@ -467,20 +521,20 @@ impl Cluster {
     }
 
     /// SIGKILL: no shutdown handler runs, as in a crash.
-    pub fn kill(&mut self, idx: usize) {
-        if let Some(mut child) = self.nodes[idx].child.take() {
+    pub fn kill(&mut self, node: Node) {
+        if let Some(mut child) = self.proc_mut(node).child.take() {
             let _ = child.kill(); // std sends SIGKILL
             let _ = child.wait();
         }
     }
 
     /// Starts a killed node again with the same port, files and data.
-    pub fn restart(&mut self, idx: usize) {
-        self.spawn(idx);
+    pub fn restart(&mut self, node: Node) {
+        self.spawn(node);
     }
 
-    pub fn signal(&self, idx: usize, sig: rustix::process::Signal) {
-        let pid = self.nodes[idx].pid().expect("node is running");
+    pub fn signal(&self, node: Node, sig: rustix::process::Signal) {
+        let pid = self.node(node).pid().expect("node is running");
         let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
         rustix::process::kill_process(pid, sig).expect("signal");
     }
@@ -496,40 +550,40 @@ impl Cluster {
         .expect("admin tls")
     }
 
-    /// A channel to node `idx` as `client`, expecting the node's role.
-    pub fn channel(&self, idx: usize, client: &Arc<NodeTls>) -> Channel {
-        let n = &self.nodes[idx];
+    /// A channel to `node` as `client`, expecting the node's role.
+    pub fn channel(&self, node: Node, client: &Arc<NodeTls>) -> Channel {
+        let n = self.node(node);
         transport::channel(&n.addr.to_string(), client, &[n.kind.role()]).expect("channel")
     }
 
     pub async fn health(
         &self,
-        idx: usize,
+        node: Node,
         client: &Arc<NodeTls>,
     ) -> Result<HealthResponse, tonic::Status> {
-        let mut c = NodeClient::new(self.channel(idx, client));
+        let mut c = NodeClient::new(self.channel(node, client));
         match tokio::time::timeout(Duration::from_secs(5), c.health(HealthRequest {})).await {
             Ok(r) => r.map(tonic::Response::into_inner),
             Err(_) => Err(tonic::Status::deadline_exceeded("health timed out")),
         }
     }
 
-    /// Waits until node `idx` answers Health to the admin identity.
-    pub async fn wait_healthy(&mut self, idx: usize) -> HealthResponse {
+    /// Waits until `node` answers Health to the admin identity.
+    pub async fn wait_healthy(&mut self, node: Node) -> HealthResponse {
         let admin = self.admin_tls();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(child) = self.nodes[idx].child.as_mut()
+            if let Some(child) = self.proc_mut(node).child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("{} exited during start-up: {status}", self.nodes[idx].id);
+                panic!("{} exited during start-up: {status}", self.node(node).id);
             }
-            match self.health(idx, &admin).await {
+            match self.health(node, &admin).await {
                 Ok(h) => return h,
                 Err(e) if Instant::now() > deadline => {
                     panic!(
                         "{} not healthy after {START_TIMEOUT:?}: {e}",
-                        self.nodes[idx].id
+                        self.node(node).id
                     )
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -548,8 +602,8 @@ impl Cluster {
         out
     }
 
-    pub fn log(&self, idx: usize) -> String {
-        std::fs::read_to_string(&self.nodes[idx].log).unwrap_or_default()
+    pub fn log(&self, node: Node) -> String {
+        std::fs::read_to_string(&self.node(node).log).unwrap_or_default()
     }
 
     fn print_tails(&self) {
@@ -578,8 +632,8 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             self.print_tails();
         }
-        for i in 0..self.nodes.len() {
-            self.kill(i);
+        for node in self.handles() {
+            self.kill(node);
         }
     }
 }

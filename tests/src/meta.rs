@@ -10,52 +10,57 @@ use hamster_proto::pb::{self, StatusRequest, StatusResponse};
 use hamster_proto::tls::NodeTls;
 use tonic::transport::Channel;
 
-use crate::{Cluster, Kind};
+use crate::{Cluster, Kind, Node};
 
 impl Cluster {
-    /// `Admin.Status` of node `idx`, asked with the admin certificate.
-    pub async fn status(&self, idx: usize) -> Result<StatusResponse, tonic::Status> {
-        let mut c = AdminClient::new(self.channel(idx, &self.admin_tls()));
+    /// `Admin.Status` of `node`, asked with the admin certificate.
+    pub async fn status(&self, node: Node) -> Result<StatusResponse, tonic::Status> {
+        let mut c = AdminClient::new(self.channel(node, &self.admin_tls()));
         match tokio::time::timeout(Duration::from_secs(5), c.status(StatusRequest {})).await {
             Ok(r) => r.map(tonic::Response::into_inner),
             Err(_) => Err(tonic::Status::deadline_exceeded("status timed out")),
         }
     }
 
-    /// Waits until the running nodes among `idxs` agree on one leader;
-    /// returns the leader's index in `nodes`.
-    pub async fn wait_leader(&self, idxs: &[usize]) -> usize {
+    /// Waits until the running nodes among `metas` agree on one leader;
+    /// returns the leader.
+    pub async fn wait_leader(&self, metas: &[Node]) -> Node {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let mut leaders = Vec::new();
-            for &i in idxs.iter().filter(|i| self.is_running(**i)) {
-                if let Ok(s) = self.status(i).await {
+            for &m in metas.iter().filter(|m| self.is_running(**m)) {
+                if let Ok(s) = self.status(m).await {
                     leaders.push(s.leader_raft_id);
                 }
             }
             if let Some(&first) = leaders.first()
                 && first != 0
                 && leaders.iter().all(|l| *l == first)
-                && let Some(idx) = self
-                    .nodes
-                    .iter()
-                    .position(|n| n.kind == Kind::Meta && n.raft_id == first)
+                && let Some(leader) = self.meta_by_raft_id(first)
             {
-                return idx;
+                return leader;
             }
             assert!(
                 Instant::now() < deadline,
-                "no agreed leader among {idxs:?}: {leaders:?}"
+                "no agreed leader among {:?}: {leaders:?}",
+                metas.iter().map(|m| &self.node(*m).id).collect::<Vec<_>>()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// Waits until node `idx` has applied at least `index`.
-    pub async fn wait_applied(&self, idx: usize, index: i64) {
+    /// The meta node with Raft id `raft_id`.
+    pub fn meta_by_raft_id(&self, raft_id: u64) -> Option<Node> {
+        self.handles()
+            .into_iter()
+            .find(|n| n.kind() == Kind::Meta && self.node(*n).raft_id == raft_id)
+    }
+
+    /// Waits until `node` has applied at least `index`.
+    pub async fn wait_applied(&self, node: Node, index: i64) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(s) = self.status(idx).await
+            if let Ok(s) = self.status(node).await
                 && s.applied_index >= index
             {
                 return;
@@ -63,7 +68,7 @@ impl Cluster {
             assert!(
                 Instant::now() < deadline,
                 "{} never applied index {index}",
-                self.nodes[idx].id
+                self.node(node).id
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -80,12 +85,12 @@ impl Cluster {
 
     /// For the load tools: a 3-node meta tier, healthy, with the bucket
     /// "bench"; answers (nodes, leader, a gateway identity).
-    pub async fn bench_meta_tier(&mut self) -> (Vec<usize>, usize, Arc<NodeTls>) {
-        let idxs = self.start_meta_cluster(3);
-        for &i in &idxs {
-            self.wait_healthy(i).await;
+    pub async fn bench_meta_tier(&mut self) -> (Vec<Node>, Node, Arc<NodeTls>) {
+        let metas = self.start_meta_cluster(3);
+        for &m in &metas {
+            self.wait_healthy(m).await;
         }
-        let leader = self.wait_leader(&idxs).await;
+        let leader = self.wait_leader(&metas).await;
         let gw = self.gateway_identity("gw-bench");
         self.meta_client(leader, &gw)
             .create_bucket(pb::CreateBucketRequest {
@@ -94,7 +99,7 @@ impl Cluster {
             })
             .await
             .expect("bucket");
-        (idxs, leader, gw)
+        (metas, leader, gw)
     }
 
     /// The fingerprint of the master key `hamster init` made.
@@ -104,9 +109,9 @@ impl Cluster {
             .fingerprint()
     }
 
-    /// A `Meta` client on node `idx`, as the gateway identity `gw`.
-    pub fn meta_client(&self, idx: usize, gw: &Arc<NodeTls>) -> MetaClient<Channel> {
-        MetaClient::new(self.channel(idx, gw))
+    /// A `Meta` client on `node`, as the gateway identity `gw`.
+    pub fn meta_client(&self, node: Node, gw: &Arc<NodeTls>) -> MetaClient<Channel> {
+        MetaClient::new(self.channel(node, gw))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Helpers for S3 tests: a whole cluster (meta, blob-servers, a gateway),
-//! an access key made with `hamster key create`, and an aws-sdk-s3 client
-//! pointed at the gateway.
+//! an access key made with `hamster key create`, an aws-sdk-s3 client
+//! pointed at the gateway, and the checks of S3 errors.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use hamster_proto::pb;
 
-use crate::{Cluster, Kind, path_str};
+use crate::{Cluster, Kind, Node, path_str};
 
 /// An aws-sdk-s3 error as (S3 error code, HTTP status).
 pub fn error_status<E: ProvideErrorMetadata>(
@@ -20,12 +20,37 @@ pub fn error_status<E: ProvideErrorMetadata>(
     (code, st)
 }
 
+/// Asserts that an S3 call failed with error `code` and HTTP `status`
+/// (the check most S3 tests make, one line instead of six).
+#[track_caller]
+pub fn assert_s3_error<T, E>(
+    result: Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+    code: &str,
+    status: u16,
+) where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+{
+    match result {
+        Ok(_) => panic!("expected {status} {code}, the call succeeded"),
+        Err(e) => assert_eq!(
+            error_status(&e),
+            (Some(code.to_string()), Some(status)),
+            "{e:?}"
+        ),
+    }
+}
+
 /// A response header of a failed call (e.g. x-amz-delete-marker).
 pub fn error_header<E>(
     e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
     name: &str,
 ) -> Option<String> {
     e.raw_response()?.headers().get(name).map(str::to_string)
+}
+
+/// `len` bytes of a repeating pattern that differs by `seed`.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| ((i * 7) as u8) ^ seed).collect()
 }
 
 /// The whole body of a GetObject.
@@ -41,9 +66,9 @@ pub async fn read_body(out: aws_sdk_s3::operation::get_object::GetObjectOutput) 
 /// A running cluster with an S3 endpoint.
 pub struct S3Cluster {
     pub c: Cluster,
-    pub metas: Vec<usize>,
-    pub blobs: Vec<usize>,
-    pub gw: usize,
+    pub metas: Vec<Node>,
+    pub blobs: Vec<Node>,
+    pub gw: Node,
     pub access_key_id: String,
     pub secret: String,
 }
@@ -74,7 +99,7 @@ impl Cluster {
     }
 
     /// Waits until the meta tier lists `n` blob-servers with fresh heartbeats.
-    pub async fn wait_blobs_registered(&self, meta: usize, n: usize) {
+    pub async fn wait_blobs_registered(&self, meta: Node, n: usize) {
         let gw = self.gateway_identity("gw-probe");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -94,8 +119,8 @@ impl Cluster {
 
     /// An aws-sdk-s3 client for gateway `gw` (path-style, no retries, so a
     /// test sees each answer as it is).
-    pub fn s3_client(&self, gw: usize, id: &str, secret: &str) -> aws_sdk_s3::Client {
-        let addr = self.nodes[gw].s3_addr.expect("a gateway");
+    pub fn s3_client(&self, gw: Node, id: &str, secret: &str) -> aws_sdk_s3::Client {
+        let addr = self.node(gw).s3_addr.expect("a gateway");
         s3_client_at(&format!("http://{addr}"), id, secret)
     }
 }
@@ -146,7 +171,7 @@ impl S3Cluster {
             c.start_meta_cluster(metas)
         };
         c.wait_leader(&metas).await;
-        let blobs: Vec<usize> = (1..=blobs)
+        let blobs: Vec<Node> = (1..=blobs)
             .map(|i| c.start(Kind::Blob, &format!("blob-{i}")))
             .collect();
         for &b in &blobs {
@@ -169,13 +194,18 @@ impl S3Cluster {
     }
 
     /// The shard files on blob-server `blob`.
-    pub fn shard_files(&self, blob: usize) -> Vec<std::path::PathBuf> {
-        crate::files_under(&self.c.nodes[blob].dir.join("data").join("shards"))
+    pub fn shard_files(&self, blob: Node) -> Vec<std::path::PathBuf> {
+        crate::files_under(&self.c.node(blob).dir.join("data").join("shards"))
     }
 
     /// Shard files on every blob-server.
     pub fn shard_file_count(&self) -> usize {
         self.blobs.iter().map(|&b| self.shard_files(b).len()).sum()
+    }
+
+    /// The gateway's S3 endpoint.
+    pub fn s3_addr(&self) -> std::net::SocketAddr {
+        self.c.node(self.gw).s3_addr.expect("a gateway")
     }
 
     pub fn client(&self) -> aws_sdk_s3::Client {

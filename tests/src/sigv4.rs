@@ -182,3 +182,87 @@ pub async fn send(addr: SocketAddr, s: &Signed) -> (u16, String) {
         .unwrap_or(0);
     (status, text)
 }
+
+/// The `<Code>` of an S3 error body ("" if it has none).
+pub fn error_code(body: &str) -> String {
+    body.split("<Code>")
+        .nth(1)
+        .and_then(|r| r.split("</Code>").next())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Signs requests to one gateway as one access key, sends them, and
+/// checks the answers: the repeated part of every hand-signed test.
+pub struct Signer {
+    pub addr: SocketAddr,
+    /// The Host header of path-style requests.
+    pub host: String,
+    pub id: String,
+    pub secret: String,
+}
+
+impl Signer {
+    pub fn new(addr: SocketAddr, id: &str, secret: &str) -> Self {
+        Self {
+            addr,
+            host: addr.to_string(),
+            id: id.into(),
+            secret: secret.into(),
+        }
+    }
+
+    /// `host` and the `extra` headers.
+    pub fn headers(&self, extra: &[(&str, String)]) -> Vec<(String, String)> {
+        let mut v = vec![("host".to_string(), self.host.clone())];
+        v.extend(extra.iter().map(|(k, val)| (k.to_string(), val.clone())));
+        v
+    }
+
+    /// A request signed now, path-style, with `extra` headers.
+    pub fn sign(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        extra: &[(&str, String)],
+        payload_hash: &str,
+        body: Vec<u8>,
+    ) -> Signed {
+        sign(
+            &self.id,
+            &self.secret,
+            now(),
+            method,
+            path,
+            query,
+            self.headers(extra),
+            payload_hash,
+            body,
+        )
+    }
+
+    pub async fn send(&self, r: &Signed) -> (u16, String) {
+        send(self.addr, r).await
+    }
+
+    /// Sends `r` and asserts the answer's status and, for an error, its
+    /// S3 code (`""`: none checked). Answers the response text.
+    pub async fn expect(&self, r: &Signed, status: u16, code: &str) -> String {
+        let (st, body) = self.send(r).await;
+        let got = if code.is_empty() {
+            String::new()
+        } else {
+            error_code(&body)
+        };
+        assert_eq!(
+            (st, got.as_str()),
+            (status, code),
+            "{} {}: {}",
+            r.method,
+            r.path,
+            &body[..body.len().min(2000)]
+        );
+        body
+    }
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use hamster_proto::pb::blob_client::BlobClient;
 use hamster_proto::pb::registry_client::RegistryClient;
 use hamster_proto::pb::{self, GetShardRequest, ListBlobsRequest, ShardChunk, StatShardRequest};
-use hamster_tests::{Cluster, Kind};
+use hamster_tests::{Cluster, Kind, Node};
 use tonic::transport::Channel;
 
 fn payload(len: usize) -> Vec<u8> {
@@ -80,10 +80,10 @@ async fn blob_servers_register_and_heartbeat_with_the_meta_tier() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    for (s, idx) in first.iter().zip([b1, b2]) {
-        assert_eq!(s.id, c.nodes[idx].id);
-        assert_eq!(s.address, c.nodes[idx].addr.to_string());
-        assert_eq!(s.failure_domain, format!("fd-{}", c.nodes[idx].id));
+    for (s, b) in first.iter().zip([b1, b2]) {
+        assert_eq!(s.id, c.node(b).id);
+        assert_eq!(s.address, c.node(b).addr.to_string());
+        assert_eq!(s.failure_domain, format!("fd-{}", c.node(b).id));
         assert_eq!(s.state, "active");
         assert!(
             s.capacity_bytes > 0 && s.free_bytes <= s.capacity_bytes,
@@ -181,7 +181,7 @@ async fn a_flipped_byte_on_disk_is_reported_as_data_loss() {
     let (c, b, _gw, mut client) = one_blob_server().await;
     let data = payload(300_000);
     put(&mut client, "victim", &data).await;
-    let file = find(&c.nodes[b].dir.join("data/shards"), "victim").expect("shard file");
+    let file = find(&c.node(b).dir.join("data/shards"), "victim").expect("shard file");
     let mut raw = std::fs::read(&file).expect("read");
     raw[200_000] ^= 0xff;
     std::fs::write(&file, &raw).expect("write");
@@ -198,7 +198,7 @@ async fn a_flipped_byte_on_disk_is_reported_as_data_loss() {
 /// One healthy blob-server, a gateway identity, and a client as it.
 async fn one_blob_server() -> (
     Cluster,
-    usize,
+    Node,
     std::sync::Arc<hamster_proto::tls::NodeTls>,
     BlobClient<Channel>,
 ) {
@@ -269,7 +269,7 @@ async fn a_wildcard_listener_advertises_a_reachable_address_and_its_own_domain()
     let meta = c.start(Kind::Meta, "meta-1");
     c.wait_healthy(meta).await;
     let b = c.prepare(Kind::Blob, "blob-any");
-    let port = c.nodes[b].addr.port();
+    let port = c.node(b).addr.port();
     c.set_arg(b, "--listen", Some(&format!("0.0.0.0:{port}")));
     c.set_arg(b, "--failure-domain", None);
     c.spawn_prepared(b);
@@ -294,12 +294,12 @@ async fn a_wildcard_listener_advertises_a_reachable_address_and_its_own_domain()
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // A node can check its own health with its own certificate.
-    let dir = c.nodes[b].dir.clone();
+    let dir = c.node(b).dir.clone();
     let out = c.hamster(&[
         "health",
         "--as-node",
         "--addr",
-        &c.nodes[b].addr.to_string(),
+        &c.node(b).addr.to_string(),
         "--admin-cert",
         dir.join("node.crt").to_str().expect("utf8"),
         "--admin-key",

@@ -5,6 +5,7 @@
 //! joining afterwards gets a new-CA certificate; the driver SIGKILLed
 //! midway (and the meta leader with it) and a re-run converges. The old
 //! CA's key is never there: the meta-servers' CA directory starts empty.
+//! The long scenario runs in named steps over one cluster.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -17,7 +18,7 @@ use hamster_proto::pb::{ListBlobsRequest, registry_client::RegistryClient};
 use hamster_proto::pki;
 use hamster_proto::tls::{NodeTls, TlsPaths};
 use hamster_tests::s3::{S3Cluster, read_body};
-use hamster_tests::{Cluster, Kind, bin_dir, free_port, path_str};
+use hamster_tests::{Cluster, Kind, Node, Steps, bin_dir, free_port, path_str};
 use rustix::process::Signal;
 
 /// Runs `hamster ARGS` as the admin (flags from the harness); its stdout.
@@ -98,7 +99,7 @@ async fn wait_members(c: &Cluster, n: usize) {
 
 /// Waits for `n` registered blob-servers, asking as the admin (the
 /// harness's probe identity comes from the old CA).
-async fn wait_blobs(c: &Cluster, meta: usize, n: usize) {
+async fn wait_blobs(c: &Cluster, meta: Node, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut r = RegistryClient::new(c.channel(meta, &c.admin_tls()));
@@ -167,9 +168,80 @@ fn load(s: &S3Cluster, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, V
     })
 }
 
+/// The cluster under CA rotation and what the steps hand on.
+struct CaRot {
+    s: S3Cluster,
+    /// The meta-servers' CA directory (starts without the CA key).
+    ca_dir: tempfile::TempDir,
+    /// The admin's and a blob-server's old-CA identities, saved aside.
+    old_admin: TlsPaths,
+    old_blob: TlsPaths,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rotate_ca_under_load_then_restart_join_and_old_certs_refused() {
-    let (mut s, ca_dir) = cluster(3, 4).await;
+    let (s, ca_dir) = cluster(3, 4).await;
+    let mut steps = Steps::new("rotate_ca_under_load_then_restart_join_and_old_certs_refused");
+    let (mut r, before) = steps
+        .require(
+            "objects are written, every member reports, identities saved",
+            async { setup(s, ca_dir).await },
+        )
+        .await;
+    steps
+        .require(
+            "rotate-ca under load closes with no failed request",
+            under_load(&r),
+        )
+        .await;
+    let new_ca = steps
+        .require(
+            "status shows every member on a new CA",
+            new_ca_in_status(&r, &before),
+        )
+        .await;
+    steps
+        .run(
+            "every trust and certificate on disk is the new CA's",
+            on_disk(&r, &new_ca),
+        )
+        .await;
+    steps
+        .run(
+            "no CA key or renewed node key reached a log",
+            keys_not_logged(&r),
+        )
+        .await;
+    steps
+        .run(
+            "old-CA certificates are refused, today's accepted",
+            old_certs_refused(&r),
+        )
+        .await;
+    steps
+        .require(
+            "every node restarts trusting only the new CA",
+            restart_all(&mut r),
+        )
+        .await;
+    steps
+        .run("every object reads back after the restart", read_back(&r))
+        .await;
+    steps
+        .run(
+            "a node joining now gets a new-CA certificate and serves",
+            late_join(&mut r, &new_ca),
+        )
+        .await;
+    steps.finish();
+}
+
+/// Writes objects, waits for every member, and saves the admin's and a
+/// blob-server's old-CA identities; answers the status before.
+async fn setup(
+    s: S3Cluster,
+    ca_dir: tempfile::TempDir,
+) -> anyhow::Result<(CaRot, serde_json::Value)> {
     let client = bucket(&s).await;
     for i in 0..5 {
         client
@@ -186,10 +258,6 @@ async fn rotate_ca_under_load_then_restart_join_and_old_certs_refused() {
     // 3 meta, 4 blob, 1 gateway.
     wait_members(&s.c, 8).await;
     let before = status(&s.c);
-    let old_ca = before["issuing_ca_fingerprint"]
-        .as_str()
-        .expect("issuing")
-        .to_string();
     assert_eq!(before["members_on_old_ca"], 0, "{before}");
     assert_eq!(before["ca_rotation"], "none", "{before}");
 
@@ -201,7 +269,7 @@ async fn rotate_ca_under_load_then_restart_join_and_old_certs_refused() {
         path_str(&pki_dir.join("trust.pem")),
         "admin",
     );
-    let blob_dir = s.c.nodes[s.blobs[0]].dir.clone();
+    let blob_dir = s.c.node(s.blobs[0]).dir.clone();
     let old_blob = save_identity(
         &s.c,
         path_str(&blob_dir.join("node.crt")),
@@ -209,11 +277,20 @@ async fn rotate_ca_under_load_then_restart_join_and_old_certs_refused() {
         path_str(&blob_dir.join("trust.pem")),
         "blob",
     );
+    let r = CaRot {
+        s,
+        ca_dir,
+        old_admin,
+        old_blob,
+    };
+    Ok((r, before))
+}
 
+async fn under_load(r: &CaRot) {
     let stop = Arc::new(AtomicBool::new(false));
-    let loader = load(&s, stop.clone());
+    let loader = load(&r.s, stop.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let out = admin(&s.c, &["rotate-ca", "--json"]);
+    let out = admin(&r.s.c, &["rotate-ca", "--json"]);
     assert!(out.contains("\"closed\""), "{out}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
@@ -223,9 +300,12 @@ async fn rotate_ca_under_load_then_restart_join_and_old_certs_refused() {
         "requests failed during the rotation: {failures:#?}"
     );
     assert!(ok > 0, "the load made no requests");
+}
 
-    // Every member and the admin on the new CA; trust {new} everywhere.
-    let after = status(&s.c);
+/// Every member on the new CA (answered), none on the old.
+async fn new_ca_in_status(r: &CaRot, before: &serde_json::Value) -> anyhow::Result<String> {
+    let old_ca = before["issuing_ca_fingerprint"].as_str().expect("issuing");
+    let after = status(&r.s.c);
     let new_ca = after["issuing_ca_fingerprint"]
         .as_str()
         .expect("issuing")
@@ -237,50 +317,65 @@ async fn rotate_ca_under_load_then_restart_join_and_old_certs_refused() {
     for m in after["members"].as_array().expect("members") {
         assert_eq!(m["cert_ca_fingerprint"], new_ca.as_str(), "{m}");
     }
-    for n in &s.c.nodes {
+    Ok(new_ca)
+}
+
+/// Trust {new} everywhere; every certificate on disk (what a restart
+/// presents) and the admin's is the new CA's.
+async fn on_disk(r: &CaRot, new_ca: &str) {
+    let c = &r.s.c;
+    for n in c.procs() {
         assert_eq!(
             fingerprints(&n.dir.join("trust.pem")),
-            vec![new_ca.clone()],
+            vec![new_ca.to_string()],
             "{}",
             n.id
         );
-        // Its certificate on disk (what a restart presents) is the new CA's.
-        let on_disk = s.c.identity(&n.dir);
+        let on_disk = c.identity(&n.dir);
         assert_eq!(
             on_disk.own_issuer_fingerprint().as_deref(),
-            Some(new_ca.as_str()),
+            Some(new_ca),
             "{}",
             n.id
         );
     }
     assert_eq!(
-        fingerprints(&pki_dir.join("trust.pem")),
-        vec![new_ca.clone()]
+        fingerprints(&c.pki_dir().join("trust.pem")),
+        vec![new_ca.to_string()]
     );
     assert_eq!(
-        s.c.admin_tls().own_issuer_fingerprint().as_deref(),
-        Some(new_ca.as_str())
+        c.admin_tls().own_issuer_fingerprint().as_deref(),
+        Some(new_ca)
     );
-    // The new CA's key is where it was minted, and nowhere in any log.
-    let key_pem = std::fs::read_dir(ca_dir.path())
+}
+
+/// The new CA's key is where it was minted, and nowhere in any log; nor
+/// is any node's renewed key.
+async fn keys_not_logged(r: &CaRot) {
+    let key_pem = std::fs::read_dir(r.ca_dir.path())
         .expect("ca dir")
         .flatten()
         .find(|e| e.path().extension().is_some_and(|x| x == "key"))
         .map(|e| std::fs::read_to_string(e.path()).expect("key"))
         .expect("the minted CA key is in the CA directory");
     let body = key_pem.lines().nth(1).expect("key body").to_string();
-    let logs = s.c.all_logs();
+    let logs = r.s.c.all_logs();
     assert!(!logs.contains(&body), "the CA key reached a log");
-    // Nor does any node's renewed key.
-    for n in &s.c.nodes {
+    for n in r.s.c.procs() {
         let key = std::fs::read_to_string(n.dir.join("node.key")).expect("node key");
         let line = key.lines().nth(1).expect("key body");
         assert!(!logs.contains(line), "{}'s key reached a log", n.id);
     }
+}
 
-    // Old-CA certificates are refused now, the admin's and a node's, even
-    // from a client that trusts the new CA (so the refusal is the server's).
-    for (name, saved) in [("admin", &old_admin), ("blob", &old_blob)] {
+/// Old-CA certificates are refused now, the admin's and a node's, even
+/// from a client that trusts the new CA (so the refusal is the server's).
+/// The same calls with today's certificates pass: the refusals are the
+/// old CA's, not the calls'.
+async fn old_certs_refused(r: &CaRot) {
+    let s = &r.s;
+    let pki_dir = s.c.pki_dir();
+    for (name, saved) in [("admin", &r.old_admin), ("blob", &r.old_blob)] {
         let paths = TlsPaths {
             trust: pki_dir.join("trust.pem"),
             ..saved.clone()
@@ -294,27 +389,32 @@ async fn rotate_ca_under_load_then_restart_join_and_old_certs_refused() {
             );
         }
     }
-    // The same calls with today's certificates pass: the refusals above
-    // are the old CA's, not the calls'.
-    let current_blob = s.c.identity(&blob_dir);
+    let current_blob = s.c.identity(&s.c.node(s.blobs[0]).dir);
     for &m in &s.metas {
         s.c.health(m, &s.c.admin_tls()).await.expect("new admin");
         s.c.health(m, &current_blob).await.expect("renewed blob");
     }
+}
 
-    // Every node restarted, trusting only the new CA, serves every object.
-    for idx in 0..s.c.nodes.len() {
-        s.c.kill(idx);
+async fn restart_all(r: &mut CaRot) {
+    let s = &mut r.s;
+    let all = s.c.handles();
+    for &n in &all {
+        s.c.kill(n);
     }
-    for idx in 0..s.c.nodes.len() {
-        s.c.restart(idx);
+    for &n in &all {
+        s.c.restart(n);
     }
     s.c.wait_leader(&s.metas).await;
-    for idx in 0..s.c.nodes.len() {
-        s.c.wait_healthy(idx).await;
+    for &n in &all {
+        s.c.wait_healthy(n).await;
     }
     wait_blobs(&s.c, s.metas[0], 4).await;
-    let client = s.client();
+}
+
+/// The objects from before the rotation and those the load wrote.
+async fn read_back(r: &CaRot) {
+    let client = r.s.client();
     for i in 0..5 {
         let out = client
             .get_object()
@@ -345,8 +445,12 @@ async fn rotate_ca_under_load_then_restart_join_and_old_certs_refused() {
             .await
             .expect("load object reads");
     }
+}
 
-    // A node joining now gets a certificate from the new CA, and serves.
+/// A blob-server joining now gets a certificate from the new CA, and
+/// stores shards.
+async fn late_join(r: &mut CaRot, new_ca: &str) {
+    let s = &mut r.s;
     let join = format!("127.0.0.1:{}", free_port());
     s.c.kill(s.metas[0]);
     s.c.set_arg(s.metas[0], "--join-listen", Some(&join));
@@ -367,16 +471,14 @@ async fn rotate_ca_under_load_then_restart_join_and_old_certs_refused() {
     let late = s.c.prepare_joiner(Kind::Blob, "blob-late", &token, &join);
     s.c.spawn_prepared(late);
     s.c.wait_healthy(late).await;
-    let late_tls = s.c.identity(&s.c.nodes[late].dir.clone());
-    assert_eq!(
-        late_tls.own_issuer_fingerprint().as_deref(),
-        Some(new_ca.as_str())
-    );
+    let late_tls = s.c.identity(&s.c.node(late).dir.clone());
+    assert_eq!(late_tls.own_issuer_fingerprint().as_deref(), Some(new_ca));
     wait_blobs(&s.c, s.metas[0], 5).await;
     // With a 3+2 profile over five blob-servers every new object has a
     // shard on the late one (gateways pick the profile up within 2 s).
     admin(&s.c, &["profile", "set", "3+2"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let client = s.client();
     for i in 0..4 {
         let body = format!("after the join {i}").repeat(100).into_bytes();
         client
@@ -396,7 +498,7 @@ async fn rotate_ca_under_load_then_restart_join_and_old_certs_refused() {
             .expect("get");
         assert_eq!(read_body(out).await, body);
     }
-    let shards = hamster_tests::files_under(&s.c.nodes[late].dir.join("data").join("shards"));
+    let shards = hamster_tests::files_under(&s.c.node(late).dir.join("data").join("shards"));
     assert!(!shards.is_empty(), "the joined blob-server stores no shard");
 }
 
@@ -435,7 +537,7 @@ async fn a_rotation_whose_driver_and_leader_die_midway_converges_on_a_rerun() {
             }
         }
     });
-    let frozen_id = format!("blob/{}", s.c.nodes[frozen].id);
+    let frozen_id = format!("blob/{}", s.c.node(frozen).id);
     let mut seen = Vec::new();
     loop {
         let line = rx
@@ -473,7 +575,7 @@ async fn a_rotation_whose_driver_and_leader_die_midway_converges_on_a_rerun() {
     assert_eq!(after["ca_rotation"], "none", "{after}");
     assert_eq!(after["members_on_old_ca"], 0, "{after}");
     let new_ca = after["issuing_ca_fingerprint"].as_str().expect("issuing");
-    for n in &s.c.nodes {
+    for n in s.c.procs() {
         assert_eq!(
             fingerprints(&n.dir.join("trust.pem")),
             vec![new_ca.to_string()],

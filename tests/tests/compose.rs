@@ -4,15 +4,18 @@
 //! killed and every object still reads; the meta leader stopped and writes
 //! resume; scaled to 3 gateways and 8 blob-servers, the new members serve
 //! and store shards; a joined node's key is in no other volume or log; and
-//! the test leaves no container, network or volume behind.
+//! the test leaves no container, network or volume behind. Each of these
+//! is a named step over the one compose project.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use hamster_tests::files_under;
 use hamster_tests::s3::s3_client_at;
+use hamster_tests::{Steps, files_under};
+
+type Client = aws_sdk_s3::Client;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -94,27 +97,147 @@ fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().expect("docker")
 }
 
+/// The bytes of test object `n`.
+fn object(n: usize) -> Vec<u8> {
+    (0..1_500_000 + n)
+        .map(|i| ((i * 13 + n) % 256) as u8)
+        .collect()
+}
+
+/// Reads `key` through `client` and checks it is object `n`.
+async fn assert_object(client: &Client, key: &str, n: usize, what: &str) {
+    let got = client
+        .get_object()
+        .bucket("compose")
+        .key(key)
+        .send()
+        .await
+        .expect(what);
+    assert!(
+        got.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref()
+            == object(n).as_slice(),
+        "{key} is not object {n}"
+    );
+}
+
+/// An S3 client per gateway, with bootstrap's credentials.
+struct Gateways {
+    id: String,
+    secret: String,
+    g1: Client,
+    g2: Client,
+}
+
+/// The objects written through the first two gateways: (key, n).
+const FIRST: [(&str, usize); 2] = [("obj-0", 0), ("obj-1", 1)];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_compose_cluster_serves_survives_and_scales() {
-    for bin in ["meta-server", "blob-server", "gateway", "hamster"] {
-        let p = repo()
-            .join("target/x86_64-unknown-linux-gnu/release")
-            .join(bin);
-        assert!(
-            p.exists(),
-            "{} is missing: .ci/run builds the static binaries first",
-            p.display()
-        );
-    }
+    let mut steps = Steps::new("the_compose_cluster_serves_survives_and_scales");
+    steps
+        .require("the static binaries are built", async {
+            for bin in ["meta-server", "blob-server", "gateway", "hamster"] {
+                let p = repo()
+                    .join("target/x86_64-unknown-linux-gnu/release")
+                    .join(bin);
+                assert!(
+                    p.exists(),
+                    "{} is missing: .ci/run builds the static binaries first",
+                    p.display()
+                );
+            }
+        })
+        .await;
     let base = 21_000 + (rand::random::<u16>() % 20_000);
+    // Torn down on drop, whatever the steps did.
     let c = Compose {
         project: format!("hamstertest{}", std::process::id()),
         ports: format!("{base}-{}", base + 9),
     };
+    let c = &c;
+    let gws = steps
+        .require(
+            "the cluster comes up; bootstrap's key makes a bucket",
+            up(c),
+        )
+        .await;
+    let gws = &gws;
+    steps
+        .run("S3 round trips through each gateway", async {
+            for (i, (put, get)) in [(&gws.g1, &gws.g2), (&gws.g2, &gws.g1)]
+                .into_iter()
+                .enumerate()
+            {
+                let (key, n) = FIRST[i];
+                put.put_object()
+                    .bucket("compose")
+                    .key(key)
+                    .body(ByteStream::from(object(n)))
+                    .send()
+                    .await
+                    .expect("put");
+                assert_object(get, key, n, "get").await;
+            }
+        })
+        .await;
+    steps
+        .run(
+            "two blob containers killed, every object still reads",
+            async {
+                for i in [1, 2] {
+                    assert!(docker(&["kill", &c.container("blob", i)]).status.success());
+                }
+                for (key, n) in FIRST {
+                    assert_object(&gws.g1, key, n, "get with 2 blobs down").await;
+                }
+            },
+        )
+        .await;
+    // With 4 of 6 up (= k) writes are refused by design; bring them back.
+    steps
+        .run("the killed blob containers start again", async {
+            for i in [1, 2] {
+                assert!(docker(&["start", &c.container("blob", i)]).status.success());
+            }
+        })
+        .await;
+    steps
+        .run(
+            "the meta leader stopped, writes resume",
+            leader_stopped(c, gws),
+        )
+        .await;
+    steps
+        .run(
+            "scaled out, the new members serve and store shards",
+            scale(c, gws),
+        )
+        .await;
+    steps
+        .run(
+            "a joined node's key is in its own volume only, in no log",
+            key_kept(c),
+        )
+        .await;
+    steps
+        .run("teardown leaves nothing of the project", async {
+            c.ok(&["down", "-v", "--remove-orphans", "--timeout", "5"]);
+            assert_eq!(c.leftovers(), "", "containers, networks or volumes left");
+        })
+        .await;
+    steps.finish();
+}
+
+/// Builds and starts the project; a client per gateway with the
+/// credentials bootstrap printed; the bucket "compose".
+async fn up(c: &Compose) -> anyhow::Result<Gateways> {
     c.ok(&["build"]);
     c.ok(&["up", "-d"]);
-
-    // Credentials from bootstrap; a client per gateway.
     let logs = c.ok(&["logs", "--no-color", "bootstrap"]);
     let cred = |k: &str| {
         logs.lines()
@@ -130,69 +253,10 @@ async fn the_compose_cluster_serves_survives_and_scales() {
         .send()
         .await
         .expect("mb");
-    let object = |n: usize| -> Vec<u8> {
-        (0..1_500_000 + n)
-            .map(|i| ((i * 13 + n) % 256) as u8)
-            .collect()
-    };
-    let mut keys = Vec::new();
-    for (i, (put, get)) in [(&g1, &g2), (&g2, &g1)].into_iter().enumerate() {
-        let key = format!("obj-{i}");
-        put.put_object()
-            .bucket("compose")
-            .key(&key)
-            .body(ByteStream::from(object(i)))
-            .send()
-            .await
-            .expect("put");
-        let got = get
-            .get_object()
-            .bucket("compose")
-            .key(&key)
-            .send()
-            .await
-            .expect("get");
-        assert!(
-            got.body
-                .collect()
-                .await
-                .expect("body")
-                .into_bytes()
-                .as_ref()
-                == object(i).as_slice()
-        );
-        keys.push((key, i));
-    }
+    Ok(Gateways { id, secret, g1, g2 })
+}
 
-    // Two blob-servers killed: every object still reads.
-    for i in [1, 2] {
-        assert!(docker(&["kill", &c.container("blob", i)]).status.success());
-    }
-    for (key, n) in &keys {
-        let got = g1
-            .get_object()
-            .bucket("compose")
-            .key(key)
-            .send()
-            .await
-            .expect("get with 2 blobs down");
-        assert!(
-            got.body
-                .collect()
-                .await
-                .expect("body")
-                .into_bytes()
-                .as_ref()
-                == object(*n).as_slice()
-        );
-    }
-
-    // With 4 of 6 up (= k) writes are refused by design; bring them back.
-    for i in [1, 2] {
-        assert!(docker(&["start", &c.container("blob", i)]).status.success());
-    }
-
-    // The meta leader stopped: writes resume under a new leader.
+async fn leader_stopped(c: &Compose, gws: &Gateways) {
     let status = c.ok(&[
         "run",
         "--rm",
@@ -228,7 +292,8 @@ async fn the_compose_cluster_serves_survives_and_scales() {
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let r = g1
+        let r = gws
+            .g1
             .put_object()
             .bucket("compose")
             .key("after-leader")
@@ -241,10 +306,13 @@ async fn the_compose_cluster_serves_survives_and_scales() {
         assert!(Instant::now() < deadline, "writes did not resume: {r:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
 
-    // Scale: 3 gateways, 8 blob-servers (the killed two come back too).
+/// 3 gateways, 8 blob-servers (the killed two come back too): writes
+/// through the new gateway read back, the new blob-servers store shards.
+async fn scale(c: &Compose, gws: &Gateways) {
     c.ok(&["up", "-d", "--scale", "gateway=3", "--scale", "blob=8"]);
-    let g3 = s3_client_at(&c.s3_endpoint(3), &id, &secret);
+    let g3 = s3_client_at(&c.s3_endpoint(3), &gws.id, &gws.secret);
     for i in 0..12 {
         let key = format!("scaled-{i}");
         g3.put_object()
@@ -254,22 +322,7 @@ async fn the_compose_cluster_serves_survives_and_scales() {
             .send()
             .await
             .expect("put via the new gateway");
-        let got = g1
-            .get_object()
-            .bucket("compose")
-            .key(&key)
-            .send()
-            .await
-            .expect("get");
-        assert!(
-            got.body
-                .collect()
-                .await
-                .expect("body")
-                .into_bytes()
-                .as_ref()
-                == object(i).as_slice()
-        );
+        assert_object(&gws.g1, &key, i, "get").await;
     }
     let tmp = tempfile::tempdir().expect("tmp");
     for i in [7, 8] {
@@ -290,8 +343,10 @@ async fn the_compose_cluster_serves_survives_and_scales() {
             .count();
         assert!(n > 0, "new blob-server {i} stores no shard");
     }
+}
 
-    // A joined node's key: in its own volume only, in no log.
+async fn key_kept(c: &Compose) {
+    let tmp = tempfile::tempdir().expect("tmp");
     let key_dir = tmp.path().join("key");
     let src = format!("{}:/data/tls/node.key", c.container("blob", 3));
     assert!(
@@ -321,8 +376,4 @@ async fn the_compose_cluster_serves_survives_and_scales() {
             "blob-3's key in blob-4's volume"
         );
     }
-
-    // Tear down: nothing of the project is left.
-    c.ok(&["down", "-v", "--remove-orphans", "--timeout", "5"]);
-    assert_eq!(c.leftovers(), "", "containers, networks or volumes left");
 }

@@ -51,7 +51,7 @@ async fn refused(c: &mut Cluster, kind: Kind, id: &str, token: &Path, join: &str
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        !c.nodes[i].dir.join("node.crt").exists(),
+        !c.node(i).dir.join("node.crt").exists(),
         "{id} got a certificate"
     );
     c.log(i)
@@ -156,7 +156,7 @@ async fn nodes_join_by_token_and_bad_tokens_are_refused() {
     );
 
     // A joined node's private key is in its own directory only.
-    let key = std::fs::read(c.nodes[b1].dir.join("node.key")).expect("key");
+    let key = std::fs::read(c.node(b1).dir.join("node.key")).expect("key");
     let key_lines: Vec<Vec<u8>> = String::from_utf8_lossy(&key)
         .lines()
         .filter(|l| !l.starts_with("-----") && l.len() > 20)
@@ -165,8 +165,7 @@ async fn nodes_join_by_token_and_bad_tokens_are_refused() {
     assert!(!key_lines.is_empty());
     let mut files = vec![c.root().join("logs")];
     files.extend(
-        c.nodes
-            .iter()
+        c.procs()
             .filter(|n| n.id != "blob-j1")
             .map(|n| n.dir.clone()),
     );

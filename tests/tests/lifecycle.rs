@@ -16,7 +16,7 @@ async fn sigkilled_node_restarts_on_the_same_port() {
     let i = c.start(Kind::Meta, "meta-1");
     c.wait_healthy(i).await;
     let admin = c.admin_tls();
-    let pid_before = c.nodes[i].pid();
+    let pid_before = c.node(i).pid();
 
     c.kill(i);
     let err = c
@@ -28,7 +28,7 @@ async fn sigkilled_node_restarts_on_the_same_port() {
     c.restart(i);
     let h = c.wait_healthy(i).await;
     assert_eq!(h.node_id, "meta-1");
-    assert_ne!(c.nodes[i].pid(), pid_before);
+    assert_ne!(c.node(i).pid(), pid_before);
     // Killed without a shutdown message, started twice.
     let log = c.log(i);
     assert_eq!(log.matches("listening").count(), 2, "{log}");
@@ -73,7 +73,7 @@ async fn sighup_rolls_a_running_node_onto_a_new_ca() {
     let mut c = Cluster::new();
     let i = c.start(Kind::Meta, "meta-1");
     c.wait_healthy(i).await;
-    let pid = c.nodes[i].pid();
+    let pid = c.node(i).pid();
 
     let ca1_pem = std::fs::read_to_string(c.pki_dir().join("ca.crt")).expect("ca1");
     let ca1 = CertAuthority::from_pem(
@@ -95,7 +95,7 @@ async fn sighup_rolls_a_running_node_onto_a_new_ca() {
     );
 
     // Reissue by CSR: the new key is made in the node's directory.
-    let dir = c.nodes[i].dir.clone();
+    let dir = c.node(i).dir.clone();
     let p = |n: &str| dir.join(n).to_str().expect("utf8").to_string();
     c.hamster(&[
         "cert",
@@ -164,5 +164,5 @@ async fn sighup_rolls_a_running_node_onto_a_new_ca() {
     let h = c.health(i, &new_client).await.expect("new CA client after");
     assert_eq!(h.trusted_ca_fingerprints.len(), 1);
     assert_eq!(h.issuer_fingerprint, h.trusted_ca_fingerprints[0]);
-    assert_eq!(c.nodes[i].pid(), pid, "no restart");
+    assert_eq!(c.node(i).pid(), pid, "no restart");
 }

@@ -1,7 +1,8 @@
 //! The Meta service's S3-facing semantics on a real meta-server: listing
-//! markers, version paging, error codes in the hamster-error metadata,
+//! markers, version paging, error codes (hamster_proto::ErrorCode),
 //! and the split-key guard on commits.
 
+use hamster_proto::ErrorCode;
 use hamster_proto::pb::{self, ListObjectsRequest, ListVersionsRequest};
 use hamster_tests::meta::commit;
 use hamster_tests::{Cluster, Kind};
@@ -87,23 +88,12 @@ async fn start_after_and_markers_behave_as_s3() {
         .await
         .expect_err("exists");
     assert_eq!(e.code(), tonic::Code::AlreadyExists);
-    assert_eq!(
-        e.metadata()
-            .get("hamster-error")
-            .and_then(|v| v.to_str().ok()),
-        Some("BucketAlreadyExists")
-    );
+    assert_eq!(ErrorCode::of(&e), Some(ErrorCode::BucketAlreadyExists));
     // Split-key guard: a data key wrapped by any master key but the
     // cluster's write key is refused, whoever sends it.
     let e = commit(&mut client, &"0".repeat(32), "bkt", "stranger", 1)
         .await
         .expect_err("foreign master key");
-    assert_eq!(
-        e.metadata()
-            .get("hamster-error")
-            .and_then(|v| v.to_str().ok()),
-        Some("WrongMasterKey"),
-        "{e:?}"
-    );
+    assert_eq!(ErrorCode::of(&e), Some(ErrorCode::WrongMasterKey), "{e:?}");
     assert!(e.message().contains(&c.kek_fingerprint()), "{e:?}");
 }

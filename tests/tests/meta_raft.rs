@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use hamster_proto::pb::admin_client::AdminClient;
 use hamster_proto::pb::{self, AddMemberRequest, GetVersionRequest, RemoveMemberRequest};
-use hamster_tests::Cluster;
+use hamster_tests::{Cluster, Node};
 use hamster_tests::meta::{commit, list_all, test_version};
 
 const BUCKET: &str = "bucket-1";
 
-async fn create_bucket(c: &Cluster, idx: usize) {
+async fn create_bucket(c: &Cluster, node: Node) {
     let gw = c.gateway_identity("gw-test");
-    c.meta_client(idx, &gw)
+    c.meta_client(node, &gw)
         .create_bucket(pb::CreateBucketRequest {
             name: BUCKET.into(),
             object_lock_enabled: false,
@@ -23,14 +23,14 @@ async fn create_bucket(c: &Cluster, idx: usize) {
         .expect("create bucket");
 }
 
-/// Commits keys `from..to` through node `idx`, `parallel` at a time.
-async fn commit_range(c: &Cluster, idx: usize, from: u64, to: u64, parallel: usize) {
+/// Commits keys `from..to` through `node`, `parallel` at a time.
+async fn commit_range(c: &Cluster, node: Node, from: u64, to: u64, parallel: usize) {
     let gw = c.gateway_identity("gw-test");
     let kek = c.kek_fingerprint();
     let next = Arc::new(Mutex::new(from));
     let mut tasks = Vec::new();
     for _ in 0..parallel {
-        let mut client = c.meta_client(idx, &gw);
+        let mut client = c.meta_client(node, &gw);
         let next = next.clone();
         let kek = kek.clone();
         tasks.push(tokio::spawn(async move {
@@ -55,7 +55,7 @@ async fn commit_range(c: &Cluster, idx: usize, from: u64, to: u64, parallel: usi
 }
 
 /// A 3-node meta cluster with `BUCKET` created: (cluster, nodes, leader).
-async fn three_nodes(meta_args: &[&str]) -> (Cluster, Vec<usize>, usize) {
+async fn three_nodes(meta_args: &[&str]) -> (Cluster, Vec<Node>, Node) {
     let mut c = Cluster::new();
     c.meta_args = meta_args.iter().map(|a| a.to_string()).collect();
     let idxs = c.start_meta_cluster(3);
@@ -69,7 +69,7 @@ async fn three_nodes(meta_args: &[&str]) -> (Cluster, Vec<usize>, usize) {
 
 /// Kills a follower, commits 10,000 versions, restarts it and waits until
 /// it has applied everything; returns the cluster and that node.
-async fn catch_up_after_10000_commits(meta_args: &[&str]) -> (Cluster, usize) {
+async fn catch_up_after_10000_commits(meta_args: &[&str]) -> (Cluster, Node) {
     let (mut c, idxs, leader) = three_nodes(meta_args).await;
     let down = follower_of(&c, &idxs, leader);
     c.kill(down);
@@ -88,7 +88,7 @@ async fn catch_up_after_10000_commits(meta_args: &[&str]) -> (Cluster, usize) {
     (c, down)
 }
 
-fn follower_of(c: &Cluster, idxs: &[usize], leader: usize) -> usize {
+fn follower_of(c: &Cluster, idxs: &[Node], leader: Node) -> Node {
     *idxs
         .iter()
         .find(|i| **i != leader && c.is_running(**i))
@@ -115,7 +115,7 @@ async fn three_nodes_elect_and_1000_commits_through_a_follower_are_everywhere() 
             list_all(&mut client, BUCKET).await.expect("list"),
             want,
             "on {}",
-            c.nodes[i].id
+            c.node(i).id
         );
         let v = client
             .get_version(GetVersionRequest {
@@ -144,7 +144,7 @@ async fn three_nodes_elect_and_1000_commits_through_a_follower_are_everywhere() 
         c.wait_applied(i, ls.commit_index).await;
     }
     let s = c.status(follower).await.expect("status");
-    assert_eq!(s.leader_raft_id, c.nodes[leader].raft_id);
+    assert_eq!(s.leader_raft_id, c.node(leader).raft_id);
     assert_eq!(s.members.len(), 3);
     assert!(s.members.iter().all(|m| m.voter && m.healthy), "{s:?}");
     // Members report in the background (keys, trust), so the log moves
@@ -211,7 +211,7 @@ async fn leader_sigkill_mid_stream_loses_no_acknowledged_commit() {
     writer.await.expect("writer");
     let acked: BTreeSet<String> = acked.lock().expect("lock").iter().cloned().collect();
 
-    let survivors: Vec<usize> = idxs.iter().copied().filter(|i| *i != leader).collect();
+    let survivors: Vec<Node> = idxs.iter().copied().filter(|i| *i != leader).collect();
     let new_leader = c.wait_leader(&survivors).await;
     assert_ne!(new_leader, leader);
     for &i in &survivors {
@@ -224,7 +224,7 @@ async fn leader_sigkill_mid_stream_loses_no_acknowledged_commit() {
         assert!(
             missing.is_empty(),
             "{} lost acknowledged commits: {missing:?}",
-            c.nodes[i].id
+            c.node(i).id
         );
     }
 
@@ -275,7 +275,7 @@ async fn without_quorum_writes_fail_clearly_and_nothing_half_applied_appears() {
 
     // Keep one node; kill the other two (the leader among them).
     let keep = follower_of(&c, &idxs, leader);
-    let others: Vec<usize> = idxs.iter().copied().filter(|i| *i != keep).collect();
+    let others: Vec<Node> = idxs.iter().copied().filter(|i| *i != keep).collect();
     for &i in &others {
         c.kill(i);
     }
@@ -352,11 +352,11 @@ async fn members_are_added_as_learner_then_voter_and_removed() {
         "--trust".into(),
         p("trust.pem"),
     ];
-    let meta_addr = c.nodes[follower].addr.to_string();
+    let meta_addr = c.node(follower).addr.to_string();
     let (raft_id, node_id, address) = (
-        c.nodes[new].raft_id.to_string(),
-        c.nodes[new].id.clone(),
-        c.nodes[new].addr.to_string(),
+        c.node(new).raft_id.to_string(),
+        c.node(new).id.clone(),
+        c.node(new).addr.to_string(),
     );
     let mut args = vec![
         "member",
@@ -381,7 +381,7 @@ async fn members_are_added_as_learner_then_voter_and_removed() {
         Some(4),
         "{json}"
     );
-    assert_eq!(json["leader_raft_id"], c.nodes[leader].raft_id);
+    assert_eq!(json["leader_raft_id"], c.node(leader).raft_id);
     let s = c.status(leader).await.expect("status");
     assert_eq!(s.members.len(), 4);
     assert!(s.members.iter().all(|m| m.voter), "{s:?}");
@@ -396,7 +396,7 @@ async fn members_are_added_as_learner_then_voter_and_removed() {
     let mut admin = AdminClient::new(c.channel(new, &c.admin_tls()));
     admin
         .remove_member(RemoveMemberRequest {
-            raft_id: c.nodes[gone].raft_id,
+            raft_id: c.node(gone).raft_id,
         })
         .await
         .expect("remove member");
@@ -408,7 +408,7 @@ async fn members_are_added_as_learner_then_voter_and_removed() {
         .map(|m| m.raft_id)
         .collect();
     assert_eq!(voters.len(), 3, "{s:?}");
-    assert!(!voters.contains(&c.nodes[gone].raft_id));
+    assert!(!voters.contains(&c.node(gone).raft_id));
     commit(
         &mut c.meta_client(new, &gw),
         &c.kek_fingerprint(),

@@ -12,7 +12,7 @@ use hamster_proto::Role;
 use hamster_proto::envelope::DataKey;
 use hamster_proto::pb::{StatShardRequest, blob_client::BlobClient};
 use hamster_proto::transport::Pool;
-use hamster_tests::{Cluster, Kind};
+use hamster_tests::{Cluster, Kind, Node};
 
 const HEDGE: std::time::Duration = std::time::Duration::from_millis(250);
 const MARKER: &[u8] = b"HAMSTER-PLAINTEXT-MARKER-7f3a";
@@ -28,7 +28,7 @@ struct Written {
 
 async fn write(
     c: &Cluster,
-    blobs: &[usize],
+    blobs: &[Node],
     name: &str,
     data: &[u8],
     cipher: &SegmentCipher,
@@ -39,8 +39,8 @@ async fn write(
         .iter()
         .enumerate()
         .map(|(i, &b)| Target {
-            blob_id: c.nodes[b].id.clone(),
-            address: c.nodes[b].addr.to_string(),
+            blob_id: c.node(b).id.clone(),
+            address: c.node(b).addr.to_string(),
             shard_id: format!("{name}.s{i}"),
         })
         .collect();
@@ -98,9 +98,9 @@ async fn read(
 }
 
 /// Six healthy blob-servers and a gateway identity to call them with.
-async fn six_blob_servers() -> (Cluster, Vec<usize>, Pool) {
+async fn six_blob_servers() -> (Cluster, Vec<Node>, Pool) {
     let mut c = Cluster::new();
-    let blobs: Vec<usize> = (1..=6)
+    let blobs: Vec<Node> = (1..=6)
         .map(|i| c.start(Kind::Blob, &format!("blob-{i}")))
         .collect();
     for &b in &blobs {
@@ -136,7 +136,7 @@ async fn an_object_round_trips_through_six_servers_and_survives_two_losses() {
 
     // No plaintext on any blob-server's disk.
     for &b in &blobs {
-        for f in files_under(&c.nodes[b].dir.join("data")) {
+        for f in files_under(&c.node(b).dir.join("data")) {
             let bytes = std::fs::read(&f).expect("read");
             assert!(
                 !bytes.windows(MARKER.len()).any(|w| w == MARKER),

@@ -1,15 +1,20 @@
 //! The S3 data path end to end: aws-sdk-s3 against a real gateway, meta
 //! tier and blob-servers (separate processes). Objects round-trip with MD5
 //! ETags; ranges cross segment and stripe boundaries; no plaintext lands
-//! on any blob-server's disk; errors carry the codes clients expect.
+//! on any blob-server's disk; errors carry the codes clients expect. The
+//! longer scenarios run in named steps over one cluster each.
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use hamster_tests::files_under;
-use hamster_tests::s3::S3Cluster;
+use hamster_tests::s3::{S3Cluster, assert_s3_error};
+use hamster_tests::{Steps, files_under};
 use md5::{Digest, Md5};
 
+type Client = aws_sdk_s3::Client;
+
 const SEG: usize = 1 << 20;
+/// The sizes of the round-tripped objects.
+const SIZES: [usize; 5] = [0, 1, SEG - 1, SEG, 64 * SEG + 3];
 const MARKER: &[u8] = b"HAMSTER-S3-PLAINTEXT-MARKER-51c2";
 
 /// Object bytes: the marker repeated, with a position byte mixed in so a
@@ -42,9 +47,57 @@ async fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str, range: Option<&str
 async fn objects_round_trip_with_ranges_and_no_plaintext_on_disk() {
     let s = S3Cluster::start(1, 6).await;
     let c = s.client();
+    let c = &c;
+    let mut steps = Steps::new("objects_round_trip_with_ranges_and_no_plaintext_on_disk");
+    steps
+        .require(
+            "objects of every size round-trip with MD5 ETags",
+            round_trip(c),
+        )
+        .await;
+    steps
+        .run("ranges cross segment and stripe boundaries", ranges(c))
+        .await;
+    steps
+        .run("the listing shows each object once, with its size", async {
+            let list = c
+                .list_objects_v2()
+                .bucket("data")
+                .send()
+                .await
+                .expect("list");
+            let listed: Vec<(String, i64)> = list
+                .contents()
+                .iter()
+                .map(|o| {
+                    (
+                        o.key().unwrap_or_default().to_string(),
+                        o.size().unwrap_or(-1),
+                    )
+                })
+                .collect();
+            let mut want: Vec<(String, i64)> = SIZES
+                .iter()
+                .map(|n| (format!("obj-{n}"), *n as i64))
+                .collect();
+            want.sort();
+            assert_eq!(listed, want);
+        })
+        .await;
+    steps
+        .run("no plaintext on any blob-server's disk", async {
+            no_plaintext(&s)
+        })
+        .await;
+    steps
+        .run("deleted objects are gone, then the bucket", deletes(c))
+        .await;
+    steps.finish();
+}
+
+async fn round_trip(c: &Client) {
     c.create_bucket().bucket("data").send().await.expect("mb");
-    let sizes = [0, 1, SEG - 1, SEG, 64 * SEG + 3];
-    for &n in &sizes {
+    for n in SIZES {
         let data = object(n);
         let put = c
             .put_object()
@@ -85,9 +138,11 @@ async fn objects_round_trip_with_ranges_and_no_plaintext_on_disk() {
         assert_eq!(head.content_length(), Some(n as i64));
         assert_eq!(head.e_tag(), Some(etag(&data).as_str()));
     }
+}
 
-    // Ranges on the 64 MiB + 3 object: stripes are segments, so crossing a
-    // segment boundary crosses a stripe boundary.
+/// Ranges on the 64 MiB + 3 object: stripes are segments, so crossing a
+/// segment boundary crosses a stripe boundary.
+async fn ranges(c: &Client) {
     let big = object(64 * SEG + 3);
     let size = big.len();
     let cases: Vec<(String, std::ops::Range<usize>)> = vec![
@@ -122,46 +177,22 @@ async fn objects_round_trip_with_ranges_and_no_plaintext_on_disk() {
         let body = out.body.collect().await.expect("body").into_bytes();
         assert!(body.as_ref() == &big[want.clone()], "range {range}");
     }
-    let err = c
+    let r = c
         .get_object()
         .bucket("data")
         .key(format!("obj-{size}"))
         .range(format!("bytes={size}-"))
         .send()
-        .await
-        .expect_err("unsatisfiable");
-    assert_eq!(err.code(), Some("InvalidRange"));
-    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(416));
+        .await;
+    assert_s3_error(r, "InvalidRange", 416);
+}
 
-    // The listing shows each object once, with its size and ETag.
-    let list = c
-        .list_objects_v2()
-        .bucket("data")
-        .send()
-        .await
-        .expect("list");
-    let listed: Vec<(String, i64)> = list
-        .contents()
-        .iter()
-        .map(|o| {
-            (
-                o.key().unwrap_or_default().to_string(),
-                o.size().unwrap_or(-1),
-            )
-        })
-        .collect();
-    let mut want: Vec<(String, i64)> = sizes
-        .iter()
-        .map(|n| (format!("obj-{n}"), *n as i64))
-        .collect();
-    want.sort();
-    assert_eq!(listed, want);
-
-    // No plaintext on any blob-server's disk: the marker is in none of
-    // their files (and shards are there: the check is not vacuous).
+/// The marker is in none of the blob-servers' files (and shards are
+/// there: the check is not vacuous).
+fn no_plaintext(s: &S3Cluster) {
     let mut shard_files = 0;
     for &b in &s.blobs {
-        for f in files_under(&s.c.nodes[b].dir.join("data")) {
+        for f in files_under(&s.c.node(b).dir.join("data")) {
             let bytes = std::fs::read(&f).expect("read shard file");
             shard_files += 1;
             assert!(
@@ -171,9 +202,11 @@ async fn objects_round_trip_with_ranges_and_no_plaintext_on_disk() {
             );
         }
     }
-    assert!(shard_files >= sizes.len() * 6, "only {shard_files} files");
+    assert!(shard_files >= SIZES.len() * 6, "only {shard_files} files");
+}
 
-    // Delete: gone from GET and listings; the bucket can then go.
+/// Delete: gone from GET and listings; the bucket can then go.
+async fn deletes(c: &Client) {
     let err = c
         .delete_bucket()
         .bucket("data")
@@ -181,7 +214,7 @@ async fn objects_round_trip_with_ranges_and_no_plaintext_on_disk() {
         .await
         .expect_err("not empty");
     assert_eq!(err.code(), Some("BucketNotEmpty"));
-    for n in sizes {
+    for n in SIZES {
         c.delete_object()
             .bucket("data")
             .key(format!("obj-{n}"))
@@ -211,85 +244,91 @@ async fn objects_round_trip_with_ranges_and_no_plaintext_on_disk() {
 async fn wrong_credentials_and_missing_things_get_s3_errors() {
     let s = S3Cluster::start(1, 3).await;
     let c = s.client();
-    c.create_bucket().bucket("bkt1").send().await.expect("mb");
-    let err = c
-        .create_bucket()
-        .bucket("bkt1")
-        .send()
-        .await
-        .expect_err("twice");
-    assert_eq!(err.code(), Some("BucketAlreadyOwnedByYou"));
-    c.put_object()
-        .bucket("bkt1")
-        .key("k")
-        .body(ByteStream::from_static(b"hello"))
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(get(&c, "bkt1", "k", None).await, b"hello");
-    let buckets = c.list_buckets().send().await.expect("ls");
-    assert_eq!(buckets.buckets().len(), 1);
+    let (s, c) = (&s, &c);
+    let mut steps = Steps::new("wrong_credentials_and_missing_things_get_s3_errors");
+    steps
+        .require("a bucket (made once) and an object", async {
+            c.create_bucket().bucket("bkt1").send().await.expect("mb");
+            let err = c
+                .create_bucket()
+                .bucket("bkt1")
+                .send()
+                .await
+                .expect_err("twice");
+            assert_eq!(err.code(), Some("BucketAlreadyOwnedByYou"));
+            c.put_object()
+                .bucket("bkt1")
+                .key("k")
+                .body(ByteStream::from_static(b"hello"))
+                .send()
+                .await
+                .expect("put");
+            assert_eq!(get(c, "bkt1", "k", None).await, b"hello");
+            let buckets = c.list_buckets().send().await.expect("ls");
+            assert_eq!(buckets.buckets().len(), 1);
+        })
+        .await;
+    steps
+        .run("a wrong secret or an unknown key is refused", async {
+            let wrong = s.c.s3_client(
+                s.gw,
+                &s.access_key_id,
+                "not-the-secret-0000000000000000000000000",
+            );
+            let r = wrong.get_object().bucket("bkt1").key("k").send().await;
+            assert_s3_error(r, "SignatureDoesNotMatch", 403);
+            let unknown = s.c.s3_client(s.gw, "HKUNKNOWNUNKNOWN0000", &s.secret);
+            let r = unknown.list_buckets().send().await;
+            assert_s3_error(r, "InvalidAccessKeyId", 403);
+        })
+        .await;
+    steps
+        .run("missing buckets and keys get their codes", async {
+            let r = c.get_object().bucket("nope").key("k").send().await;
+            assert_s3_error(r, "NoSuchBucket", 404);
+            let e = c
+                .put_object()
+                .bucket("nope")
+                .key("k")
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await
+                .expect_err("no bucket");
+            assert_eq!(e.code(), Some("NoSuchBucket"));
+            let r = c.get_object().bucket("bkt1").key("missing").send().await;
+            assert_s3_error(r, "NoSuchKey", 404);
+        })
+        .await;
+    steps
+        .run(
+            "a wrong Content-MD5 or checksum is BadDigest, stores nothing",
+            bad_digests(c),
+        )
+        .await;
+    steps
+        .run(
+            "key list shows no secret; a deleted key stops working",
+            async { deleted_key(s).await },
+        )
+        .await;
+    steps.finish();
+}
 
-    let status =
-        |e: &dyn ProvideErrorMetadata, raw: Option<u16>| (e.code().map(str::to_string), raw);
-    let wrong = s.c.s3_client(
-        s.gw,
-        &s.access_key_id,
-        "not-the-secret-0000000000000000000000000",
-    );
-    let e = wrong
-        .get_object()
+/// Checks that `key` was not stored.
+async fn absent(c: &Client, key: &str) {
+    let e = c
+        .head_object()
         .bucket("bkt1")
-        .key("k")
+        .key(key)
         .send()
         .await
-        .expect_err("wrong secret");
-    assert_eq!(
-        status(&e, e.raw_response().map(|r| r.status().as_u16())),
-        (Some("SignatureDoesNotMatch".into()), Some(403))
-    );
-    let unknown = s.c.s3_client(s.gw, "HKUNKNOWNUNKNOWN0000", &s.secret);
-    let e = unknown
-        .list_buckets()
-        .send()
-        .await
-        .expect_err("unknown key");
-    assert_eq!(
-        status(&e, e.raw_response().map(|r| r.status().as_u16())),
-        (Some("InvalidAccessKeyId".into()), Some(403))
-    );
-    let e = c
-        .get_object()
-        .bucket("nope")
-        .key("k")
-        .send()
-        .await
-        .expect_err("no bucket");
-    assert_eq!(
-        status(&e, e.raw_response().map(|r| r.status().as_u16())),
-        (Some("NoSuchBucket".into()), Some(404))
-    );
-    let e = c
-        .put_object()
-        .bucket("nope")
-        .key("k")
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .expect_err("no bucket");
-    assert_eq!(e.code(), Some("NoSuchBucket"));
-    let e = c
-        .get_object()
-        .bucket("bkt1")
-        .key("missing")
-        .send()
-        .await
-        .expect_err("no key");
-    assert_eq!(
-        status(&e, e.raw_response().map(|r| r.status().as_u16())),
-        (Some("NoSuchKey".into()), Some(404))
-    );
-    // A wrong Content-MD5 is refused and stores nothing.
+        .expect_err("absent");
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(404));
+}
+
+/// A wrong Content-MD5, and a declared checksum that does not match the
+/// body: BadDigest, nothing stored.
+async fn bad_digests(c: &Client) {
     let e = c
         .put_object()
         .bucket("bkt1")
@@ -300,16 +339,7 @@ async fn wrong_credentials_and_missing_things_get_s3_errors() {
         .await
         .expect_err("bad digest");
     assert_eq!(e.code(), Some("BadDigest"));
-    let e = c
-        .head_object()
-        .bucket("bkt1")
-        .key("bad-md5")
-        .send()
-        .await
-        .expect_err("absent");
-    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(404));
-
-    // A declared checksum that does not match the body: BadDigest, nothing stored.
+    absent(c, "bad-md5").await;
     let e = c
         .put_object()
         .bucket("bkt1")
@@ -320,20 +350,15 @@ async fn wrong_credentials_and_missing_things_get_s3_errors() {
         .await
         .expect_err("bad checksum");
     assert_eq!(e.code(), Some("BadDigest"));
-    let e = c
-        .head_object()
-        .bucket("bkt1")
-        .key("bad-crc")
-        .send()
-        .await
-        .expect_err("absent");
-    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(404));
+    absent(c, "bad-crc").await;
+}
 
-    // A deleted key stops working (after the gateway's short cache).
+/// `key list` shows ids and names, never a secret; a deleted key stops
+/// working (after the gateway's short cache).
+async fn deleted_key(s: &S3Cluster) {
     let (id2, secret2) = s.c.create_access_key("second");
     let c2 = s.c.s3_client(s.gw, &id2, &secret2);
     c2.list_buckets().send().await.expect("second key works");
-    // `key list` shows ids and names, never a secret.
     let mut args = vec!["key".to_string(), "list".into(), "--json".into()];
     args.extend(s.c.admin_flags());
     let listed =

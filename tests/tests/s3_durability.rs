@@ -85,7 +85,7 @@ async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
             .version
             .and_then(|v| v.shard_map)
             .expect("shard map");
-    let data_blobs: Vec<usize> = map
+    let data_blobs: Vec<hamster_tests::Node> = map
         .shards
         .iter()
         .filter(|l| l.index < map.data_shards)
@@ -93,7 +93,7 @@ async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
         .map(|l| {
             *s.blobs
                 .iter()
-                .find(|&&b| s.c.nodes[b].id == l.blob_id)
+                .find(|&&b| s.c.node(b).id == l.blob_id)
                 .expect("a blob-server of the map")
         })
         .collect();
@@ -232,7 +232,7 @@ async fn the_s3_endpoint_serves_https_with_a_given_certificate() {
     s.c.add_args(gw, &[&cert_flag, &key_flag]);
     s.c.spawn_prepared(gw);
     s.c.wait_healthy(gw).await;
-    let addr = s.c.nodes[gw].s3_addr.expect("s3 addr");
+    let addr = s.c.node(gw).s3_addr.expect("s3 addr");
 
     let mut roots = rustls::RootCertStore::empty();
     for c in hamster_proto::pki::certs_from_pem(

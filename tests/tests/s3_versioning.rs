@@ -2,13 +2,17 @@
 //! x-amz-version-id rules (absent, "null", an id), reads and deletes by
 //! version id, delete markers (204 on delete, 404 and 405 on read, with
 //! x-amz-delete-marker), ListObjectVersions order and paging, permanent
-//! deletes that free shards, and suspended buckets.
+//! deletes that free shards, and suspended buckets. The long scenario
+//! runs in named steps over one cluster.
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, Delete, MfaDelete, ObjectIdentifier, VersioningConfiguration,
 };
-use hamster_tests::s3::{S3Cluster, error_header, error_status, read_body};
+use hamster_tests::Steps;
+use hamster_tests::s3::{S3Cluster, assert_s3_error, error_header, error_status, read_body};
+
+type Client = aws_sdk_s3::Client;
 
 fn versioning(status: &str) -> VersioningConfiguration {
     VersioningConfiguration::builder()
@@ -100,9 +104,131 @@ fn sorted(mut v: Vec<(String, String, bool, bool)>) -> Vec<(String, String, bool
 async fn versioning_ids_markers_and_permanent_deletes() {
     let s = S3Cluster::start(1, 3).await;
     let c = s.client();
-    c.create_bucket().bucket("ver").send().await.expect("mb");
+    let c = &c;
+    let mut steps = Steps::new("versioning_ids_markers_and_permanent_deletes");
+    steps
+        .require(
+            "a never-versioned bucket shows no version id",
+            never_versioned(c),
+        )
+        .await;
+    steps
+        .run(
+            "MFA Delete, a bad status and a missing bucket are refused",
+            refusals(c),
+        )
+        .await;
+    let (v1, v2) = steps
+        .require(
+            "once enabled, ids are made and the old object is null",
+            enable(c),
+        )
+        .await;
+    let marker = steps
+        .require("DELETE without an id writes a marker", async {
+            let d = c
+                .delete_object()
+                .bucket("ver")
+                .key("doc")
+                .send()
+                .await
+                .expect("delete");
+            assert_eq!(d.delete_marker(), Some(true));
+            let marker = d.version_id().expect("marker id").to_string();
+            assert!(![v1.as_str(), v2.as_str(), "null"].contains(&marker.as_str()));
+            Ok::<_, String>(marker)
+        })
+        .await;
+    steps
+        .run(
+            "a marker reads as 404, and 405 by its id, flagged",
+            marker_reads(c, &marker),
+        )
+        .await;
+    steps
+        .run(
+            "older versions stay readable; ListObjects hides the key",
+            async {
+                assert_eq!(get(c, "ver", "doc", Some(&v2)).await, b"two");
+                let l = c
+                    .list_objects_v2()
+                    .bucket("ver")
+                    .send()
+                    .await
+                    .expect("list");
+                assert!(l.contents().is_empty(), "{l:?}");
+            },
+        )
+        .await;
+    let (a1, a1b, b1) = steps
+        .require("other keys are written for the listing", async {
+            let a1 = put(c, "ver", "a/1", b"a1").await.expect("id");
+            let a1b = put(c, "ver", "a/1", b"a1b").await.expect("id");
+            let b1 = put(c, "ver", "b", b"b").await.expect("id");
+            Ok::<_, String>((a1, a1b, b1))
+        })
+        .await;
+    let want = vec![
+        ("a/1".to_string(), a1b.clone(), true, false),
+        ("a/1".to_string(), a1.clone(), false, false),
+        ("b".to_string(), b1.clone(), true, false),
+        ("doc".to_string(), marker.clone(), true, true),
+        ("doc".to_string(), v2.clone(), false, false),
+        ("doc".to_string(), v1.clone(), false, false),
+        ("doc".to_string(), "null".to_string(), false, false),
+    ];
+    steps
+        .run(
+            "ListObjectVersions: S3 order, pages, prefix, delimiter",
+            listing(c, want),
+        )
+        .await;
+    steps
+        .run(
+            "deleting a version by id destroys it and frees its shards",
+            async { delete_v1(&s, c, &v1).await },
+        )
+        .await;
+    steps
+        .run("deleting the marker by id brings the key back", async {
+            let d = c
+                .delete_object()
+                .bucket("ver")
+                .key("doc")
+                .version_id(&marker)
+                .send()
+                .await
+                .expect("delete marker");
+            assert_eq!(
+                (d.version_id(), d.delete_marker()),
+                (Some(marker.as_str()), Some(true))
+            );
+            assert_eq!(get(c, "ver", "doc", None).await, b"two");
+        })
+        .await;
+    steps
+        .run(
+            "DeleteObjects destroys versions by id, the null one too",
+            async {
+                delete_objects(
+                    c,
+                    &a1,
+                    vec![
+                        ("a/1".to_string(), a1b.clone()),
+                        ("b".to_string(), b1.clone()),
+                        ("doc".to_string(), v2.clone()),
+                    ],
+                )
+                .await
+            },
+        )
+        .await;
+    steps.finish();
+}
 
-    // Never versioned: no status, and no x-amz-version-id anywhere.
+/// Never versioned: no status, and no x-amz-version-id anywhere.
+async fn never_versioned(c: &Client) {
+    c.create_bucket().bucket("ver").send().await.expect("mb");
     let v = c
         .get_bucket_versioning()
         .bucket("ver")
@@ -110,7 +236,7 @@ async fn versioning_ids_markers_and_permanent_deletes() {
         .await
         .expect("get versioning");
     assert_eq!(v.status(), None);
-    assert_eq!(put(&c, "ver", "doc", b"zero").await, None);
+    assert_eq!(put(c, "ver", "doc", b"zero").await, None);
     let g = c
         .get_object()
         .bucket("ver")
@@ -127,37 +253,40 @@ async fn versioning_ids_markers_and_permanent_deletes() {
         .await
         .expect("head");
     assert_eq!(h.version_id(), None);
+}
 
-    // MFA Delete is not supported; an unknown status is malformed.
+/// MFA Delete is not supported; an unknown status is malformed.
+async fn refusals(c: &Client) {
     let mfa = VersioningConfiguration::builder()
         .status(BucketVersioningStatus::Enabled)
         .mfa_delete(MfaDelete::Enabled)
         .build();
-    let e = c
+    let r = c
         .put_bucket_versioning()
         .bucket("ver")
         .versioning_configuration(mfa)
         .send()
-        .await
-        .expect_err("MFA delete");
-    assert_eq!(error_status(&e), (Some("NotImplemented".into()), Some(501)));
-    let e = c
+        .await;
+    assert_s3_error(r, "NotImplemented", 501);
+    let r = c
         .put_bucket_versioning()
         .bucket("ver")
         .versioning_configuration(versioning("Sometimes"))
         .send()
-        .await
-        .expect_err("bad status");
-    assert_eq!(error_status(&e), (Some("MalformedXML".into()), Some(400)));
-    let e = c
+        .await;
+    assert_s3_error(r, "MalformedXML", 400);
+    let r = c
         .put_bucket_versioning()
         .bucket("nobucket")
         .versioning_configuration(versioning("Enabled"))
         .send()
-        .await
-        .expect_err("no bucket");
-    assert_eq!(error_status(&e), (Some("NoSuchBucket".into()), Some(404)));
+        .await;
+    assert_s3_error(r, "NoSuchBucket", 404);
+}
 
+/// Enables versioning: the object from before is now the "null" version,
+/// and says so; new PUTs get ids. Answers the two new versions' ids.
+async fn enable(c: &Client) -> anyhow::Result<(String, String)> {
     c.put_bucket_versioning()
         .bucket("ver")
         .versioning_configuration(versioning("Enabled"))
@@ -171,8 +300,6 @@ async fn versioning_ids_markers_and_permanent_deletes() {
         .await
         .expect("get versioning");
     assert_eq!(v.status(), Some(&BucketVersioningStatus::Enabled));
-
-    // The object from before is now the "null" version, and says so.
     let h = c
         .head_object()
         .bucket("ver")
@@ -181,12 +308,12 @@ async fn versioning_ids_markers_and_permanent_deletes() {
         .await
         .expect("head");
     assert_eq!(h.version_id(), Some("null"));
-    let v1 = put(&c, "ver", "doc", b"one").await.expect("v1 id");
-    let v2 = put(&c, "ver", "doc", b"two").await.expect("v2 id");
+    let v1 = put(c, "ver", "doc", b"one").await.expect("v1 id");
+    let v2 = put(c, "ver", "doc", b"two").await.expect("v2 id");
     assert!(v1 != v2 && v1 != "null" && v2 != "null", "{v1} {v2}");
-    assert_eq!(get(&c, "ver", "doc", None).await, b"two");
-    assert_eq!(get(&c, "ver", "doc", Some(&v1)).await, b"one");
-    assert_eq!(get(&c, "ver", "doc", Some("null")).await, b"zero");
+    assert_eq!(get(c, "ver", "doc", None).await, b"two");
+    assert_eq!(get(c, "ver", "doc", Some(&v1)).await, b"one");
+    assert_eq!(get(c, "ver", "doc", Some("null")).await, b"zero");
     let g = c
         .get_object()
         .bucket("ver")
@@ -207,19 +334,12 @@ async fn versioning_ids_markers_and_permanent_deletes() {
         (h.version_id(), h.content_length()),
         (Some(v1.as_str()), Some(3))
     );
+    Ok((v1, v2))
+}
 
-    // DELETE without an id writes a marker: 204, delete-marker, its id.
-    let d = c
-        .delete_object()
-        .bucket("ver")
-        .key("doc")
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(d.delete_marker(), Some(true));
-    let marker = d.version_id().expect("marker id").to_string();
-    assert!(![v1.as_str(), v2.as_str(), "null"].contains(&marker.as_str()));
-    // The key's latest is a marker: 404 NoSuchKey, flagged.
+/// The key's latest is a marker: 404 NoSuchKey, flagged. Naming the
+/// marker: 405 MethodNotAllowed, flagged.
+async fn marker_reads(c: &Client, marker: &str) {
     let e = c
         .get_object()
         .bucket("ver")
@@ -234,7 +354,7 @@ async fn versioning_ids_markers_and_permanent_deletes() {
     );
     assert_eq!(
         error_header(&e, "x-amz-version-id").as_deref(),
-        Some(marker.as_str())
+        Some(marker)
     );
     let e = c
         .head_object()
@@ -248,12 +368,11 @@ async fn versioning_ids_markers_and_permanent_deletes() {
         error_header(&e, "x-amz-delete-marker").as_deref(),
         Some("true")
     );
-    // Naming the marker: 405 MethodNotAllowed, flagged.
     let e = c
         .get_object()
         .bucket("ver")
         .key("doc")
-        .version_id(&marker)
+        .version_id(marker)
         .send()
         .await
         .expect_err("marker");
@@ -269,7 +388,7 @@ async fn versioning_ids_markers_and_permanent_deletes() {
         .head_object()
         .bucket("ver")
         .key("doc")
-        .version_id(&marker)
+        .version_id(marker)
         .send()
         .await
         .expect_err("marker");
@@ -278,41 +397,22 @@ async fn versioning_ids_markers_and_permanent_deletes() {
         error_header(&e, "x-amz-delete-marker").as_deref(),
         Some("true")
     );
-    // Older versions are still there by id; ListObjects hides the key.
-    assert_eq!(get(&c, "ver", "doc", Some(&v2)).await, b"two");
-    let l = c
-        .list_objects_v2()
-        .bucket("ver")
-        .send()
-        .await
-        .expect("list");
-    assert!(l.contents().is_empty(), "{l:?}");
+}
 
-    // Other keys, for the listing.
-    let a1 = put(&c, "ver", "a/1", b"a1").await.expect("id");
-    let a1b = put(&c, "ver", "a/1", b"a1b").await.expect("id");
-    let b1 = put(&c, "ver", "b", b"b").await.expect("id");
-    let want = vec![
-        ("a/1".to_string(), a1b.clone(), true, false),
-        ("a/1".to_string(), a1.clone(), false, false),
-        ("b".to_string(), b1.clone(), true, false),
-        ("doc".to_string(), marker.clone(), true, true),
-        ("doc".to_string(), v2.clone(), false, false),
-        ("doc".to_string(), v1.clone(), false, false),
-        ("doc".to_string(), "null".to_string(), false, false),
-    ];
+/// Every version in `want` (S3's global order), listed in one page, one
+/// per page and two per page; then by prefix and delimiter.
+async fn listing(c: &Client, want: Vec<(String, String, bool, bool)>) {
     // One page: versions in S3 order (key, newest first), then markers.
     let mut in_lists = want.clone();
     in_lists.sort_by_key(|e| e.3);
-    assert_eq!(all_versions(&c, "ver", 1000).await, in_lists);
+    assert_eq!(all_versions(c, "ver", 1000).await, in_lists);
     // Paged through key-marker / version-id-marker: each exactly once, and
     // one entry per page comes in S3's global order.
-    assert_eq!(all_versions(&c, "ver", 1).await, want);
+    assert_eq!(all_versions(c, "ver", 1).await, want);
     assert_eq!(
-        sorted(all_versions(&c, "ver", 2).await),
+        sorted(all_versions(c, "ver", 2).await),
         sorted(want.clone())
     );
-    // Prefix and delimiter.
     let r = c
         .list_object_versions()
         .bucket("ver")
@@ -335,30 +435,28 @@ async fn versioning_ids_markers_and_permanent_deletes() {
         .await
         .expect("list");
     assert_eq!(r.versions().len(), 2);
+}
 
-    // Deleting a version by id destroys it for good and frees its shards.
+/// Deleting a version by id destroys it for good and frees its shards.
+async fn delete_v1(s: &S3Cluster, c: &Client, v1: &str) {
     let before = s.shard_file_count();
     let d = c
         .delete_object()
         .bucket("ver")
         .key("doc")
-        .version_id(&v1)
+        .version_id(v1)
         .send()
         .await
         .expect("delete v1");
-    assert_eq!(
-        (d.version_id(), d.delete_marker()),
-        (Some(v1.as_str()), None)
-    );
-    let e = c
+    assert_eq!((d.version_id(), d.delete_marker()), (Some(v1), None));
+    let r = c
         .get_object()
         .bucket("ver")
         .key("doc")
-        .version_id(&v1)
+        .version_id(v1)
         .send()
-        .await
-        .expect_err("v1 gone");
-    assert_eq!(error_status(&e), (Some("NoSuchVersion".into()), Some(404)));
+        .await;
+    assert_s3_error(r, "NoSuchVersion", 404);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while s.shard_file_count() > before - 3 {
         assert!(
@@ -367,28 +465,16 @@ async fn versioning_ids_markers_and_permanent_deletes() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
 
-    // Deleting the marker by id brings the key back.
-    let d = c
-        .delete_object()
-        .bucket("ver")
-        .key("doc")
-        .version_id(&marker)
-        .send()
-        .await
-        .expect("delete marker");
-    assert_eq!(
-        (d.version_id(), d.delete_marker()),
-        (Some(marker.as_str()), Some(true))
-    );
-    assert_eq!(get(&c, "ver", "doc", None).await, b"two");
-
-    // DeleteObjects with version ids: each destroyed, the null one too.
+/// DeleteObjects with version ids (a/1's first version and doc's null
+/// one): each destroyed; `left` (key, id) is what remains.
+async fn delete_objects(c: &Client, a1: &str, left: Vec<(String, String)>) {
     let del = Delete::builder()
         .objects(
             ObjectIdentifier::builder()
                 .key("a/1")
-                .version_id(&a1)
+                .version_id(a1)
                 .build()
                 .expect("id"),
         )
@@ -410,18 +496,11 @@ async fn versioning_ids_markers_and_permanent_deletes() {
         .expect("delete objects");
     assert_eq!(r.deleted().len(), 2, "{r:?}");
     assert!(r.errors().is_empty(), "{r:?}");
-    let left: Vec<_> = sorted(all_versions(&c, "ver", 1000).await)
+    let remaining: Vec<_> = sorted(all_versions(c, "ver", 1000).await)
         .into_iter()
         .map(|(k, id, _, _)| (k, id))
         .collect();
-    assert_eq!(
-        left,
-        vec![
-            ("a/1".to_string(), a1b),
-            ("b".to_string(), b1),
-            ("doc".to_string(), v2.clone()),
-        ]
-    );
+    assert_eq!(remaining, left);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -81,7 +81,7 @@ async fn no_secret_reaches_any_log() {
         c.wait_healthy(i).await;
     }
     // A refused call, a reload, a crash and restart, more CLI commands.
-    let gw_tls = NodeTls::load(&c.nodes[gw].tls_paths()).expect("gw tls");
+    let gw_tls = NodeTls::load(&c.node(gw).tls_paths()).expect("gw tls");
     let refused = AdminClient::new(c.channel(meta, &gw_tls))
         .status(StatusRequest {})
         .await;
@@ -121,7 +121,7 @@ async fn no_secret_reaches_any_log() {
     // (members' and the admin's renewed keys, the new CA's key).
     let key_files = |c: &Cluster| {
         let mut files = vec![pki.join("ca.key"), pki.join("admin.key")];
-        files.extend(c.nodes.iter().map(|n| n.dir.join("node.key")));
+        files.extend(c.procs().map(|n| n.dir.join("node.key")));
         files.extend(
             std::fs::read_dir(&ca_dir)
                 .expect("ca dir")

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_s3::primitives::ByteStream;
 use hamster_proto::pb::{self, blob_client::BlobClient};
-use hamster_proto::shard_id;
+use hamster_proto::{ErrorCode, shard_id};
 use hamster_tests::meta::test_version;
 use hamster_tests::s3::S3Cluster;
 
@@ -77,11 +77,9 @@ async fn orphan_shards_are_swept_and_committed_ones_kept() {
             .await
             .expect_err("stale commit");
     assert_eq!(
-        refused
-            .metadata()
-            .get("hamster-error")
-            .and_then(|v| v.to_str().ok()),
-        Some("RequestTimeout")
+        ErrorCode::of(&refused),
+        Some(ErrorCode::RequestTimeout),
+        "{refused:?}"
     );
 
     // The orphan goes once past the grace period.
@@ -120,7 +118,7 @@ async fn orphan_shards_are_swept_and_committed_ones_kept() {
             .blobs
             .iter()
             .copied()
-            .find(|&b| s.c.nodes[b].id == loc.blob_id)
+            .find(|&b| s.c.node(b).id == loc.blob_id)
             .expect("blob");
         let r = BlobClient::new(s.c.channel(b, &gw))
             .stat_shard(pb::StatShardRequest {

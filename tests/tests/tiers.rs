@@ -16,12 +16,14 @@ async fn every_tier_starts_and_answers_health() {
     let mut c = Cluster::new();
     let ca_pem = std::fs::read_to_string(c.pki_dir().join("ca.crt")).expect("ca");
     let ca_fp = cert_fingerprint(&hamster_proto::pki::certs_from_pem(&ca_pem).expect("pem")[0]);
+    let mut started = Vec::new();
     for (kind, id) in [
         (Kind::Meta, "meta-1"),
         (Kind::Blob, "blob-1"),
         (Kind::Gateway, "gw-1"),
     ] {
         let i = c.start(kind, id);
+        started.push(i);
         let h = c.wait_healthy(i).await;
         assert_eq!(h.role, kind.role().to_string());
         assert_eq!(h.node_id, id);
@@ -35,7 +37,7 @@ async fn every_tier_starts_and_answers_health() {
         "health",
         "--json",
         "--addr",
-        &c.nodes[0].addr.to_string(),
+        &c.node(started[0]).addr.to_string(),
         "--admin-cert",
         pki.join("admin.crt").to_str().expect("utf8"),
         "--admin-key",
@@ -126,8 +128,8 @@ async fn a_node_refuses_to_start_with_a_certificate_for_another_role() {
     // Swap in a meta certificate and key for the same node, then restart.
     let other = c.provision(Kind::Meta, "meta-x");
     c.kill(i);
-    std::fs::copy(other.join("node.crt"), c.nodes[i].dir.join("node.crt")).expect("cp");
-    std::fs::copy(other.join("node.key"), c.nodes[i].dir.join("node.key")).expect("cp");
+    std::fs::copy(other.join("node.crt"), c.node(i).dir.join("node.crt")).expect("cp");
+    std::fs::copy(other.join("node.key"), c.node(i).dir.join("node.key")).expect("cp");
     c.restart(i);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !c.log(i).contains("this binary is a blob node") {

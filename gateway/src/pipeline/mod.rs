@@ -10,13 +10,17 @@
 //! - [`placement`]: k+m distinct blob-servers, spread across failure
 //!   domains, weighted by free space.
 //! - [`fanout`]: chunks streamed to the k+m servers in parallel; the ack rule.
+//! - [`write`]: a whole PUT body through chunk → encrypt → erasure →
+//!   placement → fanout → ack: durable, uncommitted shards.
+//! - [`commit`]: the version or part committed to the meta tier under the
+//!   cluster's write key; shards of a refused write discarded, shards the
+//!   meta tier answers as unused (replaced, deleted, aborted) freed.
 //! - [`fanin`]: a stripe read back, rebuilt from parity when shards are
 //!   lost or slow (hedged reads).
-//! - [`write`]: a whole PUT body through chunk → encrypt → erasure →
-//!   placement → fanout → ack, ready to commit.
 //! - [`read`]: a GET range through fanin → decrypt, as a stream.
 
 pub mod chunk;
+pub mod commit;
 pub mod encrypt;
 pub mod erasure;
 pub mod fanin;

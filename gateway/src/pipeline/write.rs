@@ -2,8 +2,8 @@
 //! MD5) → seal each segment under a fresh data key → Reed–Solomon per
 //! stripe → place k+m shards → fan out → the ack rule. What comes out is
 //! ready to commit: the shard map and the data key wrapped by the master
-//! key. Nothing is committed here; a caller that does not commit calls
-//! [`Stored::discard`].
+//! key. Nothing is committed here ([`super::commit`] does); a caller that
+//! does not commit calls [`Stored::discard`].
 
 use futures::Stream;
 use hamster_proto::envelope::{DataKey, wrap_dek};
@@ -20,13 +20,28 @@ use super::placement::{Candidate, PlacementError, place};
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("reading the request body: {0}")]
-    Body(String),
+    Body(#[from] BodyError),
     #[error(transparent)]
     Placement(#[from] PlacementError),
     #[error(transparent)]
     Ack(#[from] AckError),
     #[error("erasure profile: {0}")]
     Profile(String),
+}
+
+/// Why the body could not be read, classified once where it is read
+/// (`s3/ingest.rs`): the client's fault in every case.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum BodyError {
+    /// An aws-chunked chunk signature does not match.
+    #[error("a chunk signature does not match")]
+    ChunkSignature,
+    /// The body does not hash to the signed x-amz-content-sha256.
+    #[error("the body does not match x-amz-content-sha256")]
+    PayloadHash,
+    /// Cut short, malformed, or unreadable for another reason.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// Shards that are durable and not yet committed.
@@ -51,7 +66,7 @@ impl Stored {
 /// than k+m servers up, the missing shards are simply not written (the ack
 /// rule still asks for k+1); `inspect` sees every plaintext byte in order
 /// (for checksums the client sent).
-pub async fn write<S, B, E>(
+pub async fn write<S, B>(
     body: S,
     (k, m): (usize, usize),
     candidates: &[Candidate],
@@ -60,9 +75,8 @@ pub async fn write<S, B, E>(
     mut inspect: impl FnMut(&[u8]),
 ) -> Result<Stored, WriteError>
 where
-    S: Stream<Item = Result<B, E>> + Unpin,
+    S: Stream<Item = Result<B, BodyError>> + Unpin,
     B: AsRef<[u8]>,
-    E: std::fmt::Display,
 {
     let coder = Coder::new(k, m).map_err(|e| WriteError::Profile(e.to_string()))?;
     let usable = candidates
@@ -96,7 +110,7 @@ where
             Err(e) => {
                 let landed = fanout.abort().await;
                 remove(&landed, pool).await;
-                return Err(WriteError::Body(e.to_string()));
+                return Err(e.into());
             }
         };
         inspect(&seg.data);

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hamster_proto::ErrorCode;
 use hamster_proto::envelope::open_secret;
 use hamster_proto::keyring::Keyring;
 use hamster_proto::pb;
@@ -56,7 +57,7 @@ impl S3Auth for Auth {
         let key = match found {
             Ok(k) if k.enabled => k,
             Ok(_) => return Err(s3_error!(InvalidAccessKeyId)),
-            Err(e) if e.code() == Some("NoSuchAccessKey") => {
+            Err(e) if e.code() == Some(ErrorCode::NoSuchAccessKey) => {
                 return Err(s3_error!(InvalidAccessKeyId));
             }
             Err(e) => return Err(e.into()),

@@ -1,11 +1,28 @@
-//! CreateBucket, DeleteBucket (must be empty), HeadBucket, ListBuckets.
+//! CreateBucket, DeleteBucket (must be empty), HeadBucket, ListBuckets,
+//! and the bucket lookup other topics check first.
 
 use hamster_proto::pb;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{Gateway, timestamp};
+use super::Gateway;
+use super::fields::timestamp;
 use crate::meta_call;
+
+impl Gateway {
+    /// The bucket, or NoSuchBucket.
+    pub async fn bucket(&self, name: &str) -> S3Result<pb::Bucket> {
+        let r = meta_call!(
+            self.meta,
+            head_bucket,
+            pb::HeadBucketRequest {
+                name: name.to_string(),
+            }
+        )
+        .await?;
+        r.bucket.ok_or_else(|| s3_error!(NoSuchBucket))
+    }
+}
 
 pub async fn create(
     gw: &Gateway,

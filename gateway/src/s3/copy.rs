@@ -7,11 +7,11 @@ use hamster_proto::pb;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::Gateway;
 use super::conditions::Conditions;
+use super::fields::{check_key, stored_headers, timestamp, version_header};
 use super::get::{object_body, resolve};
 use super::ingest::{Declared, ingest};
-use super::put::{commit, stored_headers};
-use super::{Gateway, timestamp, version_header};
 
 /// `bytes=FIRST-LAST` of x-amz-copy-source-range.
 pub fn source_range(s: &str) -> S3Result<(u64, u64)> {
@@ -69,7 +69,7 @@ pub async fn copy(
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let i = req.input;
-    super::check_key(&i.key)?;
+    check_key(&i.key)?;
     let replace = i
         .metadata_directive
         .as_ref()
@@ -135,7 +135,7 @@ pub async fn copy(
         legal_hold: lock.legal_hold,
         ..Default::default()
     };
-    let v = commit(gw, stored, template).await?;
+    let v = gw.committer().version(stored, template).await?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(ETag::Strong(v.etag.clone())),

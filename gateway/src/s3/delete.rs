@@ -1,13 +1,21 @@
 //! DeleteObject: removes the key (or the named version) in the meta tier,
-//! then frees the shards that no version uses any more. Deleting a key
-//! that does not exist succeeds, as in S3.
+//! then frees the shards that no version uses any more (both through the
+//! commit stage, `pipeline/commit.rs`). Deleting a key that does not
+//! exist succeeds, as in S3.
 
-use hamster_proto::pb;
+use hamster_proto::{ErrorCode, pb};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
 use super::Gateway;
-use crate::meta_call;
+
+/// Deleting what is not there succeeds, as in S3.
+fn gone(e: &crate::meta::MetaError) -> bool {
+    matches!(
+        e.code(),
+        Some(ErrorCode::NoSuchKey | ErrorCode::NoSuchVersion)
+    )
+}
 
 pub async fn delete(
     gw: &Gateway,
@@ -20,21 +28,15 @@ pub async fn delete(
         version_id: i.version_id.clone().unwrap_or_default(),
         bypass_governance: i.bypass_governance_retention.unwrap_or(false),
     };
-    let r = meta_call!(gw.meta, delete_object, call).await;
-    match r {
-        Ok(r) => {
-            gw.free(r.freed);
-            Ok(S3Response::new(DeleteObjectOutput {
-                delete_marker: r.delete_marker.then_some(true),
-                version_id: (r.delete_marker || i.version_id.is_some())
-                    .then_some(r.version_id)
-                    .filter(|v| !v.is_empty()),
-                ..Default::default()
-            }))
-        }
-        Err(e) if matches!(e.code(), Some("NoSuchKey" | "NoSuchVersion")) => {
-            Ok(S3Response::new(DeleteObjectOutput::default()))
-        }
+    match gw.committer().delete(call).await {
+        Ok(r) => Ok(S3Response::new(DeleteObjectOutput {
+            delete_marker: r.delete_marker.then_some(true),
+            version_id: (r.delete_marker || i.version_id.is_some())
+                .then_some(r.version_id)
+                .filter(|v| !v.is_empty()),
+            ..Default::default()
+        })),
+        Err(e) if gone(&e) => Ok(S3Response::new(DeleteObjectOutput::default())),
         Err(e) => Err(e.into()),
     }
 }
@@ -68,7 +70,7 @@ pub async fn delete_many(
                 version_id: o.version_id.clone().unwrap_or_default(),
                 bypass_governance: bypass,
             };
-            async move { (o, meta_call!(gw.meta, delete_object, call).await) }
+            async move { (o, gw.committer().delete(call).await) }
         })
         .buffered(PARALLEL)
         .collect()
@@ -78,7 +80,6 @@ pub async fn delete_many(
     for (o, r) in results {
         match r {
             Ok(r) => {
-                gw.free(r.freed);
                 deleted.push(DeletedObject {
                     key: Some(o.key),
                     version_id: o.version_id.clone(),
@@ -87,7 +88,7 @@ pub async fn delete_many(
                         .then_some(r.version_id),
                 });
             }
-            Err(e) if matches!(e.code(), Some("NoSuchKey" | "NoSuchVersion")) => {
+            Err(e) if gone(&e) => {
                 deleted.push(DeletedObject {
                     key: Some(o.key),
                     version_id: o.version_id,

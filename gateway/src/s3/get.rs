@@ -15,9 +15,10 @@ use hamster_proto::pb;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::Gateway;
 use super::conditions::Conditions;
 use super::error::internal;
-use super::{Gateway, timestamp, version_header};
+use super::fields::{timestamp, version_header};
 use crate::meta_call;
 use crate::pipeline::read::{ObjectReader, ReadError};
 
@@ -170,7 +171,7 @@ pub async fn object_body(
             map,
             &dek,
             size,
-            &gw.blobs.addresses(),
+            &gw.cluster.addresses(),
             gw.pool.clone(),
             gw.hedge_after,
         )?;

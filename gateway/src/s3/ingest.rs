@@ -2,17 +2,18 @@
 //! the write pipeline, with the checks the client declared — Content-MD5,
 //! a flexible checksum in a header or the verified aws-chunked trailer.
 //! (s3s itself checks chunk signatures and a signed payload hash as the
-//! body streams; those failures arrive as body errors, `s3/error.rs`.)
-//! A failed check removes the shards; nothing is committed here.
+//! body streams; those failures arrive as body errors, classified here
+//! once by [`body_error`].) A failed check removes the shards; nothing is
+//! committed here (`pipeline/commit.rs` does that).
 
 use base64::Engine;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::*;
 use s3s::{S3Result, s3_error};
 
 use super::Gateway;
-use crate::pipeline::write::{Stored, write};
+use crate::pipeline::write::{BodyError, Stored, write};
 
 /// What the client said the body is.
 pub struct Declared {
@@ -138,6 +139,39 @@ fn verify_checksums(want: &Checksum, got: &Checksum) -> S3Result<()> {
     Ok(())
 }
 
+/// s3s' body errors, by their text: the types are private to s3s 0.14
+/// (`http/aws_chunked_stream.rs`, `sig_v4/upload_stream.rs`), so their
+/// Display is all there is. `tests/body_errors.rs` drives real s3s
+/// requests through this, so an s3s that words them otherwise fails there.
+const CHUNK_SIGNATURE: &str = "AwsChunkedStreamError: SignatureMismatch";
+const PAYLOAD_HASH: &str = "UploadStreamError: Sha256Mismatch";
+/// How one s3s body stream shows the error of the one it wraps.
+const WRAPPED: [&str; 2] = [
+    "AwsChunkedStreamError: Underlying: ",
+    "UploadStreamError: Underlying: ",
+];
+
+/// What a body stream's error means, decided once, where the body is read.
+pub fn body_error(e: &(dyn std::error::Error + 'static)) -> BodyError {
+    let named = |mut text: &str| loop {
+        if text == CHUNK_SIGNATURE {
+            return Some(BodyError::ChunkSignature);
+        }
+        if text == PAYLOAD_HASH {
+            return Some(BodyError::PayloadHash);
+        }
+        text = WRAPPED.iter().find_map(|w| text.strip_prefix(w))?;
+    };
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(b) = named(&c.to_string()) {
+            return b;
+        }
+        cause = c.source();
+    }
+    BodyError::Other(e.to_string())
+}
+
 /// Writes `body` and checks it; returns the stored shards and the
 /// checksums computed (to echo to the client).
 pub async fn ingest(
@@ -158,11 +192,15 @@ pub async fn ingest(
     };
     let (mut hasher, mut want) = expected_checksums(&declared)?;
 
-    let (profile, candidates) = gw.placement().await?;
+    let (profile, candidates) = gw
+        .cluster
+        .placement()
+        .await
+        .ok_or_else(|| s3_error!(SlowDown, "no blob-server is registered yet"))?;
     let body = body
-        .map(|b| b.boxed())
+        .map(|b| b.map_err(|e| body_error(&*e)).boxed())
         .unwrap_or_else(|| futures::stream::empty().boxed());
-    let kek = gw.write_key()?;
+    let kek = gw.committer().write_key()?;
     let stored = write(body, profile, &candidates, &kek, &gw.pool, |bytes| {
         hasher.update(bytes)
     })
@@ -183,6 +221,72 @@ pub async fn ingest(
         Err(e) => {
             stored.discard(&gw.pool).await;
             Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error with s3s' text, optionally caused by another.
+    #[derive(Debug)]
+    struct Text(&'static str, Option<Box<Text>>);
+
+    impl std::fmt::Display for Text {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Text {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|t| t as _)
+        }
+    }
+
+    fn classify(e: Text) -> BodyError {
+        body_error(&e)
+    }
+
+    #[test]
+    fn s3s_body_errors_are_named() {
+        assert!(matches!(
+            classify(Text("AwsChunkedStreamError: SignatureMismatch", None)),
+            BodyError::ChunkSignature
+        ));
+        assert!(matches!(
+            classify(Text("UploadStreamError: Sha256Mismatch", None)),
+            BodyError::PayloadHash
+        ));
+        // One s3s stream wrapping another, and as a cause.
+        assert!(matches!(
+            classify(Text(
+                "UploadStreamError: Underlying: AwsChunkedStreamError: SignatureMismatch",
+                None
+            )),
+            BodyError::ChunkSignature
+        ));
+        assert!(matches!(
+            classify(Text(
+                "reading the body",
+                Some(Box::new(Text("UploadStreamError: Sha256Mismatch", None)))
+            )),
+            BodyError::PayloadHash
+        ));
+    }
+
+    #[test]
+    fn anything_else_keeps_its_text() {
+        for text in [
+            "AwsChunkedStreamError: Incomplete",
+            "UploadStreamError: LengthMismatch",
+            "connection reset: SignatureMismatch",
+        ] {
+            assert!(
+                matches!(classify(Text(text, None)), BodyError::Other(m) if m == text),
+                "{text}"
+            );
         }
     }
 }

@@ -3,11 +3,12 @@
 //! encoding-type=url, max-keys up to 1000 (the meta tier pages) — and
 //! GetBucketLocation.
 
-use hamster_proto::pb;
+use hamster_proto::{ErrorCode, pb};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{Gateway, timestamp};
+use super::Gateway;
+use super::fields::timestamp;
 use crate::meta_call;
 
 const MAX_KEYS: i32 = 1000;
@@ -66,7 +67,9 @@ async fn page(gw: &Gateway, call: pb::ListObjectsRequest, url: bool) -> S3Result
     let r = meta_call!(gw.meta, list_objects, call)
         .await
         .map_err(|e| match e.code() {
-            Some("InvalidArgument") => s3_error!(InvalidArgument, "invalid continuation token"),
+            Some(ErrorCode::InvalidArgument) => {
+                s3_error!(InvalidArgument, "invalid continuation token")
+            }
             _ => e.into(),
         })?;
     let enc = |s: String| if url { url_encode(&s) } else { s };

@@ -3,15 +3,15 @@
 //!
 //! The gateway only translates. Whether a change is allowed — shortening,
 //! removing, bypassing — is decided by the meta tier where the command is
-//! applied, at the command's time (meta-server `state::lock`).
+//! applied, at the command's time (meta-server `state::object_lock`).
 
 use hamster_proto::pb;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
+use super::fields::timestamp;
 use super::get::resolve;
-use super::timestamp;
 use crate::meta_call;
 
 const GOVERNANCE: &str = ObjectLockRetentionMode::GOVERNANCE;

@@ -10,9 +10,8 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::copy::{copy_source_body, source_range};
+use super::fields::{check_key, stored_headers, timestamp, version_header};
 use super::ingest::{Declared, declared, ingest};
-use super::put::{discard_after, stored_headers};
-use super::{timestamp, version_header};
 use crate::meta_call;
 
 const MAX_PART_NUMBER: i32 = 10_000;
@@ -23,7 +22,7 @@ pub async fn create(
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let i = req.input;
-    super::check_key(&i.key)?;
+    check_key(&i.key)?;
     let mut template = pb::ObjectVersion {
         bucket: i.bucket.clone(),
         key: i.key.clone(),
@@ -93,57 +92,6 @@ async fn upload_exists(gw: &Gateway, bucket: &str, key: &str, upload_id: &str) -
     Ok(())
 }
 
-/// Commits a stored part; a replaced part's shards are freed.
-async fn commit_part(
-    gw: &Gateway,
-    bucket: &str,
-    key: &str,
-    upload_id: &str,
-    number: u32,
-    stored: crate::pipeline::write::Stored,
-) -> S3Result<String> {
-    let part = pb::Part {
-        part_number: number,
-        size: stored.size,
-        etag: stored.md5.clone(),
-        shard_map: Some(stored.shard_map.clone()),
-        ..Default::default()
-    };
-    let r = gw
-        .commit_under_write_key(
-            &stored.wrapped_dek,
-            &stored.kek_fingerprint,
-            |wrapped_dek, kek_fingerprint| {
-                let part = pb::Part {
-                    wrapped_dek,
-                    kek_fingerprint,
-                    ..part.clone()
-                };
-                meta_call!(
-                    gw.meta,
-                    commit_part,
-                    pb::CommitPartRequest {
-                        bucket: bucket.into(),
-                        key: key.into(),
-                        upload_id: upload_id.into(),
-                        part: Some(part),
-                    }
-                )
-            },
-        )
-        .await;
-    match r {
-        Ok(r) => {
-            gw.free(r.replaced.into_iter().collect());
-            Ok(stored.md5)
-        }
-        Err(e) => {
-            discard_after(gw, stored, &e).await;
-            Err(e.into())
-        }
-    }
-}
-
 pub async fn upload_part(
     gw: &Gateway,
     req: S3Request<UploadPartInput>,
@@ -157,15 +105,10 @@ pub async fn upload_part(
     upload_exists(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let declared = declared!(input);
     let (stored, sums) = ingest(gw, input.body.take(), declared, trailing_headers).await?;
-    let etag = commit_part(
-        gw,
-        &input.bucket,
-        &input.key,
-        &input.upload_id,
-        number,
-        stored,
-    )
-    .await?;
+    let etag = gw
+        .committer()
+        .part(&input.bucket, &input.key, &input.upload_id, number, stored)
+        .await?;
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(ETag::Strong(etag)),
         checksum_crc32: sums.checksum_crc32,
@@ -197,10 +140,15 @@ pub async fn upload_part_copy(
         .transpose()?;
     let (body, _) = copy_source_body(gw, &i.copy_source, &conditions, range).await?;
     let (stored, _) = ingest(gw, Some(body), Declared::none(), None).await?;
-    let etag = commit_part(gw, &i.bucket, &i.key, &i.upload_id, number, stored).await?;
+    let etag = gw
+        .committer()
+        .part(&i.bucket, &i.key, &i.upload_id, number, stored)
+        .await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(etag)),
+            // A part has no stored time (the meta tier answers none);
+            // CompleteMultipartUpload's version gets the meta tier's.
             last_modified: Some(timestamp(crate::now_ms())),
             ..Default::default()
         }),
@@ -233,19 +181,15 @@ pub async fn complete(
             ..Default::default()
         });
     }
-    let r = meta_call!(
-        gw.meta,
-        complete_multipart,
-        pb::CompleteMultipartRequest {
+    let v = gw
+        .committer()
+        .complete(pb::CompleteMultipartRequest {
             bucket: i.bucket.clone(),
             key: i.key.clone(),
             upload_id: i.upload_id.clone(),
             parts,
-        }
-    )
-    .await?;
-    gw.free(r.freed);
-    let v = r.version.unwrap_or_default();
+        })
+        .await?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
@@ -261,17 +205,13 @@ pub async fn abort(
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let i = req.input;
-    let r = meta_call!(
-        gw.meta,
-        abort_multipart,
-        pb::AbortMultipartRequest {
+    gw.committer()
+        .abort(pb::AbortMultipartRequest {
             bucket: i.bucket,
             key: i.key,
             upload_id: i.upload_id,
-        }
-    )
-    .await?;
-    gw.free(r.freed);
+        })
+        .await?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 

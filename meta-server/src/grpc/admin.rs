@@ -9,15 +9,15 @@ use hamster_proto::pb::{self, node_client::NodeClient};
 use openraft::ServerState;
 use tonic::{Request, Response, Status};
 
-use super::errors::expect_ok;
+use super::errors::{ServiceError, expect_ok, unexpected};
 use crate::ca::CaStore;
 use crate::cluster::{ForwardRequest, Meta, now_ms};
 use crate::raft::MetaNode;
 use crate::state::commands::Op;
 use crate::state::commands::Response as R;
+use crate::state::key_rotation;
 use crate::state::model::AccessKey;
-use crate::state::queries as q;
-use crate::state::rotation;
+use crate::state::reads as q;
 use hamster_proto::Role;
 use hamster_proto::envelope::seal_secret;
 use hamster_proto::join::JoinToken;
@@ -42,10 +42,10 @@ impl AdminService {
     }
 
     /// The cluster's write key, which this node must hold to seal secrets.
-    async fn write_key(&self) -> Result<Arc<hamster_proto::secrets::MasterKey>, Status> {
+    async fn write_key(&self) -> Result<Arc<hamster_proto::secrets::MasterKey>, ServiceError> {
         let fp = self
             .meta
-            .read(async |c| rotation::write_key(c).await)
+            .read(async |c| key_rotation::write_key(c).await)
             .await?;
         if fp.is_empty() {
             return Ok(self.keys.current());
@@ -53,7 +53,7 @@ impl AdminService {
         self.keys.get(&fp).ok_or_else(|| {
             tracing::error!(cluster = %fp, this_node = %self.keys.describe(),
                 "split key: this meta-server does not hold the cluster's write key");
-            Status::failed_precondition(format!(
+            ServiceError::WrongMasterKey(format!(
                 "this meta-server does not hold the cluster's write key {fp}"
             ))
         })
@@ -86,22 +86,22 @@ fn state_name(s: ServerState) -> &'static str {
 impl AdminService {
     /// The key part of `status`: write key, rotation, what is left on the
     /// old key, and each key holder.
-    async fn key_status(&self) -> Result<pb::StatusResponse, Status> {
+    async fn key_status(&self) -> Result<pb::StatusResponse, ServiceError> {
         let (write, open, holders) = self
             .meta
             .read(async |c| {
-                let open = match rotation::rotation(c).await? {
+                let open = match key_rotation::rotation(c).await? {
                     Some(r) => {
-                        let left = rotation::count_on(c, &r.old).await?;
-                        let secrets = rotation::count_secrets_sealed_by(c, &r.old).await?;
+                        let left = key_rotation::count_on(c, &r.old).await?;
+                        let secrets = q::count_secrets_sealed_by(c, &r.old).await?;
                         Some((r, left, secrets))
                     }
                     None => None,
                 };
                 Ok((
-                    rotation::write_key(c).await?,
+                    key_rotation::write_key(c).await?,
                     open,
-                    rotation::key_holders(c).await?,
+                    q::key_holders(c).await?,
                 ))
             })
             .await?;
@@ -109,9 +109,9 @@ impl AdminService {
         let key_holders = holders
             .into_iter()
             .map(|h| pb::KeyHolder {
-                live: h.last_seen_ms >= now - rotation::LIVE_MS,
+                live: h.last_seen_ms >= now - key_rotation::LIVE_MS,
                 id: h.id,
-                role: h.role,
+                role: h.role.to_string(),
                 current_kek_fingerprint: h.current_fp,
                 next_kek_fingerprint: h.next_fp,
                 last_seen_ms: h.last_seen_ms,
@@ -239,7 +239,7 @@ impl pb::admin_server::Admin for AdminService {
         let named = req.into_inner().new_kek_fingerprint;
         let new = if named.is_empty() {
             self.keys.next().map(|k| k.fingerprint()).ok_or_else(|| {
-                Status::failed_precondition(format!(
+                ServiceError::RotationRefused(format!(
                     "meta-server {} has no next master key loaded (--next-master-key-file, then SIGHUP)",
                     self.meta.tls.identity().node_id
                 ))
@@ -248,14 +248,15 @@ impl pb::admin_server::Admin for AdminService {
             named
         };
         if self.keys.get(&new).is_none() {
-            return Err(Status::failed_precondition(format!(
+            return Err(ServiceError::RotationRefused(format!(
                 "meta-server {} does not hold the master key {new}",
                 self.meta.tls.identity().node_id
-            )));
+            ))
+            .into());
         }
         let old = self
             .meta
-            .read(async |c| rotation::write_key(c).await)
+            .read(async |c| key_rotation::write_key(c).await)
             .await?;
         let op = Op::StartKeyRotation {
             old: old.clone(),
@@ -270,7 +271,7 @@ impl pb::admin_server::Admin for AdminService {
                     to_rewrap,
                 }))
             }
-            other => Err(super::errors::unexpected(&other)),
+            other => Err(unexpected(other).into()),
         }
     }
 
@@ -280,9 +281,10 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::AddMemberResponse>, Status> {
         let r = req.into_inner();
         if r.raft_id == 0 || r.address.is_empty() || r.node_id.is_empty() {
-            return Err(Status::invalid_argument(
-                "raft_id (> 0), node_id and address are required",
-            ));
+            return Err(ServiceError::InvalidArgument(
+                "raft_id (> 0), node_id and address are required".into(),
+            )
+            .into());
         }
         let node = MetaNode {
             addr: r.address,
@@ -325,7 +327,9 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::CreateAccessKeyResponse>, Status> {
         let name = req.into_inner().name;
         if name.len() > 256 {
-            return Err(Status::invalid_argument("a key name is at most 256 bytes"));
+            return Err(
+                ServiceError::InvalidArgument("a key name is at most 256 bytes".into()).into(),
+            );
         }
         let fresh = NewKey::generate();
         let kek = self.write_key().await?;
@@ -380,11 +384,12 @@ impl pb::admin_server::Admin for AdminService {
         let role: Role = r
             .role
             .parse()
-            .map_err(|_| Status::invalid_argument("role must be blob or gateway"))?;
+            .map_err(|_| ServiceError::InvalidArgument("role must be blob or gateway".into()))?;
         if !matches!(role, Role::Blob | Role::Gateway) {
-            return Err(Status::invalid_argument(
-                "join tokens are for blob-servers and gateways",
-            ));
+            return Err(ServiceError::InvalidArgument(
+                "join tokens are for blob-servers and gateways".into(),
+            )
+            .into());
         }
         let uses = if r.uses == 0 { 1 } else { r.uses.min(10_000) };
         let ttl_secs = if r.ttl_secs == 0 {
@@ -392,17 +397,16 @@ impl pb::admin_server::Admin for AdminService {
         } else {
             r.ttl_secs.min(366 * 24 * 3600)
         };
-        let ca =
-            self.meta.tls.own_issuer_fingerprint().ok_or_else(|| {
-                Status::failed_precondition("this node's CA is not in its trust set")
-            })?;
+        let ca = self.meta.tls.own_issuer_fingerprint().ok_or_else(|| {
+            ServiceError::NoCaKey("this node's CA is not in its trust set".into())
+        })?;
         let id = hex::encode(rand::rng().random::<[u8; 8]>());
         let secret = hex::encode(rand::rng().random::<[u8; 32]>());
         let token = JoinToken::new(role, id.clone(), secret, ca);
         let now = now_ms();
         let stored = crate::state::model::JoinToken {
             id: id.clone(),
-            role: role.to_string(),
+            role: role.into(),
             secret_hash: token.secret_hash(),
             uses_left: uses,
             expires_at_ms: now + i64::try_from(ttl_secs).unwrap_or(0) * 1000,

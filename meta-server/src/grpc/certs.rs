@@ -16,11 +16,11 @@ use hamster_proto::transport::{peer, peer_info};
 use hamster_proto::{PeerIdentity, Role};
 use tonic::{Request, Response, Status};
 
-use super::errors::expect_ok;
+use super::errors::{ServiceError, expect_ok};
 use crate::ca::Issuer;
 use crate::cluster::Meta;
+use crate::state::ca_rotation;
 use crate::state::commands::Op;
-use crate::state::trust;
 
 /// A report unchanged since it was last recorded here is recorded again
 /// only after this long: members sync every 2 s, liveness is 20 s.
@@ -54,7 +54,7 @@ impl CertsService {
         who: &PeerIdentity,
         generation: u64,
         cert_ca: String,
-    ) -> Result<(), Status> {
+    ) -> Result<(), ServiceError> {
         let key = (who.role.to_string(), who.node_id.clone());
         let fresh = {
             let seen = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
@@ -67,7 +67,7 @@ impl CertsService {
         }
         let op = Op::MemberSeen {
             id: key.1.clone(),
-            role: key.0.clone(),
+            role: who.role.into(),
             generation,
             cert_ca: cert_ca.clone(),
         };
@@ -82,9 +82,9 @@ impl CertsService {
     /// Records the first bundle from this node's own trust file and
     /// certificate: the cluster starts out trusting what its meta-servers
     /// were given, issuing from the CA that signed them.
-    async fn init_trust(&self) -> Result<(), Status> {
+    async fn init_trust(&self) -> Result<(), ServiceError> {
         let text = std::fs::read_to_string(&self.trust_file)
-            .map_err(|e| Status::internal(format!("reading the trust file: {e}")))?;
+            .map_err(|e| ServiceError::Internal(format!("reading the trust file: {e}")))?;
         let op = Op::InitTrust {
             cas: pki::split_pem(&text),
             issuing: self.meta.tls.own_issuer_fingerprint().unwrap_or_default(),
@@ -95,10 +95,8 @@ impl CertsService {
     }
 }
 
-fn caller<T>(req: &Request<T>) -> Result<PeerIdentity, Status> {
-    peer(req)
-        .cloned()
-        .ok_or_else(|| Status::unauthenticated("no verified peer identity"))
+fn caller<T>(req: &Request<T>) -> Result<PeerIdentity, ServiceError> {
+    peer(req).cloned().ok_or(ServiceError::Unauthenticated)
 }
 
 #[tonic::async_trait]
@@ -118,12 +116,18 @@ impl pb::certs_server::Certs for CertsService {
         if r.cert_ca_fingerprint != cert_ca {
             tracing::debug!(identity = %who.uri(), said = %r.cert_ca_fingerprint, presented = %cert_ca, "member reported another CA than it presented");
         }
-        let mut bundle = self.meta.read(async |c| trust::bundle(c).await).await?;
+        let mut bundle = self
+            .meta
+            .read(async |c| ca_rotation::bundle(c).await)
+            .await?;
         if bundle.is_none() {
             self.init_trust().await?;
-            bundle = self.meta.read(async |c| trust::bundle(c).await).await?;
+            bundle = self
+                .meta
+                .read(async |c| ca_rotation::bundle(c).await)
+                .await?;
         }
-        let bundle = bundle.ok_or_else(|| Status::unavailable("no trust bundle yet"))?;
+        let bundle = bundle.ok_or(ServiceError::NoTrustBundle)?;
         // The admin CLI syncs too, but is not a member that rotations wait on.
         if who.role != Role::Admin {
             self.record(&who, r.trust_generation, cert_ca).await?;
@@ -143,12 +147,13 @@ impl pb::certs_server::Certs for CertsService {
         let r = req.into_inner();
         let (cert, issuing) = if who.role == Role::Meta && !r.for_identity.is_empty() {
             let identity = PeerIdentity::parse_uri(&r.for_identity)
-                .map_err(|e| Status::invalid_argument(format!("for_identity: {e}")))?;
+                .map_err(|e| ServiceError::Malformed(format!("for_identity: {e}")))?;
             // A meta certificate must not be a way to an admin one.
             if identity.role == Role::Admin {
-                return Err(Status::permission_denied(
-                    "admin certificates are renewed only where the CA key is",
-                ));
+                return Err(ServiceError::AccessDenied(
+                    "admin certificates are renewed only where the CA key is".into(),
+                )
+                .into());
             }
             self.issuer.sign_here(&r.csr_pem, &identity).await?
         } else if who.role == Role::Admin {

@@ -16,12 +16,12 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tonic::{Request, Response, Status};
 
-use super::errors::unexpected;
+use super::errors::{ServiceError, unexpected};
 use crate::ca::Issuer;
 use crate::cluster::Meta;
+use crate::state::ca_rotation;
 use crate::state::commands::{Op, Response as R};
-use crate::state::queries as q;
-use crate::state::trust;
+use crate::state::reads as q;
 
 pub struct JoinService {
     meta: Arc<Meta>,
@@ -42,12 +42,16 @@ impl JoinService {
     }
 
     /// The published bundle; this node's trust file until there is one.
-    async fn trust_pem(&self) -> Result<String, Status> {
-        if let Some(b) = self.meta.read(async |c| trust::bundle(c).await).await? {
+    async fn trust_pem(&self) -> Result<String, ServiceError> {
+        if let Some(b) = self
+            .meta
+            .read(async |c| ca_rotation::bundle(c).await)
+            .await?
+        {
             return Ok(b.cas.concat());
         }
         std::fs::read_to_string(&self.trust_file)
-            .map_err(|e| Status::internal(format!("reading the trust bundle: {e}")))
+            .map_err(|e| ServiceError::Internal(format!("reading the trust bundle: {e}")))
     }
 }
 
@@ -69,9 +73,9 @@ impl pb::join_server::Join for JoinService {
         let remote = req.remote_addr();
         let r = req.into_inner();
         let token = JoinToken::parse(&r.token)
-            .map_err(|_| Status::permission_denied("malformed join token"))?;
+            .map_err(|_| ServiceError::AccessDenied("malformed join token".into()))?;
         let identity = PeerIdentity::new(token.role, &r.node_id)
-            .map_err(|e| Status::invalid_argument(format!("node id: {e}")))?;
+            .map_err(|e| ServiceError::InvalidArgument(format!("node id: {e}")))?;
         if token.role == Role::Blob {
             // An id already registered belongs to a running blob-server.
             let taken = self
@@ -81,24 +85,24 @@ impl pb::join_server::Join for JoinService {
                 .iter()
                 .any(|b| b.id == r.node_id);
             if taken {
-                return Err(Status::already_exists(format!(
-                    "blob id {} is taken",
-                    r.node_id
-                )));
+                return Err(
+                    ServiceError::NodeExists(format!("blob id {} is taken", r.node_id)).into(),
+                );
             }
         }
         let op = Op::UseJoinToken {
             id: token.id.clone(),
             secret_hash: token.secret_hash(),
-            role: token.role.to_string(),
+            role: token.role.into(),
         };
         match self.meta.write(op).await? {
             R::Ok => {}
             R::Err(e) => {
                 tracing::warn!(?remote, token = %token.id, node_id = %r.node_id, reason = %e, "join refused");
-                return Err(Status::permission_denied(e.to_string()));
+                // An unknown, spent, expired or wrong token: AccessDenied.
+                return Err(e.into());
             }
-            other => return Err(unexpected(&other)),
+            other => return Err(unexpected(other).into()),
         }
         let (cert, _) = self.issuer.sign(&r.csr_pem, &identity).await?;
         tracing::info!(?remote, token = %token.id, identity = %identity.uri(), "joined");

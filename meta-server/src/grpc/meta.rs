@@ -8,11 +8,11 @@ use hamster_proto::{pb, shard_id};
 use rand::Rng;
 use tonic::{Request, Response, Status};
 
-use super::errors::{expect_ok, unexpected};
+use super::errors::{ServiceError, expect_ok, unexpected};
 use crate::cluster::{Meta, now_ms};
 use crate::state::commands::{MetaError, Op, Response as R};
-use crate::state::model::{DefaultRetention, Upload, Version};
-use crate::state::queries::{self as q, Cursor, Entry, Walk};
+use crate::state::model::{DefaultRetention, Upload, Version, Versioning};
+use crate::state::reads::{self as q, Cursor, Entry, Walk};
 
 pub struct MetaService {
     meta: Arc<Meta>,
@@ -89,16 +89,16 @@ fn answer(v: Version, bucket_versioned: bool) -> pb::ObjectVersion {
 }
 
 /// The version id a retention or legal-hold command answers with.
-fn locked(r: R) -> Result<String, Status> {
+fn locked(r: R) -> Result<String, ServiceError> {
     match r {
         R::Locked { version_id } => Ok(version_id),
-        other => Err(unexpected(&other)),
+        other => Err(unexpected(other)),
     }
 }
 
 /// Refuses shards created before the write window: the sweep may already
 /// have judged them orphans (see `sweep`).
-fn check_fresh(meta: &Meta, map: Option<&pb::ShardMap>) -> Result<(), Status> {
+fn check_fresh(meta: &Meta, map: Option<&pb::ShardMap>) -> Result<(), ServiceError> {
     let window = i64::try_from(meta.write_window.as_millis()).unwrap_or(i64::MAX);
     let oldest = now_ms().saturating_sub(window);
     let stale = map
@@ -107,13 +107,7 @@ fn check_fresh(meta: &Meta, map: Option<&pb::ShardMap>) -> Result<(), Status> {
         .filter_map(|s| shard_id::created_ms(&s.shard_id))
         .any(|t| t < oldest);
     if stale {
-        let mut s = Status::failed_precondition(
-            "the write took longer than the write window; its shards may be swept",
-        );
-        if let Ok(v) = "RequestTimeout".parse() {
-            s.metadata_mut().insert(super::errors::ERROR_CODE_KEY, v);
-        }
-        return Err(s);
+        return Err(ServiceError::RequestTimeout);
     }
     Ok(())
 }
@@ -156,7 +150,7 @@ impl pb::meta_server::Meta for MetaService {
             R::Bucket(b) => Ok(Response::new(pb::CreateBucketResponse {
                 bucket: Some(b.into()),
             })),
-            other => Err(unexpected(&other)),
+            other => Err(unexpected(other).into()),
         }
     }
 
@@ -172,7 +166,7 @@ impl pb::meta_server::Meta for MetaService {
             .await?
         {
             R::Ok => Ok(Response::new(pb::DeleteBucketResponse {})),
-            other => Err(unexpected(&other)),
+            other => Err(unexpected(other).into()),
         }
     }
 
@@ -205,9 +199,9 @@ impl pb::meta_server::Meta for MetaService {
         let v = req
             .into_inner()
             .version
-            .ok_or_else(|| Status::invalid_argument("version is required"))?;
+            .ok_or_else(|| ServiceError::Malformed("version is required".into()))?;
         check_fresh(&self.meta, v.shard_map.as_ref())?;
-        let mut version = Version::from(v);
+        let mut version = Version::try_from(v)?;
         // Last-Modified is the meta tier's clock at commit, never a gateway's.
         version.created_at_ms = now_ms();
         if version.version_id.is_empty() {
@@ -222,7 +216,7 @@ impl pb::meta_server::Meta for MetaService {
                 version: Some(answer(version, versioned)),
                 freed: freed.into_iter().map(Into::into).collect(),
             })),
-            other => Err(unexpected(&other)),
+            other => Err(unexpected(other).into()),
         }
     }
 
@@ -237,7 +231,7 @@ impl pb::meta_server::Meta for MetaService {
                 let Some(bucket) = q::bucket(c, &r.bucket).await? else {
                     return Ok(Err(MetaError::NoSuchBucket(r.bucket.clone())));
                 };
-                let versioned = !bucket.versioning.is_empty();
+                let versioned = bucket.versioning != Versioning::Unversioned;
                 let found = if r.version_id.is_empty() {
                     q::latest(c, &r.bucket, &r.key)
                         .await?
@@ -263,7 +257,7 @@ impl pb::meta_server::Meta for MetaService {
         let r = req.into_inner();
         let cursor = if !r.continuation_token.is_empty() {
             q::decode_token(&r.continuation_token)
-                .ok_or_else(|| Status::invalid_argument("invalid continuation token"))?
+                .ok_or_else(|| ServiceError::InvalidArgument("invalid continuation token".into()))?
         } else {
             after_marker(&r.start_after, &r.prefix, &r.delimiter)
         };
@@ -376,7 +370,7 @@ impl pb::meta_server::Meta for MetaService {
                 delete_marker,
                 freed: freed.into_iter().map(Into::into).collect(),
             })),
-            other => Err(unexpected(&other)),
+            other => Err(unexpected(other).into()),
         }
     }
 
@@ -387,7 +381,7 @@ impl pb::meta_server::Meta for MetaService {
         let r = req.into_inner();
         let op = Op::PutBucketVersioning {
             bucket: r.bucket,
-            status: r.status,
+            status: r.status.parse()?,
         };
         expect_ok(self.meta.write(op).await?)?;
         Ok(Response::new(pb::PutBucketVersioningResponse {}))
@@ -399,7 +393,7 @@ impl pb::meta_server::Meta for MetaService {
     ) -> Reply<pb::PutObjectLockConfigurationResponse> {
         let r = req.into_inner();
         let default_retention = (!r.default_mode.is_empty()).then_some(DefaultRetention {
-            mode: r.default_mode,
+            mode: r.default_mode.parse()?,
             days: r.default_days,
             years: r.default_years,
         });
@@ -420,7 +414,7 @@ impl pb::meta_server::Meta for MetaService {
             bucket: r.bucket,
             key: r.key,
             version_id: r.version_id,
-            mode: r.mode,
+            mode: r.mode.parse()?,
             retain_until_ms: r.retain_until_ms,
             bypass_governance: r.bypass_governance,
         };
@@ -450,8 +444,12 @@ impl pb::meta_server::Meta for MetaService {
         let r = req.into_inner();
         let u = r
             .upload
-            .ok_or_else(|| Status::invalid_argument("upload is required"))?;
-        let mut template = r.template.map(Version::from).unwrap_or_default();
+            .ok_or_else(|| ServiceError::Malformed("upload is required".into()))?;
+        let mut template = r
+            .template
+            .map(Version::try_from)
+            .transpose()?
+            .unwrap_or_default();
         template.bucket = u.bucket.clone();
         template.key = u.key.clone();
         let upload = Upload {
@@ -465,7 +463,7 @@ impl pb::meta_server::Meta for MetaService {
             R::Upload(u) => Ok(Response::new(pb::BeginMultipartResponse {
                 upload: Some(u.into()),
             })),
-            other => Err(unexpected(&other)),
+            other => Err(unexpected(other).into()),
         }
     }
 
@@ -476,7 +474,7 @@ impl pb::meta_server::Meta for MetaService {
         let r = req.into_inner();
         let part = r
             .part
-            .ok_or_else(|| Status::invalid_argument("part is required"))?;
+            .ok_or_else(|| ServiceError::Malformed("part is required".into()))?;
         check_fresh(&self.meta, part.shard_map.as_ref())?;
         let op = Op::CommitPart {
             bucket: r.bucket,
@@ -488,7 +486,7 @@ impl pb::meta_server::Meta for MetaService {
             R::PartStored { replaced } => Ok(Response::new(pb::CommitPartResponse {
                 replaced: replaced.map(Into::into),
             })),
-            other => Err(unexpected(&other)),
+            other => Err(unexpected(other).into()),
         }
     }
 
@@ -517,7 +515,7 @@ impl pb::meta_server::Meta for MetaService {
                 version: Some(answer(version, versioned)),
                 freed: freed.into_iter().map(Into::into).collect(),
             })),
-            other => Err(unexpected(&other)),
+            other => Err(unexpected(other).into()),
         }
     }
 
@@ -538,7 +536,7 @@ impl pb::meta_server::Meta for MetaService {
             R::Aborted { freed } => Ok(Response::new(pb::AbortMultipartResponse {
                 freed: freed.into_iter().map(Into::into).collect(),
             })),
-            other => Err(unexpected(&other)),
+            other => Err(unexpected(other).into()),
         }
     }
 

@@ -6,7 +6,8 @@
 //! - [`ca_admin`]: CA rotation for the admin: open, advance, status.
 //! - [`certs`]: trust bundle sync and certificate renewal by CSR.
 //! - [`admin`]: status and membership, for the admin certificate.
-//! - [`errors`]: the one place errors become gRPC statuses.
+//! - [`errors`]: `ServiceError`, what every service refuses with, and the
+//!   one place it becomes a gRPC status (with its `ErrorCode`).
 
 pub mod admin;
 pub mod ca_admin;

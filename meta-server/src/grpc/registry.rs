@@ -6,21 +6,21 @@ use std::sync::Arc;
 use hamster_proto::pb;
 use tonic::{Request, Response, Status};
 
-use super::errors::unexpected;
+use super::errors::{ServiceError, unexpected};
 use crate::cluster::Meta;
 use crate::state::commands::{Op, Response as R};
-use crate::state::queries as q;
-use crate::state::rotation;
+use crate::state::key_rotation;
+use crate::state::reads as q;
 
 /// A blob-server may register and heartbeat only as itself: the id in the
 /// request must be the node id in its certificate.
-fn own_id<T>(req: &Request<T>, id: &str) -> Result<(), Status> {
+fn own_id<T>(req: &Request<T>, id: &str) -> Result<(), ServiceError> {
     match hamster_proto::transport::peer(req) {
         Some(p) if p.role == hamster_proto::Role::Blob && p.node_id == id => Ok(()),
-        Some(p) => Err(Status::permission_denied(format!(
+        Some(p) => Err(ServiceError::AccessDenied(format!(
             "{p} may not speak for blob-server {id:?}"
         ))),
-        None => Err(Status::unauthenticated("no verified peer identity")),
+        None => Err(ServiceError::Unauthenticated),
     }
 }
 
@@ -44,17 +44,17 @@ impl pb::registry_server::Registry for RegistryService {
             .get_ref()
             .server
             .clone()
-            .ok_or_else(|| Status::invalid_argument("server is required"))?;
+            .ok_or_else(|| ServiceError::Malformed("server is required".into()))?;
         own_id(&req, &server.id)?;
         match self
             .meta
             .write(Op::RegisterBlob {
-                server: server.into(),
+                server: server.try_into()?,
             })
             .await?
         {
             R::Ok => Ok(Response::new(pb::RegisterBlobResponse {})),
-            other => Err(unexpected(&other)),
+            other => Err(unexpected(other).into()),
         }
     }
 
@@ -74,7 +74,7 @@ impl pb::registry_server::Registry for RegistryService {
             R::Ok => Ok(Response::new(pb::HeartbeatResponse {
                 trust_generation: 0,
             })),
-            other => Err(unexpected(&other)),
+            other => Err(unexpected(other).into()),
         }
     }
 
@@ -88,7 +88,7 @@ impl pb::registry_server::Registry for RegistryService {
                 Ok((
                     q::blob_servers(c).await?,
                     q::profile(c).await?,
-                    rotation::write_key(c).await?,
+                    key_rotation::write_key(c).await?,
                 ))
             })
             .await?;
@@ -107,16 +107,14 @@ impl pb::registry_server::Registry for RegistryService {
         &self,
         req: Request<pb::ReportKeysRequest>,
     ) -> Result<Response<pb::ReportKeysResponse>, Status> {
-        let peer = hamster_proto::transport::peer(&req)
-            .ok_or_else(|| Status::unauthenticated("no verified peer identity"))?;
+        let peer = hamster_proto::transport::peer(&req).ok_or(ServiceError::Unauthenticated)?;
         let id = peer.node_id.clone();
         let role = match peer.role {
-            hamster_proto::Role::Gateway => "gateway",
-            hamster_proto::Role::Meta => "meta",
+            r @ (hamster_proto::Role::Gateway | hamster_proto::Role::Meta) => r,
             other => {
-                return Err(Status::permission_denied(format!(
-                    "{other} holds no master key"
-                )));
+                return Err(
+                    ServiceError::RoleNotAdmitted(format!("{other} holds no master key")).into(),
+                );
             }
         };
         let r = req.into_inner();
@@ -128,11 +126,11 @@ impl pb::registry_server::Registry for RegistryService {
         };
         match self.meta.write(op).await? {
             R::Ok => {}
-            other => return Err(unexpected(&other)),
+            other => return Err(unexpected(other).into()),
         }
         let write_kek_fingerprint = self
             .meta
-            .read(async |c| rotation::write_key(c).await)
+            .read(async |c| key_rotation::write_key(c).await)
             .await?;
         Ok(Response::new(pb::ReportKeysResponse {
             write_kek_fingerprint,

@@ -7,16 +7,18 @@ use hamster_proto::pb::RaftPayload;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub fn encode<T: Serialize>(value: &T) -> Result<RaftPayload, tonic::Status> {
+use crate::grpc::errors::ServiceError;
+
+pub fn encode<T: Serialize>(value: &T) -> Result<RaftPayload, ServiceError> {
     serde_json::to_vec(value)
         .map(|data| RaftPayload {
             data,
             blob: Vec::new(),
         })
-        .map_err(|e| tonic::Status::internal(format!("encoding: {e}")))
+        .map_err(|e| ServiceError::Internal(format!("encoding: {e}")))
 }
 
-pub fn decode<T: DeserializeOwned>(payload: &RaftPayload) -> Result<T, tonic::Status> {
+pub fn decode<T: DeserializeOwned>(payload: &RaftPayload) -> Result<T, ServiceError> {
     serde_json::from_slice(&payload.data)
-        .map_err(|e| tonic::Status::invalid_argument(format!("malformed payload: {e}")))
+        .map_err(|e| ServiceError::Malformed(format!("malformed payload: {e}")))
 }

@@ -6,6 +6,11 @@
 //! task; the batch openraft hands us (several client writes that queued
 //! while the previous fsync ran) is one transaction: that is our group
 //! commit.
+//!
+//! The file's layout is versioned by `PRAGMA user_version` ([`LAYOUT`]); a
+//! file from before the stamp (0, with or without tables) is this layout.
+//! Entries are JSON of openraft's `Entry`, each command with its own
+//! format version (`state::format`).
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -16,14 +21,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{RaftLogReader, StorageIOError, Vote};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqlitePool};
 
 use super::{Entry, LogId, NodeId, StorageError, TypeConfig};
+use crate::state::format::{self, TooNew};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 ";
+
+/// The layout of raft-log.db this binary writes (its `user_version`).
+/// A change of layout is the next number, with the upgrade in [`LogStore::open`].
+pub const LAYOUT: i64 = 1;
+
+/// Why the log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Written by a newer binary: refused, and left untouched.
+    #[error(transparent)]
+    TooNew(#[from] TooNew),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
 
 /// The log store. Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
@@ -62,11 +82,47 @@ pub async fn open_pool(path: &Path, max_connections: u32) -> Result<SqlitePool, 
         .await
 }
 
+/// The `user_version` of an existing SQLite file (None: no file), read
+/// without changing the file: no journal-mode switch, nothing created, so
+/// a file from a newer binary can be refused untouched.
+pub async fn user_version(path: &Path) -> Result<Option<i64>, sqlx::Error> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut conn =
+        sqlx::SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path)).await?;
+    let v: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(Some(v))
+}
+
 impl LogStore {
-    pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
+    pub async fn open(path: &Path) -> Result<Self, OpenError> {
+        if let Some(found) = user_version(path).await? {
+            // A negative stamp is nothing we wrote: refused like a newer one.
+            let found = u64::try_from(found).unwrap_or(u64::MAX);
+            format::check("raft-log.db", found, LAYOUT as u64)?;
+        }
         // One connection: the log has a single writer and readers are few.
         let pool = open_pool(path, 1).await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        let found: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&pool)
+            .await?;
+        if found < LAYOUT {
+            // New, or written before the stamp (the same layout): create
+            // what is missing and stamp it, in one transaction.
+            let mut tx = pool.begin().await?;
+            sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+            // PRAGMA takes no bind parameters; the value is our own integer.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "PRAGMA user_version = {LAYOUT}"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
         let store = Self {
             pool,
             committed: Arc::new(AtomicU64::new(0)),

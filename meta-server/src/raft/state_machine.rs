@@ -11,6 +11,12 @@
 //! checked (`quick_check`, its own `last_applied`) before it replaces
 //! `state.db` under the write lock readers take briefly. At start-up a
 //! saved snapshot newer than `state.db` restores it (a crash mid-install).
+//!
+//! Versions (ADR 0020): `snapshot.json` carries its own format version
+//! ([`SNAPSHOT_FORMAT`]; none: 0, the same layout as 1); a snapshot DB is
+//! versioned by its schema's `user_version`. Anything newer than this
+//! binary — state.db, a saved or a received snapshot — is refused, and
+//! left as it was.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -23,10 +29,11 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Row, Sqlite, SqlitePool};
 use tokio::sync::{Mutex, RwLock};
 
-use super::log_store::open_pool;
+use super::log_store::{open_pool, user_version};
 use super::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::state::apply::apply_entry;
 use crate::state::commands::Response;
+use crate::state::format::{self, TooNew};
 use crate::state::schema;
 
 const STATE_DB: &str = "state.db";
@@ -69,17 +76,36 @@ pub struct StateDb {
     snapshots: Mutex<()>,
 }
 
+/// The `snapshot.json` layout this binary writes.
+pub const SNAPSHOT_FORMAT: u64 = 1;
+
 /// What `snapshot.json` records: the snapshot's meta and its data file.
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshotMeta {
-    meta: SnapshotMeta,
-    file: String,
+/// Public so the golden tests can pin its encoding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredSnapshotMeta {
+    /// Format version, written first (absent: 0, written before versions).
+    #[serde(default)]
+    pub v: u64,
+    pub meta: SnapshotMeta,
+    pub file: String,
 }
 
-fn read_stored(dir: &Path) -> Option<StoredSnapshotMeta> {
-    std::fs::read(dir.join(SNAPSHOT_META))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+/// The saved snapshot's record, if there is a readable one; refused if
+/// written in a newer format.
+fn read_stored(dir: &Path) -> Result<Option<StoredSnapshotMeta>, TooNew> {
+    /// Just the version: a newer layout may not parse as this one.
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        v: u64,
+    }
+    let Ok(bytes) = std::fs::read(dir.join(SNAPSHOT_META)) else {
+        return Ok(None);
+    };
+    if let Ok(p) = serde_json::from_slice::<Probe>(&bytes) {
+        format::check("snapshot.json", p.v, SNAPSHOT_FORMAT)?;
+    }
+    Ok(serde_json::from_slice(&bytes).ok())
 }
 
 impl StateDb {
@@ -88,7 +114,7 @@ impl StateDb {
         let mut pool = open_state(&live).await?;
         // A crash after a snapshot was saved but before it replaced
         // state.db: the snapshot is newer than the DB, restore from it.
-        if let Some(stored) = read_stored(dir) {
+        if let Some(stored) = read_stored(dir)? {
             let applied = {
                 let mut conn = pool.acquire().await?;
                 read_sm_meta::<Option<LogId>>(&mut conn, "last_applied")
@@ -98,6 +124,10 @@ impl StateDb {
                     .flatten()
             };
             if stored.meta.last_log_id > applied {
+                // Refused before it replaces anything.
+                if let Some(found) = user_version(&dir.join(&stored.file)).await? {
+                    schema::check_version(found)?;
+                }
                 tracing::warn!(snapshot = ?stored.meta.last_log_id, applied = ?applied, "state.db is behind the saved snapshot; restoring it");
                 pool.close().await;
                 let (from, to) = (dir.join(&stored.file), live.clone());
@@ -143,6 +173,10 @@ impl StateDb {
 }
 
 async fn open_state(path: &Path) -> Result<SqlitePool, schema::SchemaError> {
+    // A newer DB is refused before the switch to WAL can touch it.
+    if let Some(found) = user_version(path).await? {
+        schema::check_version(found)?;
+    }
     // Switching a new file to WAL and migrating need the file to
     // ourselves: do both on one connection before the pool opens more.
     {
@@ -232,7 +266,7 @@ async fn save_snapshot(
     let dir = db.dir.clone();
     let meta = meta.clone();
     blocking(move || {
-        let previous = read_stored(&dir);
+        let previous = read_stored(&dir).map_err(|e| other(e.to_string()))?;
         if let Some(p) = &previous
             && p.meta.last_log_id >= meta.last_log_id
             && dir.join(&p.file).exists()
@@ -248,6 +282,7 @@ async fn save_snapshot(
         let file = format!("snapshot-{term}-{index}-{nonce:08x}.db");
         write_durably(&dir.join(&file), &data)?;
         let stored = serde_json::to_vec(&StoredSnapshotMeta {
+            v: SNAPSHOT_FORMAT,
             meta,
             file: file.clone(),
         })
@@ -265,7 +300,8 @@ async fn save_snapshot(
 }
 
 /// Checks a received snapshot before it may replace anything: SQLite's
-/// integrity check, and that it says it is what its meta says.
+/// integrity check, a schema this binary knows, and that it says it is
+/// what its meta says.
 async fn verify_snapshot_file(path: &Path, meta: &SnapshotMeta) -> Result<(), StorageError> {
     let mut conn = sqlx::SqliteConnection::connect_with(
         &sqlx::sqlite::SqliteConnectOptions::new()
@@ -278,15 +314,24 @@ async fn verify_snapshot_file(path: &Path, meta: &SnapshotMeta) -> Result<(), St
         .fetch_one(&mut conn)
         .await
         .map_err(snap_read)?;
-    let last: Option<LogId> = read_sm_meta::<Option<LogId>>(&mut conn, "last_applied")
-        .await?
-        .flatten();
-    let _ = conn.close().await;
     if check != "ok" {
+        let _ = conn.close().await;
         return Err(snap_read(other(format!(
             "snapshot fails SQLite's integrity check: {check}"
         ))));
     }
+    let found: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(snap_read)?;
+    if let Err(e) = schema::check_version(found) {
+        let _ = conn.close().await;
+        return Err(snap_read(other(format!("snapshot refused: {e}"))));
+    }
+    let last: Option<LogId> = read_sm_meta::<Option<LogId>>(&mut conn, "last_applied")
+        .await?
+        .flatten();
+    let _ = conn.close().await;
     if last != meta.last_log_id {
         return Err(snap_read(other(format!(
             "snapshot holds {last:?}, its meta says {:?}",
@@ -409,7 +454,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         let dir = self.db.dir.clone();
         let found = blocking(move || {
-            let Some(stored) = read_stored(&dir) else {
+            let Some(stored) = read_stored(&dir).map_err(|e| other(e.to_string()))? else {
                 return Ok(None);
             };
             let data = std::fs::read(dir.join(&stored.file))?;

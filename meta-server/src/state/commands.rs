@@ -8,21 +8,33 @@
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    AccessKey, BlobServer, DefaultRetention, JoinToken, Part, Rewrapped, ShardMap, Upload, Version,
+    AccessKey, BlobServer, CaPhase, DefaultRetention, JoinToken, LockMode, Part, Rewrapped, Role,
+    ShardMap, Upload, Version, Versioning,
 };
 
-/// One log entry's payload.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One log entry's payload. Stored with a format version, written first
+/// and checked before the op is read: see [`super::format`] (which holds
+/// its serde impls) and ADR 0020.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Command {
     /// Unique id made by the proposer. A command whose id was applied
     /// before answers what it answered then and changes nothing, so a
     /// proposal retried after a lost answer is applied exactly once.
-    /// Empty: no de-duplication.
-    #[serde(default)]
+    /// Empty (or absent in the JSON): no de-duplication.
     pub id: String,
     /// Milliseconds since the Unix epoch, taken by the proposer.
     pub at_ms: i64,
     pub op: Op,
+}
+
+impl Command {
+    pub fn new(id: impl Into<String>, at_ms: i64, op: Op) -> Self {
+        Self {
+            id: id.into(),
+            at_ms,
+            op,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,23 +62,23 @@ pub enum Op {
         marker_version_id: String,
         bypass_governance: bool,
     },
-    /// "Enabled" or "Suspended"; a lock bucket cannot be suspended.
+    /// Enabled or Suspended; a lock bucket cannot be suspended.
     PutBucketVersioning {
         bucket: String,
-        status: String,
+        status: Versioning,
     },
     /// The default retention of a lock bucket (None: no default).
     PutLockConfiguration {
         bucket: String,
         default_retention: Option<DefaultRetention>,
     },
-    /// Sets a version's retention (`mode` "" removes it), within the
+    /// Sets a version's retention (`mode` None removes it), within the
     /// rules of its current retention. `version_id` "": the current one.
     PutRetention {
         bucket: String,
         key: String,
         version_id: String,
-        mode: String,
+        mode: LockMode,
         retain_until_ms: i64,
         bypass_governance: bool,
     },
@@ -121,7 +133,7 @@ pub enum Op {
     UseJoinToken {
         id: String,
         secret_hash: String,
-        role: String,
+        role: Role,
     },
     BlobHeartbeat {
         id: String,
@@ -132,7 +144,7 @@ pub enum Op {
     /// The first report from a meta-server records the cluster's write key.
     KeyHolderSeen {
         id: String,
-        role: String,
+        role: Role,
         current: String,
         next: String,
     },
@@ -162,7 +174,7 @@ pub enum Op {
     /// that signed its certificate.
     MemberSeen {
         id: String,
-        role: String,
+        role: Role,
         generation: u64,
         cert_ca: String,
     },
@@ -179,17 +191,26 @@ pub enum Op {
     /// Drops a member's record, so a member gone for good no longer holds
     /// a CA rotation's gates.
     ForgetMember {
-        role: String,
+        role: Role,
         id: String,
     },
     /// Moves the open CA rotation past the gate of phase `from`.
     AdvanceCaRotation {
-        from: String,
+        from: CaPhase,
     },
     /// Group commit: commands that reached the leader together, in one log
     /// entry. Each is applied as if alone (own id, own savepoint) and
     /// answers in [`Response::Batch`], in order.
     Batch(Vec<Command>),
+    /// A command written before format versions existed (v0) whose values
+    /// this binary no longer accepts, e.g. a retention mode outside
+    /// GOVERNANCE/COMPLIANCE that the writing version refused at apply.
+    /// Kept as it was read and refused again at apply, so an old log
+    /// replays to the same state. Only decoding a v0 command makes one.
+    Unreadable {
+        raw: serde_json::Value,
+        why: String,
+    },
 }
 
 impl Op {
@@ -225,6 +246,7 @@ impl Op {
             Op::AdvanceCaRotation { .. } => "AdvanceCaRotation",
             Op::ForgetMember { .. } => "ForgetMember",
             Op::Batch(_) => "Batch",
+            Op::Unreadable { .. } => "Unreadable",
         }
     }
 }

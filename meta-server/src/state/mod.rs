@@ -3,18 +3,35 @@
 //! - [`commands`]: the commands in the log and their responses. A command
 //!   carries its own timestamp and ids, so apply is deterministic.
 //! - [`schema`]: the versioned SQLite schema and its migrations.
-//! - [`apply`]: applies one command inside the batch transaction.
-//! - [`lock`]: versioning and object lock rules, enforced in apply.
-//! - [`rotation`]: the write key, key holders and master-key rotation.
-//! - [`trust`]: the trust bundle, members' reports and CA rotation.
-//! - [`queries`]: reads (gets and listings) against the applied state.
+//! - [`format`]: format versions of stored records; a command's encoding.
 //! - [`model`]: the stored records and their conversions to/from protobuf.
+//! - [`apply`]: applies one command inside the batch transaction: the
+//!   de-duplication, the savepoint, and the dispatch to a topic below.
+//! - [`outcome`]: what a topic answers: a response, a rejection or a
+//!   storage failure.
+//! - Topics, each a command's rules at the command's time:
+//!   - [`buckets`]: creating and deleting buckets;
+//!   - [`objects`]: committing versions, deleting them, delete markers;
+//!   - [`multipart`]: uploads and their parts;
+//!   - [`object_lock`]: versioning state, retention and legal holds;
+//!   - [`registry`]: access keys, join tokens, blob-servers, the profile;
+//!   - [`key_rotation`]: the write key, key holders, master-key rotation;
+//!   - [`ca_rotation`]: the trust bundle, members' reports, CA rotation.
+//! - [`reads`]: every read of the applied state (gets, scans, listings).
+//! - [`writes`]: every write to it; topics decide, writes store.
 
 pub mod apply;
+pub mod buckets;
+pub mod ca_rotation;
 pub mod commands;
-pub mod lock;
+pub mod format;
+pub mod key_rotation;
 pub mod model;
-pub mod queries;
-pub mod rotation;
+pub mod multipart;
+pub mod object_lock;
+pub mod objects;
+pub mod outcome;
+pub mod reads;
+pub mod registry;
 pub mod schema;
-pub mod trust;
+pub mod writes;

@@ -1,17 +1,147 @@
 //! Stored records. These, not the protobuf messages, are what the log and
 //! the DB hold, so the wire contract can change without rewriting history.
+//!
+//! The states a record keeps as one of a few names (versioning, lock mode,
+//! role, CA phase, blob-server state) are enums whose serde name is the
+//! text stored and sent; conversions from the wire refuse other text.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 
 use hamster_proto::pb;
 use serde::{Deserialize, Serialize};
+
+/// Text that names none of a state's values (from the wire or the DB).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {name:?} (expected one of {expected:?})")]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub name: String,
+    pub expected: &'static [&'static str],
+}
+
+/// An enum of named states. Each variant's text is its serde name, its
+/// DB text and its protobuf string: today's encoding, never to change.
+macro_rules! named {
+    (
+        $(#[$meta:meta])*
+        $name:ident ($what:literal) {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored (and wire) text.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, UnknownName> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownName {
+                        what: $what,
+                        name: s.to_string(),
+                        expected: &[$($text),+],
+                    }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named! {
+    /// A bucket's versioning state.
+    #[derive(Default)]
+    Versioning ("versioning state") {
+        /// Never versioned.
+        #[default]
+        Unversioned = "",
+        Enabled = "Enabled",
+        Suspended = "Suspended",
+    }
+}
+
+named! {
+    /// A version's object lock retention mode.
+    #[derive(Default)]
+    LockMode ("lock mode") {
+        /// No retention.
+        #[default]
+        None = "",
+        Governance = "GOVERNANCE",
+        Compliance = "COMPLIANCE",
+    }
+}
+
+named! {
+    /// The part a node plays (as in its certificate).
+    Role ("role") {
+        Meta = "meta",
+        Blob = "blob",
+        Gateway = "gateway",
+        Admin = "admin",
+    }
+}
+
+named! {
+    /// The phase of an open CA rotation.
+    CaPhase ("CA rotation phase") {
+        /// Trust is {old, new}: waiting for every member to load it.
+        Widening = "widening",
+        /// New certificates come from the new CA: waiting for every
+        /// member to hold one.
+        Reissuing = "reissuing",
+    }
+}
+
+named! {
+    /// A blob-server's state in the registry.
+    #[derive(Default)]
+    BlobState ("blob-server state") {
+        /// None given: what a blob-server's own registration carries
+        /// (the registry records it as active).
+        #[default]
+        Unset = "",
+        Active = "active",
+    }
+}
+
+impl From<hamster_proto::Role> for Role {
+    fn from(r: hamster_proto::Role) -> Self {
+        match r {
+            hamster_proto::Role::Meta => Role::Meta,
+            hamster_proto::Role::Blob => Role::Blob,
+            hamster_proto::Role::Gateway => Role::Gateway,
+            hamster_proto::Role::Admin => Role::Admin,
+        }
+    }
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
     pub name: String,
     pub created_at_ms: i64,
-    /// "" (never versioned), "Enabled" or "Suspended".
-    pub versioning: String,
+    pub versioning: Versioning,
     pub object_lock_enabled: bool,
     /// Object lock's default retention for new versions that carry none.
     #[serde(default)]
@@ -22,8 +152,8 @@ pub struct Bucket {
 /// whole years (a year is 365 days), never both.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DefaultRetention {
-    /// "GOVERNANCE" or "COMPLIANCE".
-    pub mode: String,
+    /// GOVERNANCE or COMPLIANCE (apply refuses None).
+    pub mode: LockMode,
     pub days: u32,
     pub years: u32,
 }
@@ -62,7 +192,7 @@ pub struct Version {
     #[serde(with = "hexbytes")]
     pub wrapped_dek: Vec<u8>,
     pub kek_fingerprint: String,
-    pub lock_mode: String,
+    pub lock_mode: LockMode,
     pub retain_until_ms: i64,
     pub legal_hold: bool,
     /// A completed multipart object: its parts in order, each with its own
@@ -108,11 +238,11 @@ pub struct AccessKey {
 }
 
 /// A gateway or meta-server and the master keys it reported holding.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyHolder {
     pub id: String,
-    /// "gateway" or "meta".
-    pub role: String,
+    /// Gateway or Meta.
+    pub role: Role,
     pub current_fp: String,
     /// "" if it holds no next key.
     pub next_fp: String,
@@ -164,11 +294,11 @@ pub enum RewrapTarget {
 }
 
 /// A join token as the meta tier keeps it: the secret only as SHA-256.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinToken {
     pub id: String,
-    /// "blob" or "gateway".
-    pub role: String,
+    /// Blob or Gateway.
+    pub role: Role,
     pub secret_hash: String,
     pub uses_left: u32,
     pub expires_at_ms: i64,
@@ -182,7 +312,7 @@ pub struct BlobServer {
     pub failure_domain: String,
     pub capacity_bytes: u64,
     pub free_bytes: u64,
-    pub state: String,
+    pub state: BlobState,
     pub last_heartbeat_ms: i64,
 }
 
@@ -240,9 +370,10 @@ impl From<ShardMap> for pb::ShardMap {
     }
 }
 
-impl From<pb::ObjectVersion> for Version {
-    fn from(v: pb::ObjectVersion) -> Self {
-        Self {
+impl TryFrom<pb::ObjectVersion> for Version {
+    type Error = UnknownName;
+    fn try_from(v: pb::ObjectVersion) -> Result<Self, UnknownName> {
+        Ok(Self {
             bucket: v.bucket,
             key: v.key,
             version_id: v.version_id,
@@ -256,11 +387,11 @@ impl From<pb::ObjectVersion> for Version {
             shard_map: v.shard_map.map(Into::into),
             wrapped_dek: v.wrapped_dek,
             kek_fingerprint: v.kek_fingerprint,
-            lock_mode: v.lock_mode,
+            lock_mode: v.lock_mode.parse()?,
             retain_until_ms: v.retain_until_ms,
             legal_hold: v.legal_hold,
             parts: v.parts.into_iter().map(Into::into).collect(),
-        }
+        })
     }
 }
 
@@ -280,7 +411,7 @@ impl From<Version> for pb::ObjectVersion {
             shard_map: v.shard_map.map(Into::into),
             wrapped_dek: v.wrapped_dek,
             kek_fingerprint: v.kek_fingerprint,
-            lock_mode: v.lock_mode,
+            lock_mode: v.lock_mode.as_str().into(),
             retain_until_ms: v.retain_until_ms,
             legal_hold: v.legal_hold,
             is_latest: false,
@@ -296,9 +427,9 @@ impl From<Bucket> for pb::Bucket {
         Self {
             name: b.name,
             created_at_ms: b.created_at_ms,
-            versioning: b.versioning,
+            versioning: b.versioning.as_str().into(),
             object_lock_enabled: b.object_lock_enabled,
-            default_lock_mode: d.mode,
+            default_lock_mode: d.mode.as_str().into(),
             default_lock_days: d.days,
             default_lock_years: d.years,
         }
@@ -350,23 +481,24 @@ impl From<BlobServer> for pb::BlobServer {
             failure_domain: b.failure_domain,
             capacity_bytes: b.capacity_bytes,
             free_bytes: b.free_bytes,
-            state: b.state,
+            state: b.state.as_str().into(),
             last_heartbeat_ms: b.last_heartbeat_ms,
         }
     }
 }
 
-impl From<pb::BlobServer> for BlobServer {
-    fn from(b: pb::BlobServer) -> Self {
-        Self {
+impl TryFrom<pb::BlobServer> for BlobServer {
+    type Error = UnknownName;
+    fn try_from(b: pb::BlobServer) -> Result<Self, UnknownName> {
+        Ok(Self {
             id: b.id,
             address: b.address,
             failure_domain: b.failure_domain,
             capacity_bytes: b.capacity_bytes,
             free_bytes: b.free_bytes,
-            state: b.state,
+            state: b.state.parse()?,
             last_heartbeat_ms: b.last_heartbeat_ms,
-        }
+        })
     }
 }
 
@@ -384,14 +516,12 @@ pub struct TrustBundle {
     pub issuer: String,
 }
 
-/// An open CA rotation. "widening": trust is {old, new}, waiting for every
-/// live member to load it; "reissuing": new certificates come from `new`,
-/// waiting for every live member to hold one.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// An open CA rotation, from `old` to `new`, in its phase.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaRotation {
     pub old: String,
     pub new: String,
-    pub phase: String,
+    pub phase: CaPhase,
     /// The generation that first trusted both.
     pub widened: u64,
     pub started_at_ms: i64,
@@ -399,11 +529,61 @@ pub struct CaRotation {
 
 /// A member's last report: the trust generation it has loaded and the
 /// CA that signed its current certificate.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsMember {
     pub id: String,
-    pub role: String,
+    pub role: Role,
     pub generation: u64,
     pub cert_ca: String,
     pub last_seen_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value's text parses back to it and is its serde encoding;
+    /// any other text is refused, by the parser and by serde alike.
+    fn check<T>(all: &[T], texts: &[&str])
+    where
+        T: Copy + fmt::Debug + fmt::Display + PartialEq + FromStr<Err = UnknownName>,
+        T: Serialize + serde::de::DeserializeOwned,
+    {
+        let names: Vec<String> = all.iter().map(|v| v.to_string()).collect();
+        assert_eq!(names, texts, "the stored texts never change");
+        for v in all {
+            assert_eq!(v.to_string().parse::<T>(), Ok(*v));
+            let json = serde_json::to_string(v).expect("encode");
+            assert_eq!(json, serde_json::to_string(&v.to_string()).expect("encode"));
+            assert_eq!(serde_json::from_str::<T>(&json).expect("decode"), *v);
+        }
+        for bad in ["bogus", "ENABLED", " meta", "none"] {
+            assert!(bad.parse::<T>().is_err(), "{bad:?} was accepted");
+            let json = serde_json::to_string(bad).expect("encode");
+            assert!(serde_json::from_str::<T>(&json).is_err(), "{bad:?} decoded");
+        }
+    }
+
+    #[test]
+    fn named_states_keep_their_texts_and_refuse_others() {
+        check(Versioning::ALL, &["", "Enabled", "Suspended"]);
+        check(LockMode::ALL, &["", "GOVERNANCE", "COMPLIANCE"]);
+        check(Role::ALL, &["meta", "blob", "gateway", "admin"]);
+        check(CaPhase::ALL, &["widening", "reissuing"]);
+        check(BlobState::ALL, &["", "active"]);
+    }
+
+    #[test]
+    fn an_unknown_name_from_the_wire_says_what_it_is() {
+        let e = "FOREVER".parse::<LockMode>().expect_err("unknown");
+        assert_eq!(
+            e.to_string(),
+            r#"unknown lock mode "FOREVER" (expected one of ["", "GOVERNANCE", "COMPLIANCE"])"#
+        );
+        let v = pb::ObjectVersion {
+            lock_mode: "FOREVER".into(),
+            ..Default::default()
+        };
+        assert_eq!(Version::try_from(v), Err(e));
+    }
 }

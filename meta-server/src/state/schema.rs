@@ -1,8 +1,19 @@
 //! The metadata schema, versioned. Each migration runs once, in order, in
 //! its own transaction, and `PRAGMA user_version` records the last one
-//! applied. Never edit a released migration: add the next one.
+//! applied. Never edit a released migration: add the next one. A DB newer
+//! than this binary is refused ([`SchemaError::TooNew`]).
+//!
+//! The JSON columns (`versions.shard_map`, `parts`, `user_metadata`,
+//! `stored_headers`; `uploads.template`; `parts.shard_map`;
+//! `buckets.lock_config`; the `settings` and `rotations` rows;
+//! `applied_commands.response`; `sm_meta`) carry no version of their own:
+//! they are versioned by this schema version. Changing any of their
+//! encodings is a migration that bumps `user_version` and rewrites the
+//! rows; the golden files (tests/golden/column) pin each one (ADR 0020).
 
 use sqlx::SqliteConnection;
+
+use super::format::TooNew;
 
 /// Migrations in order; `MIGRATIONS[i]` brings the schema to version i+1.
 pub const MIGRATIONS: &[&str] = &[
@@ -145,6 +156,11 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (role, id)
     );
     ",
+    // 6: drop the first schema's trust_bundle table: nothing ever wrote
+    // it; the trust bundle is a setting (ADR 0019).
+    "
+    DROP TABLE IF EXISTS trust_bundle;
+    ",
 ];
 
 /// The schema version this binary writes.
@@ -158,8 +174,22 @@ pub enum SchemaError {
         "database schema version {found} is newer than this binary's {known}; upgrade the binary"
     )]
     TooNew { found: i64, known: i64 },
+    /// snapshot.json written in a newer format.
+    #[error(transparent)]
+    Format(#[from] TooNew),
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
+}
+
+/// Refuses a schema version newer than this binary's.
+pub fn check_version(found: i64) -> Result<(), SchemaError> {
+    if found > current_version() {
+        return Err(SchemaError::TooNew {
+            found,
+            known: current_version(),
+        });
+    }
+    Ok(())
 }
 
 /// Brings the schema up to date.
@@ -167,12 +197,7 @@ pub async fn migrate(conn: &mut SqliteConnection) -> Result<(), SchemaError> {
     let found: i64 = sqlx::query_scalar("PRAGMA user_version")
         .fetch_one(&mut *conn)
         .await?;
-    if found > current_version() {
-        return Err(SchemaError::TooNew {
-            found,
-            known: current_version(),
-        });
-    }
+    check_version(found)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;

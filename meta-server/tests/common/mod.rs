@@ -1,18 +1,32 @@
-//! The state-machine test harness shared by `apply.rs` and
-//! `object_lock.rs`: a fresh migrated DB per test, commands applied as log
-//! entries, a full dump to prove rejections change nothing, and builders.
+//! The state-machine test harness shared by the `apply_*.rs`, `listing.rs`,
+//! `object_lock.rs` and rotation tests: a fresh migrated DB per test,
+//! commands applied as log entries, a full dump to prove rejections change
+//! nothing.
+//!
+//! - this file: [`Db`] (apply, expect success or an exact rejection, read
+//!   back through the reads module) and [`dump`];
+//! - [`build`]: builders of commands and records (versions, parts,
+//!   uploads, keys, blob-servers) and the expected rejections;
+//! - [`listing`]: a naive model of listings and the checks against it.
 #![allow(dead_code, unused_imports)]
+
+pub mod build;
+pub mod listing;
+
+pub use build::*;
 
 pub use std::collections::{BTreeMap, BTreeSet};
 pub use std::sync::Arc;
 
 pub use hamster_meta::raft::state_machine::StateDb;
-pub use hamster_meta::state::apply::{MIN_PART_SIZE, apply};
+pub use hamster_meta::state::apply::apply;
 pub use hamster_meta::state::commands::{Command, MetaError, Op, Response};
 pub use hamster_meta::state::model::{
-    AccessKey, BlobServer, Bucket, DefaultRetention, Part, ShardLocation, ShardMap, Upload, Version,
+    AccessKey, BlobServer, BlobState, Bucket, CaPhase, DefaultRetention, LockMode, Part, Role,
+    ShardLocation, ShardMap, Upload, Version, Versioning,
 };
-pub use hamster_meta::state::queries::{self as q, Cursor, Entry, Walk};
+pub use hamster_meta::state::multipart::MIN_PART_SIZE;
+pub use hamster_meta::state::reads::{self as q, Cursor, Entry, Walk};
 pub use md5::{Digest, Md5};
 pub use sqlx::pool::PoolConnection;
 pub use sqlx::{Connection, Sqlite, SqliteConnection};
@@ -54,12 +68,14 @@ impl Db {
     /// Applies `op` at time `at`, as the next log entry.
     pub async fn run_at(&mut self, at: i64, op: Op) -> Response {
         self.seq += 1;
-        let cmd = Command {
-            id: String::new(),
-            at_ms: at,
-            op,
-        };
-        apply(&mut self.conn, self.seq, &cmd)
+        let seq = self.seq;
+        self.apply_cmd(seq, &Command::new("", at, op)).await
+    }
+
+    /// Applies `cmd` as log entry `seq`, whatever `self.seq` says (to
+    /// replay an index, or to apply a retried command again).
+    pub async fn apply_cmd(&mut self, seq: u64, cmd: &Command) -> Response {
+        apply(&mut self.conn, seq, cmd)
             .await
             .unwrap_or_else(|e| panic!("storage error applying {cmd:?}: {e}"))
     }
@@ -105,11 +121,7 @@ impl Db {
         let mut out = Vec::new();
         for (at, op) in ops {
             self.seq += 1;
-            let cmd = Command {
-                id: String::new(),
-                at_ms: at,
-                op,
-            };
+            let cmd = Command::new("", at, op);
             let r = apply(&mut tx, self.seq, &cmd)
                 .await
                 .unwrap_or_else(|e| panic!("storage error applying {cmd:?}: {e}"));
@@ -121,6 +133,73 @@ impl Db {
 
     pub async fn dump(&mut self) -> Vec<String> {
         dump(self.c()).await
+    }
+
+    // Reads of the applied state, through the reads module.
+
+    pub async fn bucket(&mut self, name: &str) -> Option<Bucket> {
+        q::bucket(self.c(), name).await.expect("bucket")
+    }
+
+    pub async fn buckets(&mut self) -> Vec<Bucket> {
+        q::buckets(self.c()).await.expect("buckets")
+    }
+
+    /// A version by id, with its log index.
+    pub async fn version(&mut self, bucket: &str, key: &str, id: &str) -> Option<(Version, i64)> {
+        q::version(self.c(), bucket, key, id)
+            .await
+            .expect("version")
+    }
+
+    pub async fn latest(&mut self, bucket: &str, key: &str) -> Option<Version> {
+        q::latest(self.c(), bucket, key).await.expect("latest")
+    }
+
+    pub async fn version_seq(&mut self, bucket: &str, key: &str, id: &str) -> Option<i64> {
+        q::version_seq(self.c(), bucket, key, id)
+            .await
+            .expect("seq")
+    }
+
+    pub async fn upload(&mut self, upload_id: &str) -> Option<Upload> {
+        q::upload(self.c(), upload_id).await.expect("upload")
+    }
+
+    pub async fn parts(&mut self, upload_id: &str) -> Vec<Part> {
+        q::parts(self.c(), upload_id).await.expect("parts")
+    }
+
+    /// Open uploads of `bucket` (prefix, key and upload-id markers, max):
+    /// (uploads, truncated).
+    pub async fn uploads(
+        &mut self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: &str,
+        upload_marker: &str,
+        max: u32,
+    ) -> (Vec<Upload>, bool) {
+        q::uploads(self.c(), bucket, prefix, key_marker, upload_marker, max)
+            .await
+            .expect("uploads")
+    }
+
+    pub async fn access_key(&mut self, id: &str) -> Option<AccessKey> {
+        q::access_key(self.c(), id).await.expect("key")
+    }
+
+    pub async fn access_keys(&mut self) -> Vec<AccessKey> {
+        q::access_keys(self.c()).await.expect("keys")
+    }
+
+    pub async fn blob_servers(&mut self) -> Vec<BlobServer> {
+        q::blob_servers(self.c()).await.expect("servers")
+    }
+
+    /// Every version of `key` (id, delete marker, latest), newest first.
+    pub async fn all_versions_of(&mut self, bucket: &str, key: &str) -> Vec<(String, bool, bool)> {
+        all_versions_of(self.c(), bucket, key).await
     }
 }
 
@@ -191,243 +270,4 @@ pub async fn dump(c: &mut SqliteConnection) -> Vec<String> {
 pub fn rows_of<'a>(dump: &'a [String], table: &str) -> Vec<&'a String> {
     let head = format!("{table}(");
     dump.iter().filter(|r| r.starts_with(&head)).collect()
-}
-
-// ---------------------------------------------------------------------------
-// Builders
-// ---------------------------------------------------------------------------
-
-pub fn md5_hex(data: &[u8]) -> String {
-    hex::encode(Md5::digest(data))
-}
-
-/// S3's multipart ETag, computed here from scratch: MD5 over the
-/// concatenated binary MD5s of the parts, then "-N".
-pub fn s3_multipart_etag(part_md5s_hex: &[&str]) -> String {
-    let mut all = Vec::new();
-    for e in part_md5s_hex {
-        let bin = hex::decode(e.trim_matches('"')).expect("part ETag is hex");
-        assert_eq!(bin.len(), 16);
-        all.extend_from_slice(&bin);
-    }
-    format!("{}-{}", hex::encode(Md5::digest(&all)), part_md5s_hex.len())
-}
-
-pub fn shards(tag: &str) -> ShardMap {
-    ShardMap {
-        data_shards: 2,
-        parity_shards: 1,
-        segment_size: 1 << 20,
-        shards: (0..3)
-            .map(|i| ShardLocation {
-                index: i,
-                blob_id: format!("blob-{i}"),
-                shard_id: format!("{tag}-shard-{i}"),
-                checksum: vec![i as u8, 0xab, 0xcd],
-            })
-            .collect(),
-    }
-}
-
-pub fn ver(bucket: &str, key: &str, id: &str, tag: &str) -> Version {
-    Version {
-        bucket: bucket.into(),
-        key: key.into(),
-        version_id: id.into(),
-        size: 100 + tag.len() as u64,
-        etag: md5_hex(tag.as_bytes()),
-        content_type: "text/plain".into(),
-        user_metadata: BTreeMap::from([("tag".to_string(), tag.to_string())]),
-        stored_headers: BTreeMap::from([("cache-control".to_string(), "no-cache".to_string())]),
-        created_at_ms: NOW - 7,
-        delete_marker: false,
-        shard_map: Some(shards(tag)),
-        wrapped_dek: vec![0xde, 0xad, tag.len() as u8],
-        kek_fingerprint: "kek-a".into(),
-        lock_mode: String::new(),
-        retain_until_ms: 0,
-        legal_hold: false,
-        parts: Vec::new(),
-    }
-}
-
-pub fn part(n: u32, size: u64, tag: &str) -> Part {
-    Part {
-        part_number: n,
-        size,
-        etag: md5_hex(tag.as_bytes()),
-        shard_map: Some(shards(tag)),
-        wrapped_dek: vec![n as u8, 7],
-        kek_fingerprint: "kek-a".into(),
-    }
-}
-
-pub fn template(bucket: &str, key: &str) -> Version {
-    Version {
-        bucket: bucket.into(),
-        key: key.into(),
-        // Everything below but the headers, metadata and lock settings is
-        // the proposer's business and must not leak into the object.
-        version_id: "template-id".into(),
-        size: 999,
-        etag: "template-etag".into(),
-        content_type: "video/mp4".into(),
-        user_metadata: BTreeMap::from([("owner".to_string(), "ann".to_string())]),
-        stored_headers: BTreeMap::from([("content-disposition".to_string(), "inline".to_string())]),
-        created_at_ms: 1,
-        delete_marker: false,
-        shard_map: Some(shards("template")),
-        wrapped_dek: vec![9, 9],
-        kek_fingerprint: "kek-template".into(),
-        lock_mode: String::new(),
-        retain_until_ms: 0,
-        legal_hold: false,
-        parts: vec![part(1, 1, "template-part")],
-    }
-}
-
-pub fn create(name: &str, object_lock_enabled: bool) -> Op {
-    Op::CreateBucket {
-        name: name.into(),
-        object_lock_enabled,
-    }
-}
-
-pub fn delete_bucket(name: &str) -> Op {
-    Op::DeleteBucket { name: name.into() }
-}
-
-pub fn commit(version: Version) -> Op {
-    Op::CommitVersion { version }
-}
-
-pub fn del(bucket: &str, key: &str, version_id: Option<&str>, marker: &str) -> Op {
-    Op::DeleteObject {
-        bucket: bucket.into(),
-        key: key.into(),
-        version_id: version_id.map(Into::into),
-        marker_version_id: marker.into(),
-        bypass_governance: false,
-    }
-}
-
-pub fn del_bypass(bucket: &str, key: &str, version_id: &str) -> Op {
-    Op::DeleteObject {
-        bucket: bucket.into(),
-        key: key.into(),
-        version_id: Some(version_id.into()),
-        marker_version_id: "unused-marker".into(),
-        bypass_governance: true,
-    }
-}
-
-pub fn upload(bucket: &str, key: &str, upload_id: &str) -> Upload {
-    Upload {
-        bucket: bucket.into(),
-        key: key.into(),
-        upload_id: upload_id.into(),
-        initiated_at_ms: NOW - 100,
-        template: template(bucket, key),
-    }
-}
-
-pub fn begin(bucket: &str, key: &str, upload_id: &str) -> Op {
-    Op::BeginMultipart {
-        upload: upload(bucket, key, upload_id),
-    }
-}
-
-pub fn put_part(bucket: &str, key: &str, upload_id: &str, part: Part) -> Op {
-    Op::CommitPart {
-        bucket: bucket.into(),
-        key: key.into(),
-        upload_id: upload_id.into(),
-        part,
-    }
-}
-
-pub fn complete(
-    bucket: &str,
-    key: &str,
-    upload_id: &str,
-    parts: &[(u32, &str)],
-    version_id: &str,
-) -> Op {
-    Op::CompleteMultipart {
-        bucket: bucket.into(),
-        key: key.into(),
-        upload_id: upload_id.into(),
-        parts: parts.iter().map(|(n, e)| (*n, e.to_string())).collect(),
-        version_id: version_id.into(),
-    }
-}
-
-pub fn abort(bucket: &str, key: &str, upload_id: &str) -> Op {
-    Op::AbortMultipart {
-        bucket: bucket.into(),
-        key: key.into(),
-        upload_id: upload_id.into(),
-    }
-}
-
-pub fn access_key(id: &str) -> AccessKey {
-    AccessKey {
-        id: id.into(),
-        name: format!("name of {id}"),
-        sealed_secret: vec![1, 2, 3, 4, 5],
-        created_at_ms: NOW - 1,
-        enabled: true,
-        kek_fingerprint: "kek-a".into(),
-    }
-}
-
-pub fn blob(id: &str, address: &str) -> BlobServer {
-    BlobServer {
-        id: id.into(),
-        address: address.into(),
-        failure_domain: "rack-1".into(),
-        capacity_bytes: 1000,
-        free_bytes: 600,
-        // Both are the state machine's to set, whatever the proposer says.
-        state: "dead".into(),
-        last_heartbeat_ms: 5,
-    }
-}
-
-pub fn invalid() -> MetaError {
-    MetaError::InvalidArgument(String::new())
-}
-
-pub fn denied() -> MetaError {
-    MetaError::AccessDenied(String::new())
-}
-
-pub fn invalid_part() -> MetaError {
-    MetaError::InvalidPart(String::new())
-}
-
-/// Sorts shard maps so sets of freed maps compare regardless of order.
-pub fn sorted(mut maps: Vec<ShardMap>) -> Vec<ShardMap> {
-    maps.sort_by(|a, b| a.shards[0].shard_id.cmp(&b.shards[0].shard_id));
-    maps
-}
-
-pub async fn all_versions_of(
-    c: &mut SqliteConnection,
-    bucket: &str,
-    key: &str,
-) -> Vec<(String, bool, bool)> {
-    // prefix = key and no delimiter: keys that start with `key`; keep `key`.
-    let page = q::list(c, bucket, key, "", Cursor::Start, 1000, Walk::AllVersions)
-        .await
-        .expect("list");
-    page.entries
-        .into_iter()
-        .filter_map(|e| match e {
-            Entry::Version { version, is_latest } if version.key == key => {
-                Some((version.version_id, version.delete_marker, is_latest))
-            }
-            _ => None,
-        })
-        .collect()
 }

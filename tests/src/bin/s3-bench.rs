@@ -54,9 +54,9 @@ fn cpu_secs(pid: u32) -> f64 {
 
 /// CPU seconds used by the gateway, the blob-servers and the meta tier.
 fn cpu_by_tier(s: &S3Cluster) -> [f64; 3] {
-    let sum = |idxs: &[usize]| {
-        idxs.iter()
-            .filter_map(|&i| s.c.nodes[i].pid())
+    let sum = |nodes: &[hamster_tests::Node]| {
+        nodes.iter()
+            .filter_map(|&i| s.c.node(i).pid())
             .map(cpu_secs)
             .sum::<f64>()
     };
@@ -76,7 +76,7 @@ async fn main() {
     let s = S3Cluster::build_logged(3, 6, &[], &[], "warn").await;
     let c = s.client();
     c.create_bucket().bucket("bench").send().await.expect("mb");
-    let pid = s.c.nodes[s.gw].pid().expect("gateway pid");
+    let pid = s.c.node(s.gw).pid().expect("gateway pid");
     let data: Vec<u8> = (0..OBJECT)
         .map(|i| ((i * 2_654_435_761) >> 13) as u8)
         .collect();

@@ -1,0 +1,63 @@
+//! What several S3 topics answer or check alike: timestamps, the
+//! x-amz-version-id header, the key length limit, and the headers a
+//! version stores for GET to give back.
+
+use std::collections::HashMap;
+
+use hamster_proto::pb;
+use s3s::dto::{Timestamp, TimestampFormat};
+use s3s::{S3Result, s3_error};
+
+/// Unix milliseconds as an S3 timestamp.
+pub fn timestamp(ms: i64) -> Timestamp {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    Timestamp::from(t)
+}
+
+/// The x-amz-version-id a response carries: none on a bucket that was
+/// never versioned, "null" for the null version of one that was.
+pub fn version_header(v: &pb::ObjectVersion) -> Option<String> {
+    let shown = !v.version_id.is_empty() && (v.version_id != "null" || v.bucket_versioned);
+    shown.then(|| v.version_id.clone())
+}
+
+/// S3's limit on key length, in bytes of UTF-8.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// KeyTooLongError for a key S3 would refuse.
+pub fn check_key(key: &str) -> S3Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(s3_error!(KeyTooLongError, "keys are at most 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// The stored headers a GET gives back (PutObject, CopyObject with
+/// REPLACE, CreateMultipartUpload).
+pub fn stored_headers(
+    cache_control: &Option<String>,
+    content_disposition: &Option<String>,
+    content_encoding: &Option<String>,
+    content_language: &Option<String>,
+    expires: &Option<Timestamp>,
+) -> HashMap<String, String> {
+    let mut h = HashMap::new();
+    for (k, v) in [
+        ("cache-control", cache_control),
+        ("content-disposition", content_disposition),
+        ("content-encoding", content_encoding),
+        ("content-language", content_language),
+    ] {
+        if let Some(v) = v {
+            h.insert(k.to_string(), v.clone());
+        }
+    }
+    if let Some(e) = expires {
+        let mut buf = Vec::new();
+        if e.format(TimestampFormat::HttpDate, &mut buf).is_ok() {
+            h.insert("expires".into(), String::from_utf8_lossy(&buf).into_owned());
+        }
+    }
+    h
+}

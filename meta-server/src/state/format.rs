@@ -1,0 +1,170 @@
+//! Format versions of what the meta tier stores (ADR 0020), and the
+//! encoding of a [`Command`] with its version.
+//!
+//! A Raft command is JSON `{"v":1,"id":..,"at_ms":..,"op":..}`: the version
+//! comes first, so a reader refuses a command newer than it knows before
+//! it meets an `Op` it cannot parse. A command without `v` was written
+//! before versions existed: version 0, the same layout as 1. The version
+//! belongs to the encoding, not the value: a decoded command is always in
+//! this binary's layout, and is written back as [`COMMAND`].
+//!
+//! The state DB's JSON columns are versioned by its schema version
+//! (`state::schema`); the Raft log DB and snapshot.json carry their own
+//! (`raft::log_store`, `raft::state_machine`).
+
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::commands::{Command, Op};
+
+/// The command layout this binary writes.
+pub const COMMAND: u64 = 1;
+
+/// Something stored in a format newer than this binary knows.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what} format version {found} is newer than this binary's {known}; upgrade")]
+pub struct TooNew {
+    /// What was read ("command", "snapshot.json", "raft-log.db").
+    pub what: &'static str,
+    pub found: u64,
+    pub known: u64,
+}
+
+/// Refuses a version newer than `known`.
+pub fn check(what: &'static str, found: u64, known: u64) -> Result<(), TooNew> {
+    if found > known {
+        return Err(TooNew { what, found, known });
+    }
+    Ok(())
+}
+
+impl Serialize for Command {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Command", 4)?;
+        st.serialize_field("v", &COMMAND)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("at_ms", &self.at_ms)?;
+        st.serialize_field("op", &self.op)?;
+        st.end()
+    }
+}
+
+/// A field of a command; unknown ones are skipped, as the derived
+/// decoder did.
+enum Field {
+    V,
+    Id,
+    AtMs,
+    Op,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl Visitor<'_> for FieldVisitor {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a command field")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+                Ok(match v {
+                    "v" => Field::V,
+                    "id" => Field::Id,
+                    "at_ms" => Field::AtMs,
+                    "op" => Field::Op,
+                    _ => Field::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(FieldVisitor)
+    }
+}
+
+/// Checks the version as it meets it (writers put it first), so a newer
+/// command is refused before its `Op` is parsed; no intermediate value,
+/// since a rewrap command holds hundreds of items.
+struct CommandVisitor;
+
+impl<'de> Visitor<'de> for CommandVisitor {
+    type Value = Command;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a command")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Command, A::Error> {
+        let mut version: Option<u64> = None;
+        let mut id: Option<String> = None;
+        let mut at_ms: Option<i64> = None;
+        let mut op: Option<Op> = None;
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::V => {
+                    if version.is_some() {
+                        return Err(de::Error::duplicate_field("v"));
+                    }
+                    let v: u64 = map.next_value()?;
+                    check("command", v, COMMAND).map_err(de::Error::custom)?;
+                    version = Some(v);
+                }
+                Field::Id => {
+                    if id.is_some() {
+                        return Err(de::Error::duplicate_field("id"));
+                    }
+                    id = Some(map.next_value()?);
+                }
+                Field::AtMs => {
+                    if at_ms.is_some() {
+                        return Err(de::Error::duplicate_field("at_ms"));
+                    }
+                    at_ms = Some(map.next_value()?);
+                }
+                Field::Op => {
+                    if op.is_some() {
+                        return Err(de::Error::duplicate_field("op"));
+                    }
+                    op = Some(if version.is_none() {
+                        legacy_op(map.next_value()?)
+                    } else {
+                        map.next_value()?
+                    });
+                }
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        // No version: written before versions existed (v0 = v1's layout).
+        Ok(Command {
+            id: id.unwrap_or_default(),
+            at_ms: at_ms.ok_or_else(|| de::Error::missing_field("at_ms"))?,
+            op: op.ok_or_else(|| de::Error::missing_field("op"))?,
+        })
+    }
+}
+
+/// The `Op` of a command with no version (v0, or one whose `v` does not
+/// come first). v0 has v1's layout, but its values were checked only at
+/// apply, so a v0 log may hold values today's types refuse (a mode or role
+/// outside its kind): such an op becomes [`Op::Unreadable`], which apply
+/// refuses as the writing version did, instead of stopping the replay.
+/// Bytes that are not JSON are still an error.
+fn legacy_op(raw: serde_json::Value) -> Op {
+    match Op::deserialize(&raw) {
+        Ok(op) => op,
+        Err(e) => Op::Unreadable {
+            raw,
+            why: e.to_string(),
+        },
+    }
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_struct("Command", &["v", "id", "at_ms", "op"], CommandVisitor)
+    }
+}

@@ -1,0 +1,162 @@
+//! Multipart uploads: begin, store a part, complete into a version (stored
+//! as [`super::objects`] stores any version), abort.
+
+use md5::{Digest, Md5};
+use sqlx::SqliteConnection;
+
+use super::commands::{MetaError, Response};
+use super::key_rotation;
+use super::model::{Part, Upload, Version};
+use super::object_lock;
+use super::objects::{store_version, valid_key};
+use super::outcome::{ApplyError, Outcome, invalid, reject};
+use super::{reads, writes};
+
+/// S3's minimum size of every part but the last.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+pub async fn begin(c: &mut SqliteConnection, at: i64, u: &Upload) -> Outcome {
+    let Some(bucket) = reads::bucket(c, &u.bucket).await? else {
+        return reject(MetaError::NoSuchBucket(u.bucket.clone()));
+    };
+    // The lock settings the completed object will carry, checked now.
+    object_lock::check_new_lock(&bucket, &u.template, at)?;
+    if !valid_key(&u.key) {
+        return invalid("key must be 1 to 1024 bytes");
+    }
+    if u.upload_id.is_empty() || reads::upload(c, &u.upload_id).await?.is_some() {
+        return invalid("upload id missing or already used");
+    }
+    writes::insert_upload(c, u).await?;
+    Ok(Response::Upload(u.clone()))
+}
+
+/// The upload, if it exists and belongs to bucket/key.
+async fn upload_for(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> Result<Upload, ApplyError> {
+    match reads::upload(c, upload_id).await? {
+        Some(u) if u.bucket == bucket && u.key == key => Ok(u),
+        _ => reject(MetaError::NoSuchUpload(upload_id.into())),
+    }
+}
+
+pub async fn commit_part(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    part: &Part,
+) -> Outcome {
+    upload_for(c, bucket, key, upload_id).await?;
+    key_rotation::check_write_key(c, &part.kek_fingerprint).await?;
+    if !(1..=10_000).contains(&part.part_number) {
+        return invalid("part number must be 1 to 10000");
+    }
+    let previous = reads::parts(c, upload_id)
+        .await?
+        .into_iter()
+        .find(|p| p.part_number == part.part_number);
+    // A retried commit of the same part replaces nothing: answering its
+    // own shards as replaced would get them deleted under the upload.
+    let replaced = match previous {
+        Some(p) if p.shard_map == part.shard_map => None,
+        Some(p) => p.shard_map,
+        None => None,
+    };
+    writes::upsert_part(c, upload_id, part).await?;
+    Ok(Response::PartStored { replaced })
+}
+
+/// S3's multipart ETag: MD5 of the parts' binary MD5s, then "-N".
+pub fn multipart_etag(part_etags: &[String]) -> Option<String> {
+    let mut h = Md5::new();
+    for e in part_etags {
+        h.update(hex::decode(e.trim_matches('"')).ok()?);
+    }
+    Some(format!(
+        "{}-{}",
+        hex::encode(h.finalize()),
+        part_etags.len()
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn complete(
+    c: &mut SqliteConnection,
+    seq: i64,
+    at: i64,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    wanted: &[(u32, String)],
+    version_id: &str,
+) -> Outcome {
+    let upload = upload_for(c, bucket, key, upload_id).await?;
+    if wanted.is_empty() {
+        return invalid("a multipart upload needs at least one part");
+    }
+    if wanted.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return reject(MetaError::InvalidPartOrder);
+    }
+    let mut stored = reads::parts(c, upload_id).await?;
+    let mut chosen = Vec::with_capacity(wanted.len());
+    for (i, (number, etag)) in wanted.iter().enumerate() {
+        let Some(pos) = stored.iter().position(|p| p.part_number == *number) else {
+            return reject(MetaError::InvalidPart(format!(
+                "part {number} was not uploaded"
+            )));
+        };
+        if stored[pos].etag.trim_matches('"') != etag.trim_matches('"') {
+            return reject(MetaError::InvalidPart(format!(
+                "part {number} has another ETag"
+            )));
+        }
+        let part = stored.swap_remove(pos);
+        if i + 1 < wanted.len() && part.size < MIN_PART_SIZE {
+            return reject(MetaError::EntityTooSmall(*number));
+        }
+        chosen.push(part);
+    }
+    let etags: Vec<String> = chosen.iter().map(|p| p.etag.clone()).collect();
+    let Some(etag) = multipart_etag(&etags) else {
+        return reject(MetaError::InvalidPart("a part ETag is not an MD5".into()));
+    };
+    let version = Version {
+        bucket: bucket.into(),
+        key: key.into(),
+        version_id: version_id.into(),
+        size: chosen.iter().map(|p| p.size).sum(),
+        etag,
+        created_at_ms: at,
+        delete_marker: false,
+        shard_map: None,
+        wrapped_dek: Vec::new(),
+        kek_fingerprint: String::new(),
+        parts: chosen,
+        ..upload.template
+    };
+    let (version, mut freed, versioned) = store_version(c, seq, at, version).await?;
+    // Parts uploaded but left out of the object are garbage now.
+    freed.extend(stored.into_iter().filter_map(|p| p.shard_map));
+    writes::delete_upload(c, upload_id).await?;
+    Ok(Response::Completed {
+        version,
+        freed,
+        versioned,
+    })
+}
+
+pub async fn abort(c: &mut SqliteConnection, bucket: &str, key: &str, upload_id: &str) -> Outcome {
+    upload_for(c, bucket, key, upload_id).await?;
+    let freed = reads::parts(c, upload_id)
+        .await?
+        .into_iter()
+        .filter_map(|p| p.shard_map)
+        .collect();
+    writes::delete_upload(c, upload_id).await?;
+    Ok(Response::Aborted { freed })
+}

@@ -1,0 +1,217 @@
+//! Objects: committing a version (a PUT's linearization point) and
+//! deleting one, by id or by writing a delete marker. Which version a
+//! bucket's versioning state keeps or replaces is decided here; what
+//! object lock forbids, in [`super::object_lock`].
+
+use sqlx::SqliteConnection;
+
+use super::commands::{MetaError, Response};
+use super::key_rotation;
+use super::model::{ShardMap, Version, Versioning};
+use super::object_lock::{self, deletion_blocked};
+use super::outcome::{ApplyError, Outcome, invalid, reject};
+use super::{reads, writes};
+
+/// The version id of the "null" version (unversioned and suspended buckets).
+pub const NULL_VERSION: &str = "null";
+
+/// S3 keys: 1 to 1024 bytes of UTF-8 (a `String` is UTF-8 already).
+pub fn valid_key(key: &str) -> bool {
+    (1..=1024).contains(&key.len())
+}
+
+/// Shard maps a version holds: its own, or each of its parts'.
+pub(super) fn shards_of(v: &Version) -> Vec<ShardMap> {
+    v.shard_map
+        .iter()
+        .cloned()
+        .chain(v.parts.iter().filter_map(|p| p.shard_map.clone()))
+        .collect()
+}
+
+/// Whether `new` is a retried proposal of the write that stored `old`.
+/// Shard ids are fresh per write, so the same non-empty shards, size, ETag
+/// and wrapped key mean the same upload. A retry is stamped anew, so its
+/// timestamps (and a default retention counted from them) do not count.
+fn same_write(old: &Version, new: &Version) -> bool {
+    let shards = shards_of(old);
+    !shards.is_empty()
+        && shards == shards_of(new)
+        && old.size == new.size
+        && old.etag == new.etag
+        && old.wrapped_dek == new.wrapped_dek
+}
+
+/// What storing a version answers: the version as stored, the shards of
+/// the version it replaced, and whether the bucket was ever versioned.
+pub(super) type Stored = (Version, Vec<ShardMap>, bool);
+
+/// Stores `v` at `seq`, with the bucket's default retention if it carries
+/// none. On a bucket that is not versioning-enabled the version becomes
+/// the "null" version and replaces the previous one.
+pub(super) async fn store_version(
+    c: &mut SqliteConnection,
+    seq: i64,
+    at: i64,
+    v: Version,
+) -> Result<Stored, ApplyError> {
+    let Some(bucket) = reads::bucket(c, &v.bucket).await? else {
+        return reject(MetaError::NoSuchBucket(v.bucket));
+    };
+    if !valid_key(&v.key) {
+        return invalid("key must be 1 to 1024 bytes");
+    }
+    let mut v = object_lock::with_default(&bucket, v, at);
+    let versioned = bucket.versioning != Versioning::Unversioned;
+    let mut freed = Vec::new();
+    if bucket.versioning == Versioning::Enabled {
+        if v.version_id.is_empty() || v.version_id == NULL_VERSION {
+            return invalid("a versioned commit needs a version id");
+        }
+        if let Some((existing, _)) = reads::version(c, &v.bucket, &v.key, &v.version_id).await? {
+            // A retried proposal of the same commit is answered, not doubled.
+            return if same_write(&existing, &v) {
+                Ok((existing, Vec::new(), versioned))
+            } else {
+                invalid(format!("version id {} already used", v.version_id))
+            };
+        }
+    } else {
+        v.version_id = NULL_VERSION.into();
+        if let Some((old, _)) = reads::version(c, &v.bucket, &v.key, NULL_VERSION).await? {
+            // A retried proposal is answered, not redone: redoing it would
+            // answer the kept object's own shards as freed.
+            if same_write(&old, &v) {
+                return Ok((old, Vec::new(), versioned));
+            }
+            // Replacing the null version destroys it: the lock rules apply.
+            if let Some(why) = deletion_blocked(&old, at, false) {
+                return reject(MetaError::AccessDenied(why));
+            }
+            freed = shards_of(&old);
+            writes::delete_version(c, &v.bucket, &v.key, NULL_VERSION).await?;
+        }
+    }
+    writes::insert_version(c, seq, &v).await?;
+    Ok((v, freed, versioned))
+}
+
+pub async fn commit(c: &mut SqliteConnection, seq: i64, at: i64, mut v: Version) -> Outcome {
+    if v.delete_marker {
+        return invalid("delete markers are made by DeleteObject");
+    }
+    // Parts are chosen by CompleteMultipartUpload from what was uploaded;
+    // a caller naming its own could point at another object's shards.
+    if !v.parts.is_empty() {
+        return invalid("parts are committed by CompleteMultipartUpload");
+    }
+    // One write, one clock: the command's time, as for every command (the
+    // proposer's own clock may differ from the one that stamped `at`).
+    v.created_at_ms = at;
+    if let Some(b) = reads::bucket(c, &v.bucket).await? {
+        object_lock::check_new_lock(&b, &v, at)?;
+    }
+    key_rotation::check_write_key(c, &v.kek_fingerprint).await?;
+    let (version, freed, versioned) = store_version(c, seq, at, v).await?;
+    Ok(Response::Committed {
+        version,
+        freed,
+        versioned,
+    })
+}
+
+/// A delete marker at `at`.
+fn marker(bucket: &str, key: &str, id: &str, at: i64) -> Version {
+    Version {
+        bucket: bucket.into(),
+        key: key.into(),
+        version_id: id.into(),
+        created_at_ms: at,
+        delete_marker: true,
+        ..Version::default()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn delete(
+    c: &mut SqliteConnection,
+    seq: i64,
+    at: i64,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    marker_version_id: &str,
+    bypass: bool,
+) -> Outcome {
+    let Some(b) = reads::bucket(c, bucket).await? else {
+        return reject(MetaError::NoSuchBucket(bucket.into()));
+    };
+    if let Some(id) = version_id {
+        let Some((v, _)) = reads::version(c, bucket, key, id).await? else {
+            return reject(MetaError::NoSuchVersion(id.into()));
+        };
+        if let Some(why) = deletion_blocked(&v, at, bypass) {
+            return reject(MetaError::AccessDenied(why));
+        }
+        writes::delete_version(c, bucket, key, id).await?;
+        return Ok(Response::Deleted {
+            version_id: id.into(),
+            delete_marker: v.delete_marker,
+            freed: shards_of(&v),
+        });
+    }
+    match b.versioning {
+        Versioning::Enabled => {
+            if marker_version_id.is_empty() || marker_version_id == NULL_VERSION {
+                return invalid("a delete marker needs a version id");
+            }
+            let new = marker(bucket, key, marker_version_id, at);
+            // The id may be taken: by this same marker (a retried proposal,
+            // answered, not redone) or by another version (refused). The
+            // insert would fail and stop the state machine.
+            if let Some((existing, _)) = reads::version(c, bucket, key, marker_version_id).await? {
+                if existing != new {
+                    return invalid(format!("version id {marker_version_id} already used"));
+                }
+            } else {
+                writes::insert_version(c, seq, &new).await?;
+            }
+            Ok(Response::Deleted {
+                version_id: marker_version_id.into(),
+                delete_marker: true,
+                freed: Vec::new(),
+            })
+        }
+        Versioning::Suspended => {
+            // The null version gives way to a null delete marker.
+            let mut freed = Vec::new();
+            if let Some((old, _)) = reads::version(c, bucket, key, NULL_VERSION).await? {
+                if let Some(why) = deletion_blocked(&old, at, bypass) {
+                    return reject(MetaError::AccessDenied(why));
+                }
+                freed = shards_of(&old);
+                writes::delete_version(c, bucket, key, NULL_VERSION).await?;
+            }
+            writes::insert_version(c, seq, &marker(bucket, key, NULL_VERSION, at)).await?;
+            Ok(Response::Deleted {
+                version_id: NULL_VERSION.into(),
+                delete_marker: true,
+                freed,
+            })
+        }
+        Versioning::Unversioned => {
+            // Remove the object if there is one; S3 answers
+            // success either way.
+            let mut freed = Vec::new();
+            if let Some((old, _)) = reads::version(c, bucket, key, NULL_VERSION).await? {
+                freed = shards_of(&old);
+                writes::delete_version(c, bucket, key, NULL_VERSION).await?;
+            }
+            Ok(Response::Deleted {
+                version_id: String::new(),
+                delete_marker: false,
+                freed,
+            })
+        }
+    }
+}

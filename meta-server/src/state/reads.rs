@@ -1,0 +1,568 @@
+//! Every read of the applied state: gets, counts, scans, and the S3
+//! listings (written in the `listing` submodule, re-exported here).
+//!
+//! Also the column codecs [`super::writes`] shares: integers and JSON.
+
+use std::str::FromStr;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::commands::Response;
+use super::model::{
+    AccessKey, BlobServer, Bucket, JoinToken, KeyHolder, Part, RewrapTarget, ShardMap, TlsMember,
+    UnknownName, Upload, Version,
+};
+
+mod listing;
+pub use listing::{Cursor, Entry, Page, Walk, decode_token, encode_token, list, prefix_successor};
+
+/// Largest page a listing returns, as in S3.
+pub const MAX_PAGE: u32 = 1000;
+
+pub fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn json_err(e: serde_json::Error) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
+pub fn json<T: serde::Serialize>(v: &T) -> Result<String, sqlx::Error> {
+    serde_json::to_string(v).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_str(s).map_err(json_err)
+}
+
+/// A named state's column (a role, a lock mode…): text this binary does
+/// not know is a decode error, never a default.
+fn named<T: FromStr<Err = UnknownName>>(r: &SqliteRow, col: &str) -> Result<T, sqlx::Error> {
+    let text: String = r.try_get(col)?;
+    text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+// ---------- buckets ----------
+
+fn bucket_row(r: &SqliteRow) -> Result<Bucket, sqlx::Error> {
+    // lock_config: the default retention as JSON, '' for none.
+    let lock_config: String = r.get("lock_config");
+    Ok(Bucket {
+        name: r.get("name"),
+        created_at_ms: r.get("created_at_ms"),
+        versioning: named(r, "versioning")?,
+        object_lock_enabled: r.get("object_lock_enabled"),
+        default_retention: (!lock_config.is_empty())
+            .then(|| from_json(&lock_config))
+            .transpose()?,
+    })
+}
+
+pub async fn bucket(c: &mut SqliteConnection, name: &str) -> Result<Option<Bucket>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM buckets WHERE name = ?")
+        .bind(name)
+        .fetch_optional(&mut *c)
+        .await?;
+    row.as_ref().map(bucket_row).transpose()
+}
+
+pub async fn buckets(c: &mut SqliteConnection) -> Result<Vec<Bucket>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM buckets ORDER BY name")
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter().map(bucket_row).collect()
+}
+
+/// Whether a bucket holds no version, delete marker or open upload.
+pub async fn bucket_is_empty(c: &mut SqliteConnection, name: &str) -> Result<bool, sqlx::Error> {
+    let versions: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM versions WHERE bucket = ? LIMIT 1)",
+    )
+    .bind(name)
+    .fetch_one(&mut *c)
+    .await?;
+    let uploads: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM uploads WHERE bucket = ? LIMIT 1)")
+            .bind(name)
+            .fetch_one(&mut *c)
+            .await?;
+    Ok(versions + uploads == 0)
+}
+
+// ---------- versions ----------
+
+/// The version columns, as a literal so queries stay `'static` SQL.
+macro_rules! version_cols {
+    () => {
+        "bucket, key, version_id, seq, size, etag, content_type, user_metadata, stored_headers, \
+         created_at_ms, delete_marker, shard_map, parts, wrapped_dek, kek_fingerprint, lock_mode, retain_until_ms, legal_hold"
+    };
+}
+// For the INSERT in writes.
+pub(crate) use version_cols;
+
+fn version_row(r: &SqliteRow) -> Result<(Version, i64), sqlx::Error> {
+    let shard_map: Option<String> = r.get("shard_map");
+    Ok((
+        Version {
+            bucket: r.get("bucket"),
+            key: r.get("key"),
+            version_id: r.get("version_id"),
+            size: to_u64(r.get("size")),
+            etag: r.get("etag"),
+            content_type: r.get("content_type"),
+            user_metadata: from_json(r.get("user_metadata"))?,
+            stored_headers: from_json(r.get("stored_headers"))?,
+            created_at_ms: r.get("created_at_ms"),
+            delete_marker: r.get("delete_marker"),
+            shard_map: shard_map.as_deref().map(from_json).transpose()?,
+            parts: from_json(r.get("parts"))?,
+            wrapped_dek: r.get("wrapped_dek"),
+            kek_fingerprint: r.get("kek_fingerprint"),
+            lock_mode: named(r, "lock_mode")?,
+            retain_until_ms: r.get("retain_until_ms"),
+            legal_hold: r.get("legal_hold"),
+        },
+        r.get("seq"),
+    ))
+}
+
+/// A version by id, with its seq.
+pub async fn version(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> Result<Option<(Version, i64)>, sqlx::Error> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        version_cols!(),
+        " FROM versions WHERE bucket = ? AND key = ? AND version_id = ?"
+    );
+    let row = sqlx::query(SQL)
+        .bind(bucket)
+        .bind(key)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    row.as_ref().map(version_row).transpose()
+}
+
+/// The current version of a key (possibly a delete marker).
+pub async fn latest(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Version>, sqlx::Error> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        version_cols!(),
+        " FROM versions WHERE bucket = ? AND key = ? ORDER BY seq DESC LIMIT 1"
+    );
+    let row = sqlx::query(SQL)
+        .bind(bucket)
+        .bind(key)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(row.as_ref().map(version_row).transpose()?.map(|(v, _)| v))
+}
+
+/// The seq of a version, for resuming a versions listing after it.
+pub async fn version_seq(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT seq FROM versions WHERE bucket = ? AND key = ? AND version_id = ?")
+        .bind(bucket)
+        .bind(key)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await
+}
+
+// ---------- multipart ----------
+
+fn upload_row(r: &SqliteRow) -> Result<Upload, sqlx::Error> {
+    Ok(Upload {
+        bucket: r.get("bucket"),
+        key: r.get("key"),
+        upload_id: r.get("upload_id"),
+        initiated_at_ms: r.get("initiated_at_ms"),
+        template: from_json(r.get("template"))?,
+    })
+}
+
+pub async fn upload(
+    c: &mut SqliteConnection,
+    upload_id: &str,
+) -> Result<Option<Upload>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM uploads WHERE upload_id = ?")
+        .bind(upload_id)
+        .fetch_optional(&mut *c)
+        .await?;
+    row.as_ref().map(upload_row).transpose()
+}
+
+/// Uploads in (key, upload id) order after the markers, with `prefix`.
+pub async fn uploads(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    prefix: &str,
+    key_marker: &str,
+    upload_id_marker: &str,
+    max: u32,
+) -> Result<(Vec<Upload>, bool), sqlx::Error> {
+    let max = i64::from(max.clamp(1, MAX_PAGE));
+    let rows = sqlx::query(
+        "SELECT * FROM uploads WHERE bucket = ? AND substr(key, 1, length(?)) = ? \
+         AND (key > ? OR (key = ? AND ? <> '' AND upload_id > ?)) ORDER BY key, initiated_at_ms, upload_id LIMIT ?",
+    )
+    .bind(bucket)
+    .bind(prefix)
+    .bind(prefix)
+    .bind(key_marker)
+    .bind(key_marker)
+    // S3: without an upload-id marker, the key marker's own uploads are skipped.
+    .bind(upload_id_marker)
+    .bind(upload_id_marker)
+    .bind(max + 1)
+    .fetch_all(&mut *c)
+    .await?;
+    let truncated = rows.len() as i64 > max;
+    let list = rows
+        .iter()
+        .take(max as usize)
+        .map(upload_row)
+        .collect::<Result<_, _>>()?;
+    Ok((list, truncated))
+}
+
+fn part_row(r: &SqliteRow) -> Result<Part, sqlx::Error> {
+    let shard_map: Option<String> = r.get("shard_map");
+    Ok(Part {
+        part_number: u32::try_from(r.get::<i64, _>("part_number")).unwrap_or(0),
+        size: to_u64(r.get("size")),
+        etag: r.get("etag"),
+        shard_map: shard_map.as_deref().map(from_json).transpose()?,
+        wrapped_dek: r.get("wrapped_dek"),
+        kek_fingerprint: r.get("kek_fingerprint"),
+    })
+}
+
+pub async fn parts(c: &mut SqliteConnection, upload_id: &str) -> Result<Vec<Part>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM parts WHERE upload_id = ? ORDER BY part_number")
+        .bind(upload_id)
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter().map(part_row).collect()
+}
+
+// ---------- access keys, join tokens and blob-servers ----------
+
+fn access_key_row(r: &SqliteRow) -> AccessKey {
+    AccessKey {
+        id: r.get("id"),
+        name: r.get("name"),
+        sealed_secret: r.get("sealed_secret"),
+        created_at_ms: r.get("created_at_ms"),
+        enabled: r.get("enabled"),
+        kek_fingerprint: r.get("kek_fingerprint"),
+    }
+}
+
+pub async fn access_key(
+    c: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<AccessKey>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM access_keys WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(row.as_ref().map(access_key_row))
+}
+
+pub async fn access_keys(c: &mut SqliteConnection) -> Result<Vec<AccessKey>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM access_keys ORDER BY id")
+        .fetch_all(&mut *c)
+        .await?;
+    Ok(rows.iter().map(access_key_row).collect())
+}
+
+pub async fn join_token(
+    c: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<JoinToken>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM join_tokens WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    row.map(|r| {
+        Ok(JoinToken {
+            id: r.get("id"),
+            role: named(&r, "role")?,
+            secret_hash: r.get("secret_hash"),
+            uses_left: u32::try_from(r.get::<i64, _>("uses_left")).unwrap_or(0),
+            expires_at_ms: r.get("expires_at_ms"),
+            created_at_ms: r.get("created_at_ms"),
+        })
+    })
+    .transpose()
+}
+
+pub async fn blob_servers(c: &mut SqliteConnection) -> Result<Vec<BlobServer>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM blob_servers ORDER BY id")
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(BlobServer {
+                id: r.get("id"),
+                address: r.get("address"),
+                failure_domain: r.get("failure_domain"),
+                capacity_bytes: to_u64(r.get("capacity_bytes")),
+                free_bytes: to_u64(r.get("free_bytes")),
+                state: named(r, "state")?,
+                last_heartbeat_ms: r.get("last_heartbeat_ms"),
+            })
+        })
+        .collect()
+}
+
+/// Every shard id some version, completed part or uploaded part names:
+/// what the sweep must never delete. (One pass over the tables; a shard
+/// reference index would make this incremental — ADR 0013.)
+pub async fn referenced_shards(
+    c: &mut SqliteConnection,
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    use futures::TryStreamExt;
+    let mut out = std::collections::HashSet::new();
+    let mut add = |m: ShardMap| out.extend(m.shards.into_iter().map(|s| s.shard_id));
+    {
+        let mut rows = sqlx::query(
+            "SELECT shard_map, parts FROM versions WHERE shard_map IS NOT NULL OR parts != '[]'",
+        )
+        .fetch(&mut *c);
+        while let Some(r) = rows.try_next().await? {
+            let map: Option<String> = r.get("shard_map");
+            if let Some(m) = map.as_deref().map(from_json::<ShardMap>).transpose()? {
+                add(m);
+            }
+            let parts: String = r.get("parts");
+            for p in from_json::<Vec<Part>>(&parts)? {
+                if let Some(m) = p.shard_map {
+                    add(m);
+                }
+            }
+        }
+    }
+    let mut rows =
+        sqlx::query("SELECT shard_map FROM parts WHERE shard_map IS NOT NULL").fetch(&mut *c);
+    while let Some(r) = rows.try_next().await? {
+        let map: Option<String> = r.get("shard_map");
+        if let Some(m) = map.as_deref().map(from_json::<ShardMap>).transpose()? {
+            add(m);
+        }
+    }
+    Ok(out)
+}
+
+// ---------- master keys: holders and what each key wraps ----------
+
+pub async fn key_holders(c: &mut SqliteConnection) -> Result<Vec<KeyHolder>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM key_holders ORDER BY role, id")
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(KeyHolder {
+                id: r.get("id"),
+                role: named(r, "role")?,
+                current_fp: r.get("current_fp"),
+                next_fp: r.get("next_fp"),
+                last_seen_ms: r.get("last_seen_ms"),
+            })
+        })
+        .collect()
+}
+
+/// Number of data keys still wrapped by `kek_fingerprint`: single-part
+/// versions, each part of completed multipart objects, and parts of open
+/// uploads. A master key may be retired only when this reaches zero.
+pub async fn count_keys_wrapped_by(
+    c: &mut SqliteConnection,
+    kek_fingerprint: &str,
+) -> Result<u64, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM versions WHERE kek_fingerprint = ?1 AND delete_marker = 0) \
+              + (SELECT COUNT(*) FROM versions v, json_each(v.parts) p \
+                 WHERE v.parts <> '[]' AND json_extract(p.value, '$.kek_fingerprint') = ?1) \
+              + (SELECT COUNT(*) FROM parts WHERE kek_fingerprint = ?1)",
+    )
+    .bind(kek_fingerprint)
+    .fetch_one(&mut *c)
+    .await?;
+    Ok(to_u64(n))
+}
+
+/// S3 secrets sealed by `fp`.
+pub async fn count_secrets_sealed_by(
+    c: &mut SqliteConnection,
+    fp: &str,
+) -> Result<u64, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM access_keys WHERE kek_fingerprint = ?")
+        .bind(fp)
+        .fetch_one(&mut *c)
+        .await?;
+    Ok(to_u64(n))
+}
+
+/// Up to `limit` keys still wrapped (or sealed) by `fp`, with their bytes.
+pub async fn wrapped_by(
+    c: &mut SqliteConnection,
+    fp: &str,
+    limit: usize,
+) -> Result<Vec<(RewrapTarget, Vec<u8>)>, sqlx::Error> {
+    let lim = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut out = Vec::new();
+    let rows = sqlx::query(
+        "SELECT bucket, key, version_id, wrapped_dek FROM versions \
+         WHERE kek_fingerprint = ? AND delete_marker = 0 LIMIT ?",
+    )
+    .bind(fp)
+    .bind(lim)
+    .fetch_all(&mut *c)
+    .await?;
+    for r in rows {
+        let target = RewrapTarget::Version {
+            bucket: r.get("bucket"),
+            key: r.get("key"),
+            version_id: r.get("version_id"),
+        };
+        out.push((target, r.get("wrapped_dek")));
+    }
+    let rows = sqlx::query(
+        "SELECT v.bucket, v.key, v.version_id, p.value AS part FROM versions v, json_each(v.parts) p \
+         WHERE v.parts <> '[]' AND json_extract(p.value, '$.kek_fingerprint') = ? LIMIT ?",
+    )
+    .bind(fp)
+    .bind(lim)
+    .fetch_all(&mut *c)
+    .await?;
+    for r in rows {
+        let part: Part = from_json(r.get("part"))?;
+        let target = RewrapTarget::VersionPart {
+            bucket: r.get("bucket"),
+            key: r.get("key"),
+            version_id: r.get("version_id"),
+            part_number: part.part_number,
+        };
+        out.push((target, part.wrapped_dek));
+    }
+    let rows = sqlx::query(
+        "SELECT upload_id, part_number, wrapped_dek FROM parts WHERE kek_fingerprint = ? LIMIT ?",
+    )
+    .bind(fp)
+    .bind(lim)
+    .fetch_all(&mut *c)
+    .await?;
+    for r in rows {
+        let n: i64 = r.get("part_number");
+        let target = RewrapTarget::UploadPart {
+            upload_id: r.get("upload_id"),
+            part_number: u32::try_from(n).unwrap_or(0),
+        };
+        out.push((target, r.get("wrapped_dek")));
+    }
+    let rows =
+        sqlx::query("SELECT id, sealed_secret FROM access_keys WHERE kek_fingerprint = ? LIMIT ?")
+            .bind(fp)
+            .bind(lim)
+            .fetch_all(&mut *c)
+            .await?;
+    for r in rows {
+        out.push((
+            RewrapTarget::AccessKey { id: r.get("id") },
+            r.get("sealed_secret"),
+        ));
+    }
+    out.truncate(limit);
+    Ok(out)
+}
+
+// ---------- TLS members ----------
+
+pub async fn members(c: &mut SqliteConnection) -> Result<Vec<TlsMember>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM tls_members ORDER BY role, id")
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TlsMember {
+                id: r.get("id"),
+                role: named(r, "role")?,
+                generation: u64::try_from(r.get::<i64, _>("generation")).unwrap_or(0),
+                cert_ca: r.get("cert_ca"),
+                last_seen_ms: r.get("last_seen_ms"),
+            })
+        })
+        .collect()
+}
+
+// ---------- settings, open rotations, applied commands ----------
+
+/// A cluster setting ("profile", "write_kek", "trust").
+pub async fn setting(c: &mut SqliteConnection, key: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+        .bind(key)
+        .fetch_optional(&mut *c)
+        .await
+}
+
+/// A cluster setting stored as JSON.
+pub async fn setting_json<T: serde::de::DeserializeOwned>(
+    c: &mut SqliteConnection,
+    key: &str,
+) -> Result<Option<T>, sqlx::Error> {
+    setting(c, key).await?.map(|s| from_json(&s)).transpose()
+}
+
+/// The cluster's erasure profile for new objects, if one was set.
+pub async fn profile(c: &mut SqliteConnection) -> Result<Option<(u32, u32)>, sqlx::Error> {
+    let v = setting(c, "profile").await?;
+    Ok(v.and_then(|v| {
+        let (k, m) = v.split_once('+')?;
+        Some((k.parse().ok()?, m.parse().ok()?))
+    }))
+}
+
+/// The open rotation of `kind` ("kek", "ca"), if any.
+pub async fn rotation<T: serde::de::DeserializeOwned>(
+    c: &mut SqliteConnection,
+    kind: &str,
+) -> Result<Option<T>, sqlx::Error> {
+    let v: Option<String> = sqlx::query_scalar("SELECT state FROM rotations WHERE kind = ?")
+        .bind(kind)
+        .fetch_optional(&mut *c)
+        .await?;
+    v.map(|s| from_json(&s)).transpose()
+}
+
+/// What the command `id` answered, if it was applied (and not forgotten).
+pub async fn answer_of(
+    c: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<Response>, sqlx::Error> {
+    let seen: Option<String> =
+        sqlx::query_scalar("SELECT response FROM applied_commands WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?;
+    seen.map(|s| from_json(&s)).transpose()
+}

@@ -1,0 +1,109 @@
+//! Who and what the cluster knows: S3 access keys, join tokens, the
+//! blob-server registry and the erasure profile for new objects.
+
+use sqlx::SqliteConnection;
+
+use super::commands::{MetaError, Response};
+use super::key_rotation;
+use super::model::{AccessKey, BlobServer, JoinToken, Role};
+use super::outcome::{Outcome, invalid, reject};
+use super::{reads, writes};
+
+/// Most shards an object may have (each on its own blob-server).
+pub const MAX_SHARDS: u32 = 32;
+
+pub async fn put_access_key(c: &mut SqliteConnection, k: &AccessKey) -> Outcome {
+    if k.id.is_empty() || k.sealed_secret.is_empty() || k.kek_fingerprint.is_empty() {
+        return invalid(
+            "an access key needs an id, a sealed secret and its master-key fingerprint",
+        );
+    }
+    // A secret sealed under any key but the write key would be unreadable
+    // once that key is dropped: the split-key guard covers secrets too.
+    key_rotation::check_write_key(c, &k.kek_fingerprint).await?;
+    if reads::access_key(c, &k.id).await?.is_some() {
+        return invalid(format!("access key {} exists", k.id));
+    }
+    writes::insert_access_key(c, k).await?;
+    Ok(Response::Ok)
+}
+
+pub async fn delete_access_key(c: &mut SqliteConnection, id: &str) -> Outcome {
+    if !writes::delete_access_key(c, id).await? {
+        return reject(MetaError::NoSuchAccessKey(id.into()));
+    }
+    Ok(Response::Ok)
+}
+
+pub async fn set_profile(c: &mut SqliteConnection, k: u32, m: u32) -> Outcome {
+    if (k, m) == (0, 0) {
+        writes::put_setting(c, "profile", None).await?;
+        return Ok(Response::Ok);
+    }
+    if k == 0 || k.saturating_add(m) > MAX_SHARDS {
+        return invalid(format!(
+            "profile {k}+{m}: need 1 <= K and K+M <= {MAX_SHARDS}"
+        ));
+    }
+    writes::put_setting(c, "profile", Some(&format!("{k}+{m}"))).await?;
+    Ok(Response::Ok)
+}
+
+pub async fn put_join_token(c: &mut SqliteConnection, t: &JoinToken) -> Outcome {
+    if t.id.is_empty() || t.secret_hash.is_empty() || !matches!(t.role, Role::Blob | Role::Gateway)
+    {
+        return invalid("a join token needs an id, a secret hash and the role blob or gateway");
+    }
+    writes::put_join_token(c, t).await?;
+    Ok(Response::Ok)
+}
+
+/// The checks run here, at the command's time, so a replayed or forwarded
+/// use can never spend a token twice or after it expired.
+pub async fn use_join_token(
+    c: &mut SqliteConnection,
+    at: i64,
+    id: &str,
+    secret_hash: &str,
+    role: Role,
+) -> Outcome {
+    let Some(t) = reads::join_token(c, id).await? else {
+        return reject(MetaError::AccessDenied("unknown join token".into()));
+    };
+    let refuse = |why: &str| reject(MetaError::AccessDenied(format!("join token {id}: {why}")));
+    if t.secret_hash != secret_hash {
+        return refuse("wrong secret");
+    }
+    if t.role != role {
+        return refuse("issued for another role");
+    }
+    if t.expires_at_ms <= at {
+        return refuse("expired");
+    }
+    if t.uses_left == 0 {
+        return refuse("used up");
+    }
+    writes::spend_join_token(c, id).await?;
+    Ok(Response::Ok)
+}
+
+pub async fn register_blob(c: &mut SqliteConnection, at: i64, s: &BlobServer) -> Outcome {
+    if s.id.is_empty() || s.address.is_empty() {
+        return invalid("a blob-server needs an id and an address");
+    }
+    writes::register_blob(c, at, s).await?;
+    Ok(Response::Ok)
+}
+
+pub async fn blob_heartbeat(
+    c: &mut SqliteConnection,
+    at: i64,
+    id: &str,
+    capacity: u64,
+    free: u64,
+) -> Outcome {
+    if !writes::blob_heartbeat(c, at, id, capacity, free).await? {
+        return reject(MetaError::NoSuchBlobServer(id.into()));
+    }
+    Ok(Response::Ok)
+}

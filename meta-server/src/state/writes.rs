@@ -1,0 +1,500 @@
+//! Every write the state machine makes to its DB, one function a change.
+//!
+//! No rule is checked here: the topic modules decide, these store. They
+//! run inside the batch transaction, under the command's savepoint, so a
+//! rejected command's writes are rolled back by `apply`.
+
+use sqlx::SqliteConnection;
+
+use super::model::{
+    AccessKey, BlobServer, BlobState, DefaultRetention, JoinToken, KeyHolder, KeyRotation, Part,
+    Rewrapped, Role, TlsMember, Upload, Version, Versioning,
+};
+use super::reads::{json, to_i64, version_cols};
+
+// ---------- buckets ----------
+
+pub async fn insert_bucket(
+    c: &mut SqliteConnection,
+    name: &str,
+    at: i64,
+    versioning: Versioning,
+    object_lock_enabled: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO buckets (name, created_at_ms, versioning, object_lock_enabled, lock_config) VALUES (?, ?, ?, ?, '')")
+        .bind(name)
+        .bind(at)
+        .bind(versioning.as_str())
+        .bind(object_lock_enabled)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_bucket(c: &mut SqliteConnection, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM buckets WHERE name = ?")
+        .bind(name)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Sets a bucket's versioning state.
+pub async fn set_versioning(
+    c: &mut SqliteConnection,
+    name: &str,
+    status: Versioning,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE buckets SET versioning = ? WHERE name = ?")
+        .bind(status.as_str())
+        .bind(name)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Stores a bucket's default retention (None: none).
+pub async fn set_default_retention(
+    c: &mut SqliteConnection,
+    name: &str,
+    d: Option<&DefaultRetention>,
+) -> Result<(), sqlx::Error> {
+    // lock_config: the default retention as JSON, '' for none.
+    let config = d.map(json).transpose()?.unwrap_or_default();
+    sqlx::query("UPDATE buckets SET lock_config = ? WHERE name = ?")
+        .bind(config)
+        .bind(name)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+// ---------- versions ----------
+
+pub async fn insert_version(
+    c: &mut SqliteConnection,
+    seq: i64,
+    v: &Version,
+) -> Result<(), sqlx::Error> {
+    const SQL: &str = concat!(
+        "INSERT INTO versions (",
+        version_cols!(),
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    );
+    sqlx::query(SQL)
+        .bind(&v.bucket)
+        .bind(&v.key)
+        .bind(&v.version_id)
+        .bind(seq)
+        .bind(to_i64(v.size))
+        .bind(&v.etag)
+        .bind(&v.content_type)
+        .bind(json(&v.user_metadata)?)
+        .bind(json(&v.stored_headers)?)
+        .bind(v.created_at_ms)
+        .bind(v.delete_marker)
+        .bind(v.shard_map.as_ref().map(json).transpose()?)
+        .bind(json(&v.parts)?)
+        .bind(&v.wrapped_dek)
+        .bind(&v.kek_fingerprint)
+        .bind(v.lock_mode.as_str())
+        .bind(v.retain_until_ms)
+        .bind(v.legal_hold)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_version(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM versions WHERE bucket = ? AND key = ? AND version_id = ?")
+        .bind(bucket)
+        .bind(key)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Sets a version's retention and legal hold (and nothing else).
+pub async fn set_lock(c: &mut SqliteConnection, v: &Version) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE versions SET lock_mode = ?, retain_until_ms = ?, legal_hold = ? \
+         WHERE bucket = ? AND key = ? AND version_id = ?",
+    )
+    .bind(v.lock_mode.as_str())
+    .bind(v.retain_until_ms)
+    .bind(v.legal_hold)
+    .bind(&v.bucket)
+    .bind(&v.key)
+    .bind(&v.version_id)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Replaces a multipart version's parts: true if the version exists.
+pub async fn set_version_parts(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+    parts: &[Part],
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE versions SET parts = ? WHERE bucket = ? AND key = ? AND version_id = ?",
+    )
+    .bind(json(&parts)?)
+    .bind(bucket)
+    .bind(key)
+    .bind(version_id)
+    .execute(&mut *c)
+    .await?;
+    Ok(n.rows_affected() > 0)
+}
+
+/// Moves a version's data key from `r.old` to `r.new` if it still holds
+/// `item.old`: true if it moved.
+pub async fn rewrap_version(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+    r: &KeyRotation,
+    item: &Rewrapped,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE versions SET wrapped_dek = ?, kek_fingerprint = ? \
+         WHERE bucket = ? AND key = ? AND version_id = ? AND kek_fingerprint = ? AND wrapped_dek = ?",
+    )
+    .bind(&item.new)
+    .bind(&r.new)
+    .bind(bucket)
+    .bind(key)
+    .bind(version_id)
+    .bind(&r.old)
+    .bind(&item.old)
+    .execute(&mut *c)
+    .await?;
+    Ok(n.rows_affected() > 0)
+}
+
+// ---------- multipart ----------
+
+pub async fn insert_upload(c: &mut SqliteConnection, u: &Upload) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO uploads (upload_id, bucket, key, initiated_at_ms, template) VALUES (?, ?, ?, ?, ?)")
+        .bind(&u.upload_id)
+        .bind(&u.bucket)
+        .bind(&u.key)
+        .bind(u.initiated_at_ms)
+        .bind(json(&u.template)?)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+pub async fn upsert_part(
+    c: &mut SqliteConnection,
+    upload_id: &str,
+    p: &Part,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO parts (upload_id, part_number, size, etag, shard_map, wrapped_dek, kek_fingerprint) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(upload_id)
+    .bind(i64::from(p.part_number))
+    .bind(to_i64(p.size))
+    .bind(&p.etag)
+    .bind(p.shard_map.as_ref().map(json).transpose()?)
+    .bind(&p.wrapped_dek)
+    .bind(&p.kek_fingerprint)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Removes an upload and its parts.
+pub async fn delete_upload(c: &mut SqliteConnection, upload_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM parts WHERE upload_id = ?")
+        .bind(upload_id)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("DELETE FROM uploads WHERE upload_id = ?")
+        .bind(upload_id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Moves an uploaded part's data key, as [`rewrap_version`] does.
+pub async fn rewrap_upload_part(
+    c: &mut SqliteConnection,
+    upload_id: &str,
+    part_number: u32,
+    r: &KeyRotation,
+    item: &Rewrapped,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE parts SET wrapped_dek = ?, kek_fingerprint = ? \
+         WHERE upload_id = ? AND part_number = ? AND kek_fingerprint = ? AND wrapped_dek = ?",
+    )
+    .bind(&item.new)
+    .bind(&r.new)
+    .bind(upload_id)
+    .bind(i64::from(part_number))
+    .bind(&r.old)
+    .bind(&item.old)
+    .execute(&mut *c)
+    .await?;
+    Ok(n.rows_affected() > 0)
+}
+
+// ---------- access keys ----------
+
+pub async fn insert_access_key(c: &mut SqliteConnection, k: &AccessKey) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO access_keys (id, name, sealed_secret, created_at_ms, enabled, kek_fingerprint) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(&k.id)
+        .bind(&k.name)
+        .bind(&k.sealed_secret)
+        .bind(k.created_at_ms)
+        .bind(k.enabled)
+        .bind(&k.kek_fingerprint)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// True if there was such a key.
+pub async fn delete_access_key(c: &mut SqliteConnection, id: &str) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query("DELETE FROM access_keys WHERE id = ?")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(n.rows_affected() > 0)
+}
+
+/// Records `fp` as the sealing key of every secret that names none.
+pub async fn mark_unmarked_secrets(c: &mut SqliteConnection, fp: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE access_keys SET kek_fingerprint = ? WHERE kek_fingerprint = ''")
+        .bind(fp)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Moves a sealed S3 secret, as [`rewrap_version`] does.
+pub async fn rewrap_access_key(
+    c: &mut SqliteConnection,
+    id: &str,
+    r: &KeyRotation,
+    item: &Rewrapped,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE access_keys SET sealed_secret = ?, kek_fingerprint = ? \
+         WHERE id = ? AND kek_fingerprint = ? AND sealed_secret = ?",
+    )
+    .bind(&item.new)
+    .bind(&r.new)
+    .bind(id)
+    .bind(&r.old)
+    .bind(&item.old)
+    .execute(&mut *c)
+    .await?;
+    Ok(n.rows_affected() > 0)
+}
+
+// ---------- join tokens and blob-servers ----------
+
+pub async fn put_join_token(c: &mut SqliteConnection, t: &JoinToken) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO join_tokens (id, role, secret_hash, uses_left, expires_at_ms, created_at_ms) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&t.id)
+    .bind(t.role.as_str())
+    .bind(&t.secret_hash)
+    .bind(i64::from(t.uses_left))
+    .bind(t.expires_at_ms)
+    .bind(t.created_at_ms)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Spends one use of a join token.
+pub async fn spend_join_token(c: &mut SqliteConnection, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE join_tokens SET uses_left = uses_left - 1 WHERE id = ?")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Adds a blob-server, or updates one registering again: either way it
+/// is active and seen at `at`.
+pub async fn register_blob(
+    c: &mut SqliteConnection,
+    at: i64,
+    s: &BlobServer,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO blob_servers (id, address, failure_domain, capacity_bytes, free_bytes, state, last_heartbeat_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET address = excluded.address, failure_domain = excluded.failure_domain,
+           capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
+           state = excluded.state, last_heartbeat_ms = excluded.last_heartbeat_ms",
+    )
+    .bind(&s.id)
+    .bind(&s.address)
+    .bind(&s.failure_domain)
+    .bind(to_i64(s.capacity_bytes))
+    .bind(to_i64(s.free_bytes))
+    .bind(BlobState::Active.as_str())
+    .bind(at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// True if the blob-server is registered.
+pub async fn blob_heartbeat(
+    c: &mut SqliteConnection,
+    at: i64,
+    id: &str,
+    capacity: u64,
+    free: u64,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query("UPDATE blob_servers SET capacity_bytes = ?, free_bytes = ?, last_heartbeat_ms = ? WHERE id = ?")
+        .bind(to_i64(capacity))
+        .bind(to_i64(free))
+        .bind(at)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(n.rows_affected() > 0)
+}
+
+// ---------- key holders and TLS members ----------
+
+/// Records a key holder's report, seen at `at`.
+pub async fn put_key_holder(
+    c: &mut SqliteConnection,
+    h: &KeyHolder,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO key_holders (id, role, current_fp, next_fp, last_seen_ms) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&h.id)
+    .bind(h.role.as_str())
+    .bind(&h.current_fp)
+    .bind(&h.next_fp)
+    .bind(at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Records a member's report, seen at `at`.
+pub async fn put_member(
+    c: &mut SqliteConnection,
+    m: &TlsMember,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO tls_members (role, id, generation, cert_ca, last_seen_ms) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(m.role.as_str())
+    .bind(&m.id)
+    .bind(i64::try_from(m.generation).unwrap_or(i64::MAX))
+    .bind(&m.cert_ca)
+    .bind(at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// True if there was such a member.
+pub async fn forget_member(
+    c: &mut SqliteConnection,
+    role: Role,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query("DELETE FROM tls_members WHERE role = ? AND id = ?")
+        .bind(role.as_str())
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(n.rows_affected() > 0)
+}
+
+// ---------- settings, rotations, applied commands ----------
+
+/// Sets (or, with None, removes) a cluster setting.
+pub async fn put_setting(
+    c: &mut SqliteConnection,
+    key: &str,
+    value: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    match value {
+        Some(v) => sqlx::query("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)")
+            .bind(key)
+            .bind(v),
+        None => sqlx::query("DELETE FROM settings WHERE key = ?").bind(key),
+    }
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Records (or, with None, closes) the open rotation of `kind`.
+pub async fn put_rotation<T: serde::Serialize>(
+    c: &mut SqliteConnection,
+    kind: &str,
+    state: Option<&T>,
+) -> Result<(), sqlx::Error> {
+    match state {
+        Some(st) => sqlx::query("INSERT OR REPLACE INTO rotations (kind, state) VALUES (?, ?)")
+            .bind(kind)
+            .bind(json(st)?),
+        None => sqlx::query("DELETE FROM rotations WHERE kind = ?").bind(kind),
+    }
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Remembers what the command `id` answered (JSON), for its retries.
+pub async fn remember_answer(
+    c: &mut SqliteConnection,
+    id: &str,
+    at_ms: i64,
+    response: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO applied_commands (id, at_ms, response) VALUES (?, ?, ?)")
+        .bind(id)
+        .bind(at_ms)
+        .bind(response)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Forgets the answers of commands stamped before `at_ms`.
+pub async fn forget_answers_before(
+    c: &mut SqliteConnection,
+    at_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM applied_commands WHERE at_ms < ?")
+        .bind(at_ms)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,329 @@
+//! Format versions (ADR 0020): what is written carries this binary's
+//! version, what was written before versions existed reads as version 0,
+//! and anything newer than the binary is refused clearly and left as it
+//! was — a Raft command, the Raft log DB, snapshot.json, a snapshot DB.
+
+// openraft's StorageError is large; the storage traits return it.
+#![allow(clippy::result_large_err)]
+
+mod samples;
+
+use std::path::Path;
+
+use hamster_meta::raft::log_store::{self, LogStore, OpenError};
+use hamster_meta::raft::state_machine::{SNAPSHOT_FORMAT, StateDb, StateMachine};
+use hamster_meta::raft::{Entry, SnapshotMeta};
+use hamster_meta::state::commands::{Command, Op};
+use hamster_meta::state::format::{self, TooNew};
+use hamster_meta::state::schema::{self, SchemaError};
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
+use openraft::{EntryPayload, RaftLogReader, RaftSnapshotBuilder};
+use sqlx::{Connection, SqliteConnection};
+
+use samples as s;
+
+fn create_bucket(name: &str) -> Op {
+    Op::CreateBucket {
+        name: name.into(),
+        object_lock_enabled: false,
+    }
+}
+
+/// A plain connection (no WAL switch), creating the file if needed.
+async fn raw(path: &Path) -> SqliteConnection {
+    SqliteConnection::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true),
+    )
+    .await
+    .expect("connect")
+}
+
+async fn set_user_version(path: &Path, v: i64) {
+    let mut c = raw(path).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {v}")))
+        .execute(&mut c)
+        .await
+        .expect("pragma");
+    c.close().await.expect("close");
+}
+
+async fn user_version(path: &Path) -> i64 {
+    log_store::user_version(path)
+        .await
+        .expect("read")
+        .expect("exists")
+}
+
+// ---------- commands ----------
+
+#[test]
+fn commands_are_written_with_the_version_first_batches_included() {
+    let cmd = s::command("c1", Op::Batch(vec![s::command("c2", create_bucket("b"))]));
+    let json = String::from_utf8(serde_json::to_vec(&cmd).expect("encode")).expect("utf-8");
+    assert_eq!(format::COMMAND, 1);
+    assert!(json.starts_with(r#"{"v":1,"id":"c1","#), "{json}");
+    assert!(json.contains(r#"{"Batch":[{"v":1,"id":"c2","#), "{json}");
+}
+
+#[test]
+fn a_command_without_a_version_is_version_0_and_reads_the_same() {
+    let v0 = r#"{"id":"c1","at_ms":5,"op":{"DeleteBucket":{"name":"b"}}}"#;
+    let v1 = r#"{"v":1,"id":"c1","at_ms":5,"op":{"DeleteBucket":{"name":"b"}}}"#;
+    let a: Command = serde_json::from_str(v0).expect("v0");
+    let b: Command = serde_json::from_str(v1).expect("v1");
+    assert_eq!(a, b);
+    assert_eq!(
+        a,
+        Command::new("c1", 5, Op::DeleteBucket { name: "b".into() })
+    );
+    // As before versions: a missing id means no de-duplication.
+    let no_id: Command =
+        serde_json::from_str(r#"{"at_ms":5,"op":"FinishKeyRotation"}"#).expect("no id");
+    assert_eq!(no_id.id, "");
+}
+
+#[test]
+fn a_newer_command_is_refused_before_its_op_is_read() {
+    // An op this binary has never heard of: the version speaks first.
+    let newer = r#"{"v":2,"id":"c1","at_ms":5,"op":{"SomeFutureOp":{"x":1}}}"#;
+    let err = serde_json::from_str::<Command>(newer).expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("command format version 2 is newer than this binary's 1; upgrade"),
+        "{err}"
+    );
+    // Inside a batch too.
+    let nested = r#"{"v":1,"id":"c1","at_ms":5,"op":{"Batch":[{"v":7,"at_ms":5,"op":{"X":{}}}]}}"#;
+    let err = serde_json::from_str::<Command>(nested).expect_err("refused");
+    assert!(err.to_string().contains("version 7 is newer"), "{err}");
+    // And inside a log entry, as the log store and the wire read it.
+    let entry = format!(
+        r#"{{"log_id":{{"leader_id":{{"term":1,"node_id":1}},"index":3}},"payload":{{"Normal":{newer}}}}}"#
+    );
+    let err = serde_json::from_str::<Entry>(&entry).expect_err("refused");
+    assert!(err.to_string().contains("version 2 is newer"), "{err}");
+}
+
+#[test]
+fn too_new_names_what_and_both_versions() {
+    assert_eq!(format::check("command", 1, 1), Ok(()));
+    assert_eq!(format::check("command", 0, 1), Ok(()));
+    let e = format::check("raft-log.db", 3, 1).expect_err("newer");
+    assert_eq!(
+        e.to_string(),
+        "raft-log.db format version 3 is newer than this binary's 1; upgrade"
+    );
+}
+
+// ---------- the Raft log DB ----------
+
+#[tokio::test]
+async fn a_new_raft_log_is_stamped_with_its_layout() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("raft-log.db");
+    drop(LogStore::open(&path).await.expect("open"));
+    assert_eq!(user_version(&path).await, log_store::LAYOUT);
+    assert_eq!(log_store::LAYOUT, 1);
+}
+
+#[tokio::test]
+async fn a_raft_log_from_before_the_stamp_is_todays_layout_and_gets_stamped() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("raft-log.db");
+    {
+        // The file as the first release wrote it: tables, user_version 0,
+        // a v0 entry (no command version) and a vote.
+        let mut c = raw(&path).await;
+        sqlx::raw_sql(
+            "CREATE TABLE log (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL);
+             CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
+        )
+        .execute(&mut c)
+        .await
+        .expect("schema");
+        let golden = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/log/entry-normal-v0.json"),
+        )
+        .expect("golden");
+        sqlx::query("INSERT INTO log (idx, entry) VALUES (42, ?)")
+            .bind(golden)
+            .execute(&mut c)
+            .await
+            .expect("entry");
+        sqlx::query("INSERT INTO kv (key, value) VALUES ('vote', ?)")
+            .bind(serde_json::to_vec(&openraft::Vote::<u64>::new_committed(7, 2)).expect("json"))
+            .execute(&mut c)
+            .await
+            .expect("vote");
+        c.close().await.expect("close");
+    }
+    assert_eq!(user_version(&path).await, 0);
+    let mut log = LogStore::open(&path).await.expect("open");
+    let entries = log.try_get_log_entries(42..43).await.expect("read");
+    assert_eq!(entries, vec![s::entry_normal()]);
+    assert_eq!(
+        log.read_vote().await.expect("vote"),
+        Some(openraft::Vote::new_committed(7, 2))
+    );
+    drop(log);
+    assert_eq!(user_version(&path).await, 1);
+}
+
+#[tokio::test]
+async fn a_raft_log_newer_than_the_binary_is_refused_untouched() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("raft-log.db");
+    {
+        let mut c = raw(&path).await;
+        sqlx::raw_sql("CREATE TABLE log2 (idx INTEGER PRIMARY KEY); PRAGMA user_version = 2;")
+            .execute(&mut c)
+            .await
+            .expect("newer");
+        c.close().await.expect("close");
+    }
+    let before = std::fs::read(&path).expect("read");
+    match LogStore::open(&path).await {
+        Err(OpenError::TooNew(e)) => {
+            assert_eq!(
+                e,
+                TooNew {
+                    what: "raft-log.db",
+                    found: 2,
+                    known: 1
+                }
+            );
+            assert!(e.to_string().contains("upgrade"));
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a newer raft log was opened"),
+    }
+    assert_eq!(std::fs::read(&path).expect("read"), before);
+    assert!(!dir.path().join("raft-log.db-wal").exists());
+}
+
+// ---------- snapshots ----------
+
+fn entry(index: u64, bucket: &str) -> Entry {
+    Entry {
+        log_id: openraft::testing::log_id(1, 1, index),
+        payload: EntryPayload::Normal(Command::new(
+            format!("cmd-{index}"),
+            1_700_000_000_000,
+            create_bucket(bucket),
+        )),
+    }
+}
+
+/// A state dir with two entries applied and a snapshot of them.
+async fn dir_with_snapshot() -> (tempfile::TempDir, SnapshotMeta, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = StateDb::open(dir.path()).await.expect("open");
+    let mut sm = StateMachine::new(db.clone());
+    sm.apply(vec![entry(1, "a"), entry(2, "b")])
+        .await
+        .expect("apply");
+    let snap = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build");
+    (dir, snap.meta, snap.snapshot.into_inner())
+}
+
+#[tokio::test]
+async fn snapshot_json_carries_its_version_and_a_v0_one_still_reads() {
+    let (dir, meta, _) = dir_with_snapshot().await;
+    let json_path = dir.path().join("snapshot.json");
+    let json = std::fs::read_to_string(&json_path).expect("json");
+    assert!(
+        json.starts_with(&format!("{{\"v\":{SNAPSHOT_FORMAT},")),
+        "{json}"
+    );
+    // As written before versions: no tag.
+    std::fs::write(&json_path, json.replacen("\"v\":1,", "", 1)).expect("write");
+    let db = StateDb::open(dir.path()).await.expect("reopen");
+    let mut sm = StateMachine::new(db);
+    let current = sm
+        .get_current_snapshot()
+        .await
+        .expect("read")
+        .expect("some");
+    assert_eq!(current.meta, meta);
+}
+
+#[tokio::test]
+async fn a_snapshot_json_newer_than_the_binary_is_refused() {
+    let (dir, _, _) = dir_with_snapshot().await;
+    let json_path = dir.path().join("snapshot.json");
+    let json = std::fs::read_to_string(&json_path).expect("json");
+    // A future layout this binary cannot even parse.
+    let newer = json.replacen("\"v\":1,", "\"v\":2,\"future\":true,", 1);
+    let newer = newer.replacen("\"meta\"", "\"meta_v2\"", 1);
+    std::fs::write(&json_path, &newer).expect("write");
+    match StateDb::open(dir.path()).await {
+        Err(SchemaError::Format(e)) => {
+            assert_eq!((e.what, e.found, e.known), ("snapshot.json", 2, 1));
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a newer snapshot.json was accepted"),
+    }
+    assert_eq!(std::fs::read_to_string(&json_path).expect("json"), newer);
+}
+
+#[tokio::test]
+async fn a_saved_snapshot_db_newer_than_the_binary_is_not_restored() {
+    let (dir, meta, _) = dir_with_snapshot().await;
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("snapshot.json")).expect("json"))
+            .expect("parse");
+    let file = dir.path().join(stored["file"].as_str().expect("file"));
+    let newer = schema::current_version() + 1;
+    set_user_version(&file, newer).await;
+    let snapshot_bytes = std::fs::read(&file).expect("read");
+    // state.db lost: the saved snapshot is ahead of it and would restore it.
+    for f in ["state.db", "state.db-wal", "state.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    match StateDb::open(dir.path()).await {
+        Err(SchemaError::TooNew { found, known }) => {
+            assert_eq!((found, known), (newer, schema::current_version()));
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a newer snapshot was restored"),
+    }
+    assert_eq!(std::fs::read(&file).expect("read"), snapshot_bytes);
+    assert!(meta.last_log_id.is_some());
+}
+
+#[tokio::test]
+async fn a_received_snapshot_db_newer_than_the_binary_is_refused() {
+    let (src, meta, data) = dir_with_snapshot().await;
+    let newer_file = src.path().join("newer.db");
+    std::fs::write(&newer_file, &data).expect("write");
+    set_user_version(&newer_file, schema::current_version() + 1).await;
+    let newer = std::fs::read(&newer_file).expect("read");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = StateDb::open(dir.path()).await.expect("open");
+    let err = db.save_received(&meta, &newer).await.expect_err("refused");
+    assert!(
+        err.to_string().contains("is newer than this binary"),
+        "{err}"
+    );
+    assert!(!dir.path().join("snapshot.json").exists());
+    let mut sm = StateMachine::new(db.clone());
+    assert!(
+        sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(newer)))
+            .await
+            .is_err()
+    );
+    assert_eq!(sm.applied_state().await.expect("state").0, None);
+    // The same snapshot at this binary's version installs.
+    sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(data)))
+        .await
+        .expect("install");
+    assert_eq!(sm.applied_state().await.expect("state").0, meta.last_log_id);
+}

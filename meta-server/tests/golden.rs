@@ -1,0 +1,261 @@
+//! The stored formats are pinned: every golden file under tests/golden/
+//! must keep decoding to the sample built here, and encoding that sample
+//! must give the file's bytes exactly. A change of encoding is a new
+//! format version (and new golden files), never an edit of these.
+//! A missing golden file fails; `HAMSTER_BLESS=1` writes the missing ones
+//! (it never overwrites one): HAMSTER_BLESS=1 cargo nextest run -p hamster-meta --test golden
+//!
+//! Files named v0 were written before format versions existed (ADR 0020):
+//! they must decode to the same value, and today's encoding must be their
+//! bytes plus the version tag, nothing else.
+
+mod samples;
+
+use std::fmt::Debug;
+use std::path::PathBuf;
+
+use hamster_meta::state::commands::{Op, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use samples as s;
+
+fn golden_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(rel)
+}
+
+fn bless() -> bool {
+    std::env::var_os("HAMSTER_BLESS").is_some_and(|v| v == "1")
+}
+
+/// The variant name at the start of a value's Debug form.
+fn variant_name(v: &impl Debug) -> String {
+    format!("{v:?}")
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect()
+}
+
+/// Reads a golden file (writing it first if missing and blessing).
+fn golden_bytes(rel: &str, encoded: &[u8], failures: &mut Vec<String>) -> Option<Vec<u8>> {
+    let path = golden_path(rel);
+    if !path.exists() {
+        if bless() {
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, encoded).expect("bless");
+        } else {
+            failures.push(format!(
+                "{rel}: missing golden file (HAMSTER_BLESS=1 writes it)"
+            ));
+            return None;
+        }
+    }
+    Some(std::fs::read(&path).expect("read golden"))
+}
+
+/// Decodes the golden to `sample` and re-encodes it to the same bytes.
+fn check<T>(rel: &str, sample: &T, failures: &mut Vec<String>)
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug,
+{
+    let encoded = serde_json::to_vec(sample).expect("encode");
+    let Some(golden) = golden_bytes(rel, &encoded, failures) else {
+        return;
+    };
+    match serde_json::from_slice::<T>(&golden) {
+        Ok(v) if v == *sample => {}
+        Ok(v) => failures.push(format!(
+            "{rel}: decodes to a different value:\n  got  {v:?}\n  want {sample:?}"
+        )),
+        Err(e) => failures.push(format!("{rel}: no longer decodes: {e}")),
+    }
+    if encoded != golden {
+        failures.push(format!(
+            "{rel}: encoding changed:\n  now    {}\n  golden {}",
+            String::from_utf8_lossy(&encoded),
+            String::from_utf8_lossy(&golden)
+        ));
+    }
+}
+
+/// A golden written before version tags: decodes to `expected`, and
+/// `current` (today's value) encodes to the golden's bytes plus tags.
+fn check_v0<T>(rel: &str, expected: &T, current: &T, failures: &mut Vec<String>)
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug,
+{
+    let Ok(golden) = std::fs::read(golden_path(rel)) else {
+        // Never blessed: a v0 file can only come from a v0 writer.
+        failures.push(format!("{rel}: missing v0 golden file"));
+        return;
+    };
+    match serde_json::from_slice::<T>(&golden) {
+        Ok(v) if v == *expected => {}
+        Ok(v) => failures.push(format!(
+            "{rel}: decodes to a different value:\n  got  {v:?}\n  want {expected:?}"
+        )),
+        Err(e) => failures.push(format!("{rel}: no longer decodes: {e}")),
+    }
+    let now = String::from_utf8(serde_json::to_vec(current).expect("encode")).expect("utf-8");
+    let untagged = now.replace("{\"v\":1,", "{");
+    if untagged.as_bytes() != golden.as_slice() {
+        failures.push(format!(
+            "{rel}: encoding changed beyond the version tag:\n  now    {untagged}\n  golden {}",
+            String::from_utf8_lossy(&golden)
+        ));
+    }
+}
+
+fn report(failures: Vec<String>) {
+    assert!(
+        failures.is_empty(),
+        "{} golden mismatch(es):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_sample_lists_cover_every_variant_in_order() {
+    let ops = s::ops();
+    assert_eq!(ops.len(), s::OP_VARIANTS);
+    for (i, op) in ops.iter().enumerate() {
+        assert_eq!(s::op_slot(op), i, "{} out of place", op.name());
+    }
+    let responses = s::responses();
+    assert_eq!(responses.len(), s::RESPONSE_VARIANTS);
+    for (i, r) in responses.iter().enumerate() {
+        assert_eq!(s::response_slot(r), i, "{} out of place", variant_name(r));
+    }
+    let errors = s::errors();
+    assert_eq!(errors.len(), s::ERROR_VARIANTS);
+    for (i, e) in errors.iter().enumerate() {
+        assert_eq!(s::error_slot(e), i, "{} out of place", variant_name(e));
+    }
+}
+
+#[test]
+fn every_command_matches_its_golden_file() {
+    let mut failures = Vec::new();
+    for (i, op) in s::ops().into_iter().enumerate() {
+        let name = op.name();
+        let cmd = s::command(&format!("cmd-{i:04}"), op);
+        // Only decoding a v0 command makes one: it has no v0 form of its
+        // own (tests/formats.rs decodes a v0 command into one).
+        if name != "Unreadable" {
+            check_v0(
+                &format!("command/v0/{name}.json"),
+                &cmd,
+                &cmd,
+                &mut failures,
+            );
+        }
+        check(&format!("command/v1/{name}.json"), &cmd, &mut failures);
+    }
+    report(failures);
+}
+
+#[test]
+fn every_response_and_error_matches_its_golden_file() {
+    let mut failures = Vec::new();
+    for r in s::responses() {
+        check(
+            &format!("response/{}.json", variant_name(&r)),
+            &r,
+            &mut failures,
+        );
+    }
+    for e in s::errors() {
+        let name = variant_name(&e);
+        check(
+            &format!("error/{name}.json"),
+            &Response::Err(e),
+            &mut failures,
+        );
+    }
+    report(failures);
+}
+
+/// The JSON columns of state.db (their encoding is versioned by the
+/// schema version: see state::schema).
+#[test]
+fn every_json_column_matches_its_golden_file() {
+    let mut f = Vec::new();
+    check("column/versions.shard_map.json", &s::shard_map(9), &mut f);
+    check("column/versions.parts.json", &s::parts(), &mut f);
+    check(
+        "column/versions.user_metadata.json",
+        &s::user_metadata(),
+        &mut f,
+    );
+    check(
+        "column/versions.stored_headers.json",
+        &s::stored_headers(),
+        &mut f,
+    );
+    check("column/parts.shard_map.json", &s::shard_map(3), &mut f);
+    check("column/uploads.template.json", &s::version(), &mut f);
+    check(
+        "column/buckets.lock_config.json",
+        &s::default_retention(),
+        &mut f,
+    );
+    check("column/settings.trust.json", &s::trust_bundle(), &mut f);
+    check("column/rotations.kek.json", &s::key_rotation(), &mut f);
+    check("column/rotations.ca.json", &s::ca_rotation(), &mut f);
+    check(
+        "column/sm_meta.last_applied.json",
+        &Some(s::log_id(42)),
+        &mut f,
+    );
+    check(
+        "column/sm_meta.membership.json",
+        &s::stored_membership(),
+        &mut f,
+    );
+    check(
+        "column/applied_commands.response.json",
+        &Response::Committed {
+            version: s::version(),
+            freed: vec![s::shard_map(1)],
+            versioned: true,
+        },
+        &mut f,
+    );
+    report(f);
+}
+
+#[test]
+fn raft_log_entries_and_snapshot_meta_match_their_golden_files() {
+    let mut f = Vec::new();
+    check_v0(
+        "log/entry-normal-v0.json",
+        &s::entry_normal(),
+        &s::entry_normal(),
+        &mut f,
+    );
+    check("log/entry-normal-v1.json", &s::entry_normal(), &mut f);
+    check("log/entry-membership.json", &s::entry_membership(), &mut f);
+    check("log/log-id.json", &s::log_id(42), &mut f);
+    check(
+        "log/vote.json",
+        &openraft::Vote::<u64>::new_committed(7, 2),
+        &mut f,
+    );
+    check_v0(
+        "snapshot/meta-v0.json",
+        &s::snapshot_meta(0),
+        &s::snapshot_meta(1),
+        &mut f,
+    );
+    check("snapshot/meta-v1.json", &s::snapshot_meta(1), &mut f);
+    report(f);
+}
+
+/// A batch's name is stable whatever it holds.
+#[test]
+fn op_names_are_the_golden_file_names() {
+    assert_eq!(Op::Batch(Vec::new()).name(), "Batch");
+}
