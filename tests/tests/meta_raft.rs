@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use hamster_proto::pb::admin_client::AdminClient;
 use hamster_proto::pb::{self, AddMemberRequest, GetVersionRequest, RemoveMemberRequest};
-use hamster_tests::{Cluster, Node};
 use hamster_tests::meta::{commit, list_all, test_version};
+use hamster_tests::{Cluster, Node};
 
 const BUCKET: &str = "bucket-1";
 

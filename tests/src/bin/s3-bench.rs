@@ -55,7 +55,8 @@ fn cpu_secs(pid: u32) -> f64 {
 /// CPU seconds used by the gateway, the blob-servers and the meta tier.
 fn cpu_by_tier(s: &S3Cluster) -> [f64; 3] {
     let sum = |nodes: &[hamster_tests::Node]| {
-        nodes.iter()
+        nodes
+            .iter()
             .filter_map(|&i| s.c.node(i).pid())
             .map(cpu_secs)
             .sum::<f64>()
