@@ -66,6 +66,18 @@ impl Clock {
     }
 }
 
+/// Stamps a command with the leader's time: `at_ms`, and a committed
+/// version's `created_at_ms` (its Last-Modified), so one write has one
+/// clock whichever node received it. The time is written into the
+/// command, not taken at apply, so replaying an old log (whose versions
+/// carry the time they were given) builds the state it built then.
+pub fn stamp(cmd: &mut Command, now: i64) {
+    cmd.at_ms = now;
+    if let Op::CommitVersion { version } = &mut cmd.op {
+        version.created_at_ms = now;
+    }
+}
+
 impl Batcher {
     pub fn start(raft: Raft) -> Self {
         let (tx, mut rx) = mpsc::channel::<(Command, Reply)>(4 * MAX_BATCH);
@@ -86,7 +98,7 @@ impl Batcher {
                 }
                 let now = clock.stamp();
                 for (cmd, _) in &mut batch {
-                    cmd.at_ms = now;
+                    stamp(cmd, now);
                 }
                 let raft = raft.clone();
                 tokio::spawn(async move {
@@ -165,5 +177,30 @@ fn other_name(r: &Response) -> &'static str {
         Response::Batch(_) => "a batch of another size",
         Response::Err(_) => "an error",
         _ => "a single answer",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::model::Version;
+
+    #[test]
+    fn a_commit_gets_the_leaders_time_as_its_version_time() {
+        let version = Version {
+            created_at_ms: 5,
+            ..Version::default()
+        };
+        let mut cmd = Command::new("c", 7, Op::CommitVersion { version });
+        stamp(&mut cmd, 1_000);
+        assert_eq!(cmd.at_ms, 1_000);
+        let Op::CommitVersion { version } = &cmd.op else {
+            panic!("op changed: {:?}", cmd.op)
+        };
+        assert_eq!(version.created_at_ms, 1_000);
+
+        let mut other = Command::new("d", 7, Op::DeleteBucket { name: "b".into() });
+        stamp(&mut other, 2_000);
+        assert_eq!(other.at_ms, 2_000);
     }
 }

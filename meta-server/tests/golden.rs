@@ -142,16 +142,18 @@ fn every_command_matches_its_golden_file() {
     for (i, op) in s::ops().into_iter().enumerate() {
         let name = op.name();
         let cmd = s::command(&format!("cmd-{i:04}"), op);
-        // Only decoding a v0 command makes one: it has no v0 form of its
-        // own (tests/formats.rs decodes a v0 command into one).
-        if name != "Unreadable" {
-            check_v0(
-                &format!("command/v0/{name}.json"),
-                &cmd,
-                &cmd,
-                &mut failures,
-            );
+        // Only decoding a v0 command makes one, and it is written back as
+        // the v0 command it was: it has no encoding of its own
+        // (tests/legacy.rs pins that round trip).
+        if name == "Unreadable" {
+            continue;
         }
+        check_v0(
+            &format!("command/v0/{name}.json"),
+            &cmd,
+            &cmd,
+            &mut failures,
+        );
         check(&format!("command/v1/{name}.json"), &cmd, &mut failures);
     }
     report(failures);

@@ -21,10 +21,13 @@ fn a_v0_command_with_a_value_outside_its_kind_decodes_as_unreadable() {
     assert!(why.contains("FOREVER"), "{why}");
     assert_eq!((cmd.id.as_str(), cmd.at_ms), ("old-1", NOW));
 
-    // Written again (a leader sending old entries to a follower) it is a
-    // v1 Unreadable that decodes to the same command.
+    // Written again (a leader sending old entries to a follower) it is the
+    // v0 command it was, which any version decodes as it did before.
     let again = serde_json::to_string(&cmd).expect("encode");
-    assert!(again.starts_with(r#"{"v":1,"#), "{again}");
+    assert!(!again.contains(r#""v":"#), "{again}");
+    let as_read: serde_json::Value = serde_json::from_str(V0_BAD_MODE).expect("json");
+    let written: serde_json::Value = serde_json::from_str(&again).expect("json");
+    assert_eq!(written, as_read);
     let back: Command = serde_json::from_str(&again).expect("decode again");
     assert_eq!(back, cmd);
 }
@@ -36,6 +39,27 @@ fn a_v1_command_with_a_value_outside_its_kind_is_a_decode_error() {
     let v1 = V0_BAD_MODE.replacen('{', r#"{"v":1,"#, 1);
     let err = serde_json::from_str::<Command>(&v1).expect_err("refused");
     assert!(err.to_string().contains("FOREVER"), "{err}");
+}
+
+#[test]
+fn a_version_after_a_lenient_op_is_refused() {
+    // Writers put "v" first; an op met before it was read as v0 would be.
+    let late_v = V0_BAD_MODE.replacen("}}}", r#"}},"v":1}"#, 1);
+    let err = serde_json::from_str::<Command>(&late_v).expect_err("refused");
+    assert!(err.to_string().contains("FOREVER"), "{err}");
+}
+
+#[test]
+fn a_v0_register_blob_with_any_state_still_registers() {
+    // Apply ignored a registration's state (a registered server is
+    // active), so a v0 one with any text did what it does now.
+    let v0 = r#"{"id":"","at_ms":1600000000000,"op":{"RegisterBlob":{"server":{"id":"blob-1","address":"127.0.0.1:1","failure_domain":"a","capacity_bytes":1,"free_bytes":1,"state":"dead","last_heartbeat_ms":0}}}}"#;
+    let cmd: Command = serde_json::from_str(v0).expect("decode");
+    let Op::RegisterBlob { server } = &cmd.op else {
+        panic!("expected RegisterBlob, got {:?}", cmd.op);
+    };
+    assert_eq!(server.id, "blob-1");
+    assert_eq!(server.state, BlobState::Unset);
 }
 
 #[test]

@@ -108,6 +108,16 @@ impl Keyring {
             .find(|key| key.fingerprint() == fingerprint)
     }
 
+    /// The key to write under, given the cluster's write key `fingerprint`
+    /// ("" before the cluster recorded one: this holder's current key).
+    /// None: this holder does not hold the write key (a split key).
+    pub fn for_write(&self, fingerprint: &str) -> Option<Arc<MasterKey>> {
+        if fingerprint.is_empty() {
+            return Some(self.current());
+        }
+        self.get(fingerprint)
+    }
+
     /// (current, next) fingerprints.
     pub fn fingerprints(&self) -> (String, Option<String>) {
         let k = self.keys();
@@ -169,5 +179,17 @@ mod tests {
             (a.fingerprint(), Some(b.fingerprint()))
         );
         assert!(!format!("{ring:?}").contains(&hex::encode(a.expose())));
+    }
+
+    #[test]
+    fn the_write_key_is_the_clusters_or_none() {
+        let (a, b) = (MasterKey::generate(), MasterKey::generate());
+        let (fa, fb) = (a.fingerprint(), b.fingerprint());
+        let ring = Keyring::of(a, Some(b));
+        let fp = |k: Option<Arc<MasterKey>>| k.map(|k| k.fingerprint());
+        assert_eq!(fp(ring.for_write("")), Some(fa.clone()));
+        assert_eq!(fp(ring.for_write(&fa)), Some(fa));
+        assert_eq!(fp(ring.for_write(&fb)), Some(fb));
+        assert_eq!(fp(ring.for_write("00")), None);
     }
 }

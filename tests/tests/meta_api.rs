@@ -96,4 +96,70 @@ async fn start_after_and_markers_behave_as_s3() {
         .expect_err("foreign master key");
     assert_eq!(ErrorCode::of(&e), Some(ErrorCode::WrongMasterKey), "{e:?}");
     assert!(e.message().contains(&c.kek_fingerprint()), "{e:?}");
+
+    // A versioning state or lock mode outside its kind is refused as
+    // InvalidArgument and changes nothing (apply refused these before
+    // they were kinds; the edge refuses them now, before any proposal).
+    let before = client
+        .head_bucket(pb::HeadBucketRequest { name: "bkt".into() })
+        .await
+        .expect("head")
+        .into_inner()
+        .bucket;
+    let refusals = [
+        client
+            .put_bucket_versioning(pb::PutBucketVersioningRequest {
+                bucket: "bkt".into(),
+                status: "On".into(),
+            })
+            .await
+            .map(drop),
+        client
+            .put_object_retention(pb::PutObjectRetentionRequest {
+                bucket: "bkt".into(),
+                key: "e".into(),
+                mode: "FOREVER".into(),
+                retain_until_ms: i64::MAX,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        client
+            .put_object_lock_configuration(pb::PutObjectLockConfigurationRequest {
+                bucket: "bkt".into(),
+                default_mode: "STRICT".into(),
+                default_days: 1,
+                default_years: 0,
+            })
+            .await
+            .map(drop),
+    ];
+    for (what, r) in ["On", "FOREVER", "STRICT"].iter().zip(refusals) {
+        let e = r.expect_err(what);
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{what}: {e:?}");
+        assert_eq!(
+            ErrorCode::of(&e),
+            Some(ErrorCode::InvalidArgument),
+            "{what}"
+        );
+    }
+    let after = client
+        .head_bucket(pb::HeadBucketRequest { name: "bkt".into() })
+        .await
+        .expect("head")
+        .into_inner()
+        .bucket;
+    assert_eq!(after, before);
+    let e_version = client
+        .get_version(pb::GetVersionRequest {
+            bucket: "bkt".into(),
+            key: "e".into(),
+            version_id: String::new(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .version
+        .expect("a version");
+    assert_eq!(e_version.lock_mode, "");
 }

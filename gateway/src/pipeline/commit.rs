@@ -9,8 +9,9 @@
 //!   by nothing any more are freed in the background; what fails there is
 //!   left to the sweep.
 //!
-//! Times are the meta tier's: it stamps a version when the command is
-//! applied, so one write has one clock and the gateway's own is not sent.
+//! Times are the meta tier's: the leader stamps a version with the time
+//! of the batch that commits it, so one write has one clock (the gateway
+//! sends none).
 
 use std::sync::Arc;
 
@@ -47,10 +48,7 @@ impl Committer<'_> {
     /// rather than wrap keys the cluster would not take.
     pub fn write_key(&self) -> Result<Arc<MasterKey>, SplitKey> {
         let fp = self.cluster.write_key();
-        if fp.is_empty() {
-            return Ok(self.keys.current());
-        }
-        self.keys.get(&fp).ok_or_else(|| {
+        self.keys.for_write(&fp).ok_or_else(|| {
             tracing::error!(cluster_write_key = %fp, this_gateway = %self.keys.describe(),
                 "split key: refusing a write; this gateway does not hold the cluster's write key");
             SplitKey(fp)

@@ -47,10 +47,7 @@ impl AdminService {
             .meta
             .read(async |c| key_rotation::write_key(c).await)
             .await?;
-        if fp.is_empty() {
-            return Ok(self.keys.current());
-        }
-        self.keys.get(&fp).ok_or_else(|| {
+        self.keys.for_write(&fp).ok_or_else(|| {
             tracing::error!(cluster = %fp, this_node = %self.keys.describe(),
                 "split key: this meta-server does not hold the cluster's write key");
             ServiceError::WrongMasterKey(format!(

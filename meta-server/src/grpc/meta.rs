@@ -202,10 +202,10 @@ impl pb::meta_server::Meta for MetaService {
             .ok_or_else(|| ServiceError::Malformed("version is required".into()))?;
         check_fresh(&self.meta, v.shard_map.as_ref())?;
         let mut version = Version::try_from(v)?;
-        // Last-Modified is the meta tier's clock at commit, never a gateway's.
-        version.created_at_ms = now_ms();
+        // The leader's batcher sets the version's time (batch::stamp);
+        // this node's clock only seeds a new version id.
         if version.version_id.is_empty() {
-            version.version_id = new_version_id(version.created_at_ms);
+            version.version_id = new_version_id(now_ms());
         }
         match self.meta.write(Op::CommitVersion { version }).await? {
             R::Committed {

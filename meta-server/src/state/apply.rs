@@ -77,7 +77,7 @@ pub async fn apply(
         Err(ApplyError::Storage(e)) => return Err(e),
     };
     if !cmd.id.is_empty() {
-        writes::remember_answer(conn, &cmd.id, cmd.at_ms, &reads::json(&resp)?).await?;
+        writes::remember_answer(conn, &cmd.id, cmd.at_ms, &writes::json(&resp)?).await?;
         // Forget old ids, by command time: the same on every replica.
         writes::forget_answers_before(conn, cmd.at_ms.saturating_sub(DEDUP_WINDOW_MS)).await?;
     }

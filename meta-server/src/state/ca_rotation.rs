@@ -25,7 +25,7 @@ pub async fn bundle(c: &mut SqliteConnection) -> Result<Option<TrustBundle>, sql
 }
 
 async fn set_bundle(c: &mut SqliteConnection, b: &TrustBundle) -> Result<(), sqlx::Error> {
-    writes::put_setting(c, TRUST, Some(&reads::json(b)?)).await
+    writes::put_setting(c, TRUST, Some(&writes::json(b)?)).await
 }
 
 pub async fn rotation(c: &mut SqliteConnection) -> Result<Option<CaRotation>, sqlx::Error> {

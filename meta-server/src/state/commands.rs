@@ -206,7 +206,8 @@ pub enum Op {
     /// this binary no longer accepts, e.g. a retention mode outside
     /// GOVERNANCE/COMPLIANCE that the writing version refused at apply.
     /// Kept as it was read and refused again at apply, so an old log
-    /// replays to the same state. Only decoding a v0 command makes one.
+    /// replays to the same state. Only decoding a v0 command makes one,
+    /// and it is written back as the v0 command it was (`state::format`).
     Unreadable {
         raw: serde_json::Value,
         why: String,

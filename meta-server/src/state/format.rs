@@ -43,6 +43,16 @@ pub fn check(what: &'static str, found: u64, known: u64) -> Result<(), TooNew> {
 
 impl Serialize for Command {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // An unreadable v0 command goes back out as it came in (no
+        // version, its op as read), so a follower of any version decodes
+        // it as it did before.
+        if let Op::Unreadable { raw, .. } = &self.op {
+            let mut st = s.serialize_struct("Command", 3)?;
+            st.serialize_field("id", &self.id)?;
+            st.serialize_field("at_ms", &self.at_ms)?;
+            st.serialize_field("op", raw)?;
+            return st.end();
+        }
         let mut st = s.serialize_struct("Command", 4)?;
         st.serialize_field("v", &COMMAND)?;
         st.serialize_field("id", &self.id)?;
@@ -109,6 +119,11 @@ impl<'de> Visitor<'de> for CommandVisitor {
                     }
                     let v: u64 = map.next_value()?;
                     check("command", v, COMMAND).map_err(de::Error::custom)?;
+                    // Our writers put the version first: an op read before
+                    // it was read leniently, which only v0 may be.
+                    if let Some(Op::Unreadable { why, .. }) = &op {
+                        return Err(de::Error::custom(why));
+                    }
                     version = Some(v);
                 }
                 Field::Id => {
@@ -154,13 +169,29 @@ impl<'de> Visitor<'de> for CommandVisitor {
 /// refuses as the writing version did, instead of stopping the replay.
 /// Bytes that are not JSON are still an error.
 fn legacy_op(raw: serde_json::Value) -> Op {
-    match Op::deserialize(&raw) {
-        Ok(op) => op,
-        Err(e) => Op::Unreadable {
-            raw,
-            why: e.to_string(),
-        },
+    let why = match Op::deserialize(&raw) {
+        Ok(op) => return op,
+        Err(e) => e.to_string(),
+    };
+    // RegisterBlob's `state` was ignored by apply (a registered server is
+    // active): whatever text it held, the command did what it does now.
+    if let Some(server) = raw.get("RegisterBlob").and_then(|r| r.get("server")) {
+        let mut fixed = raw.clone();
+        if let Some(state) = fixed
+            .get_mut("RegisterBlob")
+            .and_then(|r| r.get_mut("server"))
+            .and_then(|s| s.get_mut("state"))
+            && server
+                .get("state")
+                .is_some_and(serde_json::Value::is_string)
+        {
+            *state = serde_json::Value::String(String::new());
+            if let Ok(op) = Op::deserialize(&fixed) {
+                return op;
+            }
+        }
     }
+    Op::Unreadable { raw, why }
 }
 
 impl<'de> Deserialize<'de> for Command {

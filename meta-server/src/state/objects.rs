@@ -96,7 +96,7 @@ pub(super) async fn store_version(
     Ok((v, freed, versioned))
 }
 
-pub async fn commit(c: &mut SqliteConnection, seq: i64, at: i64, mut v: Version) -> Outcome {
+pub async fn commit(c: &mut SqliteConnection, seq: i64, at: i64, v: Version) -> Outcome {
     if v.delete_marker {
         return invalid("delete markers are made by DeleteObject");
     }
@@ -105,9 +105,9 @@ pub async fn commit(c: &mut SqliteConnection, seq: i64, at: i64, mut v: Version)
     if !v.parts.is_empty() {
         return invalid("parts are committed by CompleteMultipartUpload");
     }
-    // One write, one clock: the command's time, as for every command (the
-    // proposer's own clock may differ from the one that stamped `at`).
-    v.created_at_ms = at;
+    // `created_at_ms` is the leader's time, written into the command when
+    // it stamped `at` (batch::stamp): stored as the command carries it, so
+    // an old log replays to the times it had.
     if let Some(b) = reads::bucket(c, &v.bucket).await? {
         object_lock::check_new_lock(&b, &v, at)?;
     }

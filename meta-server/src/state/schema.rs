@@ -174,6 +174,9 @@ pub enum SchemaError {
         "database schema version {found} is newer than this binary's {known}; upgrade the binary"
     )]
     TooNew { found: i64, known: i64 },
+    /// A negative user_version: not a file this project wrote.
+    #[error("database schema version {0} is not one this project writes")]
+    Foreign(i64),
     /// snapshot.json written in a newer format.
     #[error(transparent)]
     Format(#[from] TooNew),
@@ -181,8 +184,11 @@ pub enum SchemaError {
     Sql(#[from] sqlx::Error),
 }
 
-/// Refuses a schema version newer than this binary's.
+/// Refuses a schema version newer than this binary's (or negative).
 pub fn check_version(found: i64) -> Result<(), SchemaError> {
+    if found < 0 {
+        return Err(SchemaError::Foreign(found));
+    }
     if found > current_version() {
         return Err(SchemaError::TooNew {
             found,
@@ -198,7 +204,8 @@ pub async fn migrate(conn: &mut SqliteConnection) -> Result<(), SchemaError> {
         .fetch_one(&mut *conn)
         .await?;
     check_version(found)?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    let done = usize::try_from(found).unwrap_or(usize::MAX);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;
         // PRAGMA takes no bind parameters; the value is our own integer.

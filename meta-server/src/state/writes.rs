@@ -10,7 +10,12 @@ use super::model::{
     AccessKey, BlobServer, BlobState, DefaultRetention, JoinToken, KeyHolder, KeyRotation, Part,
     Rewrapped, Role, TlsMember, Upload, Version, Versioning,
 };
-use super::reads::{json, to_i64, version_cols};
+use super::reads::{to_i64, version_cols};
+
+/// A JSON column's text (its encoding is pinned by the goldens, ADR 0020).
+pub fn json<T: serde::Serialize>(v: &T) -> Result<String, sqlx::Error> {
+    serde_json::to_string(v).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
 
 // ---------- buckets ----------
 

@@ -45,8 +45,7 @@ pub fn ver(bucket: &str, key: &str, id: &str, tag: &str) -> Version {
         content_type: "text/plain".into(),
         user_metadata: BTreeMap::from([("tag".to_string(), tag.to_string())]),
         stored_headers: BTreeMap::from([("cache-control".to_string(), "no-cache".to_string())]),
-        // What apply stamps on a commit at NOW: the command's time.
-        created_at_ms: NOW,
+        created_at_ms: NOW - 7,
         delete_marker: false,
         shard_map: Some(shards(tag)),
         wrapped_dek: vec![0xde, 0xad, tag.len() as u8],
