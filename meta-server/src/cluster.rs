@@ -19,7 +19,8 @@ use crate::raft::log_store::LogStore;
 use crate::raft::network::Peers;
 use crate::raft::state_machine::StateDb;
 use crate::raft::{MetaNode, NodeId, Raft};
-use crate::state::commands::{Command, Op, Response};
+use crate::state::commands::{Command, MetaError, Op, Response};
+use crate::state::outcome::ApplyError;
 
 /// What a node asks the leader to do on its behalf.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -280,6 +281,21 @@ impl Meta {
         };
         let mut conn = self.db.acquire().await.map_err(failed)?;
         f(&mut conn).await.map_err(failed)
+    }
+
+    /// A linearizable read that may refuse (no such bucket, upload, …):
+    /// the closure rejects with `reject`/`?` as apply's topics do, and the
+    /// refusal comes back apart from a failure to read.
+    pub async fn read_or_refuse<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, ApplyError>,
+    ) -> Result<Result<T, MetaError>, CallError> {
+        self.read(async |c| match f(c).await {
+            Ok(v) => Ok(Ok(v)),
+            Err(ApplyError::Rejected(e)) => Ok(Err(e)),
+            Err(ApplyError::Storage(e)) => Err(e),
+        })
+        .await
     }
 
     /// Members as the current membership config lists them.

@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 mod samples;
+mod snap;
 
 use std::path::Path;
 
@@ -16,11 +17,12 @@ use hamster_meta::raft::{Entry, SnapshotMeta};
 use hamster_meta::state::commands::{Command, Op};
 use hamster_meta::state::format::{self, TooNew};
 use hamster_meta::state::schema::{self, SchemaError};
+use openraft::RaftLogReader;
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
-use openraft::{EntryPayload, RaftLogReader, RaftSnapshotBuilder};
 use sqlx::{Connection, SqliteConnection};
 
 use samples as s;
+use snap::{entry, snapshot};
 
 fn create_bucket(name: &str) -> Op {
     Op::CreateBucket {
@@ -205,17 +207,6 @@ async fn a_raft_log_newer_than_the_binary_is_refused_untouched() {
 
 // ---------- snapshots ----------
 
-fn entry(index: u64, bucket: &str) -> Entry {
-    Entry {
-        log_id: openraft::testing::log_id(1, 1, index),
-        payload: EntryPayload::Normal(Command::new(
-            format!("cmd-{index}"),
-            1_700_000_000_000,
-            create_bucket(bucket),
-        )),
-    }
-}
-
 /// A state dir with two entries applied and a snapshot of them.
 async fn dir_with_snapshot() -> (tempfile::TempDir, SnapshotMeta, Vec<u8>) {
     let dir = tempfile::tempdir().expect("tmp");
@@ -224,12 +215,7 @@ async fn dir_with_snapshot() -> (tempfile::TempDir, SnapshotMeta, Vec<u8>) {
     sm.apply(vec![entry(1, "a"), entry(2, "b")])
         .await
         .expect("apply");
-    let snap = sm
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build");
+    let snap = snapshot(&mut sm).await;
     (dir, snap.meta, snap.snapshot.into_inner())
 }
 

@@ -6,28 +6,15 @@
 // openraft's StorageError is large; the storage traits return it.
 #![allow(clippy::result_large_err)]
 
+mod snap;
+
 use std::io::Cursor;
 
+use hamster_meta::raft::SnapshotMeta;
 use hamster_meta::raft::state_machine::{StateDb, StateMachine};
-use hamster_meta::raft::{Entry, SnapshotMeta};
-use hamster_meta::state::commands::{Command, Op};
 use hamster_meta::state::reads as q;
 use openraft::storage::RaftStateMachine;
-use openraft::{EntryPayload, RaftSnapshotBuilder};
-
-fn entry(index: u64, bucket: &str) -> Entry {
-    Entry {
-        log_id: openraft::testing::log_id(1, 1, index),
-        payload: EntryPayload::Normal(Command {
-            id: format!("cmd-{index}"),
-            at_ms: 1_700_000_000_000,
-            op: Op::CreateBucket {
-                name: bucket.into(),
-                object_lock_enabled: false,
-            },
-        }),
-    }
-}
+use snap::{entry, snapshot};
 
 async fn has_bucket(db: &StateDb, name: &str) -> bool {
     let mut c = db.acquire().await.expect("conn");
@@ -51,12 +38,7 @@ async fn a_saved_snapshot_newer_than_the_db_restores_it_at_start() {
             .expect("vacuum");
         drop(c);
         sm.apply(vec![entry(2, "bucket-b")]).await.expect("apply");
-        let snap = sm
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .expect("build");
+        let snap = snapshot(&mut sm).await;
         assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(2));
     }
     // A crash left state.db behind the saved snapshot.
@@ -82,12 +64,7 @@ async fn bad_snapshots_are_refused_and_change_nothing() {
     let db = StateDb::open(dir.path()).await.expect("open");
     let mut sm = StateMachine::new(db.clone());
     sm.apply(vec![entry(1, "bucket-a")]).await.expect("apply");
-    let good = sm
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build");
+    let good = snapshot(&mut sm).await;
 
     let meta = |id: &str, index: u64| SnapshotMeta {
         last_log_id: Some(openraft::testing::log_id(1, 1, index)),

@@ -4,16 +4,28 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::delete_object::{DeleteObjectError, DeleteObjectOutput};
+use aws_sdk_s3::operation::delete_objects::{DeleteObjectsError, DeleteObjectsOutput};
+use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
+use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
+use aws_sdk_s3::operation::put_bucket_versioning::{
+    PutBucketVersioningError, PutBucketVersioningOutput,
+};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, Delete, ObjectIdentifier, VersioningConfiguration,
+};
 use hamster_proto::pb;
 
 use crate::{Cluster, Kind, Node, path_str};
 
 /// An aws-sdk-s3 error as (S3 error code, HTTP status).
 pub fn error_status<E: ProvideErrorMetadata>(
-    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    e: &SdkError<E, HttpResponse>,
 ) -> (Option<String>, Option<u16>) {
     let code = e.code().map(str::to_string);
     let st = e.raw_response().map(|r| r.status().as_u16());
@@ -23,11 +35,8 @@ pub fn error_status<E: ProvideErrorMetadata>(
 /// Asserts that an S3 call failed with error `code` and HTTP `status`
 /// (the check most S3 tests make, one line instead of six).
 #[track_caller]
-pub fn assert_s3_error<T, E>(
-    result: Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
-    code: &str,
-    status: u16,
-) where
+pub fn assert_s3_error<T, E>(result: Result<T, SdkError<E, HttpResponse>>, code: &str, status: u16)
+where
     E: ProvideErrorMetadata + std::fmt::Debug,
 {
     match result {
@@ -41,10 +50,7 @@ pub fn assert_s3_error<T, E>(
 }
 
 /// A response header of a failed call (e.g. x-amz-delete-marker).
-pub fn error_header<E>(
-    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-    name: &str,
-) -> Option<String> {
+pub fn error_header<E>(e: &SdkError<E, HttpResponse>, name: &str) -> Option<String> {
     e.raw_response()?.headers().get(name).map(str::to_string)
 }
 
@@ -54,13 +60,146 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// The whole body of a GetObject.
-pub async fn read_body(out: aws_sdk_s3::operation::get_object::GetObjectOutput) -> Vec<u8> {
+pub async fn read_body(out: GetObjectOutput) -> Vec<u8> {
     out.body
         .collect()
         .await
         .expect("body")
         .into_bytes()
         .to_vec()
+}
+
+/// What an S3 call answers: its output, or the error to check with
+/// [`assert_s3_error`].
+pub type S3Result<O, E> = Result<O, SdkError<E, HttpResponse>>;
+
+// The calls below are the ones the versioning and lock tests make over
+// and over, with a version id or not: one home for each.
+
+/// PUTs `data`; answers the x-amz-version-id, if the bucket gave one.
+pub async fn put_version(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    data: &[u8],
+) -> Option<String> {
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .expect("put")
+        .version_id()
+        .map(str::to_string)
+}
+
+/// GetObject of `key`, of version `id` if given.
+pub async fn get_version(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    id: Option<&str>,
+) -> S3Result<GetObjectOutput, GetObjectError> {
+    c.get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(id.map(str::to_string))
+        .send()
+        .await
+}
+
+/// HeadObject of `key`, of version `id` if given.
+pub async fn head_version(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    id: Option<&str>,
+) -> S3Result<HeadObjectOutput, HeadObjectError> {
+    c.head_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(id.map(str::to_string))
+        .send()
+        .await
+}
+
+/// DeleteObject of `key`, of version `id` if given; `bypass` sends
+/// x-amz-bypass-governance-retention (absent otherwise, as a client that
+/// never heard of it would).
+pub async fn delete_version(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    id: Option<&str>,
+    bypass: bool,
+) -> S3Result<DeleteObjectOutput, DeleteObjectError> {
+    c.delete_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(id.map(str::to_string))
+        .set_bypass_governance_retention(bypass.then_some(true))
+        .send()
+        .await
+}
+
+/// DeleteObjects of the (key, version id)s in `objects`; `bypass` as for
+/// [`delete_version`].
+pub async fn delete_versions(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    objects: &[(&str, &str)],
+    bypass: bool,
+) -> S3Result<DeleteObjectsOutput, DeleteObjectsError> {
+    let ids = objects
+        .iter()
+        .map(|(key, id)| {
+            let id = ObjectIdentifier::builder().key(*key).version_id(*id);
+            id.build().expect("id")
+        })
+        .collect();
+    let del = Delete::builder().set_objects(Some(ids)).build();
+    c.delete_objects()
+        .bucket(bucket)
+        .delete(del.expect("delete"))
+        .set_bypass_governance_retention(bypass.then_some(true))
+        .send()
+        .await
+}
+
+/// A versioning configuration with `status` ("Enabled", "Suspended", or
+/// anything else, to be refused).
+pub fn versioning(status: &str) -> VersioningConfiguration {
+    VersioningConfiguration::builder()
+        .status(BucketVersioningStatus::from(status))
+        .build()
+}
+
+/// PutBucketVersioning.
+pub async fn set_versioning(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    config: VersioningConfiguration,
+) -> S3Result<PutBucketVersioningOutput, PutBucketVersioningError> {
+    c.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(config)
+        .send()
+        .await
+}
+
+/// GetBucketVersioning's status (None: never versioned).
+pub async fn versioning_status(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Option<BucketVersioningStatus> {
+    c.get_bucket_versioning()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("get versioning")
+        .status()
+        .cloned()
 }
 
 /// A running cluster with an S3 endpoint.
@@ -201,6 +340,16 @@ impl S3Cluster {
     /// Shard files on every blob-server.
     pub fn shard_file_count(&self) -> usize {
         self.blobs.iter().map(|&b| self.shard_files(b).len()).sum()
+    }
+
+    /// Waits until `ok` holds for the count of shard files (freeing is
+    /// asynchronous), or fails with `what`.
+    pub async fn wait_shards(&self, what: &str, ok: impl Fn(usize) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ok(self.shard_file_count()) {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The gateway's S3 endpoint.

@@ -18,6 +18,14 @@ fn days_from_now(days: i64) -> String {
         .expect("format")
 }
 
+/// The arguments of `aws s3api OP --bucket BUCKET --key KEY EXTRA...`,
+/// a call on one object (most of what these tests run).
+fn on_object<'a>(op: &'a str, bucket: &'a str, key: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["s3api", op, "--bucket", bucket, "--key", key];
+    all.extend(extra);
+    all
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn aws_cli_s3_and_s3api() {
     let e = Env::start().await;
@@ -33,14 +41,7 @@ async fn aws_cli_s3_and_s3api() {
             // Above the CLI's 8 MiB threshold, so it goes multipart.
             let big = random_file(&e.path("big.bin"), 20 << 20, 7);
             e.aws(&["s3", "cp", "big.bin", "s3://awscli/big.bin"]);
-            let head = e.aws(&[
-                "s3api",
-                "head-object",
-                "--bucket",
-                "awscli",
-                "--key",
-                "big.bin",
-            ]);
+            let head = e.aws(&on_object("head-object", "awscli", "big.bin", &[]));
             assert!(
                 head.contains("-3\\\""),
                 "not a 3-part multipart ETag: {head}"
@@ -120,18 +121,8 @@ async fn presigned(e: &Env) {
 
 /// `aws s3api create-multipart-upload` of `key`: the upload id.
 fn create_upload(e: &Env, key: &str) -> String {
-    let out = e.aws(&[
-        "s3api",
-        "create-multipart-upload",
-        "--bucket",
-        "awscli",
-        "--key",
-        key,
-        "--output",
-        "text",
-        "--query",
-        "UploadId",
-    ]);
+    let query = ["--output", "text", "--query", "UploadId"];
+    let out = e.aws(&on_object("create-multipart-upload", "awscli", key, &query));
     out.trim().to_string()
 }
 
@@ -141,39 +132,35 @@ async fn multipart(e: &Env) {
     let id = create_upload(e, "mp");
     let mut parts = Vec::new();
     for (n, f) in [(1, "p1"), (2, "p2")] {
-        let etag = e.aws(&[
-            "s3api",
+        let n_arg = n.to_string();
+        let etag = e.aws(&on_object(
             "upload-part",
-            "--bucket",
             "awscli",
-            "--key",
             "mp",
-            "--upload-id",
-            &id,
-            "--part-number",
-            &n.to_string(),
-            "--body",
-            f,
-            "--output",
-            "text",
-            "--query",
-            "ETag",
-        ]);
+            &[
+                "--upload-id",
+                &id,
+                "--part-number",
+                &n_arg,
+                "--body",
+                f,
+                "--output",
+                "text",
+                "--query",
+                "ETag",
+            ],
+        ));
         parts.push(format!(
             "{{\"PartNumber\":{n},\"ETag\":{}}}",
             serde_json::to_string(etag.trim()).expect("json")
         ));
     }
-    let listed = e.aws(&[
-        "s3api",
+    let listed = e.aws(&on_object(
         "list-parts",
-        "--bucket",
         "awscli",
-        "--key",
         "mp",
-        "--upload-id",
-        &id,
-    ]);
+        &["--upload-id", &id],
+    ));
     assert!(listed.contains("\"PartNumber\": 2"), "{listed}");
     let uploads = e.aws(&["s3api", "list-multipart-uploads", "--bucket", "awscli"]);
     assert!(uploads.contains(&id), "{uploads}");
@@ -182,39 +169,28 @@ async fn multipart(e: &Env) {
         format!("{{\"Parts\":[{}]}}", parts.join(",")),
     )
     .expect("parts");
-    e.aws(&[
-        "s3api",
-        "complete-multipart-upload",
-        "--bucket",
-        "awscli",
-        "--key",
-        "mp",
+    let list = [
         "--upload-id",
         &id,
         "--multipart-upload",
         "file://parts.json",
-    ]);
-    e.aws(&[
-        "s3api",
-        "get-object",
-        "--bucket",
+    ];
+    e.aws(&on_object(
+        "complete-multipart-upload",
         "awscli",
-        "--key",
         "mp",
-        "mp.down",
-    ]);
+        &list,
+    ));
+    e.aws(&on_object("get-object", "awscli", "mp", &["mp.down"]));
     assert!(std::fs::read(e.path("mp.down")).expect("mp") == [p1, p2].concat());
     let aborted = create_upload(e, "gone");
-    e.aws(&[
-        "s3api",
+    let upload = ["--upload-id", aborted.as_str()];
+    e.aws(&on_object(
         "abort-multipart-upload",
-        "--bucket",
         "awscli",
-        "--key",
         "gone",
-        "--upload-id",
-        &aborted,
-    ]);
+        &upload,
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -254,23 +230,9 @@ async fn aws_cli_versioning_and_object_lock() {
         .await;
     steps
         .run("the legal hold lifts", async {
-            e.aws(&[
-                "s3api",
-                "put-object-legal-hold",
-                "--bucket",
-                "clilock",
-                "--key",
-                "held",
-                "--legal-hold",
-                "Status=OFF",
-            ]);
-            let lh = e.api(&[
-                "get-object-legal-hold",
-                "--bucket",
-                "clilock",
-                "--key",
-                "held",
-            ]);
+            let off = ["--legal-hold", "Status=OFF"];
+            e.aws(&on_object("put-object-legal-hold", "clilock", "held", &off));
+            let lh = e.aws_json(&on_object("get-object-legal-hold", "clilock", "held", &[]));
             assert_eq!(lh["LegalHold"]["Status"], "OFF", "{lh}");
         })
         .await;
@@ -298,15 +260,12 @@ async fn aws_cli_versioning_and_object_lock() {
 async fn two_versions(e: &Env) {
     std::fs::write(e.path("first"), b"first").expect("write");
     std::fs::write(e.path("second"), b"second").expect("write");
-    let first = e.api(&[
+    let first = e.aws_json(&on_object(
         "put-object",
-        "--bucket",
         "cliver",
-        "--key",
         "doc",
-        "--body",
-        "first",
-    ]);
+        &["--body", "first"],
+    ));
     let first = first["VersionId"].as_str().expect("VersionId").to_string();
     e.aws(&["s3", "cp", "second", "s3://cliver/doc"]);
     let listed = e.api(&["list-object-versions", "--bucket", "cliver"]);
@@ -314,17 +273,8 @@ async fn two_versions(e: &Env) {
     assert_eq!(versions.len(), 2, "{listed}");
     assert_eq!(versions[0]["IsLatest"], true, "{listed}");
     assert_eq!(versions[1]["VersionId"], first.as_str(), "{listed}");
-    e.aws(&[
-        "s3api",
-        "get-object",
-        "--bucket",
-        "cliver",
-        "--key",
-        "doc",
-        "--version-id",
-        &first,
-        "got-first",
-    ]);
+    let by_id = ["--version-id", first.as_str(), "got-first"];
+    e.aws(&on_object("get-object", "cliver", "doc", &by_id));
     assert_eq!(std::fs::read(e.path("got-first")).expect("read"), b"first");
 }
 
@@ -334,18 +284,10 @@ async fn marker(e: &Env) {
     let marker = &listed["DeleteMarkers"][0];
     assert_eq!(marker["IsLatest"], true, "{listed}");
     let marker = marker["VersionId"].as_str().expect("marker id").to_string();
-    let err = e.aws_fails(&["s3api", "head-object", "--bucket", "cliver", "--key", "doc"]);
+    let err = e.aws_fails(&on_object("head-object", "cliver", "doc", &[]));
     assert!(err.contains("404"), "{err}");
-    e.aws(&[
-        "s3api",
-        "delete-object",
-        "--bucket",
-        "cliver",
-        "--key",
-        "doc",
-        "--version-id",
-        &marker,
-    ]);
+    let by_id = ["--version-id", marker.as_str()];
+    e.aws(&on_object("delete-object", "cliver", "doc", &by_id));
     e.aws(&["s3", "cp", "s3://cliver/doc", "back"]);
     assert_eq!(std::fs::read(e.path("back")).expect("read"), b"second");
 }
@@ -378,42 +320,33 @@ async fn locked(e: &Env) -> anyhow::Result<(String, String)> {
     // The bodies come from the versioning steps' files.
     std::fs::write(e.path("first"), b"first").expect("write");
     std::fs::write(e.path("second"), b"second").expect("write");
-    let gov = e.api(&[
+    let gov = e.aws_json(&on_object(
         "put-object",
-        "--bucket",
         "clilock",
-        "--key",
         "gov",
-        "--body",
-        "first",
-    ]);
+        &["--body", "first"],
+    ));
     let gov = gov["VersionId"].as_str().expect("VersionId").to_string();
     let until = days_from_now(3);
-    let held = e.api(&[
+    let held = e.aws_json(&on_object(
         "put-object",
-        "--bucket",
         "clilock",
-        "--key",
         "held",
-        "--body",
-        "second",
-        "--object-lock-mode",
-        "COMPLIANCE",
-        "--object-lock-retain-until-date",
-        &until,
-        "--object-lock-legal-hold-status",
-        "ON",
-    ]);
+        &[
+            "--body",
+            "second",
+            "--object-lock-mode",
+            "COMPLIANCE",
+            "--object-lock-retain-until-date",
+            &until,
+            "--object-lock-legal-hold-status",
+            "ON",
+        ],
+    ));
     let held = held["VersionId"].as_str().expect("VersionId").to_string();
-    let r = e.api(&[
-        "get-object-retention",
-        "--bucket",
-        "clilock",
-        "--key",
-        "held",
-    ]);
+    let r = e.aws_json(&on_object("get-object-retention", "clilock", "held", &[]));
     assert_eq!(r["Retention"]["Mode"], "COMPLIANCE", "{r}");
-    let h = e.api(&["head-object", "--bucket", "clilock", "--key", "held"]);
+    let h = e.aws_json(&on_object("head-object", "clilock", "held", &[]));
     assert_eq!(
         (
             h["ObjectLockMode"].as_str(),
@@ -426,60 +359,33 @@ async fn locked(e: &Env) -> anyhow::Result<(String, String)> {
 }
 
 async fn compliance(e: &Env, held: &str) {
-    for extra in [None, Some("--bypass-governance-retention")] {
-        let mut args = vec![
-            "s3api",
-            "delete-object",
-            "--bucket",
-            "clilock",
-            "--key",
-            "held",
-            "--version-id",
-            held,
-        ];
-        args.extend(extra);
-        let err = e.aws_fails(&args);
+    for bypass in [false, true] {
+        let err = e.aws_fails(&delete_version("held", held, bypass));
         assert!(err.contains("AccessDenied"), "{err}");
     }
     let shorter = format!(
         r#"{{"Mode":"COMPLIANCE","RetainUntilDate":"{}"}}"#,
         days_from_now(1)
     );
-    let err = e.aws_fails(&[
-        "s3api",
+    let err = e.aws_fails(&on_object(
         "put-object-retention",
-        "--bucket",
         "clilock",
-        "--key",
         "held",
-        "--retention",
-        &shorter,
-        "--bypass-governance-retention",
-    ]);
+        &["--retention", &shorter, "--bypass-governance-retention"],
+    ));
     assert!(err.contains("AccessDenied"), "{err}");
 }
 
 async fn governance(e: &Env, gov: &str) {
-    let err = e.aws_fails(&[
-        "s3api",
-        "delete-object",
-        "--bucket",
-        "clilock",
-        "--key",
-        "gov",
-        "--version-id",
-        gov,
-    ]);
+    let err = e.aws_fails(&delete_version("gov", gov, false));
     assert!(err.contains("AccessDenied"), "{err}");
-    e.aws(&[
-        "s3api",
-        "delete-object",
-        "--bucket",
-        "clilock",
-        "--key",
-        "gov",
-        "--version-id",
-        gov,
-        "--bypass-governance-retention",
-    ]);
+    e.aws(&delete_version("gov", gov, true));
+}
+
+/// The arguments of a delete of version `id` of `key` in the lock bucket,
+/// with the governance bypass or not.
+fn delete_version<'a>(key: &'a str, id: &'a str, bypass: bool) -> Vec<&'a str> {
+    let mut args = on_object("delete-object", "clilock", key, &["--version-id", id]);
+    args.extend(bypass.then_some("--bypass-governance-retention"));
+    args
 }

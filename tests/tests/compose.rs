@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use hamster_tests::s3::s3_client_at;
+use hamster_tests::s3::{read_body, s3_client_at};
 use hamster_tests::{Steps, files_under};
 
 type Client = aws_sdk_s3::Client;
@@ -113,16 +113,7 @@ async fn assert_object(client: &Client, key: &str, n: usize, what: &str) {
         .send()
         .await
         .expect(what);
-    assert!(
-        got.body
-            .collect()
-            .await
-            .expect("body")
-            .into_bytes()
-            .as_ref()
-            == object(n).as_slice(),
-        "{key} is not object {n}"
-    );
+    assert!(read_body(got).await == object(n), "{key} is not object {n}");
 }
 
 /// An S3 client per gateway, with bootstrap's credentials.

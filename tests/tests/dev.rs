@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use hamster_tests::bin_dir;
-use hamster_tests::s3::s3_client_at;
+use hamster_tests::s3::{read_body, s3_client_at};
 use rustix::process::{Pid, Signal, kill_process};
 
 /// A base port with the ports `hamster dev` will use free right now.
@@ -187,22 +187,7 @@ async fn hamster_dev_serves_stops_cleanly_and_comes_back_with_its_data() {
         .send()
         .await
         .expect("put");
-    let got = c
-        .get_object()
-        .bucket("devtest")
-        .key("k")
-        .send()
-        .await
-        .expect("get");
-    assert!(
-        got.body
-            .collect()
-            .await
-            .expect("body")
-            .into_bytes()
-            .as_ref()
-            == data.as_slice()
-    );
+    assert!(read(&c).await == data);
     assert!(
         !processes_using(&dir).is_empty(),
         "no child processes found"
@@ -281,12 +266,7 @@ async fn read(c: &aws_sdk_s3::Client) -> Vec<u8> {
         .send()
         .await
         .expect("get");
-    got.body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes()
-        .to_vec()
+    read_body(got).await
 }
 
 /// The admin CLI with the dev cluster's env file: its output, or why not.

@@ -4,8 +4,10 @@
 //! DeleteObjects (per-key results, quiet mode, the 1000-key limit).
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+use aws_sdk_s3::operation::list_objects_v2::builders::ListObjectsV2FluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{Delete, EncodingType, ObjectIdentifier};
 use hamster_tests::Steps;
 use hamster_tests::s3::{S3Cluster, assert_s3_error};
 
@@ -14,8 +16,27 @@ type Client = aws_sdk_s3::Client;
 const KEYS: [&str; 6] = ["a/1", "a/2", "a/b/3", "b/1", "c", "sp ace/é"];
 
 /// The keys of a V2 listing page.
-fn keys_of(r: &aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output) -> Vec<&str> {
+fn keys_of(r: &ListObjectsV2Output) -> Vec<&str> {
     r.contents().iter().filter_map(|o| o.key()).collect()
+}
+
+/// The common prefixes of a V2 listing page.
+fn prefixes_of(r: &ListObjectsV2Output) -> Vec<&str> {
+    r.common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect()
+}
+
+/// A V2 listing of "lst" with the options `opts` sets.
+async fn list_v2(
+    c: &Client,
+    opts: impl FnOnce(ListObjectsV2FluentBuilder) -> ListObjectsV2FluentBuilder,
+) -> ListObjectsV2Output {
+    opts(c.list_objects_v2().bucket("lst"))
+        .send()
+        .await
+        .expect("list")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -79,106 +100,75 @@ async fn listings_and_batch_deletes() {
 }
 
 async fn delimiters(c: &Client) {
-    let r = c
-        .list_objects_v2()
-        .bucket("lst")
-        .delimiter("/")
-        .send()
-        .await
-        .expect("list");
-    let prefixes: Vec<&str> = r
-        .common_prefixes()
-        .iter()
-        .filter_map(|p| p.prefix())
-        .collect();
-    assert_eq!(prefixes, vec!["a/", "b/", "sp ace/"]);
+    let r = list_v2(c, |l| l.delimiter("/")).await;
+    assert_eq!(prefixes_of(&r), vec!["a/", "b/", "sp ace/"]);
     assert_eq!(keys_of(&r), vec!["c"]);
     assert_eq!(r.key_count(), Some(4));
-    let r = c
-        .list_objects_v2()
-        .bucket("lst")
-        .prefix("a/")
-        .delimiter("/")
-        .send()
-        .await
-        .expect("list");
+    let r = list_v2(c, |l| l.prefix("a/").delimiter("/")).await;
     assert_eq!(keys_of(&r), vec!["a/1", "a/2"]);
-    assert_eq!(
-        r.common_prefixes()
-            .iter()
-            .filter_map(|p| p.prefix())
-            .collect::<Vec<_>>(),
-        vec!["a/b/"]
-    );
+    assert_eq!(prefixes_of(&r), vec!["a/b/"]);
+}
+
+/// Every key a listing gives, page by page: `page` lists from a cursor
+/// (None: the start) and answers the page's keys and the next cursor
+/// (None: the listing is complete).
+async fn all_pages<F, Fut>(mut page: F) -> Vec<String>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = (Vec<String>, Option<String>)>,
+{
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (keys, next) = page(cursor).await;
+        seen.extend(keys);
+        if next.is_none() {
+            return seen;
+        }
+        cursor = next;
+    }
 }
 
 async fn paging(c: &Client) {
-    let mut seen = Vec::new();
-    let mut token = None;
-    loop {
-        let r = c
-            .list_objects_v2()
-            .bucket("lst")
-            .max_keys(2)
-            .set_continuation_token(token.clone())
-            .send()
-            .await
-            .expect("page");
-        seen.extend(
-            r.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-        if !r.is_truncated().unwrap_or(false) {
-            break;
-        }
-        token = r.next_continuation_token().map(str::to_string);
-    }
+    let seen = all_pages(|token| async move {
+        let r = list_v2(c, |l| l.max_keys(2).set_continuation_token(token)).await;
+        let next = r.is_truncated().unwrap_or(false).then(|| {
+            let token = r.next_continuation_token();
+            token.expect("a truncated page names the next").to_string()
+        });
+        (keys_of(&r).into_iter().map(str::to_string).collect(), next)
+    })
+    .await;
     assert_eq!(seen, KEYS);
-    let mut seen = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
+    let seen = all_pages(|marker| async move {
         let r = c
             .list_objects()
             .bucket("lst")
             .max_keys(2)
-            .set_marker(marker.clone())
+            .set_marker(marker)
             .send()
             .await
             .expect("v1 page");
-        seen.extend(
-            r.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
-        if !r.is_truncated().unwrap_or(false) {
-            break;
-        }
-        marker = r
-            .next_marker()
-            .map(str::to_string)
-            .or_else(|| seen.last().cloned());
-    }
+        let keys: Vec<String> = r
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect();
+        // V1 names no next marker without a delimiter: the last key is it.
+        let next = r.is_truncated().unwrap_or(false).then(|| {
+            let next = r.next_marker().map(str::to_string);
+            next.or_else(|| keys.last().cloned()).expect("a marker")
+        });
+        (keys, next)
+    })
+    .await;
     assert_eq!(seen, KEYS);
 }
 
 async fn start_after_and_encoding(c: &Client) {
-    let r = c
-        .list_objects_v2()
-        .bucket("lst")
-        .start_after("a/b/3")
-        .send()
-        .await
-        .expect("start-after");
+    let r = list_v2(c, |l| l.start_after("a/b/3")).await;
     assert_eq!(keys_of(&r), vec!["b/1", "c", "sp ace/é"]);
-    let r = c
-        .list_objects_v2()
-        .bucket("lst")
-        .prefix("sp")
-        .encoding_type(aws_sdk_s3::types::EncodingType::Url)
-        .send()
-        .await
-        .expect("url");
+    let r = list_v2(c, |l| l.prefix("sp").encoding_type(EncodingType::Url)).await;
     assert_eq!(keys_of(&r), vec!["sp%20ace/%C3%A9"]);
 }
 
@@ -218,11 +208,6 @@ async fn batch_deletes(c: &Client) {
         .send()
         .await;
     assert_s3_error(r, "MalformedXML", 400);
-    let left = c
-        .list_objects_v2()
-        .bucket("lst")
-        .send()
-        .await
-        .expect("list");
+    let left = list_v2(c, |l| l).await;
     assert_eq!(keys_of(&left), vec!["a/b/3", "c", "sp ace/é"]);
 }

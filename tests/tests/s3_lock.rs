@@ -7,11 +7,17 @@
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     BucketVersioningStatus, ObjectLockEnabled, ObjectLockLegalHoldStatus, ObjectLockMode,
-    ObjectLockRetentionMode, VersioningConfiguration,
+    ObjectLockRetentionMode,
 };
 use hamster_tests::Steps;
-use hamster_tests::lock::{DAY, default_rule, hold, lock_config, now_secs, put, retention};
-use hamster_tests::s3::{S3Cluster, assert_s3_error, error_status, read_body};
+use hamster_tests::lock::{
+    DAY, create_lock_bucket, default_rule, get_lock_config, get_retention, lock_config, now_secs,
+    put, put_legal_hold, put_lock_config, put_retention, retention,
+};
+use hamster_tests::s3::{
+    S3Cluster, assert_s3_error, delete_version, error_status, get_version, head_version, read_body,
+    set_versioning, versioning, versioning_status,
+};
 
 type Client = aws_sdk_s3::Client;
 
@@ -95,34 +101,14 @@ async fn plain_bucket(c: &Client, now: i64) {
         .send()
         .await
         .expect("put plain");
-    let r = c
-        .get_object_lock_configuration()
-        .bucket("plain")
-        .send()
-        .await;
+    let r = get_lock_config(c, "plain").await;
     assert_s3_error(r, "ObjectLockConfigurationNotFoundError", 404);
-    let r = c
-        .put_object_lock_configuration()
-        .bucket("plain")
-        .object_lock_configuration(lock_config(None))
-        .send()
-        .await;
+    let r = put_lock_config(c, "plain", lock_config(None)).await;
     assert_s3_error(r, "InvalidRequest", 400);
-    let r = c
-        .put_object_retention()
-        .bucket("plain")
-        .key("k")
-        .retention(retention(ObjectLockRetentionMode::Governance, now + DAY))
-        .send()
-        .await;
+    let gov = retention(ObjectLockRetentionMode::Governance, now + DAY);
+    let r = put_retention(c, "plain", "k", None, gov, false).await;
     assert_s3_error(r, "InvalidRequest", 400);
-    let r = c
-        .put_object_legal_hold()
-        .bucket("plain")
-        .key("k")
-        .legal_hold(hold(true))
-        .send()
-        .await;
+    let r = put_legal_hold(c, "plain", "k", true).await;
     assert_s3_error(r, "InvalidRequest", 400);
     let r = c
         .put_object()
@@ -138,36 +124,14 @@ async fn plain_bucket(c: &Client, now: i64) {
 
 /// A lock bucket is versioned, for good.
 async fn lock_bucket(c: &Client) {
-    c.create_bucket()
-        .bucket("lock")
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .expect("mb lock");
-    let v = c
-        .get_bucket_versioning()
-        .bucket("lock")
-        .send()
-        .await
-        .expect("versioning");
-    assert_eq!(v.status(), Some(&BucketVersioningStatus::Enabled));
-    let r = c
-        .put_bucket_versioning()
-        .bucket("lock")
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Suspended)
-                .build(),
-        )
-        .send()
-        .await;
+    create_lock_bucket(c, "lock").await;
+    assert_eq!(
+        versioning_status(c, "lock").await,
+        Some(BucketVersioningStatus::Enabled)
+    );
+    let r = set_versioning(c, "lock", versioning("Suspended")).await;
     assert_s3_error(r, "InvalidBucketState", 409);
-    let cfg = c
-        .get_object_lock_configuration()
-        .bucket("lock")
-        .send()
-        .await
-        .expect("lock config");
+    let cfg = get_lock_config(c, "lock").await.expect("lock config");
     let cfg = cfg.object_lock_configuration().expect("config");
     assert_eq!(cfg.object_lock_enabled(), Some(&ObjectLockEnabled::Enabled));
     assert!(cfg.rule().is_none());
@@ -175,33 +139,19 @@ async fn lock_bucket(c: &Client) {
 
 /// Default retention: Days or Years, not both.
 async fn default_retention(c: &Client) {
-    let r = c
-        .put_object_lock_configuration()
-        .bucket("lock")
-        .object_lock_configuration(lock_config(Some(default_rule(
+    let gov = |days, years| {
+        lock_config(Some(default_rule(
             ObjectLockRetentionMode::Governance,
-            Some(1),
-            Some(1),
-        ))))
-        .send()
-        .await;
+            days,
+            years,
+        )))
+    };
+    let r = put_lock_config(c, "lock", gov(Some(1), Some(1))).await;
     assert_s3_error(r, "InvalidArgument", 400);
-    c.put_object_lock_configuration()
-        .bucket("lock")
-        .object_lock_configuration(lock_config(Some(default_rule(
-            ObjectLockRetentionMode::Governance,
-            Some(2),
-            None,
-        ))))
-        .send()
+    put_lock_config(c, "lock", gov(Some(2), None))
         .await
         .expect("default retention");
-    let cfg = c
-        .get_object_lock_configuration()
-        .bucket("lock")
-        .send()
-        .await
-        .expect("lock config");
+    let cfg = get_lock_config(c, "lock").await.expect("lock config");
     let d = cfg
         .object_lock_configuration()
         .and_then(|c| c.rule())
@@ -217,24 +167,14 @@ async fn default_retention(c: &Client) {
 /// Answers its version id.
 async fn defaulted_version(c: &Client, now: i64) -> anyhow::Result<String> {
     let gv = put(c, "lock", "gov", b"governed").await;
-    let h = c
-        .head_object()
-        .bucket("lock")
-        .key("gov")
-        .send()
-        .await
-        .expect("head");
+    let h = head_version(c, "lock", "gov", None).await.expect("head");
     assert_eq!(h.object_lock_mode(), Some(&ObjectLockMode::Governance));
     let until = h.object_lock_retain_until_date().expect("until").secs();
     assert!(
         (until - (now + 2 * DAY)).abs() < 120,
         "until {until}, now {now}"
     );
-    let r = c
-        .get_object_retention()
-        .bucket("lock")
-        .key("gov")
-        .send()
+    let r = get_retention(c, "lock", "gov", None)
         .await
         .expect("retention");
     assert_eq!(
@@ -246,50 +186,18 @@ async fn defaulted_version(c: &Client, now: i64) -> anyhow::Result<String> {
 
 /// GOVERNANCE: deleting the version needs the bypass; so does shortening.
 async fn governance(c: &Client, gv: &str, now: i64) {
-    let r = c
-        .delete_object()
-        .bucket("lock")
-        .key("gov")
-        .version_id(gv)
-        .send()
-        .await;
+    let gov = |days| retention(ObjectLockRetentionMode::Governance, now + days * DAY);
+    let r = delete_version(c, "lock", "gov", Some(gv), false).await;
     assert_s3_error(r, "AccessDenied", 403);
-    let r = c
-        .put_object_retention()
-        .bucket("lock")
-        .key("gov")
-        .version_id(gv)
-        .retention(retention(ObjectLockRetentionMode::Governance, now + DAY))
-        .send()
-        .await;
+    let r = put_retention(c, "lock", "gov", Some(gv), gov(1), false).await;
     assert_s3_error(r, "AccessDenied", 403);
-    c.put_object_retention()
-        .bucket("lock")
-        .key("gov")
-        .version_id(gv)
-        .retention(retention(
-            ObjectLockRetentionMode::Governance,
-            now + 3 * DAY,
-        ))
-        .send()
+    put_retention(c, "lock", "gov", Some(gv), gov(3), false)
         .await
         .expect("lengthen without bypass");
-    c.put_object_retention()
-        .bucket("lock")
-        .key("gov")
-        .version_id(gv)
-        .bypass_governance_retention(true)
-        .retention(retention(ObjectLockRetentionMode::Governance, now + DAY))
-        .send()
+    put_retention(c, "lock", "gov", Some(gv), gov(1), true)
         .await
         .expect("shorten with bypass");
-    let d = c
-        .delete_object()
-        .bucket("lock")
-        .key("gov")
-        .version_id(gv)
-        .bypass_governance_retention(true)
-        .send()
+    let d = delete_version(c, "lock", "gov", Some(gv), true)
         .await
         .expect("delete with bypass");
     assert_eq!(d.version_id(), Some(gv));
@@ -311,13 +219,7 @@ async fn explicit_headers(c: &Client, now: i64) -> anyhow::Result<String> {
         .await
         .expect("put locked");
     let hv = put_locked.version_id().expect("id").to_string();
-    let g = c
-        .get_object()
-        .bucket("lock")
-        .key("held")
-        .send()
-        .await
-        .expect("get");
+    let g = get_version(c, "lock", "held", None).await.expect("get");
     assert_eq!(g.object_lock_mode(), Some(&ObjectLockMode::Compliance));
     assert_eq!(
         g.object_lock_retain_until_date().map(DateTime::secs),
@@ -367,48 +269,21 @@ async fn bad_lock_headers(c: &Client, now: i64) {
 
 /// A legal hold blocks deletion; lifting it leaves the retention.
 async fn legal_hold(c: &Client) {
-    c.put_object_lock_configuration()
-        .bucket("lock")
-        .object_lock_configuration(lock_config(None))
-        .send()
+    put_lock_config(c, "lock", lock_config(None))
         .await
         .expect("drop default");
     let holdable = put(c, "lock", "plainver", b"p").await;
-    let r = c
-        .get_object_retention()
-        .bucket("lock")
-        .key("plainver")
-        .send()
-        .await;
+    let r = get_retention(c, "lock", "plainver", None).await;
     assert_s3_error(r, "NoSuchObjectLockConfiguration", 404);
-    c.put_object_legal_hold()
-        .bucket("lock")
-        .key("plainver")
-        .legal_hold(hold(true))
-        .send()
+    put_legal_hold(c, "lock", "plainver", true)
         .await
         .expect("hold on");
-    let r = c
-        .delete_object()
-        .bucket("lock")
-        .key("plainver")
-        .version_id(&holdable)
-        .bypass_governance_retention(true)
-        .send()
-        .await;
+    let r = delete_version(c, "lock", "plainver", Some(&holdable), true).await;
     assert_s3_error(r, "AccessDenied", 403);
-    c.put_object_legal_hold()
-        .bucket("lock")
-        .key("plainver")
-        .legal_hold(hold(false))
-        .send()
+    put_legal_hold(c, "lock", "plainver", false)
         .await
         .expect("hold off");
-    c.delete_object()
-        .bucket("lock")
-        .key("plainver")
-        .version_id(&holdable)
-        .send()
+    delete_version(c, "lock", "plainver", Some(&holdable), false)
         .await
         .expect("delete after hold lifted");
 }
@@ -451,13 +326,7 @@ async fn multipart_lock(c: &Client, now: i64) {
         .send()
         .await
         .expect("complete");
-    let h = c
-        .head_object()
-        .bucket("lock")
-        .key("mp")
-        .send()
-        .await
-        .expect("head mp");
+    let h = head_version(c, "lock", "mp", None).await.expect("head mp");
     assert_eq!(h.object_lock_mode(), Some(&ObjectLockMode::Governance));
     assert_eq!(
         h.object_lock_retain_until_date().map(DateTime::secs),
@@ -469,12 +338,7 @@ async fn multipart_lock(c: &Client, now: i64) {
 async fn locked_bucket_stays(c: &Client, hv: &str) {
     let r = c.delete_bucket().bucket("lock").send().await;
     assert_s3_error(r, "BucketNotEmpty", 409);
-    let still = c
-        .head_object()
-        .bucket("lock")
-        .key("held")
-        .version_id(hv)
-        .send()
+    let still = head_version(c, "lock", "held", Some(hv))
         .await
         .expect("held version");
     assert_eq!(still.object_lock_mode(), Some(&ObjectLockMode::Compliance));

@@ -6,17 +6,24 @@
 
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, Delete, ObjectIdentifier, ObjectLockConfiguration, ObjectLockMode,
-    ObjectLockRetention, ObjectLockRetentionMode, VersioningConfiguration,
+    ObjectLockConfiguration, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
 };
 use hamster_meta::cluster::{ForwardError, ForwardRequest};
 use hamster_meta::raft::codec;
 use hamster_meta::state::commands::{Command, MetaError, Op, Response};
 use hamster_meta::state::model::LockMode;
 use hamster_proto::pb;
+use hamster_proto::pb::meta_client::MetaClient;
 use hamster_tests::Steps;
-use hamster_tests::lock::{DAY, lock_config, now_secs, retention};
-use hamster_tests::s3::{S3Cluster, assert_s3_error, read_body};
+use hamster_tests::lock::{
+    DAY, create_lock_bucket, get_retention, lock_config, now_secs, put_lock_config, put_retention,
+    retention,
+};
+use hamster_tests::s3::{
+    S3Cluster, assert_s3_error, delete_version, delete_versions, get_version, read_body,
+    set_versioning, versioning,
+};
+use tonic::transport::Channel;
 
 type Client = aws_sdk_s3::Client;
 
@@ -102,12 +109,7 @@ async fn attack_on_a_compliance_locked_version_changes_nothing() {
 async fn locked_version(s: &S3Cluster, c: &Client, now: i64) -> anyhow::Result<Vault> {
     let until = now + 30 * DAY;
     let secret: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
-    c.create_bucket()
-        .bucket("vault")
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .expect("mb");
+    create_lock_bucket(c, "vault").await;
     let v = c
         .put_object()
         .bucket("vault")
@@ -133,40 +135,12 @@ async fn locked_version(s: &S3Cluster, c: &Client, now: i64) -> anyhow::Result<V
 /// By id, with the bypass, and in a batch: denied.
 async fn s3_deletes(c: &Client, vault: &Vault) {
     let v = &vault.v;
-    let r = c
-        .delete_object()
-        .bucket("vault")
-        .key("doc")
-        .version_id(v)
-        .send()
-        .await;
-    assert_s3_error(r, "AccessDenied", 403);
-    let r = c
-        .delete_object()
-        .bucket("vault")
-        .key("doc")
-        .version_id(v)
-        .bypass_governance_retention(true)
-        .send()
-        .await;
-    assert_s3_error(r, "AccessDenied", 403);
     for bypass in [false, true] {
-        let del = Delete::builder()
-            .objects(
-                ObjectIdentifier::builder()
-                    .key("doc")
-                    .version_id(v)
-                    .build()
-                    .expect("id"),
-            )
-            .build()
-            .expect("delete");
-        let r = c
-            .delete_objects()
-            .bucket("vault")
-            .delete(del)
-            .bypass_governance_retention(bypass)
-            .send()
+        let r = delete_version(c, "vault", "doc", Some(v), bypass).await;
+        assert_s3_error(r, "AccessDenied", 403);
+    }
+    for bypass in [false, true] {
+        let r = delete_versions(c, "vault", &[("doc", v)], bypass)
             .await
             .expect("delete objects answers per key");
         assert!(r.deleted().is_empty(), "{r:?}");
@@ -186,66 +160,31 @@ async fn s3_retention(c: &Client, vault: &Vault, now: i64) {
         (ObjectLockRetentionMode::Governance, until + DAY, true),
     ] {
         eprintln!("weaken retention: {mode:?} bypass={bypass}");
-        let r = c
-            .put_object_retention()
-            .bucket("vault")
-            .key("doc")
-            .version_id(v)
-            .bypass_governance_retention(bypass)
-            .retention(retention(mode.clone(), to))
-            .send()
-            .await;
+        let weaker = retention(mode.clone(), to);
+        let r = put_retention(c, "vault", "doc", Some(v), weaker, bypass).await;
         assert_s3_error(r, "AccessDenied", 403);
     }
-    let r = c
-        .put_object_retention()
-        .bucket("vault")
-        .key("doc")
-        .version_id(v)
-        .bypass_governance_retention(true)
-        .retention(ObjectLockRetention::builder().build())
-        .send()
-        .await;
+    let none = ObjectLockRetention::builder().build();
+    let r = put_retention(c, "vault", "doc", Some(v), none, true).await;
     assert_s3_error(r, "AccessDenied", 403);
 }
 
 /// The configuration can lose its default rule, never object lock
 /// itself; versioning cannot be suspended; the bucket cannot go.
 async fn s3_bucket(c: &Client) {
-    c.put_object_lock_configuration()
-        .bucket("vault")
-        .object_lock_configuration(lock_config(None))
-        .send()
+    put_lock_config(c, "vault", lock_config(None))
         .await
         .expect("a configuration without default retention");
-    let r = c
-        .put_object_lock_configuration()
-        .bucket("vault")
-        .object_lock_configuration(ObjectLockConfiguration::builder().build())
-        .send()
-        .await;
+    let r = put_lock_config(c, "vault", ObjectLockConfiguration::builder().build()).await;
     assert_s3_error(r, "MalformedXML", 400);
-    let r = c
-        .put_bucket_versioning()
-        .bucket("vault")
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Suspended)
-                .build(),
-        )
-        .send()
-        .await;
+    let r = set_versioning(c, "vault", versioning("Suspended")).await;
     assert_s3_error(r, "InvalidBucketState", 409);
     let r = c.delete_bucket().bucket("vault").send().await;
     assert_s3_error(r, "BucketNotEmpty", 409);
 }
 
 async fn marker(c: &Client) {
-    let d = c
-        .delete_object()
-        .bucket("vault")
-        .key("doc")
-        .send()
+    let d = delete_version(c, "vault", "doc", None, false)
         .await
         .expect("marker");
     assert_eq!(d.delete_marker(), Some(true));
@@ -261,7 +200,13 @@ async fn admin(s: &S3Cluster, vault: &Vault) {
     assert!(!ok && out.contains("not empty"), "{out}");
     let admin = s.c.admin_tls();
     let mut as_admin = s.c.meta_client(s.metas[0], &admin);
-    let e = as_admin
+    meta_delete_denied(&mut as_admin, vault, "admin on Meta").await;
+}
+
+/// DeleteObject of the version, with the bypass, straight to the Meta
+/// service as `meta`'s certificate: PermissionDenied.
+async fn meta_delete_denied(meta: &mut MetaClient<Channel>, vault: &Vault, who: &str) {
+    let e = meta
         .delete_object(pb::DeleteObjectRequest {
             bucket: "vault".into(),
             key: "doc".into(),
@@ -269,7 +214,7 @@ async fn admin(s: &S3Cluster, vault: &Vault) {
             bypass_governance: true,
         })
         .await
-        .expect_err("admin on Meta");
+        .expect_err(who);
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
 }
 
@@ -277,16 +222,7 @@ async fn admin(s: &S3Cluster, vault: &Vault) {
 async fn rogue_gateway(s: &S3Cluster, vault: &Vault) {
     let gw = s.c.gateway_identity("rogue-gw");
     let mut as_gw = s.c.meta_client(s.metas[0], &gw);
-    let e = as_gw
-        .delete_object(pb::DeleteObjectRequest {
-            bucket: "vault".into(),
-            key: "doc".into(),
-            version_id: vault.v.clone(),
-            bypass_governance: true,
-        })
-        .await
-        .expect_err("gateway delete");
-    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    meta_delete_denied(&mut as_gw, vault, "gateway delete").await;
     let e = as_gw
         .put_object_retention(pb::PutObjectRetentionRequest {
             bucket: "vault".into(),
@@ -342,12 +278,7 @@ async fn forged(s: &S3Cluster, vault: &Vault) {
 
 async fn intact(s: &S3Cluster, c: &Client, vault: &Vault) {
     let (v, until) = (&vault.v, vault.until);
-    let g = c
-        .get_object()
-        .bucket("vault")
-        .key("doc")
-        .version_id(v)
-        .send()
+    let g = get_version(c, "vault", "doc", Some(v))
         .await
         .expect("get locked version");
     assert_eq!(g.object_lock_mode(), Some(&ObjectLockMode::Compliance));
@@ -356,12 +287,7 @@ async fn intact(s: &S3Cluster, c: &Client, vault: &Vault) {
         Some(until)
     );
     assert_eq!(read_body(g).await, vault.secret);
-    let r = c
-        .get_object_retention()
-        .bucket("vault")
-        .key("doc")
-        .version_id(v)
-        .send()
+    let r = get_retention(c, "vault", "doc", Some(v))
         .await
         .expect("retention");
     let r = r.retention().expect("retention");
@@ -371,15 +297,8 @@ async fn intact(s: &S3Cluster, c: &Client, vault: &Vault) {
 }
 
 async fn lengthen(c: &Client, vault: &Vault) {
-    c.put_object_retention()
-        .bucket("vault")
-        .key("doc")
-        .version_id(&vault.v)
-        .retention(retention(
-            ObjectLockRetentionMode::Compliance,
-            vault.until + DAY,
-        ))
-        .send()
+    let longer = retention(ObjectLockRetentionMode::Compliance, vault.until + DAY);
+    put_retention(c, "vault", "doc", Some(&vault.v), longer, false)
         .await
         .expect("lengthen");
 }

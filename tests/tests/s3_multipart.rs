@@ -5,13 +5,16 @@
 //! parts freeing their shards, and UploadPartCopy.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::operation::complete_multipart_upload::{
+    CompleteMultipartUploadError, CompleteMultipartUploadOutput,
+};
+use aws_sdk_s3::operation::upload_part::{UploadPartError, UploadPartOutput};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use hamster_tests::Steps;
-use hamster_tests::s3::{S3Cluster, assert_s3_error, pattern, read_body as body};
+use hamster_tests::s3::{S3Cluster, S3Result, assert_s3_error, pattern, read_body as body};
 use md5::{Digest, Md5};
 
 type Client = aws_sdk_s3::Client;
@@ -26,6 +29,79 @@ fn parts(list: &[(i32, &str)]) -> CompletedMultipartUpload {
                 .collect(),
         ))
         .build()
+}
+
+/// CreateMultipartUpload of `key` in "mpu": the upload id.
+async fn create_upload(c: &Client, key: &str, content_type: Option<&str>) -> String {
+    c.create_multipart_upload()
+        .bucket("mpu")
+        .key(key)
+        .set_content_type(content_type.map(str::to_string))
+        .send()
+        .await
+        .expect("create")
+        .upload_id()
+        .expect("upload id")
+        .to_string()
+}
+
+/// UploadPart `n` of upload `id` of `key`.
+async fn upload_part(
+    c: &Client,
+    key: &str,
+    id: &str,
+    n: i32,
+    data: Vec<u8>,
+) -> S3Result<UploadPartOutput, UploadPartError> {
+    c.upload_part()
+        .bucket("mpu")
+        .key(key)
+        .upload_id(id)
+        .part_number(n)
+        .body(ByteStream::from(data))
+        .send()
+        .await
+}
+
+/// CompleteMultipartUpload of upload `id` of `key` with `list`.
+async fn complete_upload(
+    c: &Client,
+    key: &str,
+    id: &str,
+    list: CompletedMultipartUpload,
+) -> S3Result<CompleteMultipartUploadOutput, CompleteMultipartUploadError> {
+    c.complete_multipart_upload()
+        .bucket("mpu")
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(list)
+        .send()
+        .await
+}
+
+async fn abort_upload(c: &Client, key: &str, id: &str) {
+    c.abort_multipart_upload()
+        .bucket("mpu")
+        .key(key)
+        .upload_id(id)
+        .send()
+        .await
+        .expect("abort");
+}
+
+/// The ids of the uploads in progress in "mpu".
+async fn upload_ids(c: &Client) -> Vec<String> {
+    let listed = c
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .send()
+        .await
+        .expect("uploads");
+    listed
+        .uploads()
+        .iter()
+        .filter_map(|u| u.upload_id().map(str::to_string))
+        .collect()
 }
 
 /// The upload of "mpu/big": its id, its parts and their ETags.
@@ -84,15 +160,7 @@ async fn multipart_uploads_complete_copy_and_abort() {
 
 async fn upload_parts(c: &Client) -> anyhow::Result<Big> {
     c.create_bucket().bucket("mpu").send().await.expect("mb");
-    let up = c
-        .create_multipart_upload()
-        .bucket("mpu")
-        .key("big")
-        .content_type("video/x-test")
-        .send()
-        .await
-        .expect("create");
-    let id = up.upload_id().expect("upload id").to_string();
+    let id = create_upload(c, "big", Some("video/x-test")).await;
     let p1 = pattern(5 * MIB, 1);
     let p2 = pattern(5 * MIB + 1, 2);
     let p3_old = pattern(999, 3);
@@ -100,14 +168,7 @@ async fn upload_parts(c: &Client) -> anyhow::Result<Big> {
     let mut etags = HashMap::new();
     // Out of order, and part 3 replaced.
     for (n, data) in [(2, &p2), (3, &p3_old), (1, &p1), (3, &p3)] {
-        let r = c
-            .upload_part()
-            .bucket("mpu")
-            .key("big")
-            .upload_id(&id)
-            .part_number(n)
-            .body(ByteStream::from(data.clone()))
-            .send()
+        let r = upload_part(c, "big", &id, n, data.clone())
             .await
             .expect("upload part");
         let e = r.e_tag().expect("etag").to_string();
@@ -135,18 +196,7 @@ async fn upload_parts(c: &Client) -> anyhow::Result<Big> {
             (3, p3.len() as i64)
         ]
     );
-    let uploads = c
-        .list_multipart_uploads()
-        .bucket("mpu")
-        .send()
-        .await
-        .expect("uploads");
-    assert!(
-        uploads
-            .uploads()
-            .iter()
-            .any(|u| u.upload_id() == Some(id.as_str()))
-    );
+    assert!(upload_ids(c).await.contains(&id));
     Ok(Big {
         id,
         etags,
@@ -161,20 +211,8 @@ async fn complete_big(
     c: &Client,
     big: &Big,
     list: CompletedMultipartUpload,
-) -> Result<
-    aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput,
-    aws_sdk_s3::error::SdkError<
-        aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadError,
-        aws_sdk_s3::config::http::HttpResponse,
-    >,
-> {
-    c.complete_multipart_upload()
-        .bucket("mpu")
-        .key("big")
-        .upload_id(&big.id)
-        .multipart_upload(list)
-        .send()
-        .await
+) -> S3Result<CompleteMultipartUploadOutput, CompleteMultipartUploadError> {
+    complete_upload(c, "big", &big.id, list).await
 }
 
 async fn refused(c: &Client, big: &Big) {
@@ -244,119 +282,50 @@ async fn complete(c: &Client, big: &Big) -> anyhow::Result<Vec<u8>> {
             .expect("range");
         assert!(body(got).await == whole[a..=b], "range {a}-{b}");
     }
-    let uploads = c
-        .list_multipart_uploads()
-        .bucket("mpu")
-        .send()
-        .await
-        .expect("uploads");
     assert!(
-        uploads.uploads().is_empty(),
+        upload_ids(c).await.is_empty(),
         "a completed upload is still listed"
     );
     Ok(whole)
 }
 
-/// Waits until `ok` holds for the count of shard files, or fails with `what`.
-async fn wait_shards(s: &S3Cluster, what: &str, ok: impl Fn(usize) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ok(s.shard_file_count()) {
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Too small a part before the last: EntityTooSmall. Abort frees the
 /// parts' shards.
 async fn too_small_then_abort(s: &S3Cluster, c: &Client) {
-    let small = c
-        .create_multipart_upload()
-        .bucket("mpu")
-        .key("small")
-        .send()
-        .await
-        .expect("create");
-    let sid = small.upload_id().expect("id").to_string();
+    let sid = create_upload(c, "small", None).await;
     let mut small_etags = Vec::new();
     for n in 1..=2 {
-        let r = c
-            .upload_part()
-            .bucket("mpu")
-            .key("small")
-            .upload_id(&sid)
-            .part_number(n)
-            .body(ByteStream::from(pattern(MIB, n as u8)))
-            .send()
+        let r = upload_part(c, "small", &sid, n, pattern(MIB, n as u8))
             .await
             .expect("part");
         small_etags.push(r.e_tag().expect("etag").to_string());
     }
-    let r = c
-        .complete_multipart_upload()
-        .bucket("mpu")
-        .key("small")
-        .upload_id(&sid)
-        .multipart_upload(parts(&[(1, &small_etags[0]), (2, &small_etags[1])]))
-        .send()
-        .await;
+    let both = parts(&[(1, &small_etags[0]), (2, &small_etags[1])]);
+    let r = complete_upload(c, "small", &sid, both).await;
     assert_s3_error(r, "EntityTooSmall", 400);
 
     let before_abort = s.shard_file_count();
-    c.abort_multipart_upload()
-        .bucket("mpu")
-        .key("small")
-        .upload_id(&sid)
-        .send()
-        .await
-        .expect("abort");
-    wait_shards(s, "aborted parts' shards were not freed", |n| {
+    abort_upload(c, "small", &sid).await;
+    s.wait_shards("aborted parts' shards were not freed", |n| {
         n <= before_abort - 2 * 3
     })
     .await;
-    let r = c
-        .upload_part()
-        .bucket("mpu")
-        .key("small")
-        .upload_id(&sid)
-        .part_number(3)
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await;
+    let r = upload_part(c, "small", &sid, 3, b"x".to_vec()).await;
     assert_s3_error(r, "NoSuchUpload", 404);
 }
 
 async fn replaced_part(s: &S3Cluster, c: &Client) {
-    let rp = c
-        .create_multipart_upload()
-        .bucket("mpu")
-        .key("replaced")
-        .send()
+    let rid = create_upload(c, "replaced", None).await;
+    upload_part(c, "replaced", &rid, 1, pattern(4096, 1))
         .await
-        .expect("create");
-    let rid = rp.upload_id().expect("id").to_string();
-    let upload = |seed: u8| {
-        c.upload_part()
-            .bucket("mpu")
-            .key("replaced")
-            .upload_id(&rid)
-            .part_number(1)
-            .body(ByteStream::from(pattern(4096, seed)))
-            .send()
-    };
-    upload(1).await.expect("part");
+        .expect("part");
     let with_one = s.shard_file_count();
-    upload(2).await.expect("replacing part");
-    wait_shards(s, "a replaced part's shards were not freed", |n| {
-        n == with_one
-    })
-    .await;
-    c.abort_multipart_upload()
-        .bucket("mpu")
-        .key("replaced")
-        .upload_id(&rid)
-        .send()
+    upload_part(c, "replaced", &rid, 1, pattern(4096, 2))
         .await
-        .expect("abort");
+        .expect("replacing part");
+    s.wait_shards("a replaced part's shards were not freed", |n| n == with_one)
+        .await;
+    abort_upload(c, "replaced", &rid).await;
 }
 
 /// UploadPartCopy with a source range of "big", and a whole small source.
@@ -368,51 +337,27 @@ async fn copy(c: &Client, whole: &[u8]) {
         .send()
         .await
         .expect("put");
-    let cp = c
-        .create_multipart_upload()
-        .bucket("mpu")
-        .key("copied")
-        .send()
-        .await
-        .expect("create");
-    let cid = cp.upload_id().expect("id").to_string();
-    let r1 = c
-        .upload_part_copy()
-        .bucket("mpu")
-        .key("copied")
-        .upload_id(&cid)
-        .part_number(1)
-        .copy_source("mpu/big")
-        .copy_source_range(format!("bytes={}-{}", MIB, 6 * MIB))
-        .send()
-        .await
-        .expect("copy part 1");
-    let r2 = c
-        .upload_part_copy()
-        .bucket("mpu")
-        .key("copied")
-        .upload_id(&cid)
-        .part_number(2)
-        .copy_source("mpu/tail")
-        .send()
-        .await
-        .expect("copy part 2");
-    let e1 = r1
-        .copy_part_result()
-        .and_then(|r| r.e_tag())
-        .expect("etag")
-        .to_string();
-    let e2 = r2
-        .copy_part_result()
-        .and_then(|r| r.e_tag())
-        .expect("etag")
-        .to_string();
-    c.complete_multipart_upload()
-        .bucket("mpu")
-        .key("copied")
-        .upload_id(&cid)
-        .multipart_upload(parts(&[(1, &e1), (2, &e2)]))
-        .send()
+    let cid = create_upload(c, "copied", None).await;
+    let mut etags = Vec::new();
+    for (n, source, range) in [
+        (1, "mpu/big", Some(format!("bytes={}-{}", MIB, 6 * MIB))),
+        (2, "mpu/tail", None),
+    ] {
+        let r = c
+            .upload_part_copy()
+            .bucket("mpu")
+            .key("copied")
+            .upload_id(&cid)
+            .part_number(n)
+            .copy_source(source)
+            .set_copy_source_range(range)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("copy part {n}: {e:?}"));
+        let etag = r.copy_part_result().and_then(|r| r.e_tag()).expect("etag");
+        etags.push(etag.to_string());
+    }
+    complete_upload(c, "copied", &cid, parts(&[(1, &etags[0]), (2, &etags[1])]))
         .await
         .expect("complete copy");
     let got = body(

@@ -5,40 +5,21 @@
 //! deletes that free shards, and suspended buckets. The long scenario
 //! runs in named steps over one cluster.
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, Delete, MfaDelete, ObjectIdentifier, VersioningConfiguration,
-};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::types::{BucketVersioningStatus, MfaDelete, VersioningConfiguration};
 use hamster_tests::Steps;
-use hamster_tests::s3::{S3Cluster, assert_s3_error, error_header, error_status, read_body};
+use hamster_tests::s3::{
+    S3Cluster, assert_s3_error, delete_version, delete_versions, error_header, error_status,
+    get_version, head_version, put_version as put, read_body, set_versioning, versioning,
+    versioning_status,
+};
 
 type Client = aws_sdk_s3::Client;
 
-fn versioning(status: &str) -> VersioningConfiguration {
-    VersioningConfiguration::builder()
-        .status(BucketVersioningStatus::from(status))
-        .build()
-}
-
-async fn put(c: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8]) -> Option<String> {
-    c.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .expect("put")
-        .version_id()
-        .map(str::to_string)
-}
-
+/// The bytes of `key` (version `id` if given).
 async fn get(c: &aws_sdk_s3::Client, bucket: &str, key: &str, id: Option<&str>) -> Vec<u8> {
-    let out = c
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_version_id(id.map(str::to_string))
-        .send()
+    let out = get_version(c, bucket, key, id)
         .await
         .unwrap_or_else(|e| panic!("get {key}@{id:?}: {e:?}"));
     read_body(out).await
@@ -126,11 +107,7 @@ async fn versioning_ids_markers_and_permanent_deletes() {
         .await;
     let marker = steps
         .require("DELETE without an id writes a marker", async {
-            let d = c
-                .delete_object()
-                .bucket("ver")
-                .key("doc")
-                .send()
+            let d = delete_version(c, "ver", "doc", None, false)
                 .await
                 .expect("delete");
             assert_eq!(d.delete_marker(), Some(true));
@@ -191,12 +168,7 @@ async fn versioning_ids_markers_and_permanent_deletes() {
         .await;
     steps
         .run("deleting the marker by id brings the key back", async {
-            let d = c
-                .delete_object()
-                .bucket("ver")
-                .key("doc")
-                .version_id(&marker)
-                .send()
+            let d = delete_version(c, "ver", "doc", Some(&marker), false)
                 .await
                 .expect("delete marker");
             assert_eq!(
@@ -229,29 +201,11 @@ async fn versioning_ids_markers_and_permanent_deletes() {
 /// Never versioned: no status, and no x-amz-version-id anywhere.
 async fn never_versioned(c: &Client) {
     c.create_bucket().bucket("ver").send().await.expect("mb");
-    let v = c
-        .get_bucket_versioning()
-        .bucket("ver")
-        .send()
-        .await
-        .expect("get versioning");
-    assert_eq!(v.status(), None);
+    assert_eq!(versioning_status(c, "ver").await, None);
     assert_eq!(put(c, "ver", "doc", b"zero").await, None);
-    let g = c
-        .get_object()
-        .bucket("ver")
-        .key("doc")
-        .send()
-        .await
-        .expect("get");
+    let g = get_version(c, "ver", "doc", None).await.expect("get");
     assert_eq!(g.version_id(), None);
-    let h = c
-        .head_object()
-        .bucket("ver")
-        .key("doc")
-        .send()
-        .await
-        .expect("head");
+    let h = head_version(c, "ver", "doc", None).await.expect("head");
     assert_eq!(h.version_id(), None);
 }
 
@@ -261,52 +215,25 @@ async fn refusals(c: &Client) {
         .status(BucketVersioningStatus::Enabled)
         .mfa_delete(MfaDelete::Enabled)
         .build();
-    let r = c
-        .put_bucket_versioning()
-        .bucket("ver")
-        .versioning_configuration(mfa)
-        .send()
-        .await;
+    let r = set_versioning(c, "ver", mfa).await;
     assert_s3_error(r, "NotImplemented", 501);
-    let r = c
-        .put_bucket_versioning()
-        .bucket("ver")
-        .versioning_configuration(versioning("Sometimes"))
-        .send()
-        .await;
+    let r = set_versioning(c, "ver", versioning("Sometimes")).await;
     assert_s3_error(r, "MalformedXML", 400);
-    let r = c
-        .put_bucket_versioning()
-        .bucket("nobucket")
-        .versioning_configuration(versioning("Enabled"))
-        .send()
-        .await;
+    let r = set_versioning(c, "nobucket", versioning("Enabled")).await;
     assert_s3_error(r, "NoSuchBucket", 404);
 }
 
 /// Enables versioning: the object from before is now the "null" version,
 /// and says so; new PUTs get ids. Answers the two new versions' ids.
 async fn enable(c: &Client) -> anyhow::Result<(String, String)> {
-    c.put_bucket_versioning()
-        .bucket("ver")
-        .versioning_configuration(versioning("Enabled"))
-        .send()
+    set_versioning(c, "ver", versioning("Enabled"))
         .await
         .expect("enable");
-    let v = c
-        .get_bucket_versioning()
-        .bucket("ver")
-        .send()
-        .await
-        .expect("get versioning");
-    assert_eq!(v.status(), Some(&BucketVersioningStatus::Enabled));
-    let h = c
-        .head_object()
-        .bucket("ver")
-        .key("doc")
-        .send()
-        .await
-        .expect("head");
+    assert_eq!(
+        versioning_status(c, "ver").await,
+        Some(BucketVersioningStatus::Enabled)
+    );
+    let h = head_version(c, "ver", "doc", None).await.expect("head");
     assert_eq!(h.version_id(), Some("null"));
     let v1 = put(c, "ver", "doc", b"one").await.expect("v1 id");
     let v2 = put(c, "ver", "doc", b"two").await.expect("v2 id");
@@ -314,20 +241,9 @@ async fn enable(c: &Client) -> anyhow::Result<(String, String)> {
     assert_eq!(get(c, "ver", "doc", None).await, b"two");
     assert_eq!(get(c, "ver", "doc", Some(&v1)).await, b"one");
     assert_eq!(get(c, "ver", "doc", Some("null")).await, b"zero");
-    let g = c
-        .get_object()
-        .bucket("ver")
-        .key("doc")
-        .send()
-        .await
-        .expect("get");
+    let g = get_version(c, "ver", "doc", None).await.expect("get");
     assert_eq!(g.version_id(), Some(v2.as_str()));
-    let h = c
-        .head_object()
-        .bucket("ver")
-        .key("doc")
-        .version_id(&v1)
-        .send()
+    let h = head_version(c, "ver", "doc", Some(&v1))
         .await
         .expect("head v1");
     assert_eq!(
@@ -340,61 +256,36 @@ async fn enable(c: &Client) -> anyhow::Result<(String, String)> {
 /// The key's latest is a marker: 404 NoSuchKey, flagged. Naming the
 /// marker: 405 MethodNotAllowed, flagged.
 async fn marker_reads(c: &Client, marker: &str) {
-    let e = c
-        .get_object()
-        .bucket("ver")
-        .key("doc")
-        .send()
-        .await
-        .expect_err("gone");
+    let e = get_version(c, "ver", "doc", None).await.expect_err("gone");
     assert_eq!(error_status(&e), (Some("NoSuchKey".into()), Some(404)));
-    assert_eq!(
-        error_header(&e, "x-amz-delete-marker").as_deref(),
-        Some("true")
-    );
+    flagged(&e, 404);
     assert_eq!(
         error_header(&e, "x-amz-version-id").as_deref(),
         Some(marker)
     );
-    let e = c
-        .head_object()
-        .bucket("ver")
-        .key("doc")
-        .send()
-        .await
-        .expect_err("gone");
-    assert_eq!(error_status(&e).1, Some(404));
-    assert_eq!(
-        error_header(&e, "x-amz-delete-marker").as_deref(),
-        Some("true")
-    );
-    let e = c
-        .get_object()
-        .bucket("ver")
-        .key("doc")
-        .version_id(marker)
-        .send()
+    let e = head_version(c, "ver", "doc", None).await.expect_err("gone");
+    flagged(&e, 404);
+    let e = get_version(c, "ver", "doc", Some(marker))
         .await
         .expect_err("marker");
     assert_eq!(
         error_status(&e),
         (Some("MethodNotAllowed".into()), Some(405))
     );
-    assert_eq!(
-        error_header(&e, "x-amz-delete-marker").as_deref(),
-        Some("true")
-    );
-    let e = c
-        .head_object()
-        .bucket("ver")
-        .key("doc")
-        .version_id(marker)
-        .send()
+    flagged(&e, 405);
+    let e = head_version(c, "ver", "doc", Some(marker))
         .await
         .expect_err("marker");
-    assert_eq!(error_status(&e).1, Some(405));
+    flagged(&e, 405);
+}
+
+/// A read that met a delete marker: HTTP `status`, and flagged with
+/// x-amz-delete-marker (HEAD has no body, so no error code to check).
+#[track_caller]
+fn flagged<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>, status: u16) {
+    assert_eq!(error_status(e).1, Some(status));
     assert_eq!(
-        error_header(&e, "x-amz-delete-marker").as_deref(),
+        error_header(e, "x-amz-delete-marker").as_deref(),
         Some("true")
     );
 }
@@ -440,58 +331,20 @@ async fn listing(c: &Client, want: Vec<(String, String, bool, bool)>) {
 /// Deleting a version by id destroys it for good and frees its shards.
 async fn delete_v1(s: &S3Cluster, c: &Client, v1: &str) {
     let before = s.shard_file_count();
-    let d = c
-        .delete_object()
-        .bucket("ver")
-        .key("doc")
-        .version_id(v1)
-        .send()
+    let d = delete_version(c, "ver", "doc", Some(v1), false)
         .await
         .expect("delete v1");
     assert_eq!((d.version_id(), d.delete_marker()), (Some(v1), None));
-    let r = c
-        .get_object()
-        .bucket("ver")
-        .key("doc")
-        .version_id(v1)
-        .send()
-        .await;
+    let r = get_version(c, "ver", "doc", Some(v1)).await;
     assert_s3_error(r, "NoSuchVersion", 404);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while s.shard_file_count() > before - 3 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "v1's 3 shards were not freed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    s.wait_shards("v1's 3 shards were not freed", |n| n <= before - 3)
+        .await;
 }
 
 /// DeleteObjects with version ids (a/1's first version and doc's null
 /// one): each destroyed; `left` (key, id) is what remains.
 async fn delete_objects(c: &Client, a1: &str, left: Vec<(String, String)>) {
-    let del = Delete::builder()
-        .objects(
-            ObjectIdentifier::builder()
-                .key("a/1")
-                .version_id(a1)
-                .build()
-                .expect("id"),
-        )
-        .objects(
-            ObjectIdentifier::builder()
-                .key("doc")
-                .version_id("null")
-                .build()
-                .expect("id"),
-        )
-        .build()
-        .expect("delete");
-    let r = c
-        .delete_objects()
-        .bucket("ver")
-        .delete(del)
-        .send()
+    let r = delete_versions(c, "ver", &[("a/1", a1), ("doc", "null")], false)
         .await
         .expect("delete objects");
     assert_eq!(r.deleted().len(), 2, "{r:?}");
@@ -508,26 +361,17 @@ async fn suspended_bucket_writes_only_the_null_version() {
     let s = S3Cluster::start(1, 3).await;
     let c = s.client();
     c.create_bucket().bucket("sus").send().await.expect("mb");
-    c.put_bucket_versioning()
-        .bucket("sus")
-        .versioning_configuration(versioning("Enabled"))
-        .send()
+    set_versioning(&c, "sus", versioning("Enabled"))
         .await
         .expect("enable");
     let v1 = put(&c, "sus", "k", b"kept").await.expect("v1");
-    c.put_bucket_versioning()
-        .bucket("sus")
-        .versioning_configuration(versioning("Suspended"))
-        .send()
+    set_versioning(&c, "sus", versioning("Suspended"))
         .await
         .expect("suspend");
-    let v = c
-        .get_bucket_versioning()
-        .bucket("sus")
-        .send()
-        .await
-        .expect("versioning");
-    assert_eq!(v.status(), Some(&BucketVersioningStatus::Suspended));
+    assert_eq!(
+        versioning_status(&c, "sus").await,
+        Some(BucketVersioningStatus::Suspended)
+    );
 
     // Each PUT answers "null" and replaces the null version only.
     let before = s.shard_file_count();
@@ -545,21 +389,13 @@ async fn suspended_bucket_writes_only_the_null_version() {
         ]
     );
     // n1's shards were freed when n2 replaced it: one object's worth more.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while s.shard_file_count() != before + 3 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the replaced null version's shards remain"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    s.wait_shards("the replaced null version's shards remain", |n| {
+        n == before + 3
+    })
+    .await;
 
     // A DELETE without id: a null delete marker replaces the null version.
-    let d = c
-        .delete_object()
-        .bucket("sus")
-        .key("k")
-        .send()
+    let d = delete_version(&c, "sus", "k", None, false)
         .await
         .expect("delete");
     assert_eq!(

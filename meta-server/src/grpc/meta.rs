@@ -12,6 +12,7 @@ use super::errors::{ServiceError, expect_ok, unexpected};
 use crate::cluster::{Meta, now_ms};
 use crate::state::commands::{MetaError, Op, Response as R};
 use crate::state::model::{DefaultRetention, Upload, Version, Versioning};
+use crate::state::outcome::{ApplyError, reject};
 use crate::state::reads::{self as q, Cursor, Entry, Walk};
 
 pub struct MetaService {
@@ -122,14 +123,12 @@ async fn list_bucket(
     cursor: Cursor,
     max: u32,
     walk: Walk,
-) -> Result<Result<q::Page, MetaError>, sqlx::Error> {
+) -> Result<q::Page, ApplyError> {
     if q::bucket(c, bucket).await?.is_none() {
-        return Ok(Err(MetaError::NoSuchBucket(bucket.to_string())));
+        return reject(MetaError::NoSuchBucket(bucket.to_string()));
     }
     let cursor = start_at(cursor, prefix);
-    q::list(c, bucket, prefix, delimiter, cursor, max, walk)
-        .await
-        .map(Ok)
+    Ok(q::list(c, bucket, prefix, delimiter, cursor, max, walk).await?)
 }
 
 #[tonic::async_trait]
@@ -227,9 +226,9 @@ impl pb::meta_server::Meta for MetaService {
         let r = req.into_inner();
         let (found, versioned) = self
             .meta
-            .read(async |c| {
+            .read_or_refuse(async |c| {
                 let Some(bucket) = q::bucket(c, &r.bucket).await? else {
-                    return Ok(Err(MetaError::NoSuchBucket(r.bucket.clone())));
+                    return reject(MetaError::NoSuchBucket(r.bucket.clone()));
                 };
                 let versioned = bucket.versioning != Versioning::Unversioned;
                 let found = if r.version_id.is_empty() {
@@ -242,7 +241,7 @@ impl pb::meta_server::Meta for MetaService {
                         .map(|(v, _)| v)
                         .ok_or(MetaError::NoSuchVersion(r.version_id.clone()))
                 };
-                Ok(found.map(|v| (v, versioned)))
+                Ok((found?, versioned))
             })
             .await??;
         Ok(Response::new(pb::GetVersionResponse {
@@ -264,7 +263,7 @@ impl pb::meta_server::Meta for MetaService {
         let max = page_size(r.max_keys);
         let page = self
             .meta
-            .read(async |c| {
+            .read_or_refuse(async |c| {
                 list_bucket(
                     c,
                     &r.bucket,
@@ -302,7 +301,7 @@ impl pb::meta_server::Meta for MetaService {
         let max = page_size(r.max_keys);
         let page = self
             .meta
-            .read(async |c| {
+            .read_or_refuse(async |c| {
                 let mut cursor = after_marker(&r.key_marker, &r.prefix, &r.delimiter);
                 if !r.key_marker.is_empty() && !r.version_id_marker.is_empty() {
                     // A marker version that no longer exists cannot say
@@ -310,9 +309,9 @@ impl pb::meta_server::Meta for MetaService {
                     match q::version_seq(c, &r.bucket, &r.key_marker, &r.version_id_marker).await? {
                         Some(seq) => cursor = Cursor::AfterVersion(r.key_marker.clone(), seq),
                         None => {
-                            return Ok(Err(MetaError::InvalidArgument(
+                            return reject(MetaError::InvalidArgument(
                                 "version-id-marker names no version of key-marker".into(),
-                            )));
+                            ));
                         }
                     }
                 }
@@ -548,20 +547,13 @@ impl pb::meta_server::Meta for MetaService {
         let max = page_size(r.max_uploads);
         let (uploads, truncated) = self
             .meta
-            .read(async |c| {
+            .read_or_refuse(async |c| {
                 if q::bucket(c, &r.bucket).await?.is_none() {
-                    return Ok(Err(MetaError::NoSuchBucket(r.bucket.clone())));
+                    return reject(MetaError::NoSuchBucket(r.bucket.clone()));
                 }
-                q::uploads(
-                    c,
-                    &r.bucket,
-                    &r.prefix,
-                    &r.key_marker,
-                    &r.upload_id_marker,
-                    max,
-                )
-                .await
-                .map(Ok)
+                let (bucket, prefix) = (&r.bucket, &r.prefix);
+                let (key_marker, upload_marker) = (&r.key_marker, &r.upload_id_marker);
+                Ok(q::uploads(c, bucket, prefix, key_marker, upload_marker, max).await?)
             })
             .await??;
         let (next_key_marker, next_upload_id_marker) = match (truncated, uploads.last()) {
@@ -581,11 +573,11 @@ impl pb::meta_server::Meta for MetaService {
         let max = page_size(r.max_parts) as usize;
         let parts = self
             .meta
-            .read(async |c| match q::upload(c, &r.upload_id).await? {
+            .read_or_refuse(async |c| match q::upload(c, &r.upload_id).await? {
                 Some(u) if u.bucket == r.bucket && u.key == r.key => {
-                    Ok(Ok(q::parts(c, &r.upload_id).await?))
+                    Ok(q::parts(c, &r.upload_id).await?)
                 }
-                _ => Ok(Err(MetaError::NoSuchUpload(r.upload_id.clone()))),
+                _ => reject(MetaError::NoSuchUpload(r.upload_id.clone())),
             })
             .await??;
         let mut after: Vec<_> = parts

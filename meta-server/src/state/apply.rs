@@ -13,7 +13,7 @@
 use sqlx::SqliteConnection;
 
 use super::commands::{Command, Op, Response};
-use super::model::{KeyHolder, TlsMember};
+use super::model::{Heartbeat, KeyHolder, TlsMember};
 use super::outcome::{ApplyError, Outcome, invalid};
 use super::{
     buckets, ca_rotation, key_rotation, multipart, object_lock, objects, reads, registry, writes,
@@ -182,7 +182,15 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             id,
             capacity_bytes,
             free_bytes,
-        } => registry::blob_heartbeat(c, at, id, *capacity_bytes, *free_bytes).await,
+        } => {
+            let hb = Heartbeat {
+                id: id.clone(),
+                capacity_bytes: *capacity_bytes,
+                free_bytes: *free_bytes,
+                at_ms: at,
+            };
+            registry::blob_heartbeat(c, &hb).await
+        }
         Op::KeyHolderSeen {
             id,
             role,

@@ -316,6 +316,16 @@ pub struct BlobServer {
     pub last_heartbeat_ms: i64,
 }
 
+/// A blob-server's heartbeat as apply records it (not stored as JSON).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub id: String,
+    pub capacity_bytes: u64,
+    pub free_bytes: u64,
+    /// The command's time.
+    pub at_ms: i64,
+}
+
 /// Bytes as hex in JSON: compact enough, and readable when debugging a log.
 mod hexbytes {
     use serde::{Deserialize, Deserializer, Serializer};

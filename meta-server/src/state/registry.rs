@@ -5,7 +5,7 @@ use sqlx::SqliteConnection;
 
 use super::commands::{MetaError, Response};
 use super::key_rotation;
-use super::model::{AccessKey, BlobServer, JoinToken, Role};
+use super::model::{AccessKey, BlobServer, Heartbeat, JoinToken, Role};
 use super::outcome::{Outcome, invalid, reject};
 use super::{reads, writes};
 
@@ -95,15 +95,9 @@ pub async fn register_blob(c: &mut SqliteConnection, at: i64, s: &BlobServer) ->
     Ok(Response::Ok)
 }
 
-pub async fn blob_heartbeat(
-    c: &mut SqliteConnection,
-    at: i64,
-    id: &str,
-    capacity: u64,
-    free: u64,
-) -> Outcome {
-    if !writes::blob_heartbeat(c, at, id, capacity, free).await? {
-        return reject(MetaError::NoSuchBlobServer(id.into()));
+pub async fn blob_heartbeat(c: &mut SqliteConnection, hb: &Heartbeat) -> Outcome {
+    if !writes::blob_heartbeat(c, hb).await? {
+        return reject(MetaError::NoSuchBlobServer(hb.id.clone()));
     }
     Ok(Response::Ok)
 }

@@ -7,8 +7,8 @@
 use sqlx::SqliteConnection;
 
 use super::model::{
-    AccessKey, BlobServer, BlobState, DefaultRetention, JoinToken, KeyHolder, KeyRotation, Part,
-    Rewrapped, Role, TlsMember, Upload, Version, Versioning,
+    AccessKey, BlobServer, BlobState, DefaultRetention, Heartbeat, JoinToken, KeyHolder,
+    KeyRotation, Part, Rewrapped, Role, TlsMember, Upload, Version, Versioning,
 };
 use super::reads::{to_i64, version_cols};
 
@@ -367,18 +367,12 @@ pub async fn register_blob(
 }
 
 /// True if the blob-server is registered.
-pub async fn blob_heartbeat(
-    c: &mut SqliteConnection,
-    at: i64,
-    id: &str,
-    capacity: u64,
-    free: u64,
-) -> Result<bool, sqlx::Error> {
+pub async fn blob_heartbeat(c: &mut SqliteConnection, hb: &Heartbeat) -> Result<bool, sqlx::Error> {
     let n = sqlx::query("UPDATE blob_servers SET capacity_bytes = ?, free_bytes = ?, last_heartbeat_ms = ? WHERE id = ?")
-        .bind(to_i64(capacity))
-        .bind(to_i64(free))
-        .bind(at)
-        .bind(id)
+        .bind(to_i64(hb.capacity_bytes))
+        .bind(to_i64(hb.free_bytes))
+        .bind(hb.at_ms)
+        .bind(&hb.id)
         .execute(&mut *c)
         .await?;
     Ok(n.rows_affected() > 0)
