@@ -163,6 +163,15 @@ async fn paging(c: &Client) {
     })
     .await;
     assert_eq!(seen, KEYS);
+    // A continuation token that is not one of ours is the client's
+    // mistake: 400 InvalidArgument, as S3 answers.
+    let garbage = c
+        .list_objects_v2()
+        .bucket("lst")
+        .continuation_token("not-a-token")
+        .send()
+        .await;
+    assert_s3_error(garbage, "InvalidArgument", 400);
 }
 
 async fn start_after_and_encoding(c: &Client) {
