@@ -49,8 +49,8 @@ fn a_version_after_a_lenient_op_is_refused() {
     assert!(err.to_string().contains("FOREVER"), "{err}");
 }
 
-#[test]
-fn a_v0_register_blob_with_any_state_still_registers() {
+#[tokio::test]
+async fn a_v0_register_blob_with_any_state_still_registers() {
     // Apply ignored a registration's state (a registered server is
     // active), so a v0 one with any text did what it does now.
     let v0 = r#"{"id":"","at_ms":1600000000000,"op":{"RegisterBlob":{"server":{"id":"blob-1","address":"127.0.0.1:1","failure_domain":"a","capacity_bytes":1,"free_bytes":1,"state":"dead","last_heartbeat_ms":0}}}}"#;
@@ -60,6 +60,17 @@ fn a_v0_register_blob_with_any_state_still_registers() {
     };
     assert_eq!(server.id, "blob-1");
     assert_eq!(server.state, BlobState::Unset);
+    // And applied, it registers the server as active, as it did then.
+    let mut db = Db::new().await;
+    db.seq += 1;
+    let seq = db.seq;
+    assert_eq!(db.apply_cmd(seq, &cmd).await, Response::Ok);
+    let servers = q::blob_servers(db.c()).await.expect("blob servers");
+    assert_eq!(servers.len(), 1);
+    assert_eq!(
+        (servers[0].id.as_str(), servers[0].state),
+        ("blob-1", BlobState::Active)
+    );
 }
 
 #[test]

@@ -112,21 +112,21 @@ pub async fn get_lock_config(
         .await
 }
 
-/// PutObjectRetention of `key` (version `id` if given); `bypass` sends
-/// x-amz-bypass-governance-retention, absent otherwise.
+/// PutObjectRetention of `key` (version `id` if given); `bypass` is the
+/// x-amz-bypass-governance-retention header's value (None: no header).
 pub async fn put_retention(
     c: &Client,
     bucket: &str,
     key: &str,
     id: Option<&str>,
     r: ObjectLockRetention,
-    bypass: bool,
+    bypass: Option<bool>,
 ) -> S3Result<PutObjectRetentionOutput, PutObjectRetentionError> {
     c.put_object_retention()
         .bucket(bucket)
         .key(key)
         .set_version_id(id.map(str::to_string))
-        .set_bypass_governance_retention(bypass.then_some(true))
+        .set_bypass_governance_retention(bypass)
         .retention(r)
         .send()
         .await

@@ -143,13 +143,14 @@ pub async fn delete_version(
         .await
 }
 
-/// DeleteObjects of the (key, version id)s in `objects`; `bypass` as for
-/// [`delete_version`].
+/// DeleteObjects of the (key, version id)s in `objects`; `bypass` is the
+/// x-amz-bypass-governance-retention header's value (None: no header; an
+/// attack sends an explicit `false` too).
 pub async fn delete_versions(
     c: &aws_sdk_s3::Client,
     bucket: &str,
     objects: &[(&str, &str)],
-    bypass: bool,
+    bypass: Option<bool>,
 ) -> S3Result<DeleteObjectsOutput, DeleteObjectsError> {
     let ids = objects
         .iter()
@@ -162,7 +163,7 @@ pub async fn delete_versions(
     c.delete_objects()
         .bucket(bucket)
         .delete(del.expect("delete"))
-        .set_bypass_governance_retention(bypass.then_some(true))
+        .set_bypass_governance_retention(bypass)
         .send()
         .await
 }

@@ -106,7 +106,7 @@ async fn plain_bucket(c: &Client, now: i64) {
     let r = put_lock_config(c, "plain", lock_config(None)).await;
     assert_s3_error(r, "InvalidRequest", 400);
     let gov = retention(ObjectLockRetentionMode::Governance, now + DAY);
-    let r = put_retention(c, "plain", "k", None, gov, false).await;
+    let r = put_retention(c, "plain", "k", None, gov, None).await;
     assert_s3_error(r, "InvalidRequest", 400);
     let r = put_legal_hold(c, "plain", "k", true).await;
     assert_s3_error(r, "InvalidRequest", 400);
@@ -189,12 +189,12 @@ async fn governance(c: &Client, gv: &str, now: i64) {
     let gov = |days| retention(ObjectLockRetentionMode::Governance, now + days * DAY);
     let r = delete_version(c, "lock", "gov", Some(gv), false).await;
     assert_s3_error(r, "AccessDenied", 403);
-    let r = put_retention(c, "lock", "gov", Some(gv), gov(1), false).await;
+    let r = put_retention(c, "lock", "gov", Some(gv), gov(1), None).await;
     assert_s3_error(r, "AccessDenied", 403);
-    put_retention(c, "lock", "gov", Some(gv), gov(3), false)
+    put_retention(c, "lock", "gov", Some(gv), gov(3), None)
         .await
         .expect("lengthen without bypass");
-    put_retention(c, "lock", "gov", Some(gv), gov(1), true)
+    put_retention(c, "lock", "gov", Some(gv), gov(1), Some(true))
         .await
         .expect("shorten with bypass");
     let d = delete_version(c, "lock", "gov", Some(gv), true)

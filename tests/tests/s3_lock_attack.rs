@@ -140,7 +140,7 @@ async fn s3_deletes(c: &Client, vault: &Vault) {
         assert_s3_error(r, "AccessDenied", 403);
     }
     for bypass in [false, true] {
-        let r = delete_versions(c, "vault", &[("doc", v)], bypass)
+        let r = delete_versions(c, "vault", &[("doc", v)], Some(bypass))
             .await
             .expect("delete objects answers per key");
         assert!(r.deleted().is_empty(), "{r:?}");
@@ -161,11 +161,11 @@ async fn s3_retention(c: &Client, vault: &Vault, now: i64) {
     ] {
         eprintln!("weaken retention: {mode:?} bypass={bypass}");
         let weaker = retention(mode.clone(), to);
-        let r = put_retention(c, "vault", "doc", Some(v), weaker, bypass).await;
+        let r = put_retention(c, "vault", "doc", Some(v), weaker, Some(bypass)).await;
         assert_s3_error(r, "AccessDenied", 403);
     }
     let none = ObjectLockRetention::builder().build();
-    let r = put_retention(c, "vault", "doc", Some(v), none, true).await;
+    let r = put_retention(c, "vault", "doc", Some(v), none, Some(true)).await;
     assert_s3_error(r, "AccessDenied", 403);
 }
 
@@ -298,7 +298,7 @@ async fn intact(s: &S3Cluster, c: &Client, vault: &Vault) {
 
 async fn lengthen(c: &Client, vault: &Vault) {
     let longer = retention(ObjectLockRetentionMode::Compliance, vault.until + DAY);
-    put_retention(c, "vault", "doc", Some(&vault.v), longer, false)
+    put_retention(c, "vault", "doc", Some(&vault.v), longer, None)
         .await
         .expect("lengthen");
 }

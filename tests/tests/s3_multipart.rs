@@ -100,7 +100,11 @@ async fn upload_ids(c: &Client) -> Vec<String> {
     listed
         .uploads()
         .iter()
-        .filter_map(|u| u.upload_id().map(str::to_string))
+        .map(|u| {
+            u.upload_id()
+                .expect("a listed upload has an id")
+                .to_string()
+        })
         .collect()
 }
 

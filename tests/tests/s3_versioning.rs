@@ -344,7 +344,7 @@ async fn delete_v1(s: &S3Cluster, c: &Client, v1: &str) {
 /// DeleteObjects with version ids (a/1's first version and doc's null
 /// one): each destroyed; `left` (key, id) is what remains.
 async fn delete_objects(c: &Client, a1: &str, left: Vec<(String, String)>) {
-    let r = delete_versions(c, "ver", &[("a/1", a1), ("doc", "null")], false)
+    let r = delete_versions(c, "ver", &[("a/1", a1), ("doc", "null")], None)
         .await
         .expect("delete objects");
     assert_eq!(r.deleted().len(), 2, "{r:?}");
