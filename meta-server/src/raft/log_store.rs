@@ -100,16 +100,14 @@ pub async fn user_version(path: &Path) -> Result<Option<i64>, sqlx::Error> {
 
 impl LogStore {
     pub async fn open(path: &Path) -> Result<Self, OpenError> {
-        if let Some(found) = user_version(path).await? {
-            // A negative stamp is nothing we wrote: refused like a newer one.
-            let found = u64::try_from(found).unwrap_or(u64::MAX);
-            format::check("raft-log.db", found, LAYOUT as u64)?;
-        }
+        // Checked before the pool opens (and switches the file to WAL), so
+        // a refused file is left untouched. No file: 0, made below.
+        let found = user_version(path).await?.unwrap_or(0);
+        // A negative stamp is nothing we wrote: refused like a newer one.
+        let stamp = u64::try_from(found).unwrap_or(u64::MAX);
+        format::check("raft-log.db", stamp, LAYOUT as u64)?;
         // One connection: the log has a single writer and readers are few.
         let pool = open_pool(path, 1).await?;
-        let found: i64 = sqlx::query_scalar("PRAGMA user_version")
-            .fetch_one(&pool)
-            .await?;
         if found < LAYOUT {
             // New, or written before the stamp (the same layout): create
             // what is missing and stamp it, in one transaction.
