@@ -16,6 +16,7 @@
 //! - [`token`]: `hamster token create` — join tokens for new nodes.
 //! - [`rotate`]: `hamster rotate-key` — master-key rotation, followed to the end.
 //! - [`rotate_ca`]: `hamster rotate-ca` — CA rotation by dual trust, followed to the end.
+//! - [`repair`]: `hamster repair` — scrub every shard now, follow repair to the end.
 //! - [`conn`]: the admin identity and how to reach the cluster.
 
 pub mod bucket;
@@ -29,6 +30,7 @@ pub mod key;
 pub mod keygen;
 pub mod member;
 pub mod profile;
+pub mod repair;
 pub mod rotate;
 pub mod rotate_ca;
 pub mod status;
@@ -80,7 +82,25 @@ pub enum Command {
     /// Add or remove a meta-server.
     #[command(subcommand)]
     Member(member::MemberCommand),
+    /// Scrub every shard now and follow repair until all is redundant again.
+    Repair(repair::RepairArgs),
 }
+
+/// A failure with its own exit status (the message is printed as usual):
+/// lets a command say "unrecoverable" (1) apart from "timed out" (2).
+#[derive(Debug)]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -98,5 +118,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Profile(c) => profile::run(&c).await,
         Command::RotateKey(a) => rotate::run(&a).await,
         Command::RotateCa(a) => rotate_ca::run(&a).await,
+        Command::Repair(a) => repair::run(&a).await,
     }
 }

@@ -2,7 +2,9 @@
 //! log/commit/applied indexes, each member's health — and the master key:
 //! the write key, the rotation, what is left on the old key, and which
 //! keys each key holder reports; the trust generation, the CA rotation,
-//! and which CA signed each member's certificate.
+//! and which CA signed each member's certificate; durability (what is
+//! under-replicated or unrecoverable, the repair queue, the oldest full
+//! scrub) and each blob-server.
 
 use anyhow::Context;
 use hamster_proto::pb::{StatusRequest, admin_client::AdminClient};
@@ -22,8 +24,29 @@ fn idx(i: i64) -> String {
     if i < 0 { "-".into() } else { i.to_string() }
 }
 
+/// "12 s ago" for a past time in ms; "never" for 0.
+pub fn ago(now_ms: i64, ms: i64) -> String {
+    if ms <= 0 {
+        return "never".into();
+    }
+    let s = (now_ms - ms).max(0) / 1000;
+    match s {
+        0..120 => format!("{s} s ago"),
+        120..7200 => format!("{} min ago", s / 60),
+        7200..172_800 => format!("{} h ago", s / 3600),
+        _ => format!("{} days ago", s / 86_400),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
-    let s = AdminClient::new(a.meta.channel()?)
+    let mut client = AdminClient::new(a.meta.channel()?);
+    let s = client
         .status(StatusRequest {})
         .await
         .with_context(|| format!("status from {}", a.meta.meta.join(",")))?
@@ -61,6 +84,18 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
+        let blob_servers: Vec<_> = s
+            .blob_servers
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "id": b.id, "address": b.address, "failure_domain": b.failure_domain,
+                    "state": b.state, "capacity_bytes": b.capacity_bytes,
+                    "free_bytes": b.free_bytes, "last_heartbeat_ms": b.last_heartbeat_ms,
+                    "last_scrub_ms": b.last_scrub_ms,
+                })
+            })
+            .collect();
         println!(
             "{}",
             serde_json::json!({
@@ -81,6 +116,12 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
                 "versions_on_old_key": s.versions_on_old_key,
                 "access_keys_on_old_key": s.access_keys_on_old_key,
                 "key_holders": holders,
+                "under_replicated": s.under_replicated,
+                "unrecoverable": s.unrecoverable,
+                "repair_queue": s.repair_queue,
+                "last_scrub_ms": s.last_scrub_ms,
+                "shards_repaired": s.shards_repaired,
+                "blob_servers": blob_servers,
             })
         );
         return Ok(());
@@ -170,5 +211,50 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
             m.id, m.role, m.trust_generation, m.cert_ca_fingerprint
         );
     }
+    let now = now_ms();
+    println!(
+        "durability   under-replicated {}   unrecoverable {}   repair queue {}   shards repaired {}   oldest full scrub {}",
+        s.under_replicated,
+        s.unrecoverable,
+        s.repair_queue,
+        s.shards_repaired,
+        ago(now, s.last_scrub_ms)
+    );
+    println!(
+        "{:<20} {:<22} {:<12} {:<8} {:>12} {:<14} LAST SCRUB",
+        "BLOB SERVER", "ADDRESS", "DOMAIN", "STATE", "FREE", "HEARTBEAT"
+    );
+    for b in &s.blob_servers {
+        println!(
+            "{:<20} {:<22} {:<12} {:<8} {:>12} {:<14} {}",
+            b.id,
+            b.address,
+            b.failure_domain,
+            b.state,
+            gib(b.free_bytes),
+            ago(now, b.last_heartbeat_ms),
+            ago(now, b.last_scrub_ms)
+        );
+    }
     Ok(())
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_naturally() {
+        let now = 1_000_000_000;
+        assert_eq!(ago(now, 0), "never");
+        assert_eq!(ago(now, now - 5_000), "5 s ago");
+        assert_eq!(ago(now, now + 5_000), "0 s ago");
+        assert_eq!(ago(now, now - 600_000), "10 min ago");
+        assert_eq!(ago(now, now - 3 * 3_600_000), "3 h ago");
+        assert_eq!(ago(now, now - 9 * 86_400_000), "9 days ago");
+    }
 }

@@ -1,9 +1,17 @@
-//! The `Blob` service (admitted for gateway and meta roles): streaming
-//! put and ranged get of shards, delete, stat.
+//! The `Blob` service: streaming put and ranged get of shards, delete,
+//! stat, list, on-demand scrub (started by `Scrub`, followed by
+//! `ScrubStatus`) and rebuild. Who may call what is the admission table's
+//! (`hamster_proto::authz`): gateway and meta; a repairing blob peer only
+//! reads and writes shards; scrub and rebuild are the meta tier's. A read
+//! that finds a corrupt shard moves it aside.
+
+use std::sync::Arc;
 
 use hamster_proto::{ErrorCode, pb};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::rebuild::Rebuilder;
+use crate::scrub::{OnDemand, Scrubber};
 use crate::store::{Store, StoreError};
 
 /// Pieces of a get buffered ahead of the client (one block each).
@@ -11,12 +19,28 @@ const READ_AHEAD: usize = 4;
 
 pub struct BlobService {
     store: Store,
+    scrub: Arc<Scrubber>,
+    rebuilder: Arc<Rebuilder>,
 }
 
 impl BlobService {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, scrub: Arc<Scrubber>, rebuilder: Arc<Rebuilder>) -> Self {
+        Self {
+            store,
+            scrub,
+            rebuilder,
+        }
     }
+}
+
+/// A store error from serving `id`: a corrupt shard is moved aside and
+/// reported first, so it is never served again (the reader rebuilds the
+/// bytes from parity).
+async fn serve_error(scrub: &Scrubber, id: &str, e: StoreError) -> Status {
+    if let StoreError::Corrupt { .. } = &e {
+        scrub.set_aside(id, format!("read: {e}")).await;
+    }
+    e.into()
 }
 
 /// The one place store errors become gRPC statuses, each with its
@@ -50,6 +74,18 @@ fn malformed(why: &str) -> Status {
 
 fn checksum_bytes(c: u32) -> Vec<u8> {
     c.to_le_bytes().to_vec()
+}
+
+fn scrub_answer(p: OnDemand) -> pb::ScrubResponse {
+    pb::ScrubResponse {
+        shards_checked: p.stats.shards_checked,
+        bytes_checked: p.stats.bytes_checked,
+        corrupt: p.stats.corrupt,
+        finished_ms: p.stats.finished_ms,
+        started_ms: p.started_ms,
+        bytes_total: p.bytes_total,
+        corrupt_count: p.corrupt_count,
+    }
 }
 
 type ListStream = std::pin::Pin<
@@ -96,14 +132,18 @@ impl pb::blob_server::Blob for BlobService {
         req: Request<pb::GetShardRequest>,
     ) -> Result<Response<GetStream>, Status> {
         let r = req.into_inner();
-        let mut read = self.store.read(&r.shard_id, r.offset, r.length).await?;
+        let mut read = match self.store.read(&r.shard_id, r.offset, r.length).await {
+            Ok(read) => read,
+            Err(e) => return Err(serve_error(&self.scrub, &r.shard_id, e).await),
+        };
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let scrub = self.scrub.clone();
         tokio::spawn(async move {
             loop {
                 let item = match read.next().await {
                     Ok(Some(data)) => Ok(pb::GetShardChunk { data }),
                     Ok(None) => return,
-                    Err(e) => Err(Status::from(e)),
+                    Err(e) => Err(serve_error(&scrub, &r.shard_id, e).await),
                 };
                 let stop = item.is_err();
                 if tx.send(item).await.is_err() || stop {
@@ -144,14 +184,40 @@ impl pb::blob_server::Blob for BlobService {
         &self,
         req: Request<pb::StatShardRequest>,
     ) -> Result<Response<pb::StatShardResponse>, Status> {
-        match self.store.stat(&req.into_inner().shard_id).await {
+        let id = req.into_inner().shard_id;
+        match self.store.stat(&id).await {
             Ok(info) => Ok(Response::new(pb::StatShardResponse {
                 exists: true,
                 length: info.len,
                 checksum: checksum_bytes(info.checksum),
             })),
             Err(StoreError::NotFound(_)) => Ok(Response::new(pb::StatShardResponse::default())),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(serve_error(&self.scrub, &id, e).await),
         }
+    }
+
+    /// Starts (or joins) an on-demand pass and answers at once.
+    async fn scrub(
+        &self,
+        _req: Request<pb::ScrubRequest>,
+    ) -> Result<Response<pb::ScrubResponse>, Status> {
+        Ok(Response::new(scrub_answer(self.scrub.start_now())))
+    }
+
+    async fn scrub_status(
+        &self,
+        _req: Request<pb::ScrubStatusRequest>,
+    ) -> Result<Response<pb::ScrubResponse>, Status> {
+        let pass = self.scrub.on_demand().unwrap_or_default();
+        Ok(Response::new(scrub_answer(pass)))
+    }
+
+    async fn rebuild(
+        &self,
+        req: Request<pb::RebuildRequest>,
+    ) -> Result<Response<pb::RebuildResponse>, Status> {
+        Ok(Response::new(
+            self.rebuilder.rebuild(req.into_inner()).await?,
+        ))
     }
 }

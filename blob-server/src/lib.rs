@@ -2,22 +2,46 @@
 //! of objects, keys or buckets, and never holds a key: what it stores is
 //! ciphertext (invariant 3).
 //!
-//! - [`store`]: shard files on disk — format, durable writes, verified reads.
-//! - [`grpc`]: the `Blob` service (gateway and meta roles only).
+//! - [`store`]: shard files on disk — format, durable writes, verified
+//!   reads, whole-shard checks, quarantine.
+//! - [`grpc`]: the `Blob` service (gateway and meta; a blob peer may only
+//!   read and write shards, for repair).
+//! - [`scrub`]: the background and on-demand checksum walk; bad shards are
+//!   moved aside and reported.
+//! - [`rebuild`]: the repair worker — rebuilds shards from k good ones.
+//! - [`report`]: scrub findings queued and delivered to the meta tier.
+//! - [`meta_link`]: the one place that calls the meta tier.
 //! - [`registration`]: register with the meta tier and heartbeat space.
+//! - [`pace`]: rate limits (scrub, repair).
 
 pub mod grpc;
+pub mod meta_link;
+pub mod pace;
+pub mod rebuild;
 pub mod registration;
+pub mod report;
+pub mod scrub;
 pub mod store;
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use hamster_proto::Role;
 use hamster_proto::health::NodeService;
 use hamster_proto::pb;
 use hamster_proto::serve::{Node, NodeArgs};
+use hamster_proto::tls::NodeTls;
+
+/// A rate flag: MB/s, finite and not negative.
+fn rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!("{s:?} is not a rate in MB/s (a number >= 0)")),
+    }
+}
 
 #[derive(Debug, clap::Parser)]
 #[command(name = "blob-server", version, about = "Hamster shard server")]
@@ -44,6 +68,54 @@ pub struct Args {
     /// Seconds between heartbeats.
     #[arg(long, env = "HAMSTER_HEARTBEAT_SECS", default_value_t = 10)]
     pub heartbeat_secs: u64,
+    /// Background scrub rate in MB/s (10^6 bytes). 0: enough to check the
+    /// whole capacity once a week, at least 1 MB/s.
+    #[arg(long, env = "HAMSTER_SCRUB_RATE", default_value_t = 0.0, value_parser = rate)]
+    pub scrub_rate: f64,
+    /// Seconds between the end of one background scrub pass and the start
+    /// of the next (at least 1). The first pass starts after a random delay
+    /// up to 60 s or this, whichever is shorter.
+    #[arg(long, env = "HAMSTER_SCRUB_PAUSE_SECS", default_value_t = 3600)]
+    pub scrub_pause_secs: u64,
+    /// Repair reads, in MB/s (10^6 bytes) per rebuild; 0: unlimited. One
+    /// rebuild runs at a time, so this caps what repair takes from clients.
+    #[arg(long, env = "HAMSTER_REPAIR_RATE", default_value_t = 64.0, value_parser = rate)]
+    pub repair_rate: f64,
+}
+
+/// The `Blob` service with its scrubber and report queue; the caller
+/// spawns `scrubber.run` and `reporter.run` (tests drive them directly).
+pub struct Assembled {
+    pub service: grpc::BlobService,
+    pub scrubber: Arc<scrub::Scrubber>,
+    pub reporter: Arc<report::Reporter>,
+}
+
+/// Builds the service: `meta` is where findings are reported, `advertise`
+/// this server's own address as peers and the meta tier name it,
+/// `repair_rate` bytes/s (0: unlimited).
+pub fn assemble(
+    store: store::Store,
+    tls: Arc<NodeTls>,
+    meta: Vec<String>,
+    advertise: String,
+    repair_rate: f64,
+) -> Assembled {
+    let link = Arc::new(meta_link::MetaLink::new(meta, tls.clone()));
+    let reporter = report::Reporter::new(link);
+    let scrubber = scrub::Scrubber::new(store.clone(), reporter.clone());
+    let pool = hamster_proto::transport::Pool::new(tls, &[Role::Blob]);
+    let rebuilder = Arc::new(rebuild::Rebuilder::new(
+        pool,
+        store.clone(),
+        advertise,
+        repair_rate,
+    ));
+    Assembled {
+        service: grpc::BlobService::new(store, scrubber.clone(), rebuilder),
+        scrubber,
+        reporter,
+    }
 }
 
 /// Where gateways reach this server: --advertise; else --listen, unless
@@ -81,6 +153,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .filter(|m| !m.is_empty())
         .cloned()
         .collect();
+    let address = advertise(&args);
     if meta.is_empty() {
         tracing::warn!("no --meta given: not registering with the meta tier");
     } else {
@@ -88,9 +161,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         hamster_proto::trust_sync::TrustSync::new(node.tls.clone(), node.paths().clone())
             .spawn(meta.clone());
         let reg = registration::Registration {
-            meta,
-            tls: node.tls.clone(),
-            address: advertise(&args),
+            link: Arc::new(meta_link::MetaLink::new(meta.clone(), node.tls.clone())),
+            address: address.clone(),
             failure_domain: args
                 .failure_domain
                 .clone()
@@ -101,13 +173,35 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         };
         tokio::spawn(reg.run());
     }
+    let capacity = args
+        .capacity_bytes
+        .unwrap_or_else(|| registration::disk_space(&args.data_dir).0);
+    let scrub_rate = pace::scrub_rate(args.scrub_rate, capacity);
+    let parts = assemble(
+        store,
+        node.tls.clone(),
+        meta,
+        address,
+        args.repair_rate * pace::MB,
+    );
+    tracing::info!(
+        scrub_mb_per_s = scrub_rate / pace::MB,
+        pause_secs = args.scrub_pause_secs,
+        repair_mb_per_s = args.repair_rate,
+        "scrub and repair limits"
+    );
+    tokio::spawn(parts.reporter.clone().run());
+    tokio::spawn(
+        parts
+            .scrubber
+            .clone()
+            .run(scrub_rate, Duration::from_secs(args.scrub_pause_secs)),
+    );
     let router = hamster_proto::transport::server()
         .add_service(pb::node_server::NodeServer::new(NodeService::new(
             node.tls.clone(),
         )))
-        .add_service(pb::blob_server::BlobServer::new(grpc::BlobService::new(
-            store,
-        )));
+        .add_service(pb::blob_server::BlobServer::new(parts.service));
     node.run(router).await?;
     Ok(())
 }

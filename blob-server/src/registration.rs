@@ -5,13 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hamster_proto::pb::{self, registry_client::RegistryClient};
-use hamster_proto::tls::NodeTls;
-use hamster_proto::{ErrorCode, Role, transport};
+use hamster_proto::{ErrorCode, pb};
+
+use crate::meta_link::MetaLink;
 
 pub struct Registration {
-    pub meta: Vec<String>,
-    pub tls: Arc<NodeTls>,
+    pub link: Arc<MetaLink>,
     pub address: String,
     pub failure_domain: String,
     pub data_dir: PathBuf,
@@ -41,7 +40,7 @@ impl Registration {
     fn server(&self) -> pb::BlobServer {
         let (capacity_bytes, free_bytes) = self.space();
         pb::BlobServer {
-            id: self.tls.identity().node_id.clone(),
+            id: self.link.node_id(),
             address: self.address.clone(),
             failure_domain: self.failure_domain.clone(),
             capacity_bytes,
@@ -50,17 +49,10 @@ impl Registration {
         }
     }
 
-    fn client(&self, i: usize) -> Option<RegistryClient<tonic::transport::Channel>> {
-        let addr = &self.meta[i % self.meta.len()];
-        transport::channel(addr, &self.tls, &[Role::Meta])
-            .ok()
-            .map(RegistryClient::new)
-    }
-
-    async fn register(&self, attempt: &mut usize) {
+    async fn register(&self) {
         let mut backoff = Duration::from_millis(200);
         loop {
-            if let Some(mut c) = self.client(*attempt) {
+            if let Some(mut c) = self.link.registry() {
                 match c
                     .register_blob(pb::RegisterBlobRequest {
                         server: Some(self.server()),
@@ -74,7 +66,7 @@ impl Registration {
                     Err(e) => tracing::warn!(error = %e.message(), "registration failed; retrying"),
                 }
             }
-            *attempt += 1;
+            self.link.failed();
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
@@ -83,16 +75,16 @@ impl Registration {
     /// Runs forever: register, then heartbeat every interval; registers
     /// again if the meta tier no longer knows this server.
     pub async fn run(self) {
-        let mut attempt = 0usize;
-        self.register(&mut attempt).await;
+        self.register().await;
         loop {
             tokio::time::sleep(self.interval).await;
-            let Some(mut c) = self.client(attempt) else {
+            let Some(mut c) = self.link.registry() else {
+                self.link.failed();
                 continue;
             };
             let (capacity_bytes, free_bytes) = self.space();
             let hb = pb::HeartbeatRequest {
-                id: self.tls.identity().node_id.clone(),
+                id: self.link.node_id(),
                 capacity_bytes,
                 free_bytes,
                 ..Default::default()
@@ -101,11 +93,11 @@ impl Registration {
                 Ok(_) => {}
                 // The registry forgot us (a restored meta tier): register again.
                 Err(e) if ErrorCode::of(&e) == Some(ErrorCode::NoSuchBlobServer) => {
-                    self.register(&mut attempt).await
+                    self.register().await
                 }
                 Err(e) => {
                     tracing::warn!(error = %e.message(), "heartbeat failed");
-                    attempt += 1;
+                    self.link.failed();
                 }
             }
         }

@@ -197,6 +197,81 @@ async fn unfinished_writes_are_invisible_and_cleared_at_start() {
     assert!(store.delete("s").await.expect("delete"));
 }
 
+/// Runs a whole-shard check to its end; the bytes it read.
+async fn verify(store: &Store, id: &str) -> Result<u64, StoreError> {
+    let mut v = store.verify(id).await?;
+    let mut total = 0;
+    while let Some(n) = v.step().await? {
+        total += n;
+    }
+    Ok(total)
+}
+
+#[tokio::test]
+async fn the_whole_shard_check_reads_every_byte_and_catches_a_forged_checksum() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).await.expect("open");
+    let bs = format::BLOCK_SIZE as usize;
+    // Spans several check windows (1 MiB each), the last block partial.
+    let bytes = data(40 * bs + 7);
+    put(&store, "big", &bytes, 70_000).await;
+    let file = walk(&dir.path().join("shards"))
+        .into_iter()
+        .find(|p| p.ends_with("big"))
+        .expect("file");
+    let size = std::fs::metadata(&file).expect("meta").len();
+    assert_eq!(verify(&store, "big").await.expect("good"), size);
+    put(&store, "empty", &[], 1).await;
+    assert_eq!(
+        verify(&store, "empty").await.expect("empty"),
+        format::HEADER_LEN as u64
+    );
+
+    // Every block intact, but the header's shard checksum forged (with a
+    // valid header CRC): only the whole check can tell.
+    let raw = std::fs::read(&file).expect("read");
+    let mut h = format::Header::decode(&raw).expect("header");
+    h.shard_crc ^= 1;
+    let mut forged = raw.clone();
+    forged[..format::HEADER_LEN].copy_from_slice(&h.encode());
+    std::fs::write(&file, &forged).expect("write");
+    assert_eq!(
+        read_all(&store, "big", 0, 0)
+            .await
+            .expect("blocks are fine"),
+        bytes
+    );
+    assert!(matches!(
+        verify(&store, "big").await,
+        Err(StoreError::Corrupt { .. })
+    ));
+
+    // The last block's last byte.
+    let mut rotten = raw.clone();
+    let end = rotten.len() - format::CRC_LEN - 1;
+    rotten[end] ^= 0x80;
+    std::fs::write(&file, &rotten).expect("write");
+    assert!(matches!(
+        verify(&store, "big").await,
+        Err(StoreError::Corrupt {
+            source: format::FormatError::CorruptBlock(40),
+            ..
+        })
+    ));
+
+    // Moved aside: gone for readers, delete removes the copy aside.
+    assert!(store.quarantine("big").await.expect("quarantine"));
+    assert!(!store.quarantine("big").await.expect("again: gone"));
+    assert!(matches!(
+        store.stat("big").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(dir.path().join("quarantine/big").exists());
+    assert!(store.delete("big").await.expect("delete"));
+    assert!(!dir.path().join("quarantine/big").exists());
+    assert!(!store.delete("big").await.expect("delete again"));
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).expect("dir").flatten() {

@@ -69,6 +69,16 @@ pub struct Args {
     /// A blob-server silent for this long gets no new shards.
     #[arg(long, default_value_t = 15)]
     pub blob_down_after_secs: u64,
+    /// TEST HOOK, never for production: discard the first N successful
+    /// CommitVersion answers, as if each was lost after the commit applied,
+    /// so the call retries on the next meta-server (the retry-hole test).
+    #[arg(
+        long,
+        env = "HAMSTER_TEST_DROP_COMMIT_ANSWERS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub test_drop_commit_answers: u64,
 }
 
 /// Unix milliseconds, from this gateway's clock: for shard ids and
@@ -87,7 +97,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(keys = %keys.describe(), "master keys loaded");
     keys.reload_on_sighup()?;
     let node = Node::bind(&args.node, Role::Gateway).await?;
-    let meta = Arc::new(meta::MetaTier::new(args.meta.clone(), &node.tls).context("--meta")?);
+    let meta = meta::MetaTier::new(args.meta.clone(), &node.tls).context("--meta")?;
+    if args.test_drop_commit_answers > 0 {
+        tracing::warn!(
+            n = args.test_drop_commit_answers,
+            "TEST HOOK: the first CommitVersion answers will be dropped"
+        );
+    }
+    let meta = Arc::new(meta.drop_commit_answers(args.test_drop_commit_answers));
     let cluster =
         cluster::ClusterView::new(meta.clone(), Duration::from_secs(args.blob_down_after_secs));
     cluster.spawn_refresh();

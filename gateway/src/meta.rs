@@ -1,10 +1,12 @@
 //! The gateway's client of the meta tier. Any meta-server answers (a
 //! follower forwards writes to the leader and serves linearizable reads
 //! itself, ADR 0008), so a call goes to the last server that worked and
-//! moves on to the next only when that one cannot be reached.
+//! moves on to the next only when that one cannot be reached. A write
+//! that fails over is the same request, byte for byte (its `request_id`
+//! makes the retry one command in the meta tier, ADR 0024).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hamster_proto::error::ERROR_CODE_KEY;
@@ -71,7 +73,13 @@ pub struct MetaTier {
     addrs: Vec<String>,
     channels: Vec<Channel>,
     current: AtomicUsize,
+    /// Test hook only (`--test-drop-commit-answers`): how many more
+    /// successful CommitVersion answers to throw away.
+    drop_commit_answers: AtomicU64,
 }
+
+/// The method name `meta_call!` gives for CommitVersion.
+const COMMIT_VERSION: &str = "commit_version";
 
 impl MetaTier {
     /// Lazy channels to every meta-server; nothing connects yet.
@@ -80,11 +88,34 @@ impl MetaTier {
             .iter()
             .map(|a| transport::channel(a, tls, &[Role::Meta]))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
+        Ok(Self::over(addrs, channels))
+    }
+
+    fn over(addrs: Vec<String>, channels: Vec<Channel>) -> Self {
+        Self {
             addrs,
             channels,
             current: AtomicUsize::new(0),
-        })
+            drop_commit_answers: AtomicU64::new(0),
+        }
+    }
+
+    /// TEST HOOK, never for production: the first `n` successful
+    /// CommitVersion answers are discarded as if the connection broke
+    /// after the meta tier applied the commit, so the call fails over to
+    /// the next meta-server with the same request (a lost answer).
+    pub fn drop_commit_answers(self, n: u64) -> Self {
+        self.drop_commit_answers.store(n, Ordering::Relaxed);
+        self
+    }
+
+    /// Whether the test hook takes this answer.
+    fn drop_answer(&self, method: &str) -> bool {
+        method == COMMIT_VERSION
+            && self
+                .drop_commit_answers
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
     }
 
     /// Runs `f` against a meta-server, failing over while the tier is
@@ -96,11 +127,25 @@ impl MetaTier {
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
+        self.call_as("", f).await
+    }
+
+    /// [`Self::call`] for the `Meta` method named `method` (what
+    /// `meta_call!` uses; the name only matters to the test hook).
+    pub async fn call_as<T, F, Fut>(&self, method: &str, f: F) -> Result<T, MetaError>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
         let n = self.channels.len();
         let mut last = MetaError::Unavailable("no meta-server configured".into());
         for attempt in 0..n * ROUNDS {
             let i = (self.current.load(Ordering::Relaxed) + attempt) % n;
             match f(self.channels[i].clone()).await {
+                Ok(_) if self.drop_answer(method) => {
+                    tracing::warn!(meta = %self.addrs[i], "test hook: dropping a CommitVersion answer (--test-drop-commit-answers)");
+                    last = MetaError::Unavailable("answer dropped by the test hook".into());
+                }
                 Ok(r) => {
                     self.current.store(i, Ordering::Relaxed);
                     return Ok(r.into_inner());
@@ -127,7 +172,7 @@ impl MetaTier {
 macro_rules! meta_call {
     ($tier:expr, $method:ident, $req:expr) => {{
         let req = $req;
-        $tier.call(move |ch| {
+        $tier.call_as(stringify!($method), move |ch| {
             let req = req.clone();
             async move {
                 ::hamster_proto::pb::meta_client::MetaClient::new(ch)
@@ -141,6 +186,7 @@ macro_rules! meta_call {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hamster_proto::pb;
 
     #[test]
     fn a_known_code_is_a_refusal() {
@@ -171,5 +217,176 @@ mod tests {
             classify(Status::internal("bug")),
             MetaError::Failed(_)
         ));
+    }
+
+    /// What the fake servers were sent: (server, path, request body).
+    type Seen = Arc<std::sync::Mutex<Vec<(usize, String, Vec<u8>)>>>;
+
+    /// A fake `Meta` service: records each call's path and request bytes
+    /// (as `server`), answers an empty message (every response's default).
+    #[derive(Clone)]
+    struct Recorder {
+        server: usize,
+        seen: Seen,
+    }
+
+    impl tonic::server::NamedService for Recorder {
+        const NAME: &'static str = "hamster.v1.Meta";
+    }
+
+    /// A gRPC answer body: one frame holding an empty message, then OK.
+    struct EmptyAnswer(u8);
+
+    impl tonic::codegen::Body for EmptyAnswer {
+        type Data = bytes::Bytes;
+        type Error = Status;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Status>>> {
+            let step = self.0;
+            self.0 += 1;
+            std::task::Poll::Ready(match step {
+                0 => Some(Ok(hyper::body::Frame::data(bytes::Bytes::from_static(&[
+                    0, 0, 0, 0, 0,
+                ])))),
+                1 => {
+                    let mut t = http::HeaderMap::new();
+                    t.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    Some(Ok(hyper::body::Frame::trailers(t)))
+                }
+                _ => None,
+            })
+        }
+    }
+
+    impl tonic::codegen::Service<http::Request<tonic::body::Body>> for Recorder {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+            let (server, seen) = (self.server, self.seen.clone());
+            Box::pin(async move {
+                let path = req.uri().path().to_string();
+                let mut body = req.into_body();
+                let mut bytes = Vec::new();
+                while let Some(Ok(frame)) = std::future::poll_fn(|cx| {
+                    tonic::codegen::Body::poll_frame(std::pin::Pin::new(&mut body), cx)
+                })
+                .await
+                {
+                    if let Ok(data) = frame.into_data() {
+                        bytes.extend_from_slice(&data);
+                    }
+                }
+                seen.lock().expect("lock").push((server, path, bytes));
+                let mut answer = http::Response::new(tonic::body::Body::new(EmptyAnswer(0)));
+                answer.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/grpc"),
+                );
+                Ok(answer)
+            })
+        }
+    }
+
+    /// A tier over `n` fake meta-servers, and what they were sent.
+    async fn fake_tier(n: usize) -> (MetaTier, Seen) {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (mut addrs, mut channels) = (Vec::new(), Vec::new());
+        for server in 0..n {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr").to_string();
+            let service = Recorder {
+                server,
+                seen: seen.clone(),
+            };
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            );
+            let channel = Channel::from_shared(format!("http://{addr}"))
+                .expect("uri")
+                .connect_lazy();
+            addrs.push(addr);
+            channels.push(channel);
+        }
+        (MetaTier::over(addrs, channels), seen)
+    }
+
+    #[tokio::test]
+    async fn a_dropped_commit_answer_resends_the_same_request_to_the_next_server() {
+        let (tier, seen) = fake_tier(3).await;
+        let tier = tier.drop_commit_answers(1);
+        let req = pb::CommitVersionRequest {
+            version: Some(pb::ObjectVersion {
+                bucket: "b".into(),
+                key: "k".into(),
+                version_id: hamster_proto::ids::new_version_id(crate::now_ms()),
+                ..Default::default()
+            }),
+            request_id: hamster_proto::ids::new_request_id(),
+        };
+        let sent = prost::Message::encode_to_vec(&req);
+        crate::meta_call!(tier, commit_version, req.clone())
+            .await
+            .expect("the retry is answered");
+        // Two attempts, on two servers, carrying the very same bytes.
+        let calls = seen.lock().expect("lock").clone();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!((calls[0].0, calls[1].0), (0, 1));
+        for (_, path, body) in &calls {
+            assert_eq!(path, "/hamster.v1.Meta/CommitVersion");
+            // gRPC framing: no compression, 4-byte length, the message.
+            assert_eq!(body[5..], sent[..]);
+            let got: pb::CommitVersionRequest =
+                prost::Message::decode(&body[5..]).expect("a request");
+            assert_eq!(got.request_id, req.request_id);
+            assert_eq!(
+                got.version.expect("version").version_id,
+                req.version.as_ref().expect("v").version_id
+            );
+        }
+        // The hook is spent: the next commit is answered the first time,
+        // by the server that answered last.
+        crate::meta_call!(tier, commit_version, req.clone())
+            .await
+            .expect("answered");
+        assert_eq!(seen.lock().expect("lock").len(), 3);
+        assert_eq!(seen.lock().expect("lock")[2].0, 1);
+    }
+
+    #[tokio::test]
+    async fn the_hook_drops_only_commit_version_answers() {
+        let (tier, seen) = fake_tier(2).await;
+        let tier = tier.drop_commit_answers(5);
+        let req = pb::DeleteObjectRequest {
+            bucket: "b".into(),
+            key: "k".into(),
+            request_id: hamster_proto::ids::new_request_id(),
+            ..Default::default()
+        };
+        crate::meta_call!(tier, delete_object, req)
+            .await
+            .expect("answered");
+        assert_eq!(seen.lock().expect("lock").len(), 1);
+        // Five drops over two servers and three rounds: the sixth attempt
+        // is answered.
+        let commit = pb::CommitVersionRequest::default();
+        crate::meta_call!(tier, commit_version, commit)
+            .await
+            .expect("answered");
+        assert_eq!(seen.lock().expect("lock").len(), 7);
     }
 }

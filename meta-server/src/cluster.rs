@@ -104,8 +104,17 @@ impl Meta {
     /// which the state machine applies at most once.
     pub async fn write(&self, op: Op) -> Result<Response, CallError> {
         let id: u128 = rand::random();
+        self.write_as(format!("{id:032x}"), op).await
+    }
+
+    /// Proposes `op` under the caller-chosen command id `id`: a retry of
+    /// one client request on any node is then the same command, applied
+    /// once and answered with its first answer (ADR 0024). The caller
+    /// keeps ids of different callers apart (`grpc::meta` scopes them by
+    /// certificate identity) and never reuses one for another op.
+    pub async fn write_as(&self, id: String, op: Op) -> Result<Response, CallError> {
         let cmd = Command {
-            id: format!("{id:032x}"),
+            id,
             at_ms: now_ms(),
             op,
         };

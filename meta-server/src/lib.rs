@@ -13,6 +13,9 @@
 //! - [`ca`]: the CA directory (custody) and signing CSRs with the
 //!   issuing CA, here or on the meta-server that holds its key.
 //! - [`sweep`]: the leader's background removal of orphan shards.
+//! - [`repair`]: the leader's repair planner (silent blob-servers marked
+//!   down, under-replicated units rebuilt on blob-servers and swapped in
+//!   by compare-and-set) and `StartRepair`'s scrub of every blob-server.
 //! - [`rewrapper`]: the leader's rewrapper for master-key rotation, and
 //!   this node's reports of the keys it holds.
 //!
@@ -27,6 +30,7 @@ pub mod ca;
 pub mod cluster;
 pub mod grpc;
 pub mod raft;
+pub mod repair;
 pub mod rewrapper;
 pub mod state;
 pub mod sweep;
@@ -109,6 +113,18 @@ pub struct Args {
     /// of shards older than half of it are refused. Same on every node.
     #[arg(long, env = "HAMSTER_SWEEP_GRACE_SECS", default_value_t = 86_400)]
     pub sweep_grace_secs: u64,
+    /// Milliseconds between repair rounds (leader only; 0: never).
+    #[arg(long, env = "HAMSTER_REPAIR_EVERY_MS", default_value_t = 10_000)]
+    pub repair_every_ms: u64,
+    /// Rebuilds the repair planner runs at once (each blob-server also
+    /// runs one at a time, throttled by its --repair-rate).
+    #[arg(long, env = "HAMSTER_REPAIR_PARALLEL", default_value_t = 2)]
+    pub repair_parallel: usize,
+    /// A blob-server silent this long is marked down: its shards count as
+    /// lost and are rebuilt elsewhere; its next heartbeat revives it. Long
+    /// enough that a reboot does not start a whole server's repair.
+    #[arg(long, env = "HAMSTER_BLOB_DOWN_AFTER_SECS", default_value_t = 300)]
+    pub blob_down_after_secs: u64,
     /// Serve joins by token here (server-only TLS; ADR 0015). CSRs are
     /// signed by the issuing CA, here or on the meta-server holding it.
     #[arg(long, env = "HAMSTER_JOIN_LISTEN")]
@@ -228,6 +244,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         .spawn();
     }
+    let kick = repair::Kick::default();
+    if args.repair_every_ms > 0 {
+        repair::Repair {
+            meta: meta.clone(),
+            every: Duration::from_millis(args.repair_every_ms),
+            down_after: Duration::from_secs(args.blob_down_after_secs.max(1)),
+            parallel: args.repair_parallel.max(1),
+            batch: 256,
+            kick: kick.clone(),
+        }
+        .spawn();
+    }
     keys.reload_on_sighup()?;
     rewrapper::report_keys(meta.clone(), keys.clone());
     rewrapper::Rewrapper {
@@ -263,7 +291,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             grpc::registry::RegistryService::new(meta.clone()),
         ))
         .add_service(pb::admin_server::AdminServer::new(
-            grpc::admin::AdminService::new(meta.clone(), keys.clone(), issuer.store.clone()),
+            grpc::admin::AdminService::new(meta.clone(), keys.clone(), issuer.store.clone(), kick),
         ))
         .add_service(pb::certs_server::CertsServer::new(
             grpc::certs::CertsService::new(meta.clone(), issuer.clone(), args.node.trust.clone()),

@@ -1,26 +1,42 @@
-//! The sweep: shards on blob-servers that no metadata names — a PUT that
-//! failed, a gateway that died between fan-out and commit, a free that
-//! did not reach its server — are deleted once they are old enough.
+//! The sweep, both ways between the metadata and the blob-servers' lists:
+//! - orphans: shards on blob-servers that no metadata names — a PUT that
+//!   failed, a gateway that died between fan-out and commit, a free that
+//!   did not reach its server — are deleted once they are old enough;
+//! - missing: shards the metadata names on a blob-server that its list
+//!   lacks (files deleted behind its back, a disk replaced) are recorded
+//!   as faults (reason "missing"), so repair rebuilds them with no
+//!   `hamster repair` run.
 //!
 //! Runs on the leader only, one round every `every`:
-//! 1. each blob-server lists its shards last written before now − grace;
-//! 2. then a linearizable read collects every shard id the metadata names;
-//! 3. listed shards not named are deleted.
+//! 1. each blob-server lists every shard it holds, with its write time;
+//! 2. then linearizable reads collect every shard id the metadata names,
+//!    and the ones it names on each listed server (faults left out);
+//! 3. listed shards last written before now − grace and not named are
+//!    deleted; shards named on a server, created before now − grace and
+//!    not in its list are recorded missing, in batches.
 //!
 //! Step 2 follows step 1, and a commit naming a shard older than the
 //! write window (grace / 2) is refused when proposed (`grpc::meta`), so a
-//! shard can never become named after the sweep judged it orphaned.
+//! shard can never become named after the sweep judged it orphaned. For
+//! the same order, a shard named in step 2 but absent from the list may
+//! simply have been written after it; one created (the time in its id)
+//! before now − grace was written well before the list — its commit came
+//! within the write window, a rebuild's within its timeout — so its
+//! absence means it is lost.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hamster_proto::Role;
 use hamster_proto::pb::{self, blob_client::BlobClient};
+use hamster_proto::shard_id;
 use hamster_proto::transport::Pool;
 use openraft::ServerState;
 
 use crate::cluster::{Meta, now_ms};
-use crate::grpc::errors::ServiceError;
+use crate::repair::scrub::{list_shards, record_missing};
+use crate::state::model::BlobServer;
 use crate::state::reads as q;
 
 pub struct Sweep {
@@ -33,7 +49,20 @@ pub struct Sweep {
 pub struct Round {
     pub listed: usize,
     pub deleted: usize,
+    /// Named shards found missing from their servers, recorded as faults.
+    pub missing: usize,
     pub servers_unreachable: usize,
+}
+
+/// The shards `named` on a server (read after its listing) that were
+/// created before `cutoff_ms` and are not `listed`: lost. A name without
+/// a creation time cannot be judged this way and is left alone.
+pub fn missing(named: Vec<String>, listed: &HashSet<String>, cutoff_ms: i64) -> Vec<String> {
+    named
+        .into_iter()
+        .filter(|id| shard_id::created_ms(id).is_some_and(|t| t < cutoff_ms))
+        .filter(|id| !listed.contains(id))
+        .collect()
 }
 
 impl Sweep {
@@ -46,15 +75,16 @@ impl Sweep {
                     continue;
                 }
                 match self.round(&pool).await {
-                    Ok(r) if r.deleted > 0 || r.servers_unreachable > 0 => {
+                    Ok(r) if r.deleted + r.missing + r.servers_unreachable > 0 => {
                         tracing::info!(
                             listed = r.listed,
                             deleted = r.deleted,
+                            missing = r.missing,
                             unreachable = r.servers_unreachable,
                             "sweep round"
                         )
                     }
-                    Ok(r) => tracing::debug!(listed = r.listed, "sweep round: nothing to delete"),
+                    Ok(r) => tracing::debug!(listed = r.listed, "sweep round: nothing to do"),
                     Err(e) => tracing::warn!(error = %e, "sweep round failed"),
                 }
             }
@@ -62,15 +92,18 @@ impl Sweep {
     }
 
     async fn round(&self, pool: &Pool) -> Result<Round, crate::cluster::CallError> {
-        let before = now_ms() - i64::try_from(self.grace.as_millis()).unwrap_or(i64::MAX);
+        let now = now_ms();
+        let before = now - i64::try_from(self.grace.as_millis()).unwrap_or(i64::MAX);
         let servers = self.meta.read(async |c| q::blob_servers(c).await).await?;
         let mut round = Round::default();
-        let mut listed: Vec<(String, Vec<String>)> = Vec::new();
+        let mut listed: Vec<(BlobServer, Vec<pb::ShardEntry>)> = Vec::new();
         for s in servers {
-            match list(pool, &s.address, before).await {
-                Ok(ids) => {
-                    round.listed += ids.len();
-                    listed.push((s.address, ids));
+            // Everything written before the round: the missing check needs
+            // the whole list, the orphan check only the old part.
+            match list_shards(pool, &s.address, now).await {
+                Ok(entries) => {
+                    round.listed += entries.len();
+                    listed.push((s, entries));
                 }
                 Err(e) => {
                     tracing::debug!(blob = %s.id, error = %e, "sweep: cannot list shards");
@@ -78,19 +111,24 @@ impl Sweep {
                 }
             }
         }
-        if round.listed == 0 {
+        if listed.is_empty() {
             return Ok(round);
         }
         let named = self
             .meta
             .read(async |c| q::referenced_shards(c).await)
             .await?;
-        for (addr, ids) in listed {
-            let Ok(ch) = pool.channel(&addr) else {
+        for (s, entries) in listed {
+            round.missing += self.record_missing(&s, &entries, before).await;
+            let Ok(ch) = pool.channel(&s.address) else {
                 continue;
             };
             let mut client = BlobClient::new(ch);
-            for id in ids.into_iter().filter(|id| !named.contains(id)) {
+            let orphans = entries
+                .into_iter()
+                .filter(|e| e.modified_ms < before && !named.contains(&e.shard_id));
+            for e in orphans {
+                let id = e.shard_id;
                 match client
                     .delete_shard(pb::DeleteShardRequest {
                         shard_id: id.clone(),
@@ -98,7 +136,7 @@ impl Sweep {
                     .await
                 {
                     Ok(_) => {
-                        tracing::debug!(shard = %id, blob = %addr, "swept an orphan shard");
+                        tracing::debug!(shard = %id, blob = %s.id, "swept an orphan shard");
                         round.deleted += 1;
                     }
                     Err(e) => {
@@ -109,21 +147,74 @@ impl Sweep {
         }
         Ok(round)
     }
+
+    /// Records the shards named on `s` that its list lacks; how many.
+    async fn record_missing(
+        &self,
+        s: &BlobServer,
+        entries: &[pb::ShardEntry],
+        cutoff: i64,
+    ) -> usize {
+        let id = s.id.clone();
+        let named = match self
+            .meta
+            .read(async |c| q::shards_named_on(c, &id).await)
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(blob = %s.id, error = %e, "sweep: cannot read the shards named there");
+                return 0;
+            }
+        };
+        let listed: HashSet<String> = entries.iter().map(|e| e.shard_id.clone()).collect();
+        let lost = missing(named, &listed, cutoff);
+        if lost.is_empty() {
+            return 0;
+        }
+        tracing::warn!(blob = %s.id, missing = lost.len(),
+            "sweep: shards the metadata names are not on their server");
+        match record_missing(&self.meta, &s.id, &lost).await {
+            Ok(()) => lost.len(),
+            Err(e) => {
+                tracing::warn!(blob = %s.id, error = %e, "sweep: missing shards not recorded");
+                0
+            }
+        }
+    }
 }
 
-async fn list(pool: &Pool, addr: &str, before: i64) -> Result<Vec<String>, ServiceError> {
-    let ch = pool
-        .channel(addr)
-        .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
-    let mut stream = BlobClient::new(ch)
-        .list_shards(pb::ListShardsRequest {
-            modified_before_ms: before,
-        })
-        .await?
-        .into_inner();
-    let mut ids = Vec::new();
-    while let Some(e) = stream.message().await? {
-        ids.push(e.shard_id);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(created_ms: i64, index: usize) -> String {
+        shard_id::shard(&shard_id::new_object(created_ms), index)
     }
-    Ok(ids)
+
+    #[test]
+    fn missing_means_named_old_enough_and_not_listed() {
+        let cutoff = 1_000_000;
+        let (old_listed, old_gone, new_gone) = (id(10, 0), id(999_999, 1), id(1_000_000, 2));
+        let odd = "key-without-time.s0".to_string();
+        let listed: HashSet<String> = [old_listed.clone(), "orphan".to_string()].into();
+        let named = vec![
+            old_listed.clone(),
+            old_gone.clone(),
+            new_gone.clone(),
+            odd.clone(),
+        ];
+        // Created before the cutoff and absent: lost. Created at or after
+        // it: maybe written after the list. No creation time: not judged.
+        assert_eq!(missing(named, &listed, cutoff), vec![old_gone.clone()]);
+        // A wiped server lists nothing: every old named shard is lost.
+        let all = missing(
+            vec![old_listed.clone(), old_gone.clone()],
+            &HashSet::new(),
+            cutoff,
+        );
+        assert_eq!(all, [old_listed, old_gone]);
+        // Nothing named there: nothing missing, whatever is listed.
+        assert!(missing(Vec::new(), &listed, cutoff).is_empty());
+    }
 }

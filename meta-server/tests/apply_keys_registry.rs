@@ -117,6 +117,7 @@ async fn blob_servers_register_reregister_and_heartbeat() {
             free_bytes: 123,
             state: BlobState::Active,
             last_heartbeat_ms: NOW + 30,
+            last_scrub_ms: 0,
         }
     );
     // b0 untouched.

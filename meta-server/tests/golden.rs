@@ -148,6 +148,14 @@ fn every_command_matches_its_golden_file() {
         if name == "Unreadable" {
             continue;
         }
+        if s::V1_ONLY_OPS.contains(&name) {
+            check(&format!("command/v1/{name}.json"), &cmd, &mut failures);
+            assert!(
+                !golden_path(&format!("command/v0/{name}.json")).exists(),
+                "{name}: a v1-only op has a v0 golden file"
+            );
+            continue;
+        }
         check_v0(
             &format!("command/v0/{name}.json"),
             &cmd,
@@ -223,6 +231,13 @@ fn every_json_column_matches_its_golden_file() {
             version: s::version(),
             freed: vec![s::shard_map(1)],
             versioned: true,
+        },
+        &mut f,
+    );
+    check(
+        "column/applied_commands.response-swapped.json",
+        &Response::Swapped {
+            freed: vec![s::shard_map(11)],
         },
         &mut f,
     );

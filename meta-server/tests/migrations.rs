@@ -8,10 +8,11 @@
 
 mod samples;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use hamster_meta::raft::state_machine::StateDb;
-use hamster_meta::state::model::{AccessKey, Bucket, Version};
+use hamster_meta::state::model::{AccessKey, Bucket, ShardMap, Unit, Version};
 use hamster_meta::state::reads as q;
 use hamster_meta::state::schema::{self, SchemaError};
 use sqlx::{Connection, SqliteConnection};
@@ -196,6 +197,204 @@ async fn a_v1_state_db_migrates_to_today_and_reads_back() {
             .await
             .expect("master");
     assert_eq!(trust_bundle, 0, "migration 6 drops trust_bundle");
+
+    // Migration 7 indexes the shards the rows name.
+    let v = v1_version();
+    let mut want: BTreeSet<String> = BTreeSet::new();
+    for m in [
+        v.shard_map.expect("map"),
+        s::part(1).shard_map.expect("map"),
+    ] {
+        want.extend(m.shards.into_iter().map(|l| l.shard_id));
+    }
+    let named: BTreeSet<String> = q::referenced_shards(&mut c)
+        .await
+        .expect("refs")
+        .into_iter()
+        .collect();
+    assert_eq!(named, want);
+}
+
+/// One shard_refs row as migration 7 or the write path makes it.
+type RefRow = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+async fn ref_rows(c: &mut SqliteConnection) -> Vec<RefRow> {
+    sqlx::query_as(
+        "SELECT shard_id, blob_id, idx, bucket, key, version_id, upload_id, part_number, k, width, missing \
+         FROM shard_refs ORDER BY shard_id, version_id, upload_id",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .expect("shard_refs")
+}
+
+/// The rows a unit's map gives.
+fn rows_for(unit: (&str, &str, &str, &str, u32), m: &ShardMap) -> Vec<RefRow> {
+    let (bucket, key, version_id, upload_id, part) = unit;
+    let width = i64::from(m.data_shards + m.parity_shards);
+    let missing = width - m.shards.len() as i64;
+    m.shards
+        .iter()
+        .map(|l| {
+            (
+                l.shard_id.clone(),
+                l.blob_id.clone(),
+                i64::from(l.index),
+                bucket.into(),
+                key.into(),
+                version_id.into(),
+                upload_id.into(),
+                i64::from(part),
+                i64::from(m.data_shards),
+                width,
+                missing,
+            )
+        })
+        .collect()
+}
+
+/// A state DB at schema 6 (before shard_refs) holding a single-part
+/// version, a multipart version with a degraded part, a delete marker
+/// and an open upload's part: migration 7 fills shard_refs from their
+/// JSON, so the durability view sees them.
+#[tokio::test]
+async fn migration_7_indexes_every_shard_the_existing_rows_name() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state.db");
+    let mut c = SqliteConnection::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .expect("create");
+    for sql in &schema::MIGRATIONS[..6] {
+        sqlx::raw_sql(*sql).execute(&mut c).await.expect("schema");
+    }
+    sqlx::raw_sql("PRAGMA user_version = 6")
+        .execute(&mut c)
+        .await
+        .expect("stamp");
+    let plain = Version {
+        key: "plain.txt".into(),
+        version_id: "v-plain".into(),
+        delete_marker: false,
+        parts: Vec::new(),
+        ..s::version()
+    };
+    let mut degraded = s::part(2);
+    if let Some(m) = degraded.shard_map.as_mut() {
+        m.shards.remove(1);
+    }
+    let multi = Version {
+        key: "big.bin".into(),
+        version_id: "v-multi".into(),
+        delete_marker: false,
+        shard_map: None,
+        parts: vec![s::part(1), degraded.clone()],
+        ..s::version()
+    };
+    let marker = Version {
+        key: "gone.txt".into(),
+        version_id: "v-marker".into(),
+        delete_marker: true,
+        shard_map: None,
+        parts: Vec::new(),
+        ..s::version()
+    };
+    for (seq, v) in [&plain, &multi, &marker].into_iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO versions (bucket, key, version_id, seq, size, etag, content_type,
+             user_metadata, stored_headers, created_at_ms, delete_marker, shard_map, parts,
+             wrapped_dek, kek_fingerprint, lock_mode, retain_until_ms, legal_hold)
+             VALUES (?, ?, ?, ?, 1, 'e', 't', '{}', '{}', 1, ?, ?, ?, X'01', 'kek', '', 0, 0)",
+        )
+        .bind(&v.bucket)
+        .bind(&v.key)
+        .bind(&v.version_id)
+        .bind(seq as i64 + 1)
+        .bind(v.delete_marker)
+        .bind(v.shard_map.as_ref().map(json))
+        .bind(json(&v.parts))
+        .execute(&mut c)
+        .await
+        .expect("version");
+    }
+    let u = s::upload();
+    let open_part = s::part(3);
+    sqlx::query("INSERT INTO uploads VALUES (?, ?, ?, 1, '{}')")
+        .bind(&u.upload_id)
+        .bind(&u.bucket)
+        .bind(&u.key)
+        .execute(&mut c)
+        .await
+        .expect("upload");
+    sqlx::query("INSERT INTO parts VALUES (?, 3, 1, 'e', ?, X'01', 'kek')")
+        .bind(&u.upload_id)
+        .bind(json(open_part.shard_map.as_ref().expect("map")))
+        .execute(&mut c)
+        .await
+        .expect("part");
+    for id in ["blob-1", "blob-2", "blob-3"] {
+        sqlx::query("INSERT INTO blob_servers VALUES (?, 'a:1', 'r', 1, 1, 'active', 1)")
+            .bind(id)
+            .execute(&mut c)
+            .await
+            .expect("blob");
+    }
+    c.close().await.expect("close");
+
+    let db = StateDb::open(dir.path()).await.expect("open v6");
+    let mut c = db.acquire().await.expect("conn");
+    let b = &plain.bucket;
+    let mut want = rows_for((b, "plain.txt", "v-plain", "", 0), &s::shard_map(7));
+    want.extend(rows_for(
+        (b, "big.bin", "v-multi", "", 1),
+        &s::part(1).shard_map.expect("map"),
+    ));
+    want.extend(rows_for(
+        (b, "big.bin", "v-multi", "", 2),
+        degraded.shard_map.as_ref().expect("map"),
+    ));
+    want.extend(rows_for(
+        (&u.bucket, &u.key, "", &u.upload_id, 3),
+        open_part.shard_map.as_ref().expect("map"),
+    ));
+    want.sort();
+    assert_eq!(ref_rows(&mut c).await, want);
+
+    // The degraded part is the one unit short of k+m.
+    let summary = q::durability_summary(&mut c).await.expect("summary");
+    assert_eq!(
+        (
+            summary.under_replicated,
+            summary.unrecoverable,
+            summary.last_scrub_ms
+        ),
+        (1, 0, 0)
+    );
+    let units = q::degraded_units(&mut c, 10).await.expect("units");
+    assert_eq!(units.len(), 1);
+    assert_eq!(units[0].unit, Unit::version(b, "big.bin", "v-multi", 2));
+    assert_eq!(units[0].good, vec![0, 2]);
+    assert_eq!(units[0].map, degraded.shard_map.expect("map"));
+    let faults: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM shard_faults")
+        .fetch_one(&mut *c)
+        .await
+        .expect("faults");
+    assert_eq!(faults, 0);
 }
 
 #[tokio::test]

@@ -41,9 +41,32 @@ pub const ADMISSION: &[(&str, &[Role])] = &[
     ("hamster.v1.Blob", &[Role::Gateway, Role::Meta]),
 ];
 
+/// Methods whose roles differ from their service's entry, by full method
+/// name ("pkg.Service/Method"); looked up before [`ADMISSION`].
+pub const METHOD_ADMISSION: &[(&str, &[Role])] = &[
+    // A repairing blob-server reads sources and writes rebuilt shards; it
+    // can never delete, list, scrub or start a rebuild elsewhere.
+    (
+        "hamster.v1.Blob/GetShard",
+        &[Role::Gateway, Role::Meta, Role::Blob],
+    ),
+    (
+        "hamster.v1.Blob/PutShard",
+        &[Role::Gateway, Role::Meta, Role::Blob],
+    ),
+    // Scrub and repair are driven by the meta tier alone.
+    ("hamster.v1.Blob/Scrub", &[Role::Meta]),
+    ("hamster.v1.Blob/ScrubStatus", &[Role::Meta]),
+    ("hamster.v1.Blob/Rebuild", &[Role::Meta]),
+];
+
 /// The roles admitted to the method at `path` ("/pkg.Service/Method").
 pub fn admitted(path: &str) -> &'static [Role] {
-    let service = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let method = path.trim_start_matches('/');
+    if let Some((_, roles)) = METHOD_ADMISSION.iter().find(|(name, _)| *name == method) {
+        return roles;
+    }
+    let service = method.split('/').next().unwrap_or("");
     ADMISSION
         .iter()
         .find(|(name, _)| *name == service)
@@ -133,7 +156,34 @@ mod tests {
         }
         assert!(check("/hamster.v1.Raft/Vote", Some(&peer(Role::Meta))).is_ok());
         assert!(check("/hamster.v1.Raft/Vote", Some(&peer(Role::Gateway))).is_err());
-        assert!(check("/hamster.v1.Blob/PutShard", Some(&peer(Role::Blob))).is_err());
+        // A blob peer may read and write shards (repair), nothing else.
+        for ok in ["GetShard", "PutShard"] {
+            let path = format!("/hamster.v1.Blob/{ok}");
+            assert!(check(&path, Some(&peer(Role::Blob))).is_ok(), "{path}");
+        }
+        for refused in [
+            "DeleteShard",
+            "ListShards",
+            "StatShard",
+            "Scrub",
+            "ScrubStatus",
+            "Rebuild",
+        ] {
+            let path = format!("/hamster.v1.Blob/{refused}");
+            let e = check(&path, Some(&peer(Role::Blob))).expect_err("refused");
+            assert_eq!(
+                ErrorCode::of(&e),
+                Some(ErrorCode::RoleNotAdmitted),
+                "{path}"
+            );
+        }
+        assert!(check("/hamster.v1.Blob/PutShard/x", Some(&peer(Role::Blob))).is_err());
+        assert!(check("/hamster.v1.Blob/GetShard", Some(&peer(Role::Admin))).is_err());
+        for method in ["Scrub", "ScrubStatus", "Rebuild"] {
+            let path = format!("/hamster.v1.Blob/{method}");
+            assert!(check(&path, Some(&peer(Role::Meta))).is_ok(), "{path}");
+            assert!(check(&path, Some(&peer(Role::Gateway))).is_err(), "{path}");
+        }
     }
 
     #[test]

@@ -77,6 +77,10 @@ error_codes! {
     // --- Refusals of the metadata state machine (cluster operations) ---
     NoSuchAccessKey => NotFound,
     NoSuchBlobServer => NotFound,
+    /// A repair's compare-and-set lost: the shard map changed (the unit
+    /// was deleted, overwritten or repaired by someone else) since the
+    /// repair was planned. Nothing changed; the rebuilt shards are freed.
+    ShardMapChanged => Aborted,
     /// A rotation cannot open, advance or close yet; the message says why.
     RotationRefused => FailedPrecondition,
     /// A write's data key is wrapped by a master key other than the
@@ -190,6 +194,7 @@ mod tests {
             "RequestTimeout",
             "NoSuchAccessKey",
             "NoSuchBlobServer",
+            "ShardMapChanged",
             "RotationRefused",
             "WrongMasterKey",
             "NoSuchMember",

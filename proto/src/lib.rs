@@ -17,12 +17,14 @@
 //! - [`trust_sync`]: a member loading new trust bundles and renewing its certificate by CSR.
 //! - [`serve`]: flags, logging, SIGHUP reload and shutdown shared by the servers.
 //! - [`shard_id`]: shard names, stamped with their creation time.
+//! - [`ids`]: request ids and version ids, minted alike by gateways and the meta tier.
 
 pub mod authz;
 pub mod envelope;
 pub mod error;
 pub mod health;
 pub mod identity;
+pub mod ids;
 pub mod join;
 pub mod keyring;
 pub mod pki;

@@ -11,6 +11,8 @@
 //!
 //! Modules: [`meta`] (meta-tier calls: status, leader, test commits),
 //! [`s3`] (a whole cluster with a gateway, an S3 client, S3 error checks),
+//! [`durability`] (shard files on disk, damage, `hamster repair` and the
+//! durability view), [`load`] (a PUT/GET load that checks every byte),
 //! [`lock`] (object-lock builders), [`clients`] (real S3 clients run
 //! against a cluster), [`sigv4`] (a hand signer for requests
 //! an SDK will not send), [`steps`] (named steps of one long scenario, each
@@ -35,6 +37,8 @@ use hamster_proto::{Role, transport};
 use tonic::transport::Channel;
 
 pub mod clients;
+pub mod durability;
+pub mod load;
 pub mod lock;
 pub mod meta;
 pub mod s3;
@@ -131,6 +135,8 @@ pub struct Cluster {
     pub log_level: String,
     /// Extra flags for every meta-server (snapshot policy, timeouts).
     pub meta_args: Vec<String>,
+    /// Extra flags for every blob-server (scrub and repair rates).
+    pub blob_args: Vec<String>,
     nodes: Vec<NodeProc>,
     next_raft_id: u64,
 }
@@ -196,6 +202,7 @@ impl Cluster {
             bins,
             log_level: "info".into(),
             meta_args: Vec::new(),
+            blob_args: Vec::new(),
             nodes: Vec::new(),
             next_raft_id: 1,
         };
@@ -441,6 +448,7 @@ impl Cluster {
             if !meta.is_empty() {
                 args.push(format!("--meta={}", meta.join(",")));
             }
+            args.extend(self.blob_args.iter().cloned());
         }
         let mut s3_addr = None;
         if kind == Kind::Gateway {

@@ -157,6 +157,7 @@ pub async fn commit(
     let r = client
         .commit_version(pb::CommitVersionRequest {
             version: Some(test_version(kek, bucket, key, n)),
+            request_id: String::new(),
         })
         .await?;
     r.into_inner()

@@ -203,6 +203,36 @@ pub async fn versioning_status(
         .cloned()
 }
 
+/// How to build an [`S3Cluster`]: how many of each server, and the extra
+/// flags of each tier.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    pub metas: usize,
+    pub blobs: usize,
+    pub meta_args: Vec<String>,
+    pub blob_args: Vec<String>,
+    pub gw_args: Vec<String>,
+    pub log_level: String,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        Self {
+            metas: 1,
+            blobs: 3,
+            meta_args: Vec::new(),
+            blob_args: Vec::new(),
+            gw_args: Vec::new(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// Owned copies of flags.
+pub fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
 /// A running cluster with an S3 endpoint.
 pub struct S3Cluster {
     pub c: Cluster,
@@ -302,9 +332,24 @@ impl S3Cluster {
         gw_args: &[&str],
         log_level: &str,
     ) -> Self {
+        Self::build_spec(&ClusterSpec {
+            metas,
+            blobs,
+            meta_args: strings(meta_args),
+            gw_args: strings(gw_args),
+            log_level: log_level.into(),
+            ..ClusterSpec::default()
+        })
+        .await
+    }
+
+    /// A cluster as `spec` describes it.
+    pub async fn build_spec(spec: &ClusterSpec) -> Self {
+        let (metas, blobs) = (spec.metas, spec.blobs);
         let mut c = Cluster::new();
-        c.log_level = log_level.into();
-        c.meta_args.extend(meta_args.iter().map(|a| a.to_string()));
+        c.log_level = spec.log_level.clone();
+        c.meta_args.extend(spec.meta_args.iter().cloned());
+        c.blob_args.extend(spec.blob_args.iter().cloned());
         let metas = if metas == 1 {
             vec![c.start(Kind::Meta, "meta-1")]
         } else {
@@ -319,7 +364,8 @@ impl S3Cluster {
         }
         c.wait_blobs_registered(metas[0], blobs.len()).await;
         let gw = c.prepare(Kind::Gateway, "gw-1");
-        c.add_args(gw, gw_args);
+        let gw_args: Vec<&str> = spec.gw_args.iter().map(String::as_str).collect();
+        c.add_args(gw, &gw_args);
         c.spawn_prepared(gw);
         c.wait_healthy(gw).await;
         let (access_key_id, secret) = c.create_access_key("test");

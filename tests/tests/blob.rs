@@ -1,6 +1,7 @@
 //! blob-servers as real processes: they register with the meta tier and
 //! heartbeat, store shards durably (an acknowledged shard survives
-//! SIGKILL), serve byte ranges, and refuse to serve a corrupt block.
+//! SIGKILL), serve byte ranges, and refuse to serve a corrupt block (the
+//! shard is moved aside at once and never served again).
 
 use std::time::{Duration, Instant};
 
@@ -177,7 +178,7 @@ async fn shards_round_trip_by_range_and_survive_sigkill_after_the_ack() {
 }
 
 #[tokio::test]
-async fn a_flipped_byte_on_disk_is_reported_as_data_loss() {
+async fn a_flipped_byte_on_disk_is_reported_as_data_loss_and_moved_aside() {
     let (c, b, _gw, mut client) = one_blob_server().await;
     let data = payload(300_000);
     put(&mut client, "victim", &data).await;
@@ -187,12 +188,15 @@ async fn a_flipped_byte_on_disk_is_reported_as_data_loss() {
     std::fs::write(&file, &raw).expect("write");
     let err = get(&mut client, "victim", 0, 0).await.expect_err("corrupt");
     assert_eq!(err.code(), tonic::Code::DataLoss, "{err:?}");
-    // The untouched first block is still served.
-    assert_eq!(
-        get(&mut client, "victim", 0, 1000).await.expect("block 0"),
-        &data[..1000]
-    );
-    assert!(c.log(b).contains("corrupt shard"));
+    // The read moved the whole shard aside: never served again, not even
+    // its untouched first block; kept in quarantine/ until freed.
+    let err = get(&mut client, "victim", 0, 1000)
+        .await
+        .expect_err("a shard moved aside is not served");
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+    assert!(!file.exists(), "still in shards/");
+    assert!(c.node(b).dir.join("data/quarantine/victim").exists());
+    assert!(c.log(b).contains("corrupt shard moved aside"));
 }
 
 /// One healthy blob-server, a gateway identity, and a client as it.

@@ -212,6 +212,7 @@ async fn meta_delete_denied(meta: &mut MetaClient<Channel>, vault: &Vault, who: 
             key: "doc".into(),
             version_id: vault.v.clone(),
             bypass_governance: true,
+            ..Default::default()
         })
         .await
         .expect_err(who);

@@ -73,7 +73,10 @@ async fn orphan_shards_are_swept_and_committed_ones_kept() {
     }
     let refused =
         s.c.meta_client(s.metas[0], &gw)
-            .commit_version(pb::CommitVersionRequest { version: Some(v) })
+            .commit_version(pb::CommitVersionRequest {
+                version: Some(v),
+                request_id: String::new(),
+            })
             .await
             .expect_err("stale commit");
     assert_eq!(

@@ -2,14 +2,17 @@
 //! buckets: a shard is an id and bytes.
 //!
 //! - [`format`]: the shard file format (header, per-block CRC32C).
+//! - [`verify`]: a whole-shard check, window by window (the scrub's).
 //! - this module: where shards live, durable writes, verified reads.
 //!
 //! Layout under the data dir: `shards/AB/CD/ID` (AB, CD: the first bytes of
-//! SHA-256(ID), to spread files over directories) and `tmp/` for writes in
-//! progress, emptied at start-up. A write is acknowledged only after the
+//! SHA-256(ID), to spread files over directories), `tmp/` for writes in
+//! progress, emptied at start-up, and `quarantine/ID` for shards found
+//! corrupt: moved aside, never served or listed, removed by a delete. A write is acknowledged only after the
 //! file is fsynced, renamed into place and its directory fsynced.
 
 pub mod format;
+pub mod verify;
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -41,7 +44,7 @@ pub enum StoreError {
     },
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
     let what = what.into();
     move |source| StoreError::Io { what, source }
 }
@@ -71,6 +74,9 @@ impl From<Header> for ShardInfo {
         }
     }
 }
+
+/// Where corrupt shards are moved, under the data dir.
+pub const QUARANTINE: &str = "quarantine";
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -102,6 +108,9 @@ impl Store {
         tokio::fs::create_dir_all(root.join("shards"))
             .await
             .map_err(io("creating shards/"))?;
+        tokio::fs::create_dir_all(root.join(QUARANTINE))
+            .await
+            .map_err(io("creating quarantine/"))?;
         Ok(Self {
             root: root.to_path_buf(),
         })
@@ -209,14 +218,9 @@ impl Store {
     pub fn list(&self, before_ms: i64, tx: tokio::sync::mpsc::Sender<(String, i64)>) {
         let root = self.root.join("shards");
         tokio::task::spawn_blocking(move || {
-            let dirs = |p: &Path| -> Vec<PathBuf> {
-                std::fs::read_dir(p)
-                    .map(|rd| rd.flatten().map(|e| e.path()).collect())
-                    .unwrap_or_default()
-            };
-            for a in dirs(&root) {
-                for b in dirs(&a) {
-                    for f in dirs(&b) {
+            for a in read_dir(&root) {
+                for b in read_dir(&a) {
+                    for f in read_dir(&b) {
                         let Some(id) = f.file_name().and_then(|n| n.to_str()) else {
                             continue;
                         };
@@ -238,19 +242,112 @@ impl Store {
         });
     }
 
-    /// Removes a shard; Ok(false) if there was none.
+    /// Removes a shard, and its quarantined copy if it was moved aside;
+    /// Ok(false) if there was neither.
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let path = self.path(id)?;
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {
-                if let Some(dir) = path.parent() {
-                    fsync_dir(dir).await?;
-                }
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io(format!("delete {id}"))(e)),
+        let live = remove(&path, id).await?;
+        let aside = remove(&self.root.join(QUARANTINE).join(id), id).await?;
+        Ok(live || aside)
+    }
+
+    /// Opens a shard for a whole check (header and length checked here).
+    pub async fn verify(&self, id: &str) -> Result<verify::ShardVerify, StoreError> {
+        let (file, header) = self.open_shard(id).await?;
+        Ok(verify::ShardVerify {
+            id: id.into(),
+            file,
+            header,
+            next_block: 0,
+            crcs: 0,
+            started: false,
+        })
+    }
+
+    /// Moves a shard aside into quarantine/, durably, so it is never
+    /// served or listed again; Ok(false) if it was gone (deleted meanwhile).
+    pub async fn quarantine(&self, id: &str) -> Result<bool, StoreError> {
+        let from = self.path(id)?;
+        let dir = self.root.join(QUARANTINE);
+        match tokio::fs::rename(&from, dir.join(id)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io(format!("quarantining {id}"))(e)),
         }
+        fsync_dir(&dir).await?;
+        if let Some(parent) = from.parent() {
+            fsync_dir(parent).await?;
+        }
+        Ok(true)
+    }
+
+    /// Every fan-out directory `shards/AB/CD` (the scrub walks them one at
+    /// a time, so a huge store is never listed at once).
+    pub async fn shard_dirs(&self) -> Vec<PathBuf> {
+        let root = self.root.join("shards");
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for a in read_dir(&root) {
+                out.extend(read_dir(&a));
+            }
+            out
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// The total size of the shard files (a scrub pass's progress bar).
+    pub async fn shard_bytes(&self) -> u64 {
+        let root = self.root.join("shards");
+        tokio::task::spawn_blocking(move || {
+            let mut total = 0u64;
+            for a in read_dir(&root) {
+                for b in read_dir(&a) {
+                    for f in read_dir(&b) {
+                        if let Ok(m) = std::fs::metadata(&f) {
+                            total = total.saturating_add(m.len());
+                        }
+                    }
+                }
+            }
+            total
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// The valid shard ids in `dir` (one of [`Store::shard_dirs`]).
+    pub async fn ids_in(&self, dir: PathBuf) -> Vec<String> {
+        tokio::task::spawn_blocking(move || {
+            read_dir(&dir)
+                .into_iter()
+                .filter_map(|f| f.file_name()?.to_str().map(str::to_string))
+                .filter(|id| valid_id(id))
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+}
+
+/// The entries of `dir`; none if it cannot be read (e.g. removed).
+fn read_dir(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Removes one file durably; Ok(false) if it did not exist.
+async fn remove(path: &Path, id: &str) -> Result<bool, StoreError> {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                fsync_dir(dir).await?;
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io(format!("delete {id}"))(e)),
     }
 }
 

@@ -8,6 +8,10 @@
 //! - Shards a commit, a completion, an abort or a delete answers as named
 //!   by nothing any more are freed in the background; what fails there is
 //!   left to the sweep.
+//! - Every call names its S3 request: a request id and the version id it
+//!   may create are chosen once, before the first attempt, and sent
+//!   again by every retry, so a retry whose first answer was lost gets
+//!   the first outcome instead of a second version (ADR 0024).
 //!
 //! Times are the meta tier's: the leader stamps a version with the time
 //! of the batch that commits it, so one write has one clock (the gateway
@@ -19,7 +23,7 @@ use hamster_proto::keyring::Keyring;
 use hamster_proto::pb;
 use hamster_proto::secrets::MasterKey;
 use hamster_proto::transport::Pool;
-use hamster_proto::{ErrorCode, envelope};
+use hamster_proto::{ErrorCode, envelope, ids};
 
 use super::fanout::delete_shards;
 use super::write::Stored;
@@ -31,6 +35,12 @@ use crate::meta_call;
 #[derive(Debug, thiserror::Error)]
 #[error("this gateway does not hold the cluster's write key {0}")]
 pub struct SplitKey(pub String);
+
+/// The request id of the re-commit after a WrongMasterKey refusal: a new
+/// proposal, since the refusal is remembered under the first id.
+fn second_proposal(request_id: &str) -> String {
+    format!("{request_id}-r")
+}
 
 /// What a commit talks to.
 pub struct Committer<'a> {
@@ -68,6 +78,8 @@ impl Committer<'_> {
             size: stored.size,
             etag: stored.md5.clone(),
             shard_map: Some(stored.shard_map.clone()),
+            // Used only if the bucket is versioning-enabled ("null" else).
+            version_id: ids::new_version_id(crate::now_ms()),
             // Stamped by the meta tier at apply.
             created_at_ms: 0,
             ..template
@@ -76,7 +88,7 @@ impl Committer<'_> {
             .under_write_key(
                 &stored.wrapped_dek,
                 &stored.kek_fingerprint,
-                |wrapped_dek, kek_fingerprint| {
+                |request_id, wrapped_dek, kek_fingerprint| {
                     let version = pb::ObjectVersion {
                         wrapped_dek,
                         kek_fingerprint,
@@ -87,6 +99,7 @@ impl Committer<'_> {
                         commit_version,
                         pb::CommitVersionRequest {
                             version: Some(version),
+                            request_id,
                         }
                     )
                 },
@@ -126,7 +139,7 @@ impl Committer<'_> {
             .under_write_key(
                 &stored.wrapped_dek,
                 &stored.kek_fingerprint,
-                |wrapped_dek, kek_fingerprint| {
+                |request_id, wrapped_dek, kek_fingerprint| {
                     let part = pb::Part {
                         wrapped_dek,
                         kek_fingerprint,
@@ -140,6 +153,7 @@ impl Committer<'_> {
                             key: key.into(),
                             upload_id: upload_id.into(),
                             part: Some(part),
+                            request_id,
                         }
                     )
                 },
@@ -158,48 +172,66 @@ impl Committer<'_> {
     }
 
     /// Completes a multipart upload (the meta tier checks the parts);
-    /// shards of parts the object does not use are freed.
+    /// shards of parts the object does not use are freed. Names the
+    /// request and the object's version id unless the caller did.
     pub async fn complete(
         &self,
-        req: pb::CompleteMultipartRequest,
+        mut req: pb::CompleteMultipartRequest,
     ) -> Result<pb::ObjectVersion, MetaError> {
+        name_request(&mut req.request_id);
+        if req.version_id.is_empty() {
+            req.version_id = ids::new_version_id(crate::now_ms());
+        }
         let r = meta_call!(self.meta, complete_multipart, req).await?;
         self.free(r.freed);
         Ok(r.version.unwrap_or_default())
     }
 
     /// Aborts a multipart upload and frees the shards of its parts.
-    pub async fn abort(&self, req: pb::AbortMultipartRequest) -> Result<(), MetaError> {
+    pub async fn abort(&self, mut req: pb::AbortMultipartRequest) -> Result<(), MetaError> {
+        name_request(&mut req.request_id);
         let r = meta_call!(self.meta, abort_multipart, req).await?;
         self.free(r.freed);
         Ok(())
     }
 
     /// Deletes a key or a version (or lays a delete marker) and frees the
-    /// shards no version names any more.
+    /// shards no version names any more. Names the request and the
+    /// marker's version id unless the caller did.
     pub async fn delete(
         &self,
-        req: pb::DeleteObjectRequest,
+        mut req: pb::DeleteObjectRequest,
     ) -> Result<pb::DeleteObjectResponse, MetaError> {
+        name_request(&mut req.request_id);
+        if req.version_id.is_empty() && req.marker_version_id.is_empty() {
+            req.marker_version_id = ids::new_version_id(crate::now_ms());
+        }
         let mut r = meta_call!(self.meta, delete_object, req).await?;
         self.free(std::mem::take(&mut r.freed));
         Ok(r)
     }
 
-    /// Commits with `call(wrapped data key, its fingerprint)`. If the meta
-    /// tier refuses the key because a rotation opened since this gateway
-    /// last looked, the data key is rewrapped for the cluster's write key
-    /// (this gateway holds both) and committed once more.
+    /// Commits with `call(request id, wrapped data key, its fingerprint)`,
+    /// under one request id for every retry. If the meta tier refuses the
+    /// key because a rotation opened since this gateway last looked, the
+    /// data key is rewrapped for the cluster's write key (this gateway
+    /// holds both) and committed once more, as a new proposal.
     async fn under_write_key<T, Fut>(
         &self,
         wrapped: &[u8],
         fingerprint: &str,
-        call: impl Fn(Vec<u8>, String) -> Fut,
+        call: impl Fn(String, Vec<u8>, String) -> Fut,
     ) -> Result<T, MetaError>
     where
         Fut: Future<Output = Result<T, MetaError>>,
     {
-        let first = call(wrapped.to_vec(), fingerprint.to_string()).await;
+        let request_id = ids::new_request_id();
+        let first = call(
+            request_id.clone(),
+            wrapped.to_vec(),
+            fingerprint.to_string(),
+        )
+        .await;
         if !matches!(&first, Err(e) if e.code() == Some(ErrorCode::WrongMasterKey)) {
             return first;
         }
@@ -212,7 +244,9 @@ impl Committer<'_> {
             return first;
         };
         match envelope::rewrap_dek(&from, &to, wrapped) {
-            Ok(rewrapped) if write != fingerprint => call(rewrapped, write).await,
+            Ok(rewrapped) if write != fingerprint => {
+                call(second_proposal(&request_id), rewrapped, write).await
+            }
             _ => first,
         }
     }
@@ -239,5 +273,35 @@ impl Committer<'_> {
         }
         let pool = self.pool.clone();
         tokio::spawn(async move { delete_shards(&pool, shards).await });
+    }
+}
+
+/// Gives a request an id of its own, unless its caller already did.
+pub fn name_request(request_id: &mut String) {
+    if request_id.is_empty() {
+        *request_id = ids::new_request_id();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_proposal_has_a_distinct_valid_id() {
+        let first = ids::new_request_id();
+        let second = second_proposal(&first);
+        assert_ne!(first, second);
+        assert!(ids::is_request_id(&second), "{second}");
+    }
+
+    #[test]
+    fn a_named_request_keeps_its_name() {
+        let mut id = String::new();
+        name_request(&mut id);
+        assert!(ids::is_request_id(&id));
+        let named = id.clone();
+        name_request(&mut id);
+        assert_eq!(id, named);
     }
 }

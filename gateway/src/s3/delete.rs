@@ -27,6 +27,8 @@ pub async fn delete(
         key: i.key.clone(),
         version_id: i.version_id.clone().unwrap_or_default(),
         bypass_governance: i.bypass_governance_retention.unwrap_or(false),
+        // Named (request id, marker id) by the commit stage.
+        ..Default::default()
     };
     match gw.committer().delete(call).await {
         Ok(r) => Ok(S3Response::new(DeleteObjectOutput {
@@ -69,6 +71,9 @@ pub async fn delete_many(
                 key: o.key.clone(),
                 version_id: o.version_id.clone().unwrap_or_default(),
                 bypass_governance: bypass,
+                // Each key its own request id (and marker id), set by
+                // the commit stage: one outcome per key.
+                ..Default::default()
             };
             async move { (o, gw.committer().delete(call).await) }
         })

@@ -54,6 +54,7 @@ fn s3_code(code: ErrorCode) -> Option<S3ErrorCode> {
         // call the gateway makes for a client, so a bug if seen here
         // (Unavailable and Internal are not refusals at all: `meta.rs`).
         | ErrorCode::NoSuchBlobServer
+        | ErrorCode::ShardMapChanged
         | ErrorCode::RotationRefused
         | ErrorCode::NoSuchMember
         | ErrorCode::Unauthenticated

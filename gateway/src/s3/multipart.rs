@@ -54,6 +54,8 @@ pub async fn create(
                 ..Default::default()
             }),
             template: Some(template),
+            // A retry after a lost answer gets the first upload, not a second.
+            request_id: hamster_proto::ids::new_request_id(),
         }
     )
     .await?;
@@ -188,6 +190,8 @@ pub async fn complete(
             key: i.key.clone(),
             upload_id: i.upload_id.clone(),
             parts,
+            // Named (request id, version id) by the commit stage.
+            ..Default::default()
         })
         .await?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
@@ -210,6 +214,7 @@ pub async fn abort(
             bucket: i.bucket,
             key: i.key,
             upload_id: i.upload_id,
+            ..Default::default()
         })
         .await?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))

@@ -1,6 +1,8 @@
 //! The `Admin` service: cluster status and membership. Admitted for the
 //! admin certificate only. Membership changes run on the leader (forwarded
 //! if need be): a new member joins as a learner, catches up, then votes.
+//! Repair: scrub passes started on every blob-server, their progress,
+//! and the durability view.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use super::errors::{ServiceError, expect_ok, unexpected};
 use crate::ca::CaStore;
 use crate::cluster::{ForwardRequest, Meta, now_ms};
 use crate::raft::MetaNode;
+use crate::repair::{Kick, scrub, view};
 use crate::state::commands::Op;
 use crate::state::commands::Response as R;
 use crate::state::key_rotation;
@@ -23,6 +26,7 @@ use hamster_proto::envelope::seal_secret;
 use hamster_proto::join::JoinToken;
 use hamster_proto::keyring::Keyring;
 use hamster_proto::secrets::AccessKey as NewKey;
+use hamster_proto::transport::Pool;
 use rand::Rng;
 
 /// How long status waits for each member's health answer.
@@ -34,11 +38,25 @@ pub struct AdminService {
     keys: Arc<Keyring>,
     /// Where a CA rotation opened here mints the new CA.
     ca: CaStore,
+    /// Wakes this node's repair planner (it acts only if this node leads).
+    repair: Kick,
+    /// Channels to blob-servers, for StartRepair and ScrubProgress.
+    blobs: Pool,
+    /// Pass ends ScrubProgress saw: a new one wakes the planner, once.
+    pass_ends: scrub::PassEnds,
 }
 
 impl AdminService {
-    pub fn new(meta: Arc<Meta>, keys: Arc<Keyring>, ca: CaStore) -> Self {
-        Self { meta, keys, ca }
+    pub fn new(meta: Arc<Meta>, keys: Arc<Keyring>, ca: CaStore, repair: Kick) -> Self {
+        let blobs = Pool::new(meta.tls.clone(), &[Role::Blob]);
+        Self {
+            meta,
+            keys,
+            ca,
+            repair,
+            blobs,
+            pass_ends: Default::default(),
+        }
     }
 
     /// The cluster's write key, which this node must hold to seal secrets.
@@ -82,9 +100,10 @@ fn state_name(s: ServerState) -> &'static str {
 
 impl AdminService {
     /// The key part of `status`: write key, rotation, what is left on the
-    /// old key, and each key holder.
+    /// old key, and each key holder; and durability with the blob-servers
+    /// (the same read, so every meta-server answers alike).
     async fn key_status(&self) -> Result<pb::StatusResponse, ServiceError> {
-        let (write, open, holders) = self
+        let (write, open, holders, durability, blob_servers) = self
             .meta
             .read(async |c| {
                 let open = match key_rotation::rotation(c).await? {
@@ -99,6 +118,8 @@ impl AdminService {
                     key_rotation::write_key(c).await?,
                     open,
                     q::key_holders(c).await?,
+                    q::durability_summary(c).await?,
+                    q::blob_servers(c).await?,
                 ))
             })
             .await?;
@@ -118,6 +139,12 @@ impl AdminService {
             master_key_fingerprint: write,
             key_rotation: "none".into(),
             key_holders,
+            under_replicated: durability.under_replicated,
+            unrecoverable: durability.unrecoverable,
+            last_scrub_ms: durability.last_scrub_ms,
+            repair_queue: durability.repair_queue,
+            shards_repaired: durability.shards_repaired,
+            blob_servers: blob_servers.into_iter().map(Into::into).collect(),
             ..Default::default()
         };
         if let Some((r, left, secrets)) = open {
@@ -461,5 +488,45 @@ impl pb::admin_server::Admin for AdminService {
         )?;
         tracing::info!(bucket = %name, "bucket deleted by the admin");
         Ok(Response::new(pb::DeleteBucketResponse {}))
+    }
+    /// Starts a scrub pass on every blob-server not down and records the
+    /// shards missing from their lists; answers at once (ScrubProgress
+    /// follows the passes), and wakes the planner if this node leads
+    /// (otherwise the leader's next round picks the faults up).
+    async fn start_repair(
+        &self,
+        _req: Request<pb::StartRepairRequest>,
+    ) -> Result<Response<pb::StartRepairResponse>, Status> {
+        let out = scrub::start_all(&self.meta, &self.blobs).await?;
+        tracing::info!(
+            started = out.blobs_started.len(),
+            unreachable = out.blobs_unreachable.len(),
+            missing = out.missing,
+            "repair started: scrub passes running"
+        );
+        self.repair.kick();
+        Ok(Response::new(out))
+    }
+
+    /// Each blob-server's on-demand pass, asked now. A pass seen ended
+    /// wakes the planner (its findings are in the state by then).
+    async fn scrub_progress(
+        &self,
+        _req: Request<pb::ScrubProgressRequest>,
+    ) -> Result<Response<pb::ScrubProgressResponse>, Status> {
+        let out = scrub::progress(&self.meta, &self.blobs).await?;
+        if self.pass_ends.any_new(&out) {
+            self.repair.kick();
+        }
+        Ok(Response::new(out))
+    }
+
+    /// The durability counts and the worst units (linearizable).
+    async fn durability(
+        &self,
+        req: Request<pb::DurabilityRequest>,
+    ) -> Result<Response<pb::DurabilityResponse>, Status> {
+        let limit = req.into_inner().limit;
+        Ok(Response::new(view::durability(&self.meta, limit).await?))
     }
 }

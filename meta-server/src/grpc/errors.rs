@@ -170,6 +170,7 @@ impl MetaError {
             MetaError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             MetaError::RotationRefused(_) => ErrorCode::RotationRefused,
             MetaError::WrongMasterKey(_) => ErrorCode::WrongMasterKey,
+            MetaError::ShardMapChanged(_) => ErrorCode::ShardMapChanged,
         }
     }
 }
@@ -222,6 +223,7 @@ mod tests {
             MetaError::MethodNotAllowed(s()),
             MetaError::RotationRefused(s()),
             MetaError::WrongMasterKey(s()),
+            MetaError::ShardMapChanged(s()),
         ];
         all.into_iter()
             .map(|e| {
@@ -252,6 +254,7 @@ mod tests {
                     }
                     MetaError::RotationRefused(_) => ("RotationRefused", Code::FailedPrecondition),
                     MetaError::WrongMasterKey(_) => ("WrongMasterKey", Code::FailedPrecondition),
+                    MetaError::ShardMapChanged(_) => ("ShardMapChanged", Code::Aborted),
                 };
                 (e, name, code)
             })

@@ -1,15 +1,17 @@
 //! The `Meta` service: what gateways read and commit. Writes become
 //! commands (stamped and given their ids here, before proposing); reads
-//! are linearizable.
+//! are linearizable. A write whose caller named its request (`request_id`)
+//! is proposed under an id scoped by the caller's certificate, so its
+//! retries on any node are one command with one outcome (ADR 0024).
 
 use std::sync::Arc;
 
-use hamster_proto::{pb, shard_id};
+use hamster_proto::{PeerIdentity, ids, pb, shard_id, transport};
 use rand::Rng;
 use tonic::{Request, Response, Status};
 
 use super::errors::{ServiceError, expect_ok, unexpected};
-use crate::cluster::{Meta, now_ms};
+use crate::cluster::{CallError, Meta, now_ms};
 use crate::state::commands::{MetaError, Op, Response as R};
 use crate::state::model::{DefaultRetention, Upload, Version, Versioning};
 use crate::state::outcome::{ApplyError, reject};
@@ -23,13 +25,47 @@ impl MetaService {
     pub fn new(meta: Arc<Meta>) -> Self {
         Self { meta }
     }
+
+    /// Proposes `op` under the caller's command id, or a fresh one.
+    async fn propose(&self, id: Option<String>, op: Op) -> Result<R, CallError> {
+        match id {
+            Some(id) => self.meta.write_as(id, op).await,
+            None => self.meta.write(op).await,
+        }
+    }
 }
 
-/// A new version id: creation time then randomness, so ids of one key
-/// sort roughly by age and never collide.
-pub fn new_version_id(at_ms: i64) -> String {
-    let r: u128 = rand::rng().random();
-    format!("{:012x}{:020x}", at_ms, r >> 48)
+/// The command id a write proposes under: `req:ROLE:NODE_ID:REQUEST_ID`
+/// if the caller named its request, so one caller's ids never meet
+/// another's; None (a fresh id) if it did not.
+pub fn command_id(
+    peer: Option<&PeerIdentity>,
+    request_id: &str,
+) -> Result<Option<String>, ServiceError> {
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    if !ids::is_request_id(request_id) {
+        return Err(ServiceError::InvalidArgument(
+            "request_id must be 1 to 64 of [A-Za-z0-9_-]".into(),
+        ));
+    }
+    let p = peer.ok_or(ServiceError::Unauthenticated)?;
+    Ok(Some(format!("req:{}:{}:{request_id}", p.role, p.node_id)))
+}
+
+/// The version id a caller chose for what its request creates, or a new
+/// one if it chose none.
+pub fn version_id_or_new(chosen: String) -> Result<String, ServiceError> {
+    if chosen.is_empty() {
+        Ok(ids::new_version_id(now_ms()))
+    } else if ids::is_version_id(&chosen) {
+        Ok(chosen)
+    } else {
+        Err(ServiceError::InvalidArgument(format!(
+            "version id {chosen:?} is not 32 lowercase hex digits"
+        )))
+    }
 }
 
 fn new_upload_id() -> String {
@@ -98,8 +134,14 @@ fn locked(r: R) -> Result<String, ServiceError> {
 }
 
 /// Refuses shards created before the write window: the sweep may already
-/// have judged them orphans (see `sweep`).
-fn check_fresh(meta: &Meta, map: Option<&pb::ShardMap>) -> Result<(), ServiceError> {
+/// have judged them orphans (see `sweep`). Not the retry of a command
+/// already applied: it changes nothing and must get its first answer (a
+/// refusal would make the gateway discard the shards it committed).
+async fn check_fresh(
+    meta: &Meta,
+    id: Option<&str>,
+    map: Option<&pb::ShardMap>,
+) -> Result<(), ServiceError> {
     let window = i64::try_from(meta.write_window.as_millis()).unwrap_or(i64::MAX);
     let oldest = now_ms().saturating_sub(window);
     let stale = map
@@ -107,10 +149,18 @@ fn check_fresh(meta: &Meta, map: Option<&pb::ShardMap>) -> Result<(), ServiceErr
         .flat_map(|m| &m.shards)
         .filter_map(|s| shard_id::created_ms(&s.shard_id))
         .any(|t| t < oldest);
-    if stale {
-        return Err(ServiceError::RequestTimeout);
+    if !stale {
+        return Ok(());
     }
-    Ok(())
+    if let Some(id) = id
+        && meta
+            .read(async |c| q::answer_of(c, id).await)
+            .await?
+            .is_some()
+    {
+        return Ok(());
+    }
+    Err(ServiceError::RequestTimeout)
 }
 
 /// Lists `bucket` if it exists.
@@ -195,18 +245,18 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::CommitVersionRequest>,
     ) -> Reply<pb::CommitVersionResponse> {
-        let v = req
-            .into_inner()
+        let peer = transport::peer(&req).cloned();
+        let r = req.into_inner();
+        let id = command_id(peer.as_ref(), &r.request_id)?;
+        let v = r
             .version
             .ok_or_else(|| ServiceError::Malformed("version is required".into()))?;
-        check_fresh(&self.meta, v.shard_map.as_ref())?;
+        check_fresh(&self.meta, id.as_deref(), v.shard_map.as_ref()).await?;
         let mut version = Version::try_from(v)?;
         // The leader's batcher sets the version's time (batch::stamp);
-        // this node's clock only seeds a new version id.
-        if version.version_id.is_empty() {
-            version.version_id = new_version_id(now_ms());
-        }
-        match self.meta.write(Op::CommitVersion { version }).await? {
+        // a clock (the gateway's, else this node's) only seeds the id.
+        version.version_id = version_id_or_new(std::mem::take(&mut version.version_id))?;
+        match self.propose(id, Op::CommitVersion { version }).await? {
             R::Committed {
                 version,
                 freed,
@@ -351,15 +401,17 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::DeleteObjectRequest>,
     ) -> Reply<pb::DeleteObjectResponse> {
+        let peer = transport::peer(&req).cloned();
         let r = req.into_inner();
+        let id = command_id(peer.as_ref(), &r.request_id)?;
         let op = Op::DeleteObject {
             bucket: r.bucket,
             key: r.key,
             version_id: (!r.version_id.is_empty()).then_some(r.version_id),
-            marker_version_id: new_version_id(now_ms()),
+            marker_version_id: version_id_or_new(r.marker_version_id)?,
             bypass_governance: r.bypass_governance,
         };
-        match self.meta.write(op).await? {
+        match self.propose(id, op).await? {
             R::Deleted {
                 version_id,
                 delete_marker,
@@ -440,7 +492,9 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::BeginMultipartRequest>,
     ) -> Reply<pb::BeginMultipartResponse> {
+        let peer = transport::peer(&req).cloned();
         let r = req.into_inner();
+        let id = command_id(peer.as_ref(), &r.request_id)?;
         let u = r
             .upload
             .ok_or_else(|| ServiceError::Malformed("upload is required".into()))?;
@@ -458,7 +512,7 @@ impl pb::meta_server::Meta for MetaService {
             initiated_at_ms: now_ms(),
             template,
         };
-        match self.meta.write(Op::BeginMultipart { upload }).await? {
+        match self.propose(id, Op::BeginMultipart { upload }).await? {
             R::Upload(u) => Ok(Response::new(pb::BeginMultipartResponse {
                 upload: Some(u.into()),
             })),
@@ -470,18 +524,20 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::CommitPartRequest>,
     ) -> Reply<pb::CommitPartResponse> {
+        let peer = transport::peer(&req).cloned();
         let r = req.into_inner();
+        let id = command_id(peer.as_ref(), &r.request_id)?;
         let part = r
             .part
             .ok_or_else(|| ServiceError::Malformed("part is required".into()))?;
-        check_fresh(&self.meta, part.shard_map.as_ref())?;
+        check_fresh(&self.meta, id.as_deref(), part.shard_map.as_ref()).await?;
         let op = Op::CommitPart {
             bucket: r.bucket,
             key: r.key,
             upload_id: r.upload_id,
             part: part.into(),
         };
-        match self.meta.write(op).await? {
+        match self.propose(id, op).await? {
             R::PartStored { replaced } => Ok(Response::new(pb::CommitPartResponse {
                 replaced: replaced.map(Into::into),
             })),
@@ -493,7 +549,9 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::CompleteMultipartRequest>,
     ) -> Reply<pb::CompleteMultipartResponse> {
+        let peer = transport::peer(&req).cloned();
         let r = req.into_inner();
+        let id = command_id(peer.as_ref(), &r.request_id)?;
         let op = Op::CompleteMultipart {
             bucket: r.bucket,
             key: r.key,
@@ -503,9 +561,9 @@ impl pb::meta_server::Meta for MetaService {
                 .into_iter()
                 .map(|p| (p.part_number, p.etag))
                 .collect(),
-            version_id: new_version_id(now_ms()),
+            version_id: version_id_or_new(r.version_id)?,
         };
-        match self.meta.write(op).await? {
+        match self.propose(id, op).await? {
             R::Completed {
                 version,
                 freed,
@@ -522,16 +580,15 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::AbortMultipartRequest>,
     ) -> Reply<pb::AbortMultipartResponse> {
+        let peer = transport::peer(&req).cloned();
         let r = req.into_inner();
-        match self
-            .meta
-            .write(Op::AbortMultipart {
-                bucket: r.bucket,
-                key: r.key,
-                upload_id: r.upload_id,
-            })
-            .await?
-        {
+        let id = command_id(peer.as_ref(), &r.request_id)?;
+        let op = Op::AbortMultipart {
+            bucket: r.bucket,
+            key: r.key,
+            upload_id: r.upload_id,
+        };
+        match self.propose(id, op).await? {
             R::Aborted { freed } => Ok(Response::new(pb::AbortMultipartResponse {
                 freed: freed.into_iter().map(Into::into).collect(),
             })),

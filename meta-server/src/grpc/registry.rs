@@ -1,5 +1,6 @@
-//! The `Registry` service: blob-servers register and heartbeat through
-//! Raft; anyone admitted lists them (linearizable).
+//! The `Registry` service: blob-servers register, heartbeat and report
+//! what their scrubs found through Raft; anyone admitted lists them
+//! (linearizable).
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use super::errors::{ServiceError, unexpected};
 use crate::cluster::Meta;
 use crate::state::commands::{Op, Response as R};
 use crate::state::key_rotation;
+use crate::state::model::BadShard;
 use crate::state::reads as q;
 
 /// A blob-server may register and heartbeat only as itself: the id in the
@@ -22,6 +24,21 @@ fn own_id<T>(req: &Request<T>, id: &str) -> Result<(), ServiceError> {
         ))),
         None => Err(ServiceError::Unauthenticated),
     }
+}
+
+/// Longest reason kept for a bad shard (it goes into the Raft log).
+const MAX_REASON: usize = 256;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn clip(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
 }
 
 pub struct RegistryService {
@@ -135,5 +152,48 @@ impl pb::registry_server::Registry for RegistryService {
         Ok(Response::new(pb::ReportKeysResponse {
             write_kek_fingerprint,
         }))
+    }
+    /// A blob-server's scrub findings, recorded through Raft under the id
+    /// in its certificate; answered once applied, so a blob-server that
+    /// reports before answering Blob.Scrub has its findings in the state.
+    async fn report_scrub(
+        &self,
+        req: Request<pb::ReportScrubRequest>,
+    ) -> Result<Response<pb::ReportScrubResponse>, Status> {
+        own_id(&req, &req.get_ref().id)?;
+        let r = req.into_inner();
+        if r.bad.iter().any(|b| b.shard_id.is_empty()) {
+            return Err(ServiceError::Malformed("a bad shard needs its id".into()).into());
+        }
+        let op = Op::RecordScrub {
+            blob_id: r.id,
+            bad: r
+                .bad
+                .into_iter()
+                .map(|b| BadShard {
+                    shard_id: b.shard_id,
+                    reason: clip(b.reason, MAX_REASON),
+                })
+                .collect(),
+            pass_finished_ms: r.pass_finished_ms,
+        };
+        match self.meta.write(op).await? {
+            R::Ok => Ok(Response::new(pb::ReportScrubResponse {})),
+            other => Err(unexpected(other).into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_clipped_on_a_character_boundary() {
+        assert_eq!(clip("short".into(), 256), "short");
+        assert_eq!(clip("abcdef".into(), 3), "abc");
+        // "é" is two bytes: a cut through it backs off to before it.
+        assert_eq!(clip("aé".into(), 2), "a");
+        assert_eq!(clip("x".repeat(1000), MAX_REASON).len(), MAX_REASON);
     }
 }

@@ -16,7 +16,8 @@ use super::commands::{Command, Op, Response};
 use super::model::{Heartbeat, KeyHolder, TlsMember};
 use super::outcome::{ApplyError, Outcome, invalid};
 use super::{
-    buckets, ca_rotation, key_rotation, multipart, object_lock, objects, reads, registry, writes,
+    buckets, ca_rotation, durability, key_rotation, multipart, object_lock, objects, reads,
+    registry, writes,
 };
 
 /// How long a command id is remembered, in command time. Far longer than
@@ -236,6 +237,20 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
         } => ca_rotation::start(c, at, ca_pem, issuer, *replace).await,
         Op::ForgetMember { role, id } => ca_rotation::forget_member(c, *role, id).await,
         Op::AdvanceCaRotation { from } => ca_rotation::advance(c, at, *from).await,
+        Op::MarkBlobDown {
+            id,
+            silent_since_ms,
+        } => durability::mark_blob_down(c, id, *silent_since_ms).await,
+        Op::RecordScrub {
+            blob_id,
+            bad,
+            pass_finished_ms,
+        } => durability::record_scrub(c, at, blob_id, bad, *pass_finished_ms).await,
+        Op::SwapShards {
+            unit,
+            swaps,
+            sources,
+        } => durability::swap_shards(c, unit, swaps, sources).await,
         // Batches are unpacked by apply_entry; one inside a batch is refused.
         Op::Batch(_) => invalid("a batch inside a batch"),
         // The version that wrote it refused it too (ADR 0020).

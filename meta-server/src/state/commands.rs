@@ -8,8 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    AccessKey, BlobServer, CaPhase, DefaultRetention, JoinToken, LockMode, Part, Rewrapped, Role,
-    ShardMap, Upload, Version, Versioning,
+    AccessKey, BadShard, BlobServer, CaPhase, DefaultRetention, JoinToken, LockMode, Part,
+    Rewrapped, Role, ShardMap, ShardSwap, Unit, Upload, Version, Versioning,
 };
 
 /// One log entry's payload. Stored with a format version, written first
@@ -198,6 +198,35 @@ pub enum Op {
     AdvanceCaRotation {
         from: CaPhase,
     },
+    /// The leader judged a blob-server silent since `silent_since_ms`:
+    /// it is marked down (its shards count as lost) unless it is down
+    /// already or heartbeat after that time. Its next heartbeat revives it.
+    MarkBlobDown {
+        id: String,
+        silent_since_ms: i64,
+    },
+    /// A blob-server's scrub (or read) report: each bad shard a map names
+    /// on that server is recorded as a fault (others are ignored);
+    /// `pass_finished_ms` > 0 records a finished full pass.
+    RecordScrub {
+        blob_id: String,
+        bad: Vec<BadShard>,
+        pass_finished_ms: i64,
+    },
+    /// A repair's compare-and-set: each swap's index moves to its rebuilt
+    /// shard only if the unit still exists, still holds `old_shard_id`
+    /// there, and still names every shard of `sources` (the shards the
+    /// rebuild read: a unit overwritten since names none of them, which
+    /// is how a swap into a missing index knows the map is the one it
+    /// rebuilt). Otherwise refused (ShardMapChanged), changing nothing.
+    SwapShards {
+        unit: Unit,
+        swaps: Vec<ShardSwap>,
+        /// Shard ids the rebuild read; required when a swap fills a
+        /// missing index (`old_shard_id` "").
+        #[serde(default)]
+        sources: Vec<String>,
+    },
     /// Group commit: commands that reached the leader together, in one log
     /// entry. Each is applied as if alone (own id, own savepoint) and
     /// answers in [`Response::Batch`], in order.
@@ -246,6 +275,9 @@ impl Op {
             Op::StartCaRotation { .. } => "StartCaRotation",
             Op::AdvanceCaRotation { .. } => "AdvanceCaRotation",
             Op::ForgetMember { .. } => "ForgetMember",
+            Op::MarkBlobDown { .. } => "MarkBlobDown",
+            Op::RecordScrub { .. } => "RecordScrub",
+            Op::SwapShards { .. } => "SwapShards",
             Op::Batch(_) => "Batch",
             Op::Unreadable { .. } => "Unreadable",
         }
@@ -306,6 +338,11 @@ pub enum Response {
         generation: u64,
         rotation: Option<super::model::CaRotation>,
     },
+    /// A repair's swap was applied: the replaced shards no map names any
+    /// more (the caller deletes them).
+    Swapped {
+        freed: Vec<ShardMap>,
+    },
     /// The answers of an [`Op::Batch`], in order.
     Batch(Vec<Response>),
     Err(MetaError),
@@ -352,4 +389,8 @@ pub enum MetaError {
     /// cluster's write key: the writer holds the wrong key.
     #[error("{0}")]
     WrongMasterKey(String),
+    /// A repair's compare-and-set lost: the unit's map is not the one the
+    /// repair was planned on (deleted, overwritten, repaired already).
+    #[error("shard map changed: {0}")]
+    ShardMapChanged(String),
 }

@@ -16,14 +16,20 @@
 //!   - [`object_lock`]: versioning state, retention and legal holds;
 //!   - [`registry`]: access keys, join tokens, blob-servers, the profile;
 //!   - [`key_rotation`]: the write key, key holders, master-key rotation;
-//!   - [`ca_rotation`]: the trust bundle, members' reports, CA rotation.
-//! - [`reads`]: every read of the applied state (gets, scans, listings).
-//! - [`writes`]: every write to it; topics decide, writes store.
+//!   - [`ca_rotation`]: the trust bundle, members' reports, CA rotation;
+//!   - [`durability`]: blob-servers judged down, scrub reports, a
+//!     repair's swap of shards, and the rule that a shard still named is
+//!     never freed.
+//! - [`reads`]: every read of the applied state (gets, scans, listings,
+//!   the durability view).
+//! - [`writes`]: every write to it; topics decide, writes store (and
+//!   keep `shard_refs` exact with every shard map they write).
 
 pub mod apply;
 pub mod buckets;
 pub mod ca_rotation;
 pub mod commands;
+pub mod durability;
 pub mod format;
 pub mod key_rotation;
 pub mod model;

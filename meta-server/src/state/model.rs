@@ -4,13 +4,20 @@
 //! The states a record keeps as one of a few names (versioning, lock mode,
 //! role, CA phase, blob-server state) are enums whose serde name is the
 //! text stored and sent; conversions from the wire refuse other text.
+//!
+//! The records of the durability commands (a unit, a shard swap, a bad
+//! shard) are in `durability`; the conversions to and from protobuf in
+//! `wire`. Both are re-exported or implemented on the types here.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use hamster_proto::pb;
 use serde::{Deserialize, Serialize};
+
+mod durability;
+mod wire;
+pub use durability::{BadShard, ShardSwap, Unit};
 
 /// Text that names none of a state's values (from the wire or the DB).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -123,6 +130,9 @@ named! {
         #[default]
         Unset = "",
         Active = "active",
+        /// Silent past the grace period, as the leader judged: its shards
+        /// count as lost until it heartbeats again.
+        Down = "down",
     }
 }
 
@@ -314,6 +324,15 @@ pub struct BlobServer {
     pub free_bytes: u64,
     pub state: BlobState,
     pub last_heartbeat_ms: i64,
+    /// When it last finished a full scrub pass (0: never). The registry's
+    /// to set, like the state; absent from commands that carry none, so
+    /// a RegisterBlob keeps its encoding.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub last_scrub_ms: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// A blob-server's heartbeat as apply records it (not stored as JSON).
@@ -335,180 +354,6 @@ mod hexbytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         hex::decode(s).map_err(serde::de::Error::custom)
-    }
-}
-
-// --- conversions to and from the wire ---
-
-impl From<pb::ShardMap> for ShardMap {
-    fn from(m: pb::ShardMap) -> Self {
-        Self {
-            data_shards: m.data_shards,
-            parity_shards: m.parity_shards,
-            segment_size: m.segment_size,
-            shards: m
-                .shards
-                .into_iter()
-                .map(|s| ShardLocation {
-                    index: s.index,
-                    blob_id: s.blob_id,
-                    shard_id: s.shard_id,
-                    checksum: s.checksum,
-                })
-                .collect(),
-        }
-    }
-}
-
-impl From<ShardMap> for pb::ShardMap {
-    fn from(m: ShardMap) -> Self {
-        Self {
-            data_shards: m.data_shards,
-            parity_shards: m.parity_shards,
-            segment_size: m.segment_size,
-            shards: m
-                .shards
-                .into_iter()
-                .map(|s| pb::ShardLocation {
-                    index: s.index,
-                    blob_id: s.blob_id,
-                    shard_id: s.shard_id,
-                    checksum: s.checksum,
-                })
-                .collect(),
-        }
-    }
-}
-
-impl TryFrom<pb::ObjectVersion> for Version {
-    type Error = UnknownName;
-    fn try_from(v: pb::ObjectVersion) -> Result<Self, UnknownName> {
-        Ok(Self {
-            bucket: v.bucket,
-            key: v.key,
-            version_id: v.version_id,
-            size: v.size,
-            etag: v.etag,
-            content_type: v.content_type,
-            user_metadata: v.user_metadata.into_iter().collect(),
-            stored_headers: v.stored_headers.into_iter().collect(),
-            created_at_ms: v.created_at_ms,
-            delete_marker: v.delete_marker,
-            shard_map: v.shard_map.map(Into::into),
-            wrapped_dek: v.wrapped_dek,
-            kek_fingerprint: v.kek_fingerprint,
-            lock_mode: v.lock_mode.parse()?,
-            retain_until_ms: v.retain_until_ms,
-            legal_hold: v.legal_hold,
-            parts: v.parts.into_iter().map(Into::into).collect(),
-        })
-    }
-}
-
-impl From<Version> for pb::ObjectVersion {
-    fn from(v: Version) -> Self {
-        Self {
-            bucket: v.bucket,
-            key: v.key,
-            version_id: v.version_id,
-            size: v.size,
-            etag: v.etag,
-            content_type: v.content_type,
-            user_metadata: v.user_metadata.into_iter().collect(),
-            stored_headers: v.stored_headers.into_iter().collect(),
-            created_at_ms: v.created_at_ms,
-            delete_marker: v.delete_marker,
-            shard_map: v.shard_map.map(Into::into),
-            wrapped_dek: v.wrapped_dek,
-            kek_fingerprint: v.kek_fingerprint,
-            lock_mode: v.lock_mode.as_str().into(),
-            retain_until_ms: v.retain_until_ms,
-            legal_hold: v.legal_hold,
-            is_latest: false,
-            bucket_versioned: false,
-            parts: v.parts.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
-impl From<Bucket> for pb::Bucket {
-    fn from(b: Bucket) -> Self {
-        let d = b.default_retention.unwrap_or_default();
-        Self {
-            name: b.name,
-            created_at_ms: b.created_at_ms,
-            versioning: b.versioning.as_str().into(),
-            object_lock_enabled: b.object_lock_enabled,
-            default_lock_mode: d.mode.as_str().into(),
-            default_lock_days: d.days,
-            default_lock_years: d.years,
-        }
-    }
-}
-
-impl From<Upload> for pb::MultipartUpload {
-    fn from(u: Upload) -> Self {
-        Self {
-            bucket: u.bucket,
-            key: u.key,
-            upload_id: u.upload_id,
-            initiated_at_ms: u.initiated_at_ms,
-        }
-    }
-}
-
-impl From<pb::Part> for Part {
-    fn from(p: pb::Part) -> Self {
-        Self {
-            part_number: p.part_number,
-            size: p.size,
-            etag: p.etag,
-            shard_map: p.shard_map.map(Into::into),
-            wrapped_dek: p.wrapped_dek,
-            kek_fingerprint: p.kek_fingerprint,
-        }
-    }
-}
-
-impl From<Part> for pb::Part {
-    fn from(p: Part) -> Self {
-        Self {
-            part_number: p.part_number,
-            size: p.size,
-            etag: p.etag,
-            shard_map: p.shard_map.map(Into::into),
-            wrapped_dek: p.wrapped_dek,
-            kek_fingerprint: p.kek_fingerprint,
-        }
-    }
-}
-
-impl From<BlobServer> for pb::BlobServer {
-    fn from(b: BlobServer) -> Self {
-        Self {
-            id: b.id,
-            address: b.address,
-            failure_domain: b.failure_domain,
-            capacity_bytes: b.capacity_bytes,
-            free_bytes: b.free_bytes,
-            state: b.state.as_str().into(),
-            last_heartbeat_ms: b.last_heartbeat_ms,
-        }
-    }
-}
-
-impl TryFrom<pb::BlobServer> for BlobServer {
-    type Error = UnknownName;
-    fn try_from(b: pb::BlobServer) -> Result<Self, UnknownName> {
-        Ok(Self {
-            id: b.id,
-            address: b.address,
-            failure_domain: b.failure_domain,
-            capacity_bytes: b.capacity_bytes,
-            free_bytes: b.free_bytes,
-            state: b.state.parse()?,
-            last_heartbeat_ms: b.last_heartbeat_ms,
-        })
     }
 }
 
@@ -550,6 +395,8 @@ pub struct TlsMember {
 
 #[cfg(test)]
 mod tests {
+    use hamster_proto::pb;
+
     use super::*;
 
     /// Every value's text parses back to it and is its serde encoding;
@@ -580,7 +427,7 @@ mod tests {
         check(LockMode::ALL, &["", "GOVERNANCE", "COMPLIANCE"]);
         check(Role::ALL, &["meta", "blob", "gateway", "admin"]);
         check(CaPhase::ALL, &["widening", "reissuing"]);
-        check(BlobState::ALL, &["", "active"]);
+        check(BlobState::ALL, &["", "active", "down"]);
     }
 
     #[test]

@@ -5,11 +5,11 @@ use md5::{Digest, Md5};
 use sqlx::SqliteConnection;
 
 use super::commands::{MetaError, Response};
-use super::key_rotation;
 use super::model::{Part, Upload, Version};
 use super::object_lock;
 use super::objects::{store_version, valid_key};
 use super::outcome::{ApplyError, Outcome, invalid, reject};
+use super::{durability, key_rotation};
 use super::{reads, writes};
 
 /// S3's minimum size of every part but the last.
@@ -68,6 +68,9 @@ pub async fn commit_part(
         None => None,
     };
     writes::upsert_part(c, upload_id, part).await?;
+    let replaced = durability::unnamed(c, replaced.into_iter().collect())
+        .await?
+        .pop();
     Ok(Response::PartStored { replaced })
 }
 
@@ -143,6 +146,7 @@ pub async fn complete(
     // Parts uploaded but left out of the object are garbage now.
     freed.extend(stored.into_iter().filter_map(|p| p.shard_map));
     writes::delete_upload(c, upload_id).await?;
+    let freed = durability::unnamed(c, freed).await?;
     Ok(Response::Completed {
         version,
         freed,
@@ -158,5 +162,6 @@ pub async fn abort(c: &mut SqliteConnection, bucket: &str, key: &str, upload_id:
         .filter_map(|p| p.shard_map)
         .collect();
     writes::delete_upload(c, upload_id).await?;
+    let freed = durability::unnamed(c, freed).await?;
     Ok(Response::Aborted { freed })
 }

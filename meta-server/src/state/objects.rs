@@ -1,15 +1,17 @@
 //! Objects: committing a version (a PUT's linearization point) and
 //! deleting one, by id or by writing a delete marker. Which version a
 //! bucket's versioning state keeps or replaces is decided here; what
-//! object lock forbids, in [`super::object_lock`].
+//! object lock forbids, in [`super::object_lock`]. What is answered as
+//! freed never holds a shard another row still names
+//! (`durability::unnamed`).
 
 use sqlx::SqliteConnection;
 
 use super::commands::{MetaError, Response};
-use super::key_rotation;
 use super::model::{ShardMap, Version, Versioning};
 use super::object_lock::{self, deletion_blocked};
 use super::outcome::{ApplyError, Outcome, invalid, reject};
+use super::{durability, key_rotation};
 use super::{reads, writes};
 
 /// The version id of the "null" version (unversioned and suspended buckets).
@@ -113,6 +115,7 @@ pub async fn commit(c: &mut SqliteConnection, seq: i64, at: i64, v: Version) -> 
     }
     key_rotation::check_write_key(c, &v.kek_fingerprint).await?;
     let (version, freed, versioned) = store_version(c, seq, at, v).await?;
+    let freed = durability::unnamed(c, freed).await?;
     Ok(Response::Committed {
         version,
         freed,
@@ -157,7 +160,7 @@ pub async fn delete(
         return Ok(Response::Deleted {
             version_id: id.into(),
             delete_marker: v.delete_marker,
-            freed: shards_of(&v),
+            freed: durability::unnamed(c, shards_of(&v)).await?,
         });
     }
     match b.versioning {
@@ -196,7 +199,7 @@ pub async fn delete(
             Ok(Response::Deleted {
                 version_id: NULL_VERSION.into(),
                 delete_marker: true,
-                freed,
+                freed: durability::unnamed(c, freed).await?,
             })
         }
         Versioning::Unversioned => {
@@ -210,7 +213,7 @@ pub async fn delete(
             Ok(Response::Deleted {
                 version_id: String::new(),
                 delete_marker: false,
-                freed,
+                freed: durability::unnamed(c, freed).await?,
             })
         }
     }

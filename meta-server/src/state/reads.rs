@@ -1,5 +1,6 @@
-//! Every read of the applied state: gets, counts, scans, and the S3
-//! listings (written in the `listing` submodule, re-exported here).
+//! Every read of the applied state: gets, counts, scans, the S3
+//! listings (the `listing` submodule) and the durability view (the
+//! `durability` submodule), both re-exported here.
 //!
 //! Also the column codecs [`super::writes`] shares: integers and JSON.
 
@@ -10,11 +11,17 @@ use sqlx::{Row, SqliteConnection};
 
 use super::commands::Response;
 use super::model::{
-    AccessKey, BlobServer, Bucket, JoinToken, KeyHolder, Part, RewrapTarget, ShardMap, TlsMember,
+    AccessKey, BlobServer, Bucket, JoinToken, KeyHolder, Part, RewrapTarget, TlsMember,
     UnknownName, Upload, Version,
 };
 
+mod durability;
 mod listing;
+pub use durability::{
+    DegradedUnit, DurabilitySummary, SHARDS_REPAIRED, blob_state, degraded_units,
+    durability_summary, referenced_shards, shard_is_named, shards_named_on, shards_repaired,
+    unit_map, version_parts,
+};
 pub use listing::{Cursor, Entry, Page, Walk, decode_token, encode_token, list, prefix_successor};
 
 /// Largest page a listing returns, as in S3.
@@ -326,47 +333,10 @@ pub async fn blob_servers(c: &mut SqliteConnection) -> Result<Vec<BlobServer>, s
                 free_bytes: to_u64(r.get("free_bytes")),
                 state: named(r, "state")?,
                 last_heartbeat_ms: r.get("last_heartbeat_ms"),
+                last_scrub_ms: r.get("last_scrub_ms"),
             })
         })
         .collect()
-}
-
-/// Every shard id some version, completed part or uploaded part names:
-/// what the sweep must never delete. (One pass over the tables; a shard
-/// reference index would make this incremental — ADR 0013.)
-pub async fn referenced_shards(
-    c: &mut SqliteConnection,
-) -> Result<std::collections::HashSet<String>, sqlx::Error> {
-    use futures::TryStreamExt;
-    let mut out = std::collections::HashSet::new();
-    let mut add = |m: ShardMap| out.extend(m.shards.into_iter().map(|s| s.shard_id));
-    {
-        let mut rows = sqlx::query(
-            "SELECT shard_map, parts FROM versions WHERE shard_map IS NOT NULL OR parts != '[]'",
-        )
-        .fetch(&mut *c);
-        while let Some(r) = rows.try_next().await? {
-            let map: Option<String> = r.get("shard_map");
-            if let Some(m) = map.as_deref().map(from_json::<ShardMap>).transpose()? {
-                add(m);
-            }
-            let parts: String = r.get("parts");
-            for p in from_json::<Vec<Part>>(&parts)? {
-                if let Some(m) = p.shard_map {
-                    add(m);
-                }
-            }
-        }
-    }
-    let mut rows =
-        sqlx::query("SELECT shard_map FROM parts WHERE shard_map IS NOT NULL").fetch(&mut *c);
-    while let Some(r) = rows.try_next().await? {
-        let map: Option<String> = r.get("shard_map");
-        if let Some(m) = map.as_deref().map(from_json::<ShardMap>).transpose()? {
-            add(m);
-        }
-    }
-    Ok(out)
 }
 
 // ---------- master keys: holders and what each key wraps ----------

@@ -3,6 +3,13 @@
 //! applied. Never edit a released migration: add the next one. A DB newer
 //! than this binary is refused ([`SchemaError::TooNew`]).
 //!
+//! Derived tables: `shard_refs` (every shard a version, a completed part
+//! or an open upload's part names, one row each) is written by
+//! [`super::writes`] in the same call as the JSON maps it mirrors, so it
+//! is always exact; the durability view and the sweep read it.
+//! `shard_faults` holds shards blob-servers reported bad while a map
+//! still names them.
+//!
 //! The JSON columns (`versions.shard_map`, `parts`, `user_metadata`,
 //! `stored_headers`; `uploads.template`; `parts.shard_map`;
 //! `buckets.lock_config`; the `settings` and `rotations` rows;
@@ -160,6 +167,80 @@ pub const MIGRATIONS: &[&str] = &[
     // it; the trust bundle is a setting (ADR 0019).
     "
     DROP TABLE IF EXISTS trust_bundle;
+    ",
+    // 7: durability. shard_refs: one row per shard a unit's map names
+    // (a version's own map: upload_id '', part_number 0; a completed
+    // part: upload_id '', part_number n; an open upload's part:
+    // version_id '', upload_id set), kept exact by every write, filled
+    // here from the JSON maps. `missing`: how many of the unit's k+m
+    // indexes its map lacks (a degraded commit), the same on each of its
+    // rows. shard_faults: shards a blob-server reported bad.
+    "
+    CREATE TABLE shard_refs (
+        shard_id TEXT NOT NULL,
+        blob_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        bucket TEXT NOT NULL,
+        key TEXT NOT NULL,
+        version_id TEXT NOT NULL,
+        upload_id TEXT NOT NULL,
+        part_number INTEGER NOT NULL,
+        k INTEGER NOT NULL,
+        width INTEGER NOT NULL,
+        missing INTEGER NOT NULL
+    );
+    -- A version's units are found by (upload_id '', version_id, bucket,
+    -- key), an upload's by (upload_id, version_id ''): one index serves both.
+    CREATE INDEX shard_refs_by_unit ON shard_refs (upload_id, version_id, bucket, key, part_number);
+    CREATE INDEX shard_refs_by_shard ON shard_refs (shard_id);
+    CREATE INDEX shard_refs_by_blob ON shard_refs (blob_id);
+    CREATE INDEX shard_refs_short ON shard_refs (upload_id, version_id, bucket, key, part_number)
+        WHERE missing > 0;
+
+    INSERT INTO shard_refs
+    SELECT json_extract(s.value, '$.shard_id'), json_extract(s.value, '$.blob_id'),
+           json_extract(s.value, '$.index'), v.bucket, v.key, v.version_id, '', 0,
+           json_extract(v.shard_map, '$.data_shards'),
+           json_extract(v.shard_map, '$.data_shards') + json_extract(v.shard_map, '$.parity_shards'),
+           0
+    FROM versions v, json_each(v.shard_map, '$.shards') s
+    WHERE v.shard_map IS NOT NULL;
+
+    INSERT INTO shard_refs
+    SELECT json_extract(s.value, '$.shard_id'), json_extract(s.value, '$.blob_id'),
+           json_extract(s.value, '$.index'), v.bucket, v.key, v.version_id, '',
+           json_extract(p.value, '$.part_number'),
+           json_extract(p.value, '$.shard_map.data_shards'),
+           json_extract(p.value, '$.shard_map.data_shards')
+             + json_extract(p.value, '$.shard_map.parity_shards'),
+           0
+    FROM versions v, json_each(v.parts) p, json_each(p.value, '$.shard_map.shards') s
+    WHERE v.parts <> '[]';
+
+    INSERT INTO shard_refs
+    SELECT json_extract(s.value, '$.shard_id'), json_extract(s.value, '$.blob_id'),
+           json_extract(s.value, '$.index'), COALESCE(u.bucket, ''), COALESCE(u.key, ''), '',
+           p.upload_id, p.part_number,
+           json_extract(p.shard_map, '$.data_shards'),
+           json_extract(p.shard_map, '$.data_shards') + json_extract(p.shard_map, '$.parity_shards'),
+           0
+    FROM parts p LEFT JOIN uploads u ON u.upload_id = p.upload_id, json_each(p.shard_map, '$.shards') s
+    WHERE p.shard_map IS NOT NULL;
+
+    UPDATE shard_refs SET missing = MAX(0, width - (
+        SELECT COUNT(DISTINCT o.idx) FROM shard_refs o
+        WHERE o.upload_id = shard_refs.upload_id AND o.version_id = shard_refs.version_id
+          AND o.bucket = shard_refs.bucket AND o.key = shard_refs.key
+          AND o.part_number = shard_refs.part_number AND o.idx >= 0 AND o.idx < o.width));
+
+    CREATE TABLE shard_faults (
+        shard_id TEXT PRIMARY KEY,
+        blob_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    );
+
+    ALTER TABLE blob_servers ADD COLUMN last_scrub_ms INTEGER NOT NULL DEFAULT 0;
     ",
 ];
 

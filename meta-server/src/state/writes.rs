@@ -3,14 +3,34 @@
 //! No rule is checked here: the topic modules decide, these store. They
 //! run inside the batch transaction, under the command's savepoint, so a
 //! rejected command's writes are rolled back by `apply`.
+//!
+//! Every write of a shard map (a version's, its parts', an upload's
+//! part) rewrites that map's rows of `shard_refs` in the same call
+//! (`refs`); the durability commands' writes are in `durability`,
+//! the registry's (join tokens, blob-servers, key holders, TLS members)
+//! in `registry`; both re-exported here.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::SqliteConnection;
 
 use super::model::{
-    AccessKey, BlobServer, BlobState, DefaultRetention, Heartbeat, JoinToken, KeyHolder,
-    KeyRotation, Part, Rewrapped, Role, TlsMember, Upload, Version, Versioning,
+    AccessKey, DefaultRetention, KeyRotation, Part, Rewrapped, ShardMap, Unit, Upload, Version,
+    Versioning,
 };
 use super::reads::{to_i64, version_cols};
+
+mod durability;
+mod refs;
+mod registry;
+pub use durability::{
+    MapSite, add_shards_repaired, mark_blob_down, record_fault, set_last_scrub, set_unit_map,
+};
+use refs::Scope;
+pub use registry::{
+    blob_heartbeat, forget_member, put_join_token, put_key_holder, put_member, register_blob,
+    spend_join_token,
+};
 
 /// A JSON column's text (its encoding is pinned by the goldens, ADR 0020).
 pub fn json<T: serde::Serialize>(v: &T) -> Result<String, sqlx::Error> {
@@ -107,7 +127,22 @@ pub async fn insert_version(
         .bind(v.legal_hold)
         .execute(&mut *c)
         .await?;
-    Ok(())
+    let mut maps: Vec<(Unit, &_)> = Vec::new();
+    if let Some(m) = &v.shard_map {
+        maps.push((Unit::version(&v.bucket, &v.key, &v.version_id, 0), m));
+    }
+    for p in &v.parts {
+        if let Some(m) = &p.shard_map {
+            let unit = Unit::version(&v.bucket, &v.key, &v.version_id, p.part_number);
+            maps.push((unit, m));
+        }
+    }
+    let scope = Scope::Version {
+        bucket: &v.bucket,
+        key: &v.key,
+        version_id: &v.version_id,
+    };
+    refs::replace(c, scope, &maps).await
 }
 
 pub async fn delete_version(
@@ -122,7 +157,12 @@ pub async fn delete_version(
         .bind(id)
         .execute(&mut *c)
         .await?;
-    Ok(())
+    let scope = Scope::Version {
+        bucket,
+        key,
+        version_id: id,
+    };
+    refs::replace(c, scope, &[]).await
 }
 
 /// Sets a version's retention and legal hold (and nothing else).
@@ -143,6 +183,8 @@ pub async fn set_lock(c: &mut SqliteConnection, v: &Version) -> Result<(), sqlx:
 }
 
 /// Replaces a multipart version's parts: true if the version exists.
+/// Only the parts whose map changed have their `shard_refs` rewritten
+/// (a rewrap or a repair touches one part of up to 10,000).
 pub async fn set_version_parts(
     c: &mut SqliteConnection,
     bucket: &str,
@@ -150,16 +192,33 @@ pub async fn set_version_parts(
     version_id: &str,
     parts: &[Part],
 ) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query(
-        "UPDATE versions SET parts = ? WHERE bucket = ? AND key = ? AND version_id = ?",
-    )
-    .bind(json(&parts)?)
-    .bind(bucket)
-    .bind(key)
-    .bind(version_id)
-    .execute(&mut *c)
-    .await?;
-    Ok(n.rows_affected() > 0)
+    let Some(before) = super::reads::version_parts(c, bucket, key, version_id).await? else {
+        return Ok(false);
+    };
+    sqlx::query("UPDATE versions SET parts = ? WHERE bucket = ? AND key = ? AND version_id = ?")
+        .bind(json(&parts)?)
+        .bind(bucket)
+        .bind(key)
+        .bind(version_id)
+        .execute(&mut *c)
+        .await?;
+    let maps = |ps: &[Part]| -> BTreeMap<u32, Option<ShardMap>> {
+        ps.iter()
+            .map(|p| (p.part_number, p.shard_map.clone()))
+            .collect()
+    };
+    let (old, new) = (maps(&before), maps(parts));
+    let numbers: BTreeSet<u32> = old.keys().chain(new.keys()).copied().collect();
+    for n in numbers {
+        let now = new.get(&n).and_then(Option::as_ref);
+        if old.get(&n).and_then(Option::as_ref) == now {
+            continue;
+        }
+        let unit = Unit::version(bucket, key, version_id, n);
+        let rows: Vec<(Unit, &ShardMap)> = now.map(|m| (unit.clone(), m)).into_iter().collect();
+        refs::replace(c, Scope::Unit(&unit), &rows).await?;
+    }
+    Ok(true)
 }
 
 /// Moves a version's data key from `r.old` to `r.new` if it still holds
@@ -220,7 +279,16 @@ pub async fn upsert_part(
     .bind(&p.kek_fingerprint)
     .execute(&mut *c)
     .await?;
-    Ok(())
+    // An upload's part is found by its upload id; its unit names the key.
+    let (bucket, key): (String, String) =
+        sqlx::query_as("SELECT bucket, key FROM uploads WHERE upload_id = ?")
+            .bind(upload_id)
+            .fetch_optional(&mut *c)
+            .await?
+            .unwrap_or_default();
+    let unit = Unit::upload_part(&bucket, &key, upload_id, p.part_number);
+    let maps: Vec<(Unit, &_)> = p.shard_map.iter().map(|m| (unit.clone(), m)).collect();
+    refs::replace(c, Scope::Unit(&unit), &maps).await
 }
 
 /// Removes an upload and its parts.
@@ -233,7 +301,7 @@ pub async fn delete_upload(c: &mut SqliteConnection, upload_id: &str) -> Result<
         .bind(upload_id)
         .execute(&mut *c)
         .await?;
-    Ok(())
+    refs::replace(c, Scope::Upload(upload_id), &[]).await
 }
 
 /// Moves an uploaded part's data key, as [`rewrap_version`] does.
@@ -310,127 +378,6 @@ pub async fn rewrap_access_key(
     .bind(&item.old)
     .execute(&mut *c)
     .await?;
-    Ok(n.rows_affected() > 0)
-}
-
-// ---------- join tokens and blob-servers ----------
-
-pub async fn put_join_token(c: &mut SqliteConnection, t: &JoinToken) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT OR REPLACE INTO join_tokens (id, role, secret_hash, uses_left, expires_at_ms, created_at_ms) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&t.id)
-    .bind(t.role.as_str())
-    .bind(&t.secret_hash)
-    .bind(i64::from(t.uses_left))
-    .bind(t.expires_at_ms)
-    .bind(t.created_at_ms)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
-}
-
-/// Spends one use of a join token.
-pub async fn spend_join_token(c: &mut SqliteConnection, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE join_tokens SET uses_left = uses_left - 1 WHERE id = ?")
-        .bind(id)
-        .execute(&mut *c)
-        .await?;
-    Ok(())
-}
-
-/// Adds a blob-server, or updates one registering again: either way it
-/// is active and seen at `at`.
-pub async fn register_blob(
-    c: &mut SqliteConnection,
-    at: i64,
-    s: &BlobServer,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO blob_servers (id, address, failure_domain, capacity_bytes, free_bytes, state, last_heartbeat_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT(id) DO UPDATE SET address = excluded.address, failure_domain = excluded.failure_domain,
-           capacity_bytes = excluded.capacity_bytes, free_bytes = excluded.free_bytes,
-           state = excluded.state, last_heartbeat_ms = excluded.last_heartbeat_ms",
-    )
-    .bind(&s.id)
-    .bind(&s.address)
-    .bind(&s.failure_domain)
-    .bind(to_i64(s.capacity_bytes))
-    .bind(to_i64(s.free_bytes))
-    .bind(BlobState::Active.as_str())
-    .bind(at)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
-}
-
-/// True if the blob-server is registered.
-pub async fn blob_heartbeat(c: &mut SqliteConnection, hb: &Heartbeat) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query("UPDATE blob_servers SET capacity_bytes = ?, free_bytes = ?, last_heartbeat_ms = ? WHERE id = ?")
-        .bind(to_i64(hb.capacity_bytes))
-        .bind(to_i64(hb.free_bytes))
-        .bind(hb.at_ms)
-        .bind(&hb.id)
-        .execute(&mut *c)
-        .await?;
-    Ok(n.rows_affected() > 0)
-}
-
-// ---------- key holders and TLS members ----------
-
-/// Records a key holder's report, seen at `at`.
-pub async fn put_key_holder(
-    c: &mut SqliteConnection,
-    h: &KeyHolder,
-    at: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT OR REPLACE INTO key_holders (id, role, current_fp, next_fp, last_seen_ms) \
-         VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(&h.id)
-    .bind(h.role.as_str())
-    .bind(&h.current_fp)
-    .bind(&h.next_fp)
-    .bind(at)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
-}
-
-/// Records a member's report, seen at `at`.
-pub async fn put_member(
-    c: &mut SqliteConnection,
-    m: &TlsMember,
-    at: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT OR REPLACE INTO tls_members (role, id, generation, cert_ca, last_seen_ms) \
-         VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(m.role.as_str())
-    .bind(&m.id)
-    .bind(i64::try_from(m.generation).unwrap_or(i64::MAX))
-    .bind(&m.cert_ca)
-    .bind(at)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
-}
-
-/// True if there was such a member.
-pub async fn forget_member(
-    c: &mut SqliteConnection,
-    role: Role,
-    id: &str,
-) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query("DELETE FROM tls_members WHERE role = ? AND id = ?")
-        .bind(role.as_str())
-        .bind(id)
-        .execute(&mut *c)
-        .await?;
     Ok(n.rows_affected() > 0)
 }
 

@@ -22,11 +22,12 @@ pub use hamster_meta::raft::state_machine::StateDb;
 pub use hamster_meta::state::apply::apply;
 pub use hamster_meta::state::commands::{Command, MetaError, Op, Response};
 pub use hamster_meta::state::model::{
-    AccessKey, BlobServer, BlobState, Bucket, CaPhase, DefaultRetention, LockMode, Part, Role,
-    ShardLocation, ShardMap, Upload, Version, Versioning,
+    AccessKey, BadShard, BlobServer, BlobState, Bucket, CaPhase, DefaultRetention, LockMode, Part,
+    Role, ShardLocation, ShardMap, ShardSwap, Unit, Upload, Version, Versioning,
 };
 pub use hamster_meta::state::multipart::MIN_PART_SIZE;
 pub use hamster_meta::state::reads::{self as q, Cursor, Entry, Walk};
+pub use hamster_meta::state::reads::{DegradedUnit, DurabilitySummary};
 pub use md5::{Digest, Md5};
 pub use sqlx::pool::PoolConnection;
 pub use sqlx::{Connection, Sqlite, SqliteConnection};
@@ -197,6 +198,16 @@ impl Db {
         q::blob_servers(self.c()).await.expect("servers")
     }
 
+    /// The durability counts `status` shows.
+    pub async fn summary(&mut self) -> DurabilitySummary {
+        q::durability_summary(self.c()).await.expect("summary")
+    }
+
+    /// Up to `limit` units below k+m good shards, as the planner reads them.
+    pub async fn degraded(&mut self, limit: u32) -> Vec<DegradedUnit> {
+        q::degraded_units(self.c(), limit).await.expect("degraded")
+    }
+
     /// Every version of `key` (id, delete marker, latest), newest first.
     pub async fn all_versions_of(&mut self, bucket: &str, key: &str) -> Vec<(String, bool, bool)> {
         all_versions_of(self.c(), bucket, key).await
@@ -215,7 +226,8 @@ pub fn same_error(got: &MetaError, want: &MetaError) -> bool {
         | (InvalidBucketState(_), InvalidBucketState(_))
         | (MethodNotAllowed(_), MethodNotAllowed(_))
         | (RotationRefused(_), RotationRefused(_))
-        | (WrongMasterKey(_), WrongMasterKey(_)) => true,
+        | (WrongMasterKey(_), WrongMasterKey(_))
+        | (ShardMapChanged(_), ShardMapChanged(_)) => true,
         _ => got == want,
     }
 }

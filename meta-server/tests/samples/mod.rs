@@ -13,9 +13,9 @@ use hamster_meta::raft::state_machine::StoredSnapshotMeta;
 use hamster_meta::raft::{Entry, LogId, MetaNode, SnapshotMeta, StoredMembership};
 use hamster_meta::state::commands::{Command, MetaError, Op, Response};
 use hamster_meta::state::model::{
-    AccessKey, BlobServer, BlobState, Bucket, CaPhase, CaRotation, DefaultRetention, JoinToken,
-    KeyRotation, LockMode, Part, RewrapTarget, Rewrapped, Role, ShardLocation, ShardMap,
-    TrustBundle, Upload, Version, Versioning,
+    AccessKey, BadShard, BlobServer, BlobState, Bucket, CaPhase, CaRotation, DefaultRetention,
+    JoinToken, KeyRotation, LockMode, Part, RewrapTarget, Rewrapped, Role, ShardLocation, ShardMap,
+    ShardSwap, TrustBundle, Unit, Upload, Version, Versioning,
 };
 use openraft::EntryPayload;
 
@@ -215,9 +215,16 @@ pub fn op_slot(op: &Op) -> usize {
         Op::AdvanceCaRotation { .. } => 27,
         Op::Batch(_) => 28,
         Op::Unreadable { .. } => 29,
+        Op::MarkBlobDown { .. } => 30,
+        Op::RecordScrub { .. } => 31,
+        Op::SwapShards { .. } => 32,
     }
 }
-pub const OP_VARIANTS: usize = 30;
+pub const OP_VARIANTS: usize = 33;
+
+/// Ops added after format versions existed: no v0 writer ever made one,
+/// so they have no v0 golden file.
+pub const V1_ONLY_OPS: &[&str] = &["MarkBlobDown", "RecordScrub", "SwapShards"];
 
 /// One sample of every `Op`, in slot order.
 pub fn ops() -> Vec<Op> {
@@ -300,6 +307,9 @@ pub fn ops() -> Vec<Op> {
                 free_bytes: 3_500_000_000_000,
                 state: BlobState::Active,
                 last_heartbeat_ms: AT_MS - 900,
+                // The registry's to set: a RegisterBlob carries none, and
+                // its encoding is the one before the field existed.
+                last_scrub_ms: 0,
             },
         },
         Op::PutJoinToken {
@@ -379,6 +389,56 @@ pub fn ops() -> Vec<Op> {
             raw: serde_json::json!({"PutRetention": {"bucket": "photos", "mode": "FOREVER"}}),
             why: "unknown variant `FOREVER`".into(),
         },
+        Op::MarkBlobDown {
+            id: "blob-3".into(),
+            silent_since_ms: AT_MS - 60_000,
+        },
+        Op::RecordScrub {
+            blob_id: "blob-2".into(),
+            bad: vec![
+                BadShard {
+                    shard_id: "070100112233445566778899aabbccddee".into(),
+                    reason: "block 3: checksum mismatch".into(),
+                },
+                BadShard {
+                    shard_id: "070200112233445566778899aabbccddee".into(),
+                    reason: "truncated header".into(),
+                },
+            ],
+            pass_finished_ms: AT_MS - 10,
+        },
+        Op::SwapShards {
+            unit: Unit {
+                bucket: "photos".into(),
+                key: "2024/big.bin".into(),
+                version_id: "0000000000000042-a1b2c3".into(),
+                upload_id: String::new(),
+                part_number: 2,
+            },
+            swaps: vec![
+                ShardSwap {
+                    index: 1,
+                    old_shard_id: "020100112233445566778899aabbccddee".into(),
+                    new: ShardLocation {
+                        index: 1,
+                        blob_id: "blob-5".into(),
+                        shard_id: "0a0100112233445566778899aabbccddee".into(),
+                        checksum: vec![0xde, 0xad, 2, 1],
+                    },
+                },
+                ShardSwap {
+                    index: 2,
+                    old_shard_id: String::new(),
+                    new: ShardLocation {
+                        index: 2,
+                        blob_id: "blob-6".into(),
+                        shard_id: "0a0200112233445566778899aabbccddee".into(),
+                        checksum: vec![0xbe, 0xef, 2, 2],
+                    },
+                },
+            ],
+            sources: vec!["020000112233445566778899aabbccddee".into()],
+        },
     ]
 }
 
@@ -403,9 +463,10 @@ pub fn error_slot(e: &MetaError) -> usize {
         MetaError::MethodNotAllowed(_) => 15,
         MetaError::RotationRefused(_) => 16,
         MetaError::WrongMasterKey(_) => 17,
+        MetaError::ShardMapChanged(_) => 18,
     }
 }
-pub const ERROR_VARIANTS: usize = 18;
+pub const ERROR_VARIANTS: usize = 19;
 
 pub fn errors() -> Vec<MetaError> {
     vec![
@@ -427,6 +488,7 @@ pub fn errors() -> Vec<MetaError> {
         MetaError::MethodNotAllowed("delete marker".into()),
         MetaError::RotationRefused("gw-1 does not hold kek-fp-2024".into()),
         MetaError::WrongMasterKey("written under kek-fp-2023".into()),
+        MetaError::ShardMapChanged("index 1 holds shard 0b01".into()),
     ]
 }
 
@@ -447,9 +509,10 @@ pub fn response_slot(r: &Response) -> usize {
         Response::CaRotation { .. } => 11,
         Response::Batch(_) => 12,
         Response::Err(_) => 13,
+        Response::Swapped { .. } => 14,
     }
 }
-pub const RESPONSE_VARIANTS: usize = 14;
+pub const RESPONSE_VARIANTS: usize = 15;
 
 pub fn responses() -> Vec<Response> {
     vec![
@@ -491,6 +554,9 @@ pub fn responses() -> Vec<Response> {
             Response::Err(MetaError::BucketNotEmpty("tmp".into())),
         ]),
         Response::Err(MetaError::NoSuchBucket("photos".into())),
+        Response::Swapped {
+            freed: vec![shard_map(10)],
+        },
     ]
 }
 

@@ -58,7 +58,10 @@ async fn main() {
                     ..test_version(&kek, "bench", &key, i as u64)
                 };
                 client
-                    .commit_version(pb::CommitVersionRequest { version: Some(v) })
+                    .commit_version(pb::CommitVersionRequest {
+                        version: Some(v),
+                        request_id: String::new(),
+                    })
                     .await
                     .expect("commit");
             }
