@@ -2,8 +2,10 @@
 //! stat, list, on-demand scrub (started by `Scrub`, followed by
 //! `ScrubStatus`) and rebuild. Who may call what is the admission table's
 //! (`hamster_proto::authz`): gateway and meta; a repairing blob peer only
-//! reads and writes shards; scrub and rebuild are the meta tier's. A read
-//! that finds a corrupt shard moves it aside.
+//! reads and writes shards; scrub and rebuild are the meta tier's. No
+//! caller may replace a stored shard: a put to an existing id is refused.
+//! A read that finds a corrupt shard moves it aside (an I/O error does not:
+//! it says nothing about the bytes).
 
 use std::sync::Arc;
 
@@ -52,6 +54,9 @@ impl From<StoreError> for Status {
             // by an end user: a bad one is a bug in the caller.
             StoreError::BadId(_) => ErrorCode::MalformedRequest,
             StoreError::NotFound(_) => ErrorCode::NoSuchShard,
+            // Ids are fresh per write (invariant 10): reusing one is a bug
+            // in the caller, or an attempt to replace a stored shard.
+            StoreError::Exists(_) => ErrorCode::MalformedRequest,
             StoreError::Corrupt { .. } => {
                 tracing::error!(error = %e, "corrupt shard");
                 ErrorCode::ShardCorrupt
@@ -170,13 +175,14 @@ impl pb::blob_server::Blob for BlobService {
         use tokio_stream::StreamExt;
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         self.store.list(req.into_inner().modified_before_ms, tx);
-        let stream =
-            tokio_stream::wrappers::ReceiverStream::new(rx).map(|(shard_id, modified_ms)| {
-                Ok(pb::ShardEntry {
-                    shard_id,
-                    modified_ms,
-                })
-            });
+        // A listing that fails ends in an error, never in a short list.
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|listed| {
+            let (shard_id, modified_ms) = listed?;
+            Ok(pb::ShardEntry {
+                shard_id,
+                modified_ms,
+            })
+        });
         Ok(Response::new(Box::pin(stream) as ListStream))
     }
 

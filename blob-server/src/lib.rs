@@ -35,14 +35,6 @@ use hamster_proto::pb;
 use hamster_proto::serve::{Node, NodeArgs};
 use hamster_proto::tls::NodeTls;
 
-/// A rate flag: MB/s, finite and not negative.
-fn rate(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
-        _ => Err(format!("{s:?} is not a rate in MB/s (a number >= 0)")),
-    }
-}
-
 #[derive(Debug, clap::Parser)]
 #[command(name = "blob-server", version, about = "Hamster shard server")]
 pub struct Args {
@@ -68,18 +60,19 @@ pub struct Args {
     /// Seconds between heartbeats.
     #[arg(long, env = "HAMSTER_HEARTBEAT_SECS", default_value_t = 10)]
     pub heartbeat_secs: u64,
-    /// Background scrub rate in MB/s (10^6 bytes). 0: enough to check the
-    /// whole capacity once a week, at least 1 MB/s.
-    #[arg(long, env = "HAMSTER_SCRUB_RATE", default_value_t = 0.0, value_parser = rate)]
+    /// Background scrub rate in MB/s (10^6 bytes), at least 0.01. 0: enough
+    /// to check the whole capacity once a week, at least 1 MB/s.
+    #[arg(long, env = "HAMSTER_SCRUB_RATE", default_value_t = 0.0, value_parser = pace::parse_rate)]
     pub scrub_rate: f64,
     /// Seconds between the end of one background scrub pass and the start
     /// of the next (at least 1). The first pass starts after a random delay
     /// up to 60 s or this, whichever is shorter.
     #[arg(long, env = "HAMSTER_SCRUB_PAUSE_SECS", default_value_t = 3600)]
     pub scrub_pause_secs: u64,
-    /// Repair reads, in MB/s (10^6 bytes) per rebuild; 0: unlimited. One
-    /// rebuild runs at a time, so this caps what repair takes from clients.
-    #[arg(long, env = "HAMSTER_REPAIR_RATE", default_value_t = 64.0, value_parser = rate)]
+    /// Repair reads, in MB/s (10^6 bytes) per rebuild, at least 0.01; 0:
+    /// unlimited. One rebuild runs at a time, so this caps what repair
+    /// takes from clients.
+    #[arg(long, env = "HAMSTER_REPAIR_RATE", default_value_t = 64.0, value_parser = pace::parse_rate)]
     pub repair_rate: f64,
 }
 

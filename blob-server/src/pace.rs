@@ -6,6 +6,20 @@ use std::time::{Duration, Instant};
 
 /// 1 MB, the unit of the rate flags (decimal, like disk vendors and `dd`).
 pub const MB: f64 = 1_000_000.0;
+/// The smallest rate a flag may set, in MB/s (0 aside, which means
+/// unlimited or automatic): anything slower is a typo, not a limit.
+pub const MIN_RATE_MB: f64 = 0.01;
+
+/// Parses a rate flag in MB/s: 0, or a finite number >= [`MIN_RATE_MB`].
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        // abs: "-0" is 0.
+        Ok(r) if r == 0.0 || (r.is_finite() && r >= MIN_RATE_MB) => Ok(r.abs()),
+        _ => Err(format!(
+            "{s:?} is not a rate in MB/s (0, or a number >= {MIN_RATE_MB})"
+        )),
+    }
+}
 
 /// Paces byte counts to `bytes_per_sec`; a rate of 0 (or less) is unlimited.
 #[derive(Debug)]
@@ -33,7 +47,9 @@ impl Pacer {
         }
         // Time behind schedule is forgiven, not banked as a burst.
         let start = self.due.max(now);
-        let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec);
+        // Saturates rather than panics on a rate too small for a Duration.
+        let cost =
+            Duration::try_from_secs_f64(bytes as f64 / self.bytes_per_sec).unwrap_or(Duration::MAX);
         self.due = start.saturating_add(cost);
         self.due.saturating_sub(now)
     }
@@ -90,6 +106,25 @@ mod tests {
         for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             let mut p = Pacer::new(rate);
             assert_eq!(p.delay_at(S(0.0), u64::MAX), Duration::ZERO);
+        }
+    }
+
+    #[test]
+    fn a_tiny_rate_waits_long_and_never_panics() {
+        let mut p = Pacer::new(1e-300);
+        assert_eq!(p.delay_at(S(0.0), 1), Duration::MAX);
+        // Already at the end of time: still no overflow.
+        assert_eq!(p.delay_at(S(1.0), u64::MAX), Duration::MAX - S(1.0));
+    }
+
+    #[test]
+    fn rate_flags_are_zero_or_at_least_the_minimum() {
+        assert_eq!(parse_rate("0"), Ok(0.0));
+        assert_eq!(parse_rate("-0"), Ok(0.0));
+        assert_eq!(parse_rate("0.01"), Ok(0.01));
+        assert_eq!(parse_rate("64"), Ok(64.0));
+        for bad in ["1e-300", "0.009", "-1", "NaN", "inf", "", "fast"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
         }
     }
 

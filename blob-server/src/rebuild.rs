@@ -7,7 +7,10 @@
 //! blob role, which may only read and write shards.
 //!
 //! One rebuild runs at a time per server and its reads are paced
-//! (`--repair-rate`), so repair yields to client traffic.
+//! (`--repair-rate`), so repair yields to client traffic. Another asked
+//! meanwhile is refused at once (`Unavailable`, busy) rather than queued:
+//! a queued call could outlive its connection (peers recycle them after
+//! a few minutes); the planner asks again next round.
 
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -36,6 +39,7 @@ pub struct Rebuilder {
     /// This server's own address, as targets name it.
     advertise: String,
     bytes_per_sec: f64,
+    /// Held by the running rebuild.
     one: tokio::sync::Mutex<()>,
 }
 
@@ -146,28 +150,61 @@ enum Msg {
     End,
 }
 
-/// A PutShard body that ends only on `Msg::End`. If the rebuild gives up
-/// its sender vanishes without an End and the body never ends: an ended
-/// body would commit a partial shard. The call is aborted instead.
-struct Body(mpsc::Receiver<Msg>);
+/// A shard id no put can have (ids never start with '.').
+const NOT_AN_ID: &str = ".rebuild-abandoned";
+
+/// A PutShard body: a plain end of stream commits the shard, so it ends
+/// that way only on `Msg::End`. If the rebuild gives up, its sender
+/// vanishes without an End (and the call is aborted, see [`Target`]); the
+/// body then sends a chunk under another id, which PutShard refuses before
+/// it commits anything (a client stream carries messages, not errors).
+struct Body {
+    rx: mpsc::Receiver<Msg>,
+    refused: bool,
+}
+
+impl Body {
+    fn new(rx: mpsc::Receiver<Msg>) -> Self {
+        Self { rx, refused: false }
+    }
+}
 
 impl tokio_stream::Stream for Body {
     type Item = pb::ShardChunk;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.0.poll_recv(cx) {
+        if self.refused {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
             Poll::Ready(Some(Msg::Chunk(c))) => Poll::Ready(Some(c)),
             Poll::Ready(Some(Msg::End)) => Poll::Ready(None),
-            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                self.refused = true;
+                Poll::Ready(Some(pb::ShardChunk {
+                    shard_id: NOT_AN_ID.into(),
+                    ..Default::default()
+                }))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
 
 type PutCall = JoinHandle<Result<pb::PutShardResponse, Status>>;
 
+/// One target's PutShard call; dropped before it finished (any error, a
+/// later target failing to open), the call is aborted, so no partial shard
+/// is committed and no call lingers.
 struct Target {
     spec: pb::RebuildTarget,
     tx: mpsc::Sender<Msg>,
     call: PutCall,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.call.abort();
+    }
 }
 
 impl Target {
@@ -185,7 +222,7 @@ impl Target {
         let _ = tx.try_send(Msg::Chunk(first));
         let call = tokio::spawn(async move {
             BlobClient::new(ch)
-                .put_shard(Body(rx))
+                .put_shard(Body::new(rx))
                 .await
                 .map(tonic::Response::into_inner)
         });
@@ -218,18 +255,6 @@ impl Target {
             Ok(Ok(Err(e))) => Err(peer_error(&self.name(), &e)),
             Ok(Err(_)) => Err(ErrorCode::Internal.status(format!("{} task failed", self.name()))),
             Err(_) => Err(ErrorCode::Unavailable.status(format!("{} did not answer", self.name()))),
-        }
-    }
-}
-
-/// The targets of one rebuild; dropped before they finish (any error),
-/// their calls are aborted so no partial shard is committed.
-struct Targets(Vec<Target>);
-
-impl Drop for Targets {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.call.abort();
         }
     }
 }
@@ -289,18 +314,20 @@ impl Rebuilder {
         let (k, m) = (req.data_shards as usize, req.parity_shards as usize);
         let rs = ReedSolomon::new(k, m)
             .map_err(|e| ErrorCode::MalformedRequest.status(format!("profile {k}+{m}: {e:?}")))?;
-        let _one = self.one.lock().await;
+        let Ok(_one) = self.one.try_lock() else {
+            return Err(ErrorCode::Unavailable.status("busy: a rebuild is running"));
+        };
         let mut active: Vec<Source> = req.sources.into_iter().map(Source::new).collect();
         let mut spares = active.split_off(k);
         // Spares are popped from the end: first given, first used.
         spares.reverse();
-        let mut targets = Targets(
-            req.targets
-                .into_iter()
-                .map(|t| Target::open(&self.pool, t))
-                .collect::<Result<_, _>>()?,
-        );
-        let parity_wanted = targets.0.iter().any(|t| t.spec.index as usize >= k);
+        // Each opened target is aborted if a later one fails to open.
+        let mut targets: Vec<Target> = req
+            .targets
+            .into_iter()
+            .map(|t| Target::open(&self.pool, t))
+            .collect::<Result<_, _>>()?;
+        let parity_wanted = targets.iter().any(|t| t.spec.index as usize >= k);
         let mut pacer = Pacer::new(self.bytes_per_sec);
         let (mut offset, mut bytes_read, mut bytes_written) = (0u64, 0u64, 0u64);
         loop {
@@ -325,7 +352,7 @@ impl Rebuilder {
                     rs.reconstruct_data(&mut shards)
                 };
                 rebuilt.map_err(|e| ErrorCode::Internal.status(format!("reconstruct: {e:?}")))?;
-                for t in &mut targets.0 {
+                for t in &mut targets {
                     let data = shards[t.spec.index as usize].take().unwrap_or_default();
                     t.send(Msg::Chunk(pb::ShardChunk {
                         data,
@@ -342,9 +369,9 @@ impl Rebuilder {
                 break;
             }
         }
-        let mut rebuilt = Vec::with_capacity(targets.0.len());
+        let mut rebuilt = Vec::with_capacity(targets.len());
         let mut failure = None;
-        for t in &mut targets.0 {
+        for t in &mut targets {
             match t.finish().await {
                 Ok(r) => rebuilt.push((t.spec.clone(), r)),
                 Err(e) => {
@@ -403,5 +430,46 @@ impl Rebuilder {
                 tracing::warn!(shard = %spec.shard_id, error = %e, "could not discard a rebuilt shard");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_stream::StreamExt;
+
+    fn chunk(data: &[u8]) -> Msg {
+        Msg::Chunk(pb::ShardChunk {
+            data: data.to_vec(),
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_body_ends_plainly_only_on_end() {
+        let (tx, rx) = mpsc::channel(4);
+        let mut body = Body::new(rx);
+        tx.send(chunk(b"a")).await.expect("send");
+        tx.send(Msg::End).await.expect("send");
+        assert_eq!(body.next().await.expect("chunk").data, b"a");
+        assert!(body.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_body_ends_with_a_chunk_put_shard_refuses() {
+        let (tx, rx) = mpsc::channel(4);
+        let mut body = Body::new(rx);
+        tx.send(chunk(b"a")).await.expect("send");
+        drop(tx);
+        assert_eq!(body.next().await.expect("chunk").data, b"a");
+        // Not Pending forever: a chunk under an id no put can have...
+        let last = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("the body does not hang")
+            .expect("a last chunk");
+        assert_eq!(last.shard_id, NOT_AN_ID);
+        assert!(!valid_id(&last.shard_id));
+        // ...then the end.
+        assert!(body.next().await.is_none());
     }
 }

@@ -1,7 +1,17 @@
 //! Scrub: walks every shard file verifying its header, every block CRC and
-//! the shard checksum. A corrupt or unreadable shard is moved aside into
-//! `quarantine/` (never served again) and reported to the meta tier, which
-//! has it rebuilt elsewhere. The background walk is paced (`--scrub-rate`)
+//! the shard checksum. A corrupt shard is moved aside into `quarantine/`
+//! (never served again) and reported to the meta tier, which has it
+//! rebuilt elsewhere. An I/O error is not corruption: a shard that fails
+//! to read is judged unreadable (moved aside and reported alike) only if
+//! it fails again in a later pass, so a one-off error (EIO once) never
+//! costs a good shard; errors of the process, not the disk (out of
+//! descriptors or memory), are never held against a shard.
+//!
+//! Quarantined copies are removed by a delete of their id (the meta tier
+//! frees it once repaired); one it never frees (its unit deleted
+//! meanwhile) is removed by the scrub a week after it was moved aside.
+//!
+//! The background walk is paced (`--scrub-rate`)
 //! and pauses between passes. An on-demand pass (the `Scrub` RPC) runs at
 //! full speed in its own task: the call only starts it (or joins the one
 //! running), since a pass over a real disk outlives any connection, and
@@ -9,6 +19,7 @@
 //! were delivered. Reads that hit a corrupt block go through
 //! [`Scrubber::set_aside`] too.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -25,6 +36,11 @@ const MAX_FIRST_DELAY: Duration = Duration::from_secs(60);
 const REPORT_PATIENCE: Duration = Duration::from_secs(30);
 /// Corrupt ids a status answer lists at most (the count is always whole).
 pub const MAX_LISTED_CORRUPT: usize = 1000;
+/// How long a quarantined copy is kept if the meta tier never frees it.
+pub const QUARANTINE_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Shards remembered as failing to read once (beyond this, a new one is
+/// not remembered, so not judged, until others are resolved).
+const MAX_STRIKES: usize = 100_000;
 
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,7 +96,10 @@ enum Checked {
     Good(u64),
     /// Bad; the reason, and the bytes read before it was found.
     Bad(String, u64),
-    /// Deleted meanwhile, or a transient failure to open: not judged.
+    /// An I/O error reading it; the bytes read before.
+    Unreadable(String, u64),
+    /// Deleted meanwhile, or the process short of descriptors or memory:
+    /// not judged.
     Skipped,
 }
 
@@ -93,6 +112,9 @@ pub struct Scrubber {
     /// The current or last on-demand pass; its `finished_ms` is set when
     /// its walk ends (delivered or not): until then a new `Scrub` joins it.
     demand: Mutex<Option<OnDemand>>,
+    /// Shards that failed to read in a pass and have not read well since:
+    /// failing again in another pass, they are judged unreadable.
+    strikes: Mutex<HashSet<String>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -126,11 +148,40 @@ impl Scrubber {
             reporter,
             turn: tokio::sync::Mutex::new(()),
             demand: Mutex::default(),
+            strikes: Mutex::default(),
         })
     }
 
     fn demand(&self) -> MutexGuard<'_, Option<OnDemand>> {
         self.demand.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn strikes(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.strikes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Turns a check into a verdict: an unreadable shard is bad only if it
+    /// failed to read in an earlier pass too (and not read well since).
+    fn verdict(&self, id: &str, checked: Checked) -> Checked {
+        let mut strikes = self.strikes();
+        match checked {
+            Checked::Unreadable(reason, n) => {
+                if strikes.remove(id) {
+                    return Checked::Bad(format!("unreadable in two passes: {reason}"), n);
+                }
+                tracing::warn!(shard = %id, %reason, "shard unreadable; judged if it fails again next pass");
+                if strikes.len() < MAX_STRIKES {
+                    strikes.insert(id.to_string());
+                }
+                Checked::Skipped
+            }
+            other => {
+                if !matches!(other, Checked::Skipped) {
+                    strikes.remove(id);
+                }
+                other
+            }
+        }
     }
 
     pub fn reporter(&self) -> &Arc<Reporter> {
@@ -160,7 +211,7 @@ impl Scrubber {
         let judge = |e: StoreError, bytes| match e {
             StoreError::NotFound(_) => Checked::Skipped,
             e if transient(&e) => Checked::Skipped,
-            StoreError::Io { .. } => Checked::Bad(format!("unreadable: {e}"), bytes),
+            StoreError::Io { .. } => Checked::Unreadable(e.to_string(), bytes),
             e => Checked::Bad(e.to_string(), bytes),
         };
         let mut shard = match self.store.verify(id).await {
@@ -199,10 +250,11 @@ impl Scrubber {
                     Mode::Background(p) => Some(p),
                     Mode::OnDemand => None,
                 };
-                let (bad, bytes) = match self.check(&id, pacer).await {
+                let checked = self.check(&id, pacer).await;
+                let (bad, bytes) = match self.verdict(&id, checked) {
                     Checked::Good(n) => (None, n),
                     Checked::Bad(reason, n) => (Some(reason), n),
-                    Checked::Skipped => continue,
+                    Checked::Unreadable(..) | Checked::Skipped => continue,
                 };
                 stats.shards_checked += 1;
                 stats.bytes_checked += bytes;
@@ -217,6 +269,11 @@ impl Scrubber {
                     stats.corrupt.push(id);
                 }
             }
+        }
+        match self.store.expire_quarantine(QUARANTINE_KEEP).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "quarantined copies older than a week removed"),
+            Err(e) => tracing::warn!(error = %e, "could not expire quarantined copies"),
         }
         stats.finished_ms = now_ms();
         stats

@@ -1,7 +1,9 @@
 //! Blob.Rebuild across in-process blob-servers over mTLS: rebuilt shards
 //! are byte-identical to the originals with the same checksum, for data
 //! and parity indexes; a bad source is replaced by a spare; a failed
-//! rebuild leaves no shard behind; malformed requests change nothing.
+//! rebuild leaves no shard behind, nor a put still running; malformed
+//! requests change nothing; a rebuild asked while another runs is refused
+//! at once (busy), not queued.
 
 mod common;
 
@@ -316,4 +318,69 @@ async fn malformed_requests_are_refused_before_any_byte_moves() {
     assert!(!c.exists(0, "m-4").await);
     // The source named as a target is intact.
     assert!(get(&mut c.meta(0), &c.placed[0].1).await.expect("src") == c.shards[0]);
+}
+
+fn tmp_files(node: &BlobNode) -> usize {
+    std::fs::read_dir(node.dir.path().join("tmp"))
+        .expect("tmp")
+        .count()
+}
+
+#[tokio::test]
+async fn a_target_that_cannot_be_opened_leaves_no_put_running() {
+    let c = cluster(300_000).await;
+    let mut unreachable = c.target(5, 2, "fo-5");
+    unreachable.address = "not an address".into();
+    let req = request(
+        (0..K).map(|i| c.source(i)).collect(),
+        vec![c.target(4, 1, "fo-4"), unreachable],
+    );
+    let e = c.meta(0).rebuild(req).await.expect_err("bad address");
+    assert_eq!(
+        ErrorCode::of(&e),
+        Some(ErrorCode::MalformedRequest),
+        "{e:?}"
+    );
+    // The put already opened to server 1 was abandoned: no stream left
+    // hanging there with its temp file, and nothing committed.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(tmp_files(&c.nodes[1]), 0, "a put is still open on server 1");
+    assert!(!c.exists(1, "fo-4").await);
+}
+
+#[tokio::test]
+async fn a_rebuild_asked_while_another_runs_is_refused_at_once() {
+    let c = cluster(300_000).await;
+    // A server whose rebuilds read 10 kB/s: the first takes ~30 s.
+    let slow = BlobNode::start_with_repair_rate(&c.ca, "blob-slow", vec![], 10_000.0).await;
+    let mut first_client = client(&c.ca, Role::Meta, &slow.addr);
+    let first = request(
+        (0..K).map(|i| c.source(i)).collect(),
+        vec![pb::RebuildTarget {
+            address: slow.addr.clone(),
+            ..c.target(4, 0, "busy-4")
+        }],
+    );
+    let running = tokio::spawn(async move { first_client.rebuild(first).await });
+    // Running once its put to itself has begun.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while tmp_files(&slow) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never started");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let second = request(
+        (0..K).map(|i| c.source(i)).collect(),
+        vec![c.target(5, 1, "busy-5")],
+    );
+    let mut meta = client(&c.ca, Role::Meta, &slow.addr);
+    let e = tokio::time::timeout(std::time::Duration::from_secs(5), meta.rebuild(second))
+        .await
+        .expect("answered at once, not queued")
+        .expect_err("busy");
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    assert_eq!(ErrorCode::of(&e), Some(ErrorCode::Unavailable));
+    assert!(e.message().contains("busy"), "{}", e.message());
+    assert!(!c.exists(1, "busy-5").await);
+    assert!(!running.is_finished(), "the first is still running");
+    running.abort();
 }

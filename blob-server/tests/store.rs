@@ -1,5 +1,7 @@
 //! The shard store on a real directory: durable writes, ranged reads,
-//! corruption reported and never served, hostile ids refused.
+//! corruption reported and never served, hostile ids refused, ids written
+//! once, I/O errors told apart from corruption, listings whole or failed,
+//! quarantined copies expired.
 
 use hamster_blob::store::{Store, StoreError, format};
 
@@ -170,31 +172,239 @@ async fn hostile_ids_are_refused_and_nothing_escapes_the_data_dir() {
 async fn unfinished_writes_are_invisible_and_cleared_at_start() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::open(dir.path()).await.expect("open");
+    let tmp_files = || {
+        std::fs::read_dir(dir.path().join("tmp"))
+            .expect("tmp")
+            .count()
+    };
+    // Abandoned (a put stream cut): invisible, and its temp file gone.
+    let mut w = store.create("abandoned", 0).await.expect("create");
+    w.write(&data(5000)).await.expect("write");
+    assert_eq!(tmp_files(), 1);
+    drop(w);
+    assert_eq!(tmp_files(), 0);
+    assert!(matches!(
+        store.stat("abandoned").await,
+        Err(StoreError::NotFound(_))
+    ));
+    // A crash before the ack leaves its temp file to the next start-up.
     let mut w = store.create("pending", 0).await.expect("create");
     w.write(&data(5000)).await.expect("write");
-    drop(w); // never committed: a crash before the ack
+    std::mem::forget(w);
     assert!(matches!(
         store.stat("pending").await,
         Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(tmp_files(), 1);
+    let store = Store::open(dir.path()).await.expect("reopen");
+    assert_eq!(tmp_files(), 0);
+    // A committed write leaves nothing in tmp/ either.
+    put(&store, "s", &data(10), 3).await;
+    assert_eq!(tmp_files(), 0);
+    assert!(store.delete("s").await.expect("delete"));
+}
+
+#[tokio::test]
+async fn a_shard_id_is_written_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).await.expect("open");
+    let first = data(100_000);
+    // Two writes of one id both pass the early check; the first to commit
+    // lands, the other is refused at its commit, atomically.
+    let mut a = store.create("s", 0).await.expect("create a");
+    let mut b = store.create("s", 1).await.expect("create b");
+    a.write(&first).await.expect("write a");
+    b.write(&data(70_000)).await.expect("write b");
+    let info = a.commit().await.expect("commit a");
+    assert!(
+        matches!(b.commit().await, Err(StoreError::Exists(ref id)) if id == "s"),
+        "the second commit is refused"
+    );
+    assert_eq!(store.stat("s").await.expect("stat"), info);
+    assert_eq!(read_all(&store, "s", 0, 0).await.expect("read"), first);
+    // A later write is refused before any byte is sent.
+    assert!(matches!(
+        store.create("s", 0).await,
+        Err(StoreError::Exists(_))
     ));
     assert_eq!(
         std::fs::read_dir(dir.path().join("tmp"))
             .expect("tmp")
             .count(),
-        1
+        0,
+        "the refused write left no temp file"
     );
-    let store = Store::open(dir.path()).await.expect("reopen");
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("tmp"))
-            .expect("tmp")
-            .count(),
-        0
-    );
-    // Replacing a shard is atomic: readers see the old or the new one.
-    put(&store, "s", &data(10), 3).await;
-    put(&store, "s", &data(20), 3).await;
-    assert_eq!(store.stat("s").await.expect("stat").len, 20);
+
+    // An id whose copy is in quarantine is not written again either: at
+    // create, or at commit if it was moved aside meanwhile.
+    assert!(store.quarantine("s").await.expect("aside"));
+    assert!(matches!(
+        store.create("s", 0).await,
+        Err(StoreError::Exists(_))
+    ));
+    put(&store, "t", &data(10), 1).await;
+    let mut late = store.create("u", 0).await.expect("create u");
+    late.write(&data(10)).await.expect("write u");
+    std::fs::copy(
+        dir.path().join("quarantine/s"),
+        dir.path().join("quarantine/u"),
+    )
+    .expect("a copy aside");
+    assert!(matches!(late.commit().await, Err(StoreError::Exists(_))));
+    assert!(matches!(
+        store.stat("u").await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Once deleted (both copies), the id is free again.
     assert!(store.delete("s").await.expect("delete"));
+    put(&store, "s", &data(5), 1).await;
+    assert_eq!(read_all(&store, "s", 0, 0).await.expect("read"), data(5));
+}
+
+#[tokio::test]
+async fn an_io_error_is_not_corruption_but_a_short_file_is() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).await.expect("open");
+    let bs = format::BLOCK_SIZE as usize;
+    let bytes = data(3 * bs);
+    put(&store, "cut", &bytes, 4096).await;
+    let file = walk(&dir.path().join("shards"))
+        .into_iter()
+        .find(|p| p.ends_with("cut"))
+        .expect("file");
+    // Cut short under an open read: that read fails with an I/O error (it
+    // cannot tell why); the next open judges the file by its length.
+    let mut r = store.read("cut", 0, 0).await.expect("open");
+    assert_eq!(
+        r.next().await.expect("block 0").expect("some"),
+        &bytes[..bs]
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .expect("open")
+        .set_len((format::HEADER_LEN + bs + 10) as u64)
+        .expect("cut");
+    let e = r.next().await.expect_err("short read");
+    assert!(matches!(e, StoreError::Io { .. }), "{e:?}");
+    let mut v = store.verify("cut").await.map(|_| ()).expect_err("judged");
+    assert!(
+        matches!(
+            v,
+            StoreError::Corrupt {
+                source: format::FormatError::Truncated,
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+    // Shorter than a header: truncated too, judged by length.
+    std::fs::write(&file, [0u8; 10]).expect("write");
+    v = store.stat("cut").await.expect_err("judged");
+    assert!(
+        matches!(
+            v,
+            StoreError::Corrupt {
+                source: format::FormatError::Truncated,
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+    // Something that is not a file where the shard should be (every read
+    // of it fails): an I/O error for stat, read and verify alike.
+    std::fs::remove_file(&file).expect("rm");
+    std::fs::create_dir(&file).expect("dir in its place");
+    for e in [
+        store.stat("cut").await.map(|_| ()).expect_err("stat"),
+        store.read("cut", 0, 0).await.map(|_| ()).expect_err("read"),
+        store.verify("cut").await.map(|_| ()).expect_err("verify"),
+    ] {
+        assert!(matches!(e, StoreError::Io { .. }), "{e:?}");
+    }
+}
+
+/// Lists a store to its end: the entries, and the error it ended with.
+async fn list(store: &Store) -> (Vec<String>, Option<StoreError>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    store.list(i64::MAX, tx);
+    let mut ids = Vec::new();
+    while let Some(item) = rx.recv().await {
+        match item {
+            Ok((id, _)) => ids.push(id),
+            Err(e) => {
+                assert!(rx.recv().await.is_none(), "an error ends the list");
+                return (ids, Some(e));
+            }
+        }
+    }
+    ids.sort();
+    (ids, None)
+}
+
+#[tokio::test]
+async fn a_listing_is_whole_or_ends_in_an_error() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).await.expect("open");
+    for i in 0..20 {
+        put(&store, &format!("l-{i}"), &data(10), 1).await;
+    }
+    let (ids, err) = list(&store).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(ids.len(), 20);
+    // A fan-out directory that cannot be read (here: its mount gone, a
+    // dangling link in its place) fails the list, rather than shortening it.
+    let fan = walk(&dir.path().join("shards"))
+        .into_iter()
+        .find(|p| p.ends_with("l-7"))
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+        .expect("its directory");
+    let moved = dir.path().join("elsewhere");
+    std::fs::rename(&fan, &moved).expect("move");
+    std::os::unix::fs::symlink(dir.path().join("gone"), &fan).expect("link");
+    let (_, err) = list(&store).await;
+    assert!(matches!(err, Some(StoreError::Io { .. })), "{err:?}");
+    std::fs::remove_file(&fan).expect("unlink");
+    std::fs::rename(&moved, &fan).expect("back");
+    assert_eq!(list(&store).await.0.len(), 20);
+    // No shards/ at all: an error, not an empty store.
+    std::fs::remove_dir_all(dir.path().join("shards")).expect("rm");
+    let (ids, err) = list(&store).await;
+    assert!(ids.is_empty());
+    assert!(matches!(err, Some(StoreError::Io { .. })), "{err:?}");
+}
+
+fn age(path: &std::path::Path, days: u64) {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 24 * 3600);
+    std::fs::File::open(path)
+        .expect("open")
+        .set_modified(t)
+        .expect("set mtime");
+}
+
+#[tokio::test]
+async fn quarantined_copies_expire_a_week_after_they_were_moved_aside() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).await.expect("open");
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    put(&store, "old", &data(10), 1).await;
+    put(&store, "new", &data(10), 1).await;
+    // Written a month ago, moved aside now: kept (a rename keeps the
+    // file's times; the quarantine clock starts when it was moved).
+    for id in ["old", "new"] {
+        let file = walk(&dir.path().join("shards"))
+            .into_iter()
+            .find(|p| p.ends_with(id))
+            .expect("file");
+        age(&file, 30);
+        assert!(store.quarantine(id).await.expect("aside"));
+    }
+    assert_eq!(store.expire_quarantine(week).await.expect("expire"), 0);
+    // Aside for eight days: removed; the other stays.
+    age(&dir.path().join("quarantine/old"), 8);
+    assert_eq!(store.expire_quarantine(week).await.expect("expire"), 1);
+    assert!(!dir.path().join("quarantine/old").exists());
+    assert!(dir.path().join("quarantine/new").exists());
 }
 
 /// Runs a whole-shard check to its end; the bytes it read.

@@ -10,21 +10,9 @@ use common::*;
 
 const B: &str = "bkt";
 
-/// A versioned bucket and four blob-servers, blob-0..3 (`shards()`
-/// places on 0..2), each last heard from at NOW.
+/// A versioned bucket and four blob-servers (see `common::versioned_with_blobs`).
 async fn cluster() -> Db {
-    let mut db = Db::new().await;
-    db.ok(create(B, false)).await;
-    db.ok(Op::PutBucketVersioning {
-        bucket: B.into(),
-        status: Versioning::Enabled,
-    })
-    .await;
-    for i in 0..4 {
-        let server = blob(&format!("blob-{i}"), &format!("10.0.0.{i}:7000"));
-        db.ok(Op::RegisterBlob { server }).await;
-    }
-    db
+    versioned_with_blobs(B, 4).await
 }
 
 /// (under_replicated, unrecoverable, repair_queue).

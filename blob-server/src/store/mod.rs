@@ -3,16 +3,26 @@
 //!
 //! - [`format`]: the shard file format (header, per-block CRC32C).
 //! - [`verify`]: a whole-shard check, window by window (the scrub's).
+//! - [`walk`]: listings (whole or an error), the scrub's walk, expiry
+//!   of quarantined copies.
 //! - this module: where shards live, durable writes, verified reads.
 //!
 //! Layout under the data dir: `shards/AB/CD/ID` (AB, CD: the first bytes of
 //! SHA-256(ID), to spread files over directories), `tmp/` for writes in
 //! progress, emptied at start-up, and `quarantine/ID` for shards found
-//! corrupt: moved aside, never served or listed, removed by a delete. A write is acknowledged only after the
-//! file is fsynced, renamed into place and its directory fsynced.
+//! corrupt: moved aside, never served or listed, removed by a delete. A
+//! write is acknowledged only after the file is fsynced, linked into place
+//! and its directory fsynced.
+//!
+//! A shard id is written once (invariant 10): a write to an id that exists,
+//! or whose copy is in quarantine, is refused, so no writer (a gateway, a
+//! repairing peer) can replace a stored shard. Only format and checksum
+//! failures are corruption; an I/O error says nothing about the bytes and
+//! is answered as such.
 
 pub mod format;
 pub mod verify;
+pub mod walk;
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -28,6 +38,8 @@ pub enum StoreError {
     BadId(String),
     #[error("no shard {0}")]
     NotFound(String),
+    #[error("shard {0} exists (or its copy is in quarantine): a shard id is written once")]
+    Exists(String),
     #[error("shard {id}: {source}")]
     Corrupt { id: String, source: FormatError },
     #[error("range {offset}+{len} is outside shard {id} of {size} bytes")]
@@ -83,6 +95,15 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// Whether anything is at `path`.
+async fn taken(path: &Path) -> Result<bool, StoreError> {
+    match tokio::fs::symlink_metadata(path).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io(format!("stat {}", path.display()))(e)),
+    }
+}
+
 async fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
     let d = tokio::fs::File::open(dir)
         .await
@@ -133,12 +154,18 @@ impl Store {
             .join(id))
     }
 
-    /// Starts writing shard `id`; nothing is visible until [`ShardWrite::commit`].
+    /// Starts writing shard `id`; nothing is visible until
+    /// [`ShardWrite::commit`]. An id already taken is refused here, before
+    /// any byte is sent; the commit checks again, atomically.
     pub async fn create(&self, id: &str, shard_index: u32) -> Result<ShardWrite, StoreError> {
         let dest = self.path(id)?;
+        let aside = self.root.join(QUARANTINE).join(id);
+        if taken(&dest).await? || taken(&aside).await? {
+            return Err(StoreError::Exists(id.into()));
+        }
         let nonce: u64 = rand::random();
-        let tmp = self.root.join("tmp").join(format!("{id}.{nonce:016x}"));
-        let mut file = tokio::fs::File::create(&tmp)
+        let tmp = TempFile(self.root.join("tmp").join(format!("{id}.{nonce:016x}")));
+        let mut file = tokio::fs::File::create(&tmp.0)
             .await
             .map_err(io("creating a temp file"))?;
         // Room for the header, written last when the lengths are known.
@@ -146,9 +173,11 @@ impl Store {
             .await
             .map_err(io("writing"))?;
         Ok(ShardWrite {
+            id: id.into(),
             file,
             tmp,
             dest,
+            aside,
             shard_index,
             blocks: BlockWriter::new(format::BLOCK_SIZE),
             pending: Vec::new(),
@@ -164,20 +193,26 @@ impl Store {
             }
             Err(e) => return Err(io(format!("open {id}"))(e)),
         };
-        let mut h = [0u8; HEADER_LEN];
         let corrupt = |source| StoreError::Corrupt {
             id: id.into(),
             source,
         };
+        let meta = file.metadata().await.map_err(io(format!("stat {id}")))?;
+        if !meta.is_file() {
+            // Not the store's doing, and not bytes that failed a check.
+            let e = std::io::Error::other("not a regular file");
+            return Err(io(format!("open {id}"))(e));
+        }
+        // Truncation is judged by length; a failed read is an I/O error.
+        let on_disk = meta.len();
+        if on_disk < HEADER_LEN as u64 {
+            return Err(corrupt(FormatError::Truncated));
+        }
+        let mut h = [0u8; HEADER_LEN];
         file.read_exact(&mut h)
             .await
-            .map_err(|_| corrupt(FormatError::Truncated))?;
+            .map_err(io(format!("reading {id}")))?;
         let header = Header::decode(&h).map_err(corrupt)?;
-        let on_disk = file
-            .metadata()
-            .await
-            .map_err(io(format!("stat {id}")))?
-            .len();
         if on_disk != header.file_len() {
             return Err(corrupt(FormatError::Truncated));
         }
@@ -213,35 +248,6 @@ impl Store {
         })
     }
 
-    /// Sends (id, modified ms) of every shard last written before
-    /// `before_ms`, in no particular order, until the receiver goes away.
-    pub fn list(&self, before_ms: i64, tx: tokio::sync::mpsc::Sender<(String, i64)>) {
-        let root = self.root.join("shards");
-        tokio::task::spawn_blocking(move || {
-            for a in read_dir(&root) {
-                for b in read_dir(&a) {
-                    for f in read_dir(&b) {
-                        let Some(id) = f.file_name().and_then(|n| n.to_str()) else {
-                            continue;
-                        };
-                        let Ok(modified) = std::fs::metadata(&f).and_then(|m| m.modified()) else {
-                            continue;
-                        };
-                        let ms = modified
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-                        if ms < before_ms
-                            && valid_id(id)
-                            && tx.blocking_send((id.to_string(), ms)).is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-    }
-
     /// Removes a shard, and its quarantined copy if it was moved aside;
     /// Ok(false) if there was neither.
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
@@ -269,10 +275,19 @@ impl Store {
     pub async fn quarantine(&self, id: &str) -> Result<bool, StoreError> {
         let from = self.path(id)?;
         let dir = self.root.join(QUARANTINE);
-        match tokio::fs::rename(&from, dir.join(id)).await {
+        let to = dir.join(id);
+        match tokio::fs::rename(&from, &to).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io(format!("quarantining {id}"))(e)),
+        }
+        // A rename keeps the file's times; the expiry counts from now.
+        let touched = tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&to)?.set_modified(std::time::SystemTime::now())
+        })
+        .await;
+        if let Ok(Err(e)) = touched {
+            tracing::warn!(shard = %id, error = %e, "quarantine: could not set the time moved aside");
         }
         fsync_dir(&dir).await?;
         if let Some(parent) = from.parent() {
@@ -280,61 +295,6 @@ impl Store {
         }
         Ok(true)
     }
-
-    /// Every fan-out directory `shards/AB/CD` (the scrub walks them one at
-    /// a time, so a huge store is never listed at once).
-    pub async fn shard_dirs(&self) -> Vec<PathBuf> {
-        let root = self.root.join("shards");
-        tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            for a in read_dir(&root) {
-                out.extend(read_dir(&a));
-            }
-            out
-        })
-        .await
-        .unwrap_or_default()
-    }
-
-    /// The total size of the shard files (a scrub pass's progress bar).
-    pub async fn shard_bytes(&self) -> u64 {
-        let root = self.root.join("shards");
-        tokio::task::spawn_blocking(move || {
-            let mut total = 0u64;
-            for a in read_dir(&root) {
-                for b in read_dir(&a) {
-                    for f in read_dir(&b) {
-                        if let Ok(m) = std::fs::metadata(&f) {
-                            total = total.saturating_add(m.len());
-                        }
-                    }
-                }
-            }
-            total
-        })
-        .await
-        .unwrap_or_default()
-    }
-
-    /// The valid shard ids in `dir` (one of [`Store::shard_dirs`]).
-    pub async fn ids_in(&self, dir: PathBuf) -> Vec<String> {
-        tokio::task::spawn_blocking(move || {
-            read_dir(&dir)
-                .into_iter()
-                .filter_map(|f| f.file_name()?.to_str().map(str::to_string))
-                .filter(|id| valid_id(id))
-                .collect()
-        })
-        .await
-        .unwrap_or_default()
-    }
-}
-
-/// The entries of `dir`; none if it cannot be read (e.g. removed).
-fn read_dir(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default()
 }
 
 /// Removes one file durably; Ok(false) if it did not exist.
@@ -351,12 +311,29 @@ async fn remove(path: &Path, id: &str) -> Result<bool, StoreError> {
     }
 }
 
-/// A shard being written. Dropped without commit: the temp file stays
-/// until the next start-up clears tmp/ (it was never acknowledged).
+/// A file in tmp/, removed when dropped: committed, the shard lives on
+/// under its own name; not, it was never acknowledged. A crash leaves it
+/// to the next start-up, which empties tmp/.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %self.0.display(), error = %e, "could not remove a temp file");
+        }
+    }
+}
+
+/// A shard being written; dropped without commit, nothing remains.
 pub struct ShardWrite {
+    id: String,
     file: tokio::fs::File,
-    tmp: PathBuf,
+    tmp: TempFile,
     dest: PathBuf,
+    /// Its quarantine path: an id set aside is not written again either.
+    aside: PathBuf,
     shard_index: u32,
     blocks: BlockWriter,
     pending: Vec<u8>,
@@ -380,7 +357,7 @@ impl ShardWrite {
     }
 
     /// Finishes the file and makes it durable and visible: header, fsync,
-    /// rename into place, fsync of the directory.
+    /// link into place (refused if the id is taken), fsync of the directory.
     pub async fn commit(mut self) -> Result<ShardInfo, StoreError> {
         let pending = &mut self.pending;
         let Ok(header) = self
@@ -411,9 +388,18 @@ impl ShardWrite {
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(io("creating a shard directory"))?;
-        tokio::fs::rename(&self.tmp, &self.dest)
-            .await
-            .map_err(io("renaming a shard into place"))?;
+        if taken(&self.aside).await? {
+            return Err(StoreError::Exists(self.id));
+        }
+        // Unlike a rename, a link never replaces what is there: two writes
+        // of one id cannot both land, whatever passed `create`'s check.
+        match tokio::fs::hard_link(&self.tmp.0, &self.dest).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::Exists(self.id));
+            }
+            Err(e) => return Err(io("linking a shard into place")(e)),
+        }
         fsync_dir(&dir).await?;
         if created {
             // New fan-out directories must survive a crash too.
@@ -449,13 +435,12 @@ impl ShardRead {
             .seek(SeekFrom::Start(self.header.block_offset(i)))
             .await
             .map_err(io("seeking"))?;
+        // The length was checked at open: a failed read is an I/O error
+        // (a file cut short since is found by length at the next open).
         self.file
             .read_exact(&mut buf)
             .await
-            .map_err(|_| StoreError::Corrupt {
-                id: self.id.clone(),
-                source: FormatError::Truncated,
-            })?;
+            .map_err(io(format!("reading {}", self.id)))?;
         let data = format::verify_block(i, &buf).map_err(|source| StoreError::Corrupt {
             id: self.id.clone(),
             source,

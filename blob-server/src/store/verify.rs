@@ -1,6 +1,7 @@
 //! A whole-shard check for the scrub: header, length, every block's CRC
 //! and the shard checksum over the block CRCs, read a window at a time so
-//! the caller can pace itself between windows.
+//! the caller can pace itself between windows. Only format and checksum
+//! failures are `StoreError::Corrupt`.
 
 use tokio::io::AsyncReadExt;
 
@@ -50,14 +51,14 @@ impl ShardVerify {
         let len = self.header.block_offset(last) + self.header.block_len(last) + CRC_LEN as u64
             - self.header.block_offset(first);
         let mut buf = vec![0u8; len as usize];
-        // The file is read in order: the offset is where the last step ended.
-        if let Err(e) = self.file.read_exact(&mut buf).await {
-            return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                self.corrupt(FormatError::Truncated)
-            } else {
-                io(format!("reading {}", self.id))(e)
-            });
-        }
+        // The file is read in order: the offset is where the last step
+        // ended. Its length was checked at open, so a failed read is an I/O
+        // error, not corruption (a file cut short since is found by length
+        // at the next open).
+        self.file
+            .read_exact(&mut buf)
+            .await
+            .map_err(io(format!("reading {}", self.id)))?;
         let mut at = 0usize;
         for i in first..=last {
             let end = at + self.header.block_len(i) as usize + CRC_LEN;

@@ -53,12 +53,23 @@ pub struct BlobNode {
 
 impl BlobNode {
     pub async fn start(ca: &Ca, id: &str, meta: Vec<String>) -> Self {
+        Self::start_with_repair_rate(ca, id, meta, 0.0).await
+    }
+
+    /// A server whose rebuilds read at `repair_rate` bytes/s (0: unlimited).
+    pub async fn start_with_repair_rate(
+        ca: &Ca,
+        id: &str,
+        meta: Vec<String>,
+        repair_rate: f64,
+    ) -> Self {
         let tls = ca.node(Role::Blob, id);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let dir = tempfile::tempdir().expect("tmp");
         let store = Store::open(dir.path()).await.expect("store");
-        let parts = hamster_blob::assemble(store.clone(), tls.clone(), meta, addr.clone(), 0.0);
+        let parts =
+            hamster_blob::assemble(store.clone(), tls.clone(), meta, addr.clone(), repair_rate);
         let incoming = transport::incoming(listener, tls.clone());
         let service = parts.service;
         tokio::spawn(async move {

@@ -28,6 +28,8 @@ fn own_id<T>(req: &Request<T>, id: &str) -> Result<(), ServiceError> {
 
 /// Longest reason kept for a bad shard (it goes into the Raft log).
 const MAX_REASON: usize = 256;
+/// Most bad shards one ReportScrub may carry (blob-servers send 500).
+const MAX_BAD_PER_REPORT: usize = 1000;
 
 /// `s` cut to at most `max` bytes, on a character boundary.
 fn clip(mut s: String, max: usize) -> String {
@@ -162,6 +164,13 @@ impl pb::registry_server::Registry for RegistryService {
     ) -> Result<Response<pb::ReportScrubResponse>, Status> {
         own_id(&req, &req.get_ref().id)?;
         let r = req.into_inner();
+        // One report is one Raft entry: blob-servers send at most this many.
+        if r.bad.len() > MAX_BAD_PER_REPORT {
+            return Err(ServiceError::InvalidArgument(format!(
+                "at most {MAX_BAD_PER_REPORT} bad shards per report"
+            ))
+            .into());
+        }
         if r.bad.iter().any(|b| b.shard_id.is_empty()) {
             return Err(ServiceError::Malformed("a bad shard needs its id".into()).into());
         }

@@ -28,9 +28,10 @@ use crate::state::commands::{Op, Response as R};
 use crate::state::model::{BlobState, ShardLocation, ShardMap, ShardSwap, Unit};
 use crate::state::reads::{self as q, DegradedUnit};
 
-/// How long one rebuild may take: a blob-server runs one at a time,
-/// throttled, so a big unit behind another can take a while.
-const REBUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How long one rebuild may take. A busy blob-server refuses at once
+/// (no queue); servers recycle connections after 300 s + 30 s, so a call
+/// cannot outlive that anyway: this bounds a hung server (ADR 0023).
+const REBUILD_TIMEOUT: Duration = Duration::from_secs(6 * 60);
 /// Per delete of a freed or abandoned shard (best effort).
 const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A target must have heartbeated this recently (blob-servers heartbeat
@@ -228,7 +229,12 @@ impl Repair {
         let rebuilt = match rebuild(pool, &u.map, &p, &new_ids).await {
             Ok(r) => r,
             Err(why) => {
-                tracing::warn!(unit = ?u.unit, error = %why, "repair: rebuild failed");
+                // A rebuilder busy with another unit: next round, quietly.
+                if why.contains("busy:") {
+                    tracing::debug!(unit = ?u.unit, error = %why, "repair: rebuilder busy");
+                } else {
+                    tracing::warn!(unit = ?u.unit, error = %why, "repair: rebuild failed");
+                }
                 // Some targets may hold a shard already: not named, so
                 // deleting is safe (and the sweep would, later).
                 delete_shards(pool, written);
@@ -245,6 +251,14 @@ impl Repair {
             }
         };
         let shards = swaps.len();
+        // Shards older than the write window may already have been judged
+        // orphans by the sweep (the same rule as a gateway's commit): a
+        // rebuild that took that long is dropped, not swapped in.
+        if new_ids.iter().any(|id| too_old(id, self.meta.write_window)) {
+            tracing::warn!(unit = ?u.unit, "repair: rebuild outlived the write window; dropped");
+            delete_shards(pool, written);
+            return Done::Failed;
+        }
         let op = Op::SwapShards {
             unit: u.unit.clone(),
             swaps,
@@ -396,10 +410,27 @@ fn delete_shards(pool: &Pool, shards: Vec<(String, String)>) {
     });
 }
 
+/// Whether shard `id` was minted longer ago than `window` (an id without a
+/// time counts as old: it cannot be judged safe).
+fn too_old(id: &str, window: Duration) -> bool {
+    let window = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    shard_id::created_ms(id).is_none_or(|t| t < now_ms().saturating_sub(window))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::repair::plan::{Source, Target};
+
+    #[test]
+    fn a_rebuild_older_than_the_write_window_is_too_old() {
+        let window = Duration::from_secs(60);
+        let fresh = shard_id::shard(&shard_id::new_object(now_ms()), 0);
+        let stale = shard_id::shard(&shard_id::new_object(now_ms() - 61_000), 0);
+        assert!(!too_old(&fresh, window));
+        assert!(too_old(&stale, window));
+        assert!(too_old("no-time-in-it", window));
+    }
 
     fn target(index: u32, old: &str, sum: &[u8]) -> Target {
         Target {

@@ -247,3 +247,20 @@ pub async fn all_versions_of(
         })
         .collect()
 }
+
+/// A DB with a versioned bucket `bucket` and `n` registered blob-servers
+/// blob-0..n-1 (at 10.0.0.i:7000), each last heard from at apply time.
+pub async fn versioned_with_blobs(bucket: &str, n: usize) -> Db {
+    let mut db = Db::new().await;
+    db.ok(create(bucket, false)).await;
+    db.ok(Op::PutBucketVersioning {
+        bucket: bucket.into(),
+        status: Versioning::Enabled,
+    })
+    .await;
+    for i in 0..n {
+        let server = blob(&format!("blob-{i}"), &format!("10.0.0.{i}:7000"));
+        db.ok(Op::RegisterBlob { server }).await;
+    }
+    db
+}

@@ -16,12 +16,7 @@ pub async fn degraded_put(w: &mut World) {
     let data = pattern(2 * MIB + 5, 10);
     put(&w.c, "data", "degraded", &data).await;
     let meta = w.s.metas[0];
-    let map =
-        w.s.c
-            .version(meta, "data", "degraded", "")
-            .await
-            .shard_map
-            .expect("map");
+    let map = map_of(w, "data", "degraded", "").await;
     assert_eq!((map.data_shards, map.parity_shards), (4, 3));
     assert!((5..=6).contains(&map.shards.len()), "not degraded: {map:?}");
     assert!(map.shards.iter().all(|l| l.blob_id != down_id));
@@ -35,12 +30,7 @@ pub async fn degraded_put(w: &mut World) {
     w.s.c.restart(down);
     w.s.c.wait_healthy(down).await;
     w.s.c.wait_durable(meta, "the degraded PUT", HEAL).await;
-    let map =
-        w.s.c
-            .version(meta, "data", "degraded", "")
-            .await
-            .shard_map
-            .expect("map");
+    let map = map_of(w, "data", "degraded", "").await;
     assert_eq!(map.shards.len(), 7, "still degraded: {map:?}");
     w.s.assert_on_disk("degraded", &map);
     // m = 3 others down: only a repaired object still has k shards.
@@ -73,12 +63,7 @@ pub async fn degraded_put(w: &mut World) {
 pub async fn rot(w: &mut World) {
     settle(w, "before the rot").await;
     let meta = w.s.metas[0];
-    let map =
-        w.s.c
-            .version(meta, "data", "four-segments", "")
-            .await
-            .shard_map
-            .expect("map");
+    let map = map_of(w, "data", "four-segments", "").await;
     let loc = map
         .shards
         .iter()

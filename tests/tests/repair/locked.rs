@@ -23,13 +23,7 @@ pub async fn compliance(w: &mut World) {
             .await
             .expect("put locked");
     let vid = out.version_id().expect("version id").to_string();
-    let meta = w.s.metas[0];
-    let map =
-        w.s.c
-            .version(meta, "locked", "held", &vid)
-            .await
-            .shard_map
-            .expect("map");
+    let map = map_of(w, "locked", "held", &vid).await;
     let lost = map
         .shards
         .iter()

@@ -20,7 +20,7 @@ use hamster_tests::durability::{
 use hamster_tests::load::Load;
 use hamster_tests::lock::{DAY, create_lock_bucket, get_retention, now_secs};
 use hamster_tests::s3::{
-    ClusterSpec, S3Cluster, assert_s3_error, delete_version, pattern, strings,
+    ClusterSpec, S3Cluster, assert_s3_error, delete_version, pattern, put_version as put, strings,
 };
 use hamster_tests::{Kind, Node, Steps};
 
@@ -131,18 +131,6 @@ async fn get(c: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
     Ok(body.into_bytes().to_vec())
 }
 
-async fn put(c: &Client, bucket: &str, key: &str, data: &[u8]) -> Option<String> {
-    c.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PUT {bucket}/{key}: {e:?}"))
-        .version_id()
-        .map(str::to_string)
-}
-
 /// Every object of bucket "data" reads back byte-identical.
 async fn read_all(w: &World, when: &str) {
     for (key, data) in &w.objects {
@@ -227,4 +215,13 @@ async fn all_units(w: &World) -> Vec<(String, pb::ShardMap)> {
         }
     }
     out
+}
+
+/// The shard map of `bucket/key` (version `id`, or the latest if "").
+async fn map_of(w: &World, bucket: &str, key: &str, id: &str) -> pb::ShardMap {
+    w.s.c
+        .version(w.s.metas[0], bucket, key, id)
+        .await
+        .shard_map
+        .unwrap_or_else(|| panic!("{bucket}/{key}: no shard map"))
 }

@@ -51,12 +51,7 @@ pub async fn lost_answer(w: &mut World) {
         .filter_map(|v| v.version_id())
         .collect();
     assert_eq!(ids, [vid.as_str()], "one PUT, versions {ids:?}");
-    let map =
-        w.s.c
-            .version(w.s.metas[0], "ver", "once", &vid)
-            .await
-            .shard_map
-            .expect("map");
+    let map = map_of(w, "ver", "once", &vid).await;
     let object = object_of(&map.shards[0].shard_id).to_string();
     assert_eq!(
         w.s.object_files(&object).len(),
