@@ -5,8 +5,10 @@
 //! Placement follows the gateway's rules (distinct servers, failure
 //! domains spread, free space) restricted to what a repair can change:
 //! a target holds no good shard of the unit, each target is a different
-//! server, the least-used failure domain goes first, then the emptiest
-//! server. An index with no eligible server is left for a later round.
+//! server, the least-used failure domain goes first, then a server whose
+//! copy of this unit did NOT just go bad (its disk may be failing), then
+//! the emptiest server. An index with no eligible server is left for a
+//! later round.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -109,6 +111,14 @@ pub fn plan(
             *domain_use.entry(s.failure_domain.as_str()).or_default() += 1;
         }
     }
+    // Servers whose copy of this unit went bad (a fault, not a silence):
+    // still eligible, but last among equals.
+    let went_bad: BTreeSet<&str> = map
+        .shards
+        .iter()
+        .filter(|l| !good.contains(&l.index))
+        .map(|l| l.blob_id.as_str())
+        .collect();
     let mut out = Plan {
         sources,
         ..Plan::default()
@@ -124,8 +134,10 @@ pub fn plan(
                         .copied()
                         .unwrap_or(0)
                 };
+                let bad = |s: &BlobServer| went_bad.contains(s.id.as_str());
                 use_of(a)
                     .cmp(&use_of(b))
+                    .then(bad(a).cmp(&bad(b)))
                     .then(b.free_bytes.cmp(&a.free_bytes))
                     .then(a.id.cmp(&b.id))
             });
@@ -220,6 +232,23 @@ mod tests {
             .map(|s| (s.index, s.address.as_str()))
             .collect();
         assert_eq!(src, vec![(0, "b0:7000"), (1, "b1:7000")]);
+    }
+
+    #[test]
+    fn a_server_whose_copy_went_bad_comes_last_among_equals() {
+        // 2+1 on b0..b2, every server its own domain; b2's shard rotted.
+        // b3 (less free space) is preferred to b2; with b3 gone, b2 is
+        // still used rather than leaving the index unrepaired.
+        let mut servers: Vec<BlobServer> = (0..4)
+            .map(|i| server(&format!("b{i}"), &format!("d{i}"), 100))
+            .collect();
+        servers[2].free_bytes = 1_000_000;
+        let m = map(2, 1, &[Some("b0"), Some("b1"), Some("b2")]);
+        let p = plan(&m, &[0, 1], 3, &servers, NOW).expect("plan");
+        assert_eq!(p.targets[0].blob_id, "b3", "{p:?}");
+        servers.truncate(3);
+        let p = plan(&m, &[0, 1], 3, &servers, NOW).expect("plan");
+        assert_eq!(p.targets[0].blob_id, "b2", "{p:?}");
     }
 
     #[test]
