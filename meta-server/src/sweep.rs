@@ -28,16 +28,19 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hamster_proto::Role;
-use hamster_proto::pb::{self, blob_client::BlobClient};
+use hamster_proto::pb;
 use hamster_proto::shard_id;
 use hamster_proto::transport::Pool;
+use hamster_proto::{Role, free};
 use openraft::ServerState;
 
 use crate::cluster::{Meta, now_ms};
 use crate::repair::scrub::{list_shards, record_missing};
 use crate::state::model::BlobServer;
 use crate::state::reads as q;
+
+/// Per delete of an orphan shard.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Sweep {
     pub meta: Arc<Meta>,
@@ -120,30 +123,12 @@ impl Sweep {
             .await?;
         for (s, entries) in listed {
             round.missing += self.record_missing(&s, &entries, before).await;
-            let Ok(ch) = pool.channel(&s.address) else {
-                continue;
-            };
-            let mut client = BlobClient::new(ch);
-            let orphans = entries
+            let orphans: Vec<(String, String)> = entries
                 .into_iter()
-                .filter(|e| e.modified_ms < before && !named.contains(&e.shard_id));
-            for e in orphans {
-                let id = e.shard_id;
-                match client
-                    .delete_shard(pb::DeleteShardRequest {
-                        shard_id: id.clone(),
-                    })
-                    .await
-                {
-                    Ok(_) => {
-                        tracing::debug!(shard = %id, blob = %s.id, "swept an orphan shard");
-                        round.deleted += 1;
-                    }
-                    Err(e) => {
-                        tracing::debug!(shard = %id, error = %e.message(), "sweep delete failed")
-                    }
-                }
-            }
+                .filter(|e| e.modified_ms < before && !named.contains(&e.shard_id))
+                .map(|e| (s.address.clone(), e.shard_id))
+                .collect();
+            round.deleted += free::delete_shards(pool, orphans, DELETE_TIMEOUT).await;
         }
         Ok(round)
     }

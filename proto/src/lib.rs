@@ -18,10 +18,12 @@
 //! - [`serve`]: flags, logging, SIGHUP reload and shutdown shared by the servers.
 //! - [`shard_id`]: shard names, stamped with their creation time.
 //! - [`ids`]: request ids and version ids, minted alike by gateways and the meta tier.
+//! - [`free`]: deleting freed shards on blob-servers, alike from every tier.
 
 pub mod authz;
 pub mod envelope;
 pub mod error;
+pub mod free;
 pub mod health;
 pub mod identity;
 pub mod ids;

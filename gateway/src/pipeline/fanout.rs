@@ -194,19 +194,12 @@ pub async fn remove(landed: &[Landed], pool: &Pool) {
 /// Deletes (address, shard id) pairs, each given at most `STALL`. What
 /// fails is left to the sweep.
 pub async fn delete_shards(pool: &Pool, shards: Vec<(String, String)>) {
-    for (address, shard_id) in shards {
-        let Ok(ch) = pool.channel(&address) else {
-            continue;
-        };
-        let req = pb::DeleteShardRequest {
-            shard_id: shard_id.clone(),
-        };
-        let deleted = tokio::time::timeout(STALL, BlobClient::new(ch).delete_shard(req)).await;
-        if let Err(e) = deleted
-            .map_err(|_| "no answer".to_string())
-            .and_then(|r| r.map_err(|s| s.message().to_string()))
-        {
-            tracing::warn!(shard = %shard_id, error = %e, "could not delete a shard; the sweep will");
-        }
+    let n = shards.len();
+    let deleted = hamster_proto::free::delete_shards(pool, shards, STALL).await;
+    if deleted < n {
+        tracing::warn!(
+            failed = n - deleted,
+            "could not delete some shards; the sweep will"
+        );
     }
 }

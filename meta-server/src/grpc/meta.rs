@@ -54,6 +54,16 @@ pub fn command_id(
     Ok(Some(format!("req:{}:{}:{request_id}", p.role, p.node_id)))
 }
 
+/// A write request's body and the command id it proposes under: its
+/// caller's `request_id`, scoped by [`command_id`].
+fn named<T>(
+    req: Request<T>,
+    request_id: impl FnOnce(&T) -> &str,
+) -> Result<(T, Option<String>), ServiceError> {
+    let id = command_id(transport::peer(&req), request_id(req.get_ref()))?;
+    Ok((req.into_inner(), id))
+}
+
 /// The version id a caller chose for what its request creates, or a new
 /// one if it chose none.
 pub fn version_id_or_new(chosen: String) -> Result<String, ServiceError> {
@@ -245,9 +255,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::CommitVersionRequest>,
     ) -> Reply<pb::CommitVersionResponse> {
-        let peer = transport::peer(&req).cloned();
-        let r = req.into_inner();
-        let id = command_id(peer.as_ref(), &r.request_id)?;
+        let (r, id) = named(req, |r| &r.request_id)?;
         let v = r
             .version
             .ok_or_else(|| ServiceError::Malformed("version is required".into()))?;
@@ -401,9 +409,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::DeleteObjectRequest>,
     ) -> Reply<pb::DeleteObjectResponse> {
-        let peer = transport::peer(&req).cloned();
-        let r = req.into_inner();
-        let id = command_id(peer.as_ref(), &r.request_id)?;
+        let (r, id) = named(req, |r| &r.request_id)?;
         let op = Op::DeleteObject {
             bucket: r.bucket,
             key: r.key,
@@ -492,9 +498,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::BeginMultipartRequest>,
     ) -> Reply<pb::BeginMultipartResponse> {
-        let peer = transport::peer(&req).cloned();
-        let r = req.into_inner();
-        let id = command_id(peer.as_ref(), &r.request_id)?;
+        let (r, id) = named(req, |r| &r.request_id)?;
         let u = r
             .upload
             .ok_or_else(|| ServiceError::Malformed("upload is required".into()))?;
@@ -524,9 +528,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::CommitPartRequest>,
     ) -> Reply<pb::CommitPartResponse> {
-        let peer = transport::peer(&req).cloned();
-        let r = req.into_inner();
-        let id = command_id(peer.as_ref(), &r.request_id)?;
+        let (r, id) = named(req, |r| &r.request_id)?;
         let part = r
             .part
             .ok_or_else(|| ServiceError::Malformed("part is required".into()))?;
@@ -549,9 +551,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::CompleteMultipartRequest>,
     ) -> Reply<pb::CompleteMultipartResponse> {
-        let peer = transport::peer(&req).cloned();
-        let r = req.into_inner();
-        let id = command_id(peer.as_ref(), &r.request_id)?;
+        let (r, id) = named(req, |r| &r.request_id)?;
         let op = Op::CompleteMultipart {
             bucket: r.bucket,
             key: r.key,
@@ -580,9 +580,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::AbortMultipartRequest>,
     ) -> Reply<pb::AbortMultipartResponse> {
-        let peer = transport::peer(&req).cloned();
-        let r = req.into_inner();
-        let id = command_id(peer.as_ref(), &r.request_id)?;
+        let (r, id) = named(req, |r| &r.request_id)?;
         let op = Op::AbortMultipart {
             bucket: r.bucket,
             key: r.key,

@@ -384,29 +384,7 @@ fn delete_shards(pool: &Pool, shards: Vec<(String, String)>) {
     }
     let pool = pool.clone();
     tokio::spawn(async move {
-        let calls = shards.into_iter().map(|(addr, shard_id)| {
-            let pool = &pool;
-            async move {
-                let Ok(ch) = pool.channel(&addr) else {
-                    return;
-                };
-                let req = pb::DeleteShardRequest {
-                    shard_id: shard_id.clone(),
-                };
-                match tokio::time::timeout(DELETE_TIMEOUT, BlobClient::new(ch).delete_shard(req))
-                    .await
-                {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(s)) => {
-                        tracing::debug!(shard = %shard_id, blob = %addr, error = %s.message(), "repair: delete failed")
-                    }
-                    Err(_) => {
-                        tracing::debug!(shard = %shard_id, blob = %addr, "repair: delete timed out")
-                    }
-                }
-            }
-        });
-        futures::future::join_all(calls).await;
+        hamster_proto::free::delete_shards(&pool, shards, DELETE_TIMEOUT).await;
     });
 }
 
