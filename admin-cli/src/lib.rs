@@ -17,8 +17,11 @@
 //! - [`rotate`]: `hamster rotate-key` — master-key rotation, followed to the end.
 //! - [`rotate_ca`]: `hamster rotate-ca` — CA rotation by dual trust, followed to the end.
 //! - [`repair`]: `hamster repair` — scrub every shard now, follow repair to the end.
+//! - [`blob`]: `hamster blob list|drain|undrain|remove|replace|rebalance` —
+//!   a blob-server's life: drain, retire, replace, fill new ones.
 //! - [`conn`]: the admin identity and how to reach the cluster.
 
+pub mod blob;
 pub mod bucket;
 pub mod cert;
 pub mod compose;
@@ -84,6 +87,9 @@ pub enum Command {
     Member(member::MemberCommand),
     /// Scrub every shard now and follow repair until all is redundant again.
     Repair(repair::RepairArgs),
+    /// Blob-servers: list, drain, undrain, remove, replace, rebalance.
+    #[command(subcommand)]
+    Blob(blob::BlobCommand),
 }
 
 /// A failure with its own exit status (the message is printed as usual):
@@ -119,5 +125,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RotateKey(a) => rotate::run(&a).await,
         Command::RotateCa(a) => rotate_ca::run(&a).await,
         Command::Repair(a) => repair::run(&a).await,
+        Command::Blob(c) => blob::run(&c).await,
     }
 }

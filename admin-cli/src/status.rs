@@ -4,7 +4,8 @@
 //! keys each key holder reports; the trust generation, the CA rotation,
 //! and which CA signed each member's certificate; durability (what is
 //! under-replicated or unrecoverable, the repair queue, the oldest full
-//! scrub) and each blob-server.
+//! scrub), each blob-server (state, shards named and stored, free space)
+//! and how evenly they are filled.
 
 use anyhow::Context;
 use hamster_proto::pb::{StatusRequest, admin_client::AdminClient};
@@ -38,7 +39,7 @@ pub fn ago(now_ms: i64, ms: i64) -> String {
     }
 }
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -122,6 +123,9 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
                 "last_scrub_ms": s.last_scrub_ms,
                 "shards_repaired": s.shards_repaired,
                 "blob_servers": blob_servers,
+                "blobs": s.blob_servers.iter().map(crate::blob::blob_json).collect::<Vec<_>>(),
+                "shards_moved": s.shards_moved,
+                "balance": crate::blob::balance_json(s.balance.as_ref()),
             })
         );
         return Ok(());
@@ -213,34 +217,21 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
     }
     let now = now_ms();
     println!(
-        "durability   under-replicated {}   unrecoverable {}   repair queue {}   shards repaired {}   oldest full scrub {}",
+        "durability   under-replicated {}   unrecoverable {}   repair queue {}   shards repaired {}   shards moved {}   oldest full scrub {}",
         s.under_replicated,
         s.unrecoverable,
         s.repair_queue,
         s.shards_repaired,
+        s.shards_moved,
         ago(now, s.last_scrub_ms)
     );
-    println!(
-        "{:<20} {:<22} {:<12} {:<8} {:>12} {:<14} LAST SCRUB",
-        "BLOB SERVER", "ADDRESS", "DOMAIN", "STATE", "FREE", "HEARTBEAT"
-    );
-    for b in &s.blob_servers {
-        println!(
-            "{:<20} {:<22} {:<12} {:<8} {:>12} {:<14} {}",
-            b.id,
-            b.address,
-            b.failure_domain,
-            b.state,
-            gib(b.free_bytes),
-            ago(now, b.last_heartbeat_ms),
-            ago(now, b.last_scrub_ms)
-        );
+    for line in crate::blob::table(&s.blob_servers, now, true) {
+        println!("{line}");
+    }
+    if let Some(b) = &s.balance {
+        println!("{}", crate::blob::balance_line(b));
     }
     Ok(())
-}
-
-fn gib(bytes: u64) -> String {
-    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
 #[cfg(test)]

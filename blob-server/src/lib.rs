@@ -8,10 +8,12 @@
 //!   read and write shards, for repair).
 //! - [`scrub`]: the background and on-demand checksum walk; bad shards are
 //!   moved aside and reported.
-//! - [`rebuild`]: the repair worker — rebuilds shards from k good ones.
+//! - [`rebuild`]: the repair worker — rebuilds shards from k good ones,
+//!   or copies one to another server (a drain's or rebalance's move).
 //! - [`report`]: scrub findings queued and delivered to the meta tier.
 //! - [`meta_link`]: the one place that calls the meta tier.
-//! - [`registration`]: register with the meta tier and heartbeat space.
+//! - [`registration`]: register with the meta tier and heartbeat space
+//!   and what the store holds.
 //! - [`pace`]: rate limits (scrub, repair).
 
 pub mod grpc;
@@ -163,6 +165,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             data_dir: args.data_dir.clone(),
             capacity_bytes: args.capacity_bytes,
             interval: Duration::from_secs(args.heartbeat_secs.max(1)),
+            store: store.clone(),
         };
         tokio::spawn(reg.run());
     }

@@ -180,6 +180,11 @@ impl Reporter {
             }
             match self.flush().await {
                 Ok(()) => backoff = Duration::from_secs(1),
+                // Removed from the cluster: nobody will take them, and the
+                // registration has said so already; keep quiet.
+                Err(e) if hamster_proto::revoke::refused_as_revoked(&e) => {
+                    tokio::time::sleep(MAX_BACKOFF).await;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e.message(), pending = self.pending(), "scrub report not delivered; will retry");
                     tokio::time::sleep(backoff).await;

@@ -275,6 +275,12 @@ impl Scrubber {
             Ok(n) => tracing::info!(removed = n, "quarantined copies older than a week removed"),
             Err(e) => tracing::warn!(error = %e, "could not expire quarantined copies"),
         }
+        // The heartbeat's counts are kept per operation; a walk now and
+        // then mends whatever changed behind the store's back.
+        match self.store.recount().await {
+            Ok(c) => tracing::debug!(shards = c.shards, bytes = c.bytes, "store recounted"),
+            Err(e) => tracing::warn!(error = %e, "could not recount the store"),
+        }
         stats.finished_ms = now_ms();
         stats
     }

@@ -3,7 +3,9 @@
 //! and parity indexes; a bad source is replaced by a spare; a failed
 //! rebuild leaves no shard behind, nor a put still running; malformed
 //! requests change nothing; a rebuild asked while another runs is refused
-//! at once (busy), not queued.
+//! at once (busy), not queued. A copy (a move) is byte-identical, falls
+//! back on reconstruction only before it wrote anything, and is refused
+//! if malformed.
 
 mod common;
 
@@ -118,6 +120,7 @@ fn request(sources: Vec<pb::RebuildSource>, targets: Vec<pb::RebuildTarget>) -> 
         parity_shards: M as u32,
         sources,
         targets,
+        copy: false,
     }
 }
 
@@ -383,4 +386,124 @@ async fn a_rebuild_asked_while_another_runs_is_refused_at_once() {
     assert!(!c.exists(1, "busy-5").await);
     assert!(!running.is_finished(), "the first is still running");
     running.abort();
+}
+
+/// A move of index `index` from its server onto server `to`: the copy's
+/// own source first, then `fallback`.
+fn copy_request(
+    c: &Cluster,
+    index: usize,
+    to: usize,
+    id: &str,
+    fallback: &[usize],
+) -> pb::RebuildRequest {
+    let mut sources = vec![c.source(index)];
+    sources.extend(fallback.iter().map(|i| c.source(*i)));
+    pb::RebuildRequest {
+        copy: true,
+        ..request(sources, vec![c.target(index, to, id)])
+    }
+}
+
+#[tokio::test]
+async fn a_copy_moves_a_shard_byte_for_byte_with_the_maps_checksum() {
+    // Several windows, the last one partial.
+    let c = cluster(9_500_123).await;
+    let shard_len = c.shards[2].len();
+    // Index 2 lives on server 2; move it to server 0, with a fallback
+    // that must not be touched.
+    let req = copy_request(&c, 2, 0, "moved-2", &[0, 1, 3, 4]);
+    let resp = c.meta(0).rebuild(req).await.expect("copy").into_inner();
+    assert_eq!(resp.shards.len(), 1);
+    let got = &resp.shards[0];
+    assert_eq!((got.index, got.shard_id.as_str()), (2, "moved-2"));
+    assert_eq!(got.length, shard_len as u64);
+    assert_eq!(got.checksum, c.placed[2].2, "the map's checksum");
+    // Read once, not k times: nothing was reconstructed.
+    assert_eq!(resp.bytes_read, shard_len as u64);
+    assert_eq!(resp.bytes_written, shard_len as u64);
+    let bytes = get(&mut c.meta(0), "moved-2").await.expect("read back");
+    assert!(bytes == c.shards[2], "byte-identical");
+    // The source stays until the meta tier frees it.
+    assert!(get(&mut c.meta(2), &c.placed[2].1).await.expect("source") == c.shards[2]);
+}
+
+#[tokio::test]
+async fn a_copy_whose_source_is_gone_is_reconstructed_from_the_others() {
+    let c = cluster(2_500_000).await;
+    let shard_len = c.shards[5].len();
+    // Index 5's server lost it (a dead or wiped disk).
+    let mut req = copy_request(&c, 5, 0, "moved-5", &[0, 1, 2, 3, 4]);
+    req.sources[0].shard_id = "no-such-shard".into();
+    let resp = c.meta(1).rebuild(req).await.expect("fallback").into_inner();
+    assert_eq!(resp.shards[0].checksum, c.placed[5].2);
+    assert_eq!(resp.bytes_read, (K * shard_len) as u64, "reconstructed");
+    assert!(get(&mut c.meta(0), "moved-5").await.expect("read") == c.shards[5]);
+
+    // Without a fallback, the move fails and leaves nothing behind.
+    let mut req = copy_request(&c, 4, 0, "lost-4", &[]);
+    req.sources[0].shard_id = "no-such-shard".into();
+    let e = c.meta(1).rebuild(req).await.expect_err("no fallback");
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    assert!(!c.exists(0, "lost-4").await);
+}
+
+#[tokio::test]
+async fn a_copy_source_failing_after_bytes_were_written_fails_the_move_whole() {
+    let c = cluster(9_000_000).await;
+    // Rotten past the first window: the target already holds copied bytes.
+    let (n, id, _) = &c.placed[3];
+    rot(&c.nodes[*n], id, 1_500_000);
+    let req = copy_request(&c, 3, 1, "half-3", &[0, 1, 2, 4]);
+    let e = c.meta(1).rebuild(req).await.expect_err("no splice");
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!c.exists(1, "half-3").await, "no partial shard committed");
+}
+
+#[tokio::test]
+async fn malformed_copies_are_refused_before_any_byte_moves() {
+    let c = cluster(100_000).await;
+    let good = || copy_request(&c, 4, 0, "mc-4", &[0, 1, 2, 3]);
+    c.meta(1)
+        .rebuild(copy_request(&c, 4, 0, "mc-ok", &[]))
+        .await
+        .expect("a copy with no fallback is fine");
+    let mut two_targets = good();
+    two_targets.targets.push(c.target(5, 1, "mc-5"));
+    let mut no_target = good();
+    no_target.targets.clear();
+    let mut no_source = good();
+    no_source.sources.clear();
+    let mut wrong_index = good();
+    wrong_index.sources.swap(0, 1);
+    let mut short_fallback = good();
+    short_fallback.sources.truncate(K - 1);
+    let mut fallback_has_target = good();
+    fallback_has_target.sources[1] = pb::RebuildSource {
+        shard_id: "other-id".into(),
+        ..c.source(4)
+    };
+    let mut twice = good();
+    twice.sources[3] = pb::RebuildSource {
+        shard_id: "dup-id".into(),
+        ..c.source(1)
+    };
+    let mut overwrite = good();
+    overwrite.targets[0].shard_id = c.placed[4].1.clone();
+    for (what, req) in [
+        ("two targets", two_targets),
+        ("no target", no_target),
+        ("no source", no_source),
+        ("first source of another index", wrong_index),
+        ("fallback of fewer than k", short_fallback),
+        ("fallback with the target's index", fallback_has_target),
+        ("fallback index twice", twice),
+        ("target id = the source's", overwrite),
+    ] {
+        let e = c.meta(1).rebuild(req).await.expect_err(what);
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{what}: {e:?}");
+    }
+    assert!(!c.exists(0, "mc-4").await);
+    assert!(get(&mut c.meta(1), &c.placed[4].1).await.expect("src") == c.shards[4]);
 }

@@ -4,7 +4,7 @@
 //! block does the same; undelivered reports are kept and sent later. An
 //! on-demand pass is started by `Scrub`, which answers at once (a second
 //! call joins it), and followed by `ScrubStatus`, which shows its end only
-//! once its report was delivered.
+//! once its report was delivered. Each pass counts the store again.
 
 mod common;
 
@@ -331,4 +331,22 @@ async fn scrub_answers_at_once_and_a_second_call_joins_the_running_pass() {
     assert!(next.started_ms >= done.finished_ms);
     assert_eq!((next.shards_checked, next.corrupt_count), (11, 0));
     assert_eq!(next.bytes_checked, files);
+}
+
+#[tokio::test]
+async fn a_scrub_pass_counts_the_store_again() {
+    let (ca, _registry, node) = setup(3).await;
+    let before = node.store.counts();
+    assert_eq!(before.shards, 3);
+    // A shard file lost behind the store's back (a careless operator):
+    // the heartbeat's count is mended by the next pass.
+    let gone = std::fs::metadata(node.shard_path("s-1"))
+        .expect("stat")
+        .len();
+    std::fs::remove_file(node.shard_path("s-1")).expect("rm");
+    assert_eq!(node.store.counts(), before, "not seen yet");
+    scrub_done(&mut client(&ca, Role::Meta, &node.addr)).await;
+    let after = node.store.counts();
+    assert_eq!(after.shards, 2);
+    assert_eq!(after.bytes, before.bytes - gone);
 }

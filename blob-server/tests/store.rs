@@ -1,8 +1,9 @@
 //! The shard store on a real directory: durable writes, ranged reads,
 //! corruption reported and never served, hostile ids refused, ids written
 //! once, I/O errors told apart from corruption, listings whole or failed,
-//! quarantined copies expired.
+//! quarantined copies expired, shards and bytes counted exactly.
 
+use hamster_blob::store::count::StoreCounts;
 use hamster_blob::store::{Store, StoreError, format};
 
 fn data(len: usize) -> Vec<u8> {
@@ -492,4 +493,119 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// What the heartbeat should say, from the disk itself: every file under
+/// shards/ and the sum of their sizes.
+fn on_disk(dir: &std::path::Path) -> StoreCounts {
+    walk(&dir.join("shards"))
+        .iter()
+        .fold(StoreCounts::default(), |c, f| StoreCounts {
+            shards: c.shards + 1,
+            bytes: c.bytes + std::fs::metadata(f).expect("stat").len(),
+        })
+}
+
+#[tokio::test]
+async fn shard_counts_follow_writes_deletes_quarantine_and_a_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).await.expect("open");
+    assert_eq!(store.counts(), StoreCounts::default());
+    let bs = format::BLOCK_SIZE as usize;
+    for (i, len) in [0usize, 10, bs, 3 * bs + 7, 100_000]
+        .into_iter()
+        .enumerate()
+    {
+        put(&store, &format!("s-{i}"), &data(len), 4096).await;
+    }
+    let five = store.counts();
+    assert_eq!(five.shards, 5);
+    assert_eq!(five, on_disk(dir.path()), "bytes are the files' sizes");
+
+    // A write in progress, a refused rewrite: not shards.
+    let mut pending = store.create("pending", 0).await.expect("create");
+    pending.write(&data(5000)).await.expect("write");
+    assert!(store.create("s-1", 0).await.is_err());
+    assert_eq!(store.counts(), five);
+    drop(pending);
+
+    assert!(store.delete("s-3").await.expect("delete"));
+    assert!(!store.delete("s-3").await.expect("delete again"));
+    assert!(store.quarantine("s-4").await.expect("aside"));
+    assert!(!store.quarantine("s-4").await.expect("aside again"));
+    let two_gone = store.counts();
+    assert_eq!(two_gone.shards, 3);
+    assert_eq!(two_gone, on_disk(dir.path()));
+    // Deleting a quarantined copy changes nothing live.
+    assert!(store.delete("s-4").await.expect("delete aside"));
+    assert_eq!(store.counts(), two_gone);
+
+    // A restart counts the same from disk.
+    drop(store);
+    let store = Store::open(dir.path()).await.expect("reopen");
+    assert_eq!(store.counts(), two_gone);
+
+    // Everything deleted: zero, as a drain waits to see.
+    for id in ["s-0", "s-1", "s-2"] {
+        assert!(store.delete(id).await.expect("delete"));
+    }
+    assert_eq!(store.counts(), StoreCounts::default());
+}
+
+#[tokio::test]
+async fn a_recount_mends_changes_made_behind_the_stores_back() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).await.expect("open");
+    put(&store, "kept", &data(1000), 100).await;
+    put(&store, "lost", &data(2000), 100).await;
+    // A file removed by hand, another copied in (an operator, a restore).
+    let lost = walk(&dir.path().join("shards"))
+        .into_iter()
+        .find(|p| p.ends_with("lost"))
+        .expect("file");
+    let stray = lost.with_file_name("stray");
+    std::fs::copy(&lost, &stray).expect("copy");
+    std::fs::remove_file(&lost).expect("rm");
+    assert_eq!(store.counts().shards, 2, "not seen yet");
+    let mended = store.recount().await.expect("recount");
+    assert_eq!(mended, on_disk(dir.path()));
+    assert_eq!(store.counts(), mended);
+}
+
+/// Ids whose files share one count stripe (the first byte of their path
+/// hash), so writes and deletes race the recount of that very stripe.
+fn ids_in_one_stripe(n: usize) -> Vec<String> {
+    use sha2::Digest;
+    (0..)
+        .map(|i| format!("w-{i}"))
+        .filter(|id| sha2::Sha256::digest(id.as_bytes())[0] == 0)
+        .take(n)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counts_stay_exact_while_a_recount_runs_beside_writes_and_deletes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).await.expect("open");
+    let ids = ids_in_one_stripe(400);
+    let mut writers = Vec::new();
+    for part in ids.chunks(100) {
+        let (store, part) = (store.clone(), part.to_vec());
+        writers.push(tokio::spawn(async move {
+            for (i, id) in part.iter().enumerate() {
+                put(&store, id, &data(100 + i), 64).await;
+                if i % 2 == 0 {
+                    assert!(store.delete(id).await.expect("delete"));
+                }
+            }
+        }));
+    }
+    while writers.iter().any(|w| !w.is_finished()) {
+        store.recount().await.expect("recount");
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    assert_eq!(store.counts(), on_disk(dir.path()));
+    assert_eq!(store.counts().shards, 200);
 }

@@ -1,9 +1,11 @@
 //! The gateway's view of the cluster, as the meta tier's registry answers
 //! it: the blob-servers, the erasure profile and the master key new
 //! writes use. Refreshed every few seconds, and on demand when a
-//! placement finds too few servers or a commit is refused for its key. A
-//! server whose last heartbeat is older than `down_after` is treated as
-//! down: no new shards go to it (reads still try it).
+//! placement finds too few servers or a commit is refused for its key or
+//! for a retired server. A server whose last heartbeat is older than
+//! `down_after` is treated as down: no new shards go to it (reads still
+//! try it). Only an "active" server takes new shards; a removed one is
+//! never asked for anything (its shards are rebuilt from the others).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -85,13 +87,13 @@ impl ClusterView {
     }
 
     /// k+m for a new object: the profile the cluster set, else the
-    /// default for the servers registered (up or down).
+    /// default for the servers that stay in it ([`staying`]).
     fn profile(&self) -> Option<(usize, usize)> {
         self.profile
             .read()
             .ok()
             .and_then(|p| *p)
-            .or_else(|| default_profile(self.snapshot().len()))
+            .or_else(|| default_profile(staying(&self.snapshot())))
     }
 
     /// k+m for a new object and its placement candidates; None while no
@@ -128,11 +130,118 @@ impl ClusterView {
             .collect()
     }
 
-    /// Blob id → address, for reads and for freeing shards.
+    /// Blob id → address, for reads and for freeing shards; removed
+    /// servers are left out (see `reachable`).
     pub fn addresses(&self) -> HashMap<String, String> {
-        self.snapshot()
-            .into_iter()
-            .map(|s| (s.id, s.address))
-            .collect()
+        reachable(self.snapshot())
+    }
+}
+
+/// The servers a default profile is sized for: registered and staying,
+/// i.e. not removed and not leaving on purpose (draining, drained). A
+/// server that is down still counts: an outage must not weaken the
+/// redundancy of new objects (placement skips it; more servers than
+/// k+m keep writes whole).
+fn staying(servers: &[pb::BlobServer]) -> usize {
+    servers
+        .iter()
+        .filter(|s| s.state != "removed" && (s.lifecycle == "in" || s.lifecycle.is_empty()))
+        .count()
+}
+
+/// Blob id → address of every server that may still be asked for a
+/// shard. A removed server is refused by every tier, and whatever it
+/// still holds is stale: its shards count as missing, so a read
+/// reconstructs them from the others and nothing is sent its way.
+fn reachable(servers: Vec<pb::BlobServer>) -> HashMap<String, String> {
+    servers
+        .into_iter()
+        .filter(|s| s.state != "removed" && s.lifecycle != "removed")
+        .map(|s| (s.id, s.address))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(id: &str, state: &str, lifecycle: &str) -> pb::BlobServer {
+        pb::BlobServer {
+            id: id.into(),
+            address: format!("{id}:7400"),
+            state: state.into(),
+            lifecycle: lifecycle.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_default_profile_counts_servers_that_stay_down_or_not() {
+        let mut servers: Vec<_> = (0..6)
+            .map(|i| server(&format!("b{i}"), "active", "in"))
+            .collect();
+        assert_eq!(default_profile(staying(&servers)), Some((4, 2)));
+        // One down: a transient outage keeps 4+2 for new objects.
+        servers[0].state = "down".into();
+        assert_eq!(default_profile(staying(&servers)), Some((4, 2)));
+        // One draining, one drained, one removed: leaving on purpose.
+        servers[1] = server("b1", "draining", "draining");
+        assert_eq!(default_profile(staying(&servers)), Some((3, 2)));
+        servers[2] = server("b2", "drained", "drained");
+        servers[3] = server("b3", "removed", "removed");
+        assert_eq!(staying(&servers), 3);
+        assert_eq!(default_profile(staying(&servers)), Some((2, 1)));
+        // An older meta tier that sends no lifecycle: state alone decides.
+        let old = vec![server("x", "active", ""), server("y", "removed", "")];
+        assert_eq!(staying(&old), 1);
+    }
+
+    #[test]
+    fn reads_and_frees_never_go_to_a_removed_server() {
+        let servers = vec![
+            server("up", "active", "in"),
+            server("down", "down", "in"),
+            server("leaving", "draining", "draining"),
+            server("empty", "drained", "drained"),
+            server("gone", "removed", "removed"),
+        ];
+        let addrs = reachable(servers);
+        // A down or draining server may still answer: its copy is the
+        // one named until the move swaps it.
+        for id in ["up", "down", "leaving", "empty"] {
+            assert_eq!(addrs.get(id), Some(&format!("{id}:7400")), "{id}");
+        }
+        assert!(!addrs.contains_key("gone"));
+    }
+
+    #[test]
+    fn a_shard_on_a_removed_server_is_read_as_missing() {
+        use crate::pipeline::read::ObjectReader;
+        let servers = vec![
+            server("b0", "active", "in"),
+            server("b1", "removed", "removed"),
+        ];
+        let map = pb::ShardMap {
+            data_shards: 1,
+            parity_shards: 1,
+            segment_size: crate::pipeline::encrypt::SEGMENT_SIZE as u64,
+            shards: vec![
+                pb::ShardLocation {
+                    index: 0,
+                    blob_id: "b1".into(),
+                    shard_id: "s0".into(),
+                    ..Default::default()
+                },
+                pb::ShardLocation {
+                    index: 1,
+                    blob_id: "b0".into(),
+                    shard_id: "s1".into(),
+                    ..Default::default()
+                },
+            ],
+        };
+        let sources = ObjectReader::sources_of(&map, &reachable(servers));
+        assert_eq!(sources[0].address, "", "never asked");
+        assert_eq!(sources[1].address, "b0:7400");
     }
 }

@@ -15,7 +15,8 @@
 //! - [`sweep`]: the leader's background removal of orphan shards.
 //! - [`repair`]: the leader's repair planner (silent blob-servers marked
 //!   down, under-replicated units rebuilt on blob-servers and swapped in
-//!   by compare-and-set) and `StartRepair`'s scrub of every blob-server.
+//!   by compare-and-set), its mover (drains, rebalance) and
+//!   `StartRepair`'s scrub of every blob-server.
 //! - [`rewrapper`]: the leader's rewrapper for master-key rotation, and
 //!   this node's reports of the keys it holds.
 //!
@@ -113,13 +114,24 @@ pub struct Args {
     /// of shards older than half of it are refused. Same on every node.
     #[arg(long, env = "HAMSTER_SWEEP_GRACE_SECS", default_value_t = 86_400)]
     pub sweep_grace_secs: u64,
-    /// Milliseconds between repair rounds (leader only; 0: never).
+    /// Milliseconds between repair rounds, each followed by a mover round
+    /// (drains, rebalance) (leader only; 0: never).
     #[arg(long, env = "HAMSTER_REPAIR_EVERY_MS", default_value_t = 10_000)]
     pub repair_every_ms: u64,
-    /// Rebuilds the repair planner runs at once (each blob-server also
-    /// runs one at a time, throttled by its --repair-rate).
+    /// Rebuilds the repair planner runs at once, and moves the mover runs
+    /// at once (each blob-server also runs one at a time, throttled by its
+    /// --repair-rate).
     #[arg(long, env = "HAMSTER_REPAIR_PARALLEL", default_value_t = 2)]
     pub repair_parallel: usize,
+    /// Rebalance band: a usable blob-server is left alone while its
+    /// stored bytes are within this percent of its capacity's share of
+    /// everything stored (or within the slack).
+    #[arg(long, env = "HAMSTER_REBALANCE_BAND_PCT", default_value_t = 10)]
+    pub rebalance_band_pct: u32,
+    /// Rebalance slack, MiB: a server this close to its share is left
+    /// alone whatever the band says (keeps small clusters still).
+    #[arg(long, env = "HAMSTER_REBALANCE_SLACK_MB", default_value_t = 64)]
+    pub rebalance_slack_mb: u64,
     /// A blob-server silent this long is marked down: its shards count as
     /// lost and are rebuilt elsewhere; its next heartbeat revives it. Long
     /// enough that a reboot does not start a whole server's repair.
@@ -245,6 +257,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .spawn();
     }
     let kick = repair::Kick::default();
+    let band = repair::balance::Band {
+        pct: args.rebalance_band_pct,
+        slack_bytes: args.rebalance_slack_mb.saturating_mul(1 << 20),
+    };
     if args.repair_every_ms > 0 {
         repair::Repair {
             meta: meta.clone(),
@@ -252,6 +268,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             down_after: Duration::from_secs(args.blob_down_after_secs.max(1)),
             parallel: args.repair_parallel.max(1),
             batch: 256,
+            band,
             kick: kick.clone(),
         }
         .spawn();
@@ -291,7 +308,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             grpc::registry::RegistryService::new(meta.clone()),
         ))
         .add_service(pb::admin_server::AdminServer::new(
-            grpc::admin::AdminService::new(meta.clone(), keys.clone(), issuer.store.clone(), kick),
+            grpc::admin::AdminService::new(
+                meta.clone(),
+                keys.clone(),
+                issuer.store.clone(),
+                kick,
+                band,
+            ),
         ))
         .add_service(pb::certs_server::CertsServer::new(
             grpc::certs::CertsService::new(meta.clone(), issuer.clone(), args.node.trust.clone()),

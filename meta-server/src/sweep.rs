@@ -7,6 +7,9 @@
 //!   as faults (reason "missing"), so repair rebuilds them with no
 //!   `hamster repair` run.
 //!
+//! Removed blob-servers are skipped (ADR 0025). A drained server's store
+//! is swept like any other: nothing on it is named, so nothing is missing.
+//!
 //! Runs on the leader only, one round every `every`:
 //! 1. each blob-server lists every shard it holds, with its write time;
 //! 2. then linearizable reads collect every shard id the metadata names,
@@ -36,7 +39,7 @@ use openraft::ServerState;
 
 use crate::cluster::{Meta, now_ms};
 use crate::repair::scrub::{list_shards, record_missing};
-use crate::state::model::BlobServer;
+use crate::state::model::{BlobServer, Lifecycle};
 use crate::state::reads as q;
 
 /// Per delete of an orphan shard.
@@ -100,7 +103,12 @@ impl Sweep {
         let servers = self.meta.read(async |c| q::blob_servers(c).await).await?;
         let mut round = Round::default();
         let mut listed: Vec<(BlobServer, Vec<pb::ShardEntry>)> = Vec::new();
-        for s in servers {
+        // A removed server is never called again: its shards already
+        // count as lost, and whatever it still holds is never read.
+        for s in servers
+            .into_iter()
+            .filter(|s| s.lifecycle != Lifecycle::Removed)
+        {
             // Everything written before the round: the missing check needs
             // the whole list, the orphan check only the old part.
             match list_shards(pool, &s.address, now).await {

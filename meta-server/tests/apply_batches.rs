@@ -122,6 +122,8 @@ fn history() -> Vec<(i64, Op)> {
                 id: "b1".into(),
                 capacity_bytes: 9,
                 free_bytes: 8,
+                shards_stored: 0,
+                bytes_stored: 0,
             },
         ),
         (
@@ -130,6 +132,8 @@ fn history() -> Vec<(i64, Op)> {
                 id: "zz".into(),
                 capacity_bytes: 9,
                 free_bytes: 8,
+                shards_stored: 0,
+                bytes_stored: 0,
             },
         ),
         (NOW + 55, Op::DeleteAccessKey { id: "AK1".into() }),

@@ -47,6 +47,8 @@ fn heartbeat(id: &str) -> Op {
         id: id.into(),
         capacity_bytes: 1000,
         free_bytes: 500,
+        shards_stored: 0,
+        bytes_stored: 0,
     }
 }
 

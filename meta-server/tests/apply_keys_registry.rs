@@ -94,7 +94,7 @@ async fn blob_servers_register_reregister_and_heartbeat() {
         }
     );
 
-    // A heartbeat updates space and time, nothing else.
+    // A heartbeat updates space, the store's size and time, nothing else.
     let r = db
         .run_at(
             NOW + 30,
@@ -102,6 +102,8 @@ async fn blob_servers_register_reregister_and_heartbeat() {
                 id: "b1".into(),
                 capacity_bytes: 7000,
                 free_bytes: 123,
+                shards_stored: 42,
+                bytes_stored: 4200,
             },
         )
         .await;
@@ -118,6 +120,10 @@ async fn blob_servers_register_reregister_and_heartbeat() {
             state: BlobState::Active,
             last_heartbeat_ms: NOW + 30,
             last_scrub_ms: 0,
+            lifecycle: Lifecycle::In,
+            drain_to: String::new(),
+            shards_stored: 42,
+            bytes_stored: 4200,
         }
     );
     // b0 untouched.
@@ -180,6 +186,8 @@ async fn access_key_and_blob_rejections() {
             id: "b9".into(),
             capacity_bytes: 1,
             free_bytes: 1,
+            shards_stored: 0,
+            bytes_stored: 0,
         },
         MetaError::NoSuchBlobServer("b9".into()),
     )

@@ -164,6 +164,11 @@ fn every_command_matches_its_golden_file() {
         );
         check(&format!("command/v1/{name}.json"), &cmd, &mut failures);
     }
+    // A second sample where one encoding is not enough: an op whose new
+    // fields are left out when zero (so the sample above keeps the old
+    // bytes) is pinned with them too.
+    let cmd = s::command("cmd-hb-store", s::heartbeat_with_store());
+    check("command/v1/BlobHeartbeat-store.json", &cmd, &mut failures);
     report(failures);
 }
 

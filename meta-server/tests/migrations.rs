@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use hamster_meta::raft::state_machine::StateDb;
-use hamster_meta::state::model::{AccessKey, Bucket, ShardMap, Unit, Version};
+use hamster_meta::state::model::{AccessKey, Bucket, Lifecycle, ShardMap, Unit, Version};
 use hamster_meta::state::reads as q;
 use hamster_meta::state::schema::{self, SchemaError};
 use sqlx::{Connection, SqliteConnection};
@@ -427,4 +427,87 @@ async fn a_state_db_newer_than_the_binary_is_refused_untouched() {
     }
     assert_eq!(std::fs::read(&path).expect("read"), before);
     assert!(!dir.path().join("state.db-wal").exists());
+}
+
+/// A state DB at schema 7 (before the blob-server lifecycle): migration 8
+/// puts every server in service, with nothing stored or drained, and
+/// indexes shard_refs by server and unit in place of by server alone.
+#[tokio::test]
+async fn migration_8_puts_every_known_server_in_service() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state.db");
+    let mut c = SqliteConnection::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .expect("create");
+    for sql in &schema::MIGRATIONS[..7] {
+        sqlx::raw_sql(*sql).execute(&mut c).await.expect("schema");
+    }
+    sqlx::raw_sql("PRAGMA user_version = 7")
+        .execute(&mut c)
+        .await
+        .expect("stamp");
+    for (id, state) in [("blob-1", "active"), ("blob-2", "down")] {
+        sqlx::query("INSERT INTO blob_servers VALUES (?, 'a:1', 'r', 10, 4, ?, 9, 8)")
+            .bind(id)
+            .bind(state)
+            .execute(&mut c)
+            .await
+            .expect("blob");
+    }
+    sqlx::query("INSERT INTO shard_refs VALUES ('s1', 'blob-2', 0, 'b', 'k', 'v', '', 0, 2, 3, 0)")
+        .execute(&mut c)
+        .await
+        .expect("ref");
+    c.close().await.expect("close");
+
+    let db = StateDb::open(dir.path()).await.expect("open v7");
+    let mut c = db.acquire().await.expect("conn");
+    let servers = q::blob_servers(&mut c).await.expect("servers");
+    let seen: Vec<_> = servers
+        .iter()
+        .map(|s| {
+            (
+                s.id.as_str(),
+                s.lifecycle,
+                s.drain_to.as_str(),
+                s.shards_stored,
+                s.bytes_stored,
+                s.last_scrub_ms,
+                s.display_state(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("blob-1", Lifecycle::In, "", 0, 0, 8, "active"),
+            ("blob-2", Lifecycle::In, "", 0, 0, 8, "down"),
+        ]
+    );
+    assert_eq!(
+        q::revoked_identities(&mut c).await.expect("revoked"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        q::shards_named_on_count(&mut c, "blob-2").await.expect("n"),
+        1
+    );
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'shard_refs' ORDER BY name",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .expect("indexes");
+    assert!(
+        indexes.contains(&"shard_refs_by_blob_unit".to_string()),
+        "{indexes:?}"
+    );
+    assert!(
+        !indexes.contains(&"shard_refs_by_blob".to_string()),
+        "{indexes:?}"
+    );
 }

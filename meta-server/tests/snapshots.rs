@@ -106,3 +106,95 @@ async fn bad_snapshots_are_refused_and_change_nothing() {
     assert!(names.iter().all(|n| !n.contains("escaped")), "{names:?}");
     assert!(has_bucket(&db, "bucket-a").await);
 }
+
+/// A snapshot carries the blob-server lifecycle: a follower that installs
+/// it sees the same drained and removed servers, stores and drain targets.
+#[tokio::test]
+async fn a_snapshot_carries_the_blob_server_lifecycle() {
+    use hamster_meta::state::commands::{Command, Op};
+    use hamster_meta::state::model::BlobServer;
+    use openraft::EntryPayload;
+
+    let op_entry = |index: u64, op: Op| hamster_meta::raft::Entry {
+        log_id: openraft::testing::log_id(1, 1, index),
+        payload: EntryPayload::Normal(Command::new(format!("cmd-{index}"), 1_700_000_000_000, op)),
+    };
+    let mut entries = Vec::new();
+    for i in 0..4 {
+        entries.push(op_entry(
+            i + 1,
+            Op::RegisterBlob {
+                server: BlobServer {
+                    id: format!("blob-{i}"),
+                    address: format!("10.0.0.{i}:7000"),
+                    ..BlobServer::default()
+                },
+            },
+        ));
+    }
+    entries.push(op_entry(
+        5,
+        Op::BlobHeartbeat {
+            id: "blob-0".into(),
+            capacity_bytes: 100,
+            free_bytes: 50,
+            shards_stored: 7,
+            bytes_stored: 70,
+        },
+    ));
+    entries.push(op_entry(
+        6,
+        Op::DrainBlob {
+            id: "blob-0".into(),
+            to: "blob-1".into(),
+        },
+    ));
+    entries.push(op_entry(
+        7,
+        Op::DrainBlob {
+            id: "blob-2".into(),
+            to: String::new(),
+        },
+    ));
+    entries.push(op_entry(
+        8,
+        Op::FinishDrain {
+            id: "blob-2".into(),
+        },
+    ));
+    entries.push(op_entry(
+        9,
+        Op::RemoveBlob {
+            id: "blob-3".into(),
+            force: false,
+        },
+    ));
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = StateDb::open(dir.path()).await.expect("open");
+    let mut sm = StateMachine::new(db.clone());
+    sm.apply(entries).await.expect("apply");
+    let servers = {
+        let mut c = db.acquire().await.expect("conn");
+        q::blob_servers(&mut c).await.expect("servers")
+    };
+    let states: Vec<_> = servers.iter().map(|s| s.display_state()).collect();
+    assert_eq!(states, ["draining", "active", "drained", "removed"]);
+    let snap = snapshot(&mut sm).await;
+
+    let other = tempfile::tempdir().expect("tmp");
+    let follower = StateDb::open(other.path()).await.expect("open");
+    let mut fsm = StateMachine::new(follower.clone());
+    fsm.install_snapshot(
+        &snap.meta,
+        Box::new(Cursor::new(snap.snapshot.into_inner())),
+    )
+    .await
+    .expect("install");
+    let mut c = follower.acquire().await.expect("conn");
+    assert_eq!(q::blob_servers(&mut c).await.expect("servers"), servers);
+    assert_eq!(
+        q::revoked_identities(&mut c).await.expect("revoked"),
+        vec!["hamster://blob/blob-3"]
+    );
+}

@@ -1,6 +1,8 @@
 //! Which roles each service admits — the one table — and the tower layer
 //! that enforces it before any handler runs. Deny by default: a service
-//! missing from the table admits nobody.
+//! missing from the table admits nobody. A peer the cluster removed is
+//! refused first, per call, so a connection opened before its removal
+//! stops at once ([`crate::revoke`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,11 +77,17 @@ pub fn admitted(path: &str) -> &'static [Role] {
 }
 
 /// Decides a call: Ok, or the gRPC status to answer with
-/// (`Unauthenticated` or `RoleNotAdmitted`).
+/// (`Unauthenticated`, `BlobServerRemoved` or `RoleNotAdmitted`).
 pub fn check(path: &str, peer: Option<&PeerInfo>) -> Result<(), tonic::Status> {
     let Some(peer) = peer else {
         return Err(ErrorCode::Unauthenticated.status("no verified peer identity"));
     };
+    if peer.revoked.contains(&peer.identity) {
+        return Err(ErrorCode::BlobServerRemoved.status(format!(
+            "{} was removed from the cluster; its certificate is refused",
+            peer.identity.uri()
+        )));
+    }
     if admitted(path).contains(&peer.identity.role) {
         Ok(())
     } else {
@@ -125,7 +133,7 @@ where
             Ok(()) => Box::pin(self.inner.call(req)),
             Err(status) => {
                 if let Some(p) = req.extensions().get::<PeerInfo>() {
-                    tracing::info!(peer = %p.identity, %path, "call refused by role");
+                    tracing::info!(peer = %p.identity, %path, reason = %status.message(), "call refused");
                 }
                 Box::pin(std::future::ready(Ok(status.into_http())))
             }
@@ -143,6 +151,7 @@ mod tests {
             identity: PeerIdentity::new(role, "x").expect("id"),
             remote_addr: None,
             cert: None,
+            revoked: Default::default(),
         }
     }
 
@@ -184,6 +193,29 @@ mod tests {
             assert!(check(&path, Some(&peer(Role::Meta))).is_ok(), "{path}");
             assert!(check(&path, Some(&peer(Role::Gateway))).is_err(), "{path}");
         }
+    }
+
+    #[test]
+    fn a_revoked_peer_is_refused_whatever_its_role() {
+        let p = peer(Role::Blob);
+        assert!(check("/hamster.v1.Node/Health", Some(&p)).is_ok());
+        p.revoked
+            .replace([PeerIdentity::new(Role::Blob, "x").expect("id")]);
+        for path in ["/hamster.v1.Node/Health", "/hamster.v1.Registry/Heartbeat"] {
+            let e = check(path, Some(&p)).expect_err("revoked");
+            assert_eq!(e.code(), tonic::Code::PermissionDenied);
+            assert_eq!(
+                ErrorCode::of(&e),
+                Some(ErrorCode::BlobServerRemoved),
+                "{path}"
+            );
+        }
+        // Another peer of the same node is unaffected.
+        let other = PeerInfo {
+            identity: PeerIdentity::new(Role::Blob, "y").expect("id"),
+            ..p.clone()
+        };
+        assert!(check("/hamster.v1.Node/Health", Some(&other)).is_ok());
     }
 
     #[test]

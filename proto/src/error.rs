@@ -88,6 +88,18 @@ error_codes! {
     WrongMasterKey => FailedPrecondition,
     /// No member with this role and id is known.
     NoSuchMember => NotFound,
+    /// Shard maps still name this blob-server (remove without --force,
+    /// or a drain not finished); the message says how many.
+    BlobServerInUse => FailedPrecondition,
+    /// The blob-server was removed: its id and certificate are refused
+    /// for good (ADR 0025).
+    BlobServerRemoved => PermissionDenied,
+    /// A write names a blob-server that takes no new shards (drained or
+    /// removed): placement used a stale view; place again.
+    BlobServerRetired => FailedPrecondition,
+    /// Too few usable blob-servers for what was asked (a drain that
+    /// would leave fewer than the widest map needs).
+    NotEnoughBlobServers => FailedPrecondition,
 
     // --- Service-level refusals ---
     /// The call came without a verified peer identity.
@@ -198,6 +210,10 @@ mod tests {
             "RotationRefused",
             "WrongMasterKey",
             "NoSuchMember",
+            "BlobServerInUse",
+            "BlobServerRemoved",
+            "BlobServerRetired",
+            "NotEnoughBlobServers",
             "Unauthenticated",
             "RoleNotAdmitted",
             "MalformedRequest",

@@ -10,6 +10,7 @@
 //! - [`tls`]: rustls configs whose certificate and trust are read per handshake.
 //! - [`transport`]: the mTLS accept loop, peer identity per connection, client channels.
 //! - [`authz`]: the table of roles each service admits, and the layer enforcing it.
+//! - [`revoke`]: identities removed from the cluster, refused at the handshake and per call.
 //! - [`health`]: the `Node` service.
 //! - [`secrets`]: master key, S3 keys, 0600 files; secrets never print.
 //! - [`keyring`]: a key holder's current and next master keys, reloaded on SIGHUP.
@@ -30,6 +31,7 @@ pub mod ids;
 pub mod join;
 pub mod keyring;
 pub mod pki;
+pub mod revoke;
 pub mod secrets;
 pub mod serve;
 pub mod shard_id;

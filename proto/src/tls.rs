@@ -8,12 +8,17 @@
 //! changes the next handshake — no restart, and established connections are
 //! untouched.
 //!
+//! It also holds the identities the cluster revoked (removed
+//! blob-servers, [`crate::revoke`]): both verifiers refuse them, whatever
+//! CA signed them.
+//!
 //! Peers are named by their `hamster://ROLE/ID` URI, not by DNS name: a
 //! client checks the server's chain against the trust set and its role
 //! against the roles it expects.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -32,6 +37,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::identity::{IdentityError, PeerIdentity, Role};
 use crate::pki::cert_fingerprint;
+use crate::revoke::{self, Revoked};
 
 /// ALPN for gRPC over HTTP/2.
 const ALPN_H2: &[u8] = b"h2";
@@ -120,6 +126,10 @@ pub struct NodeTls {
     identity: PeerIdentity,
     certified: RwLock<Arc<CertifiedKey>>,
     trust: RwLock<Arc<TrustState>>,
+    /// Identities refused whatever signed them (removed blob-servers).
+    revoked: Revoked,
+    /// This node's own removal was logged (once is enough).
+    told_removed: AtomicBool,
 }
 
 impl fmt::Debug for NodeTls {
@@ -127,6 +137,7 @@ impl fmt::Debug for NodeTls {
         f.debug_struct("NodeTls")
             .field("identity", &self.identity)
             .field("trusted", &self.trusted_fingerprints())
+            .field("revoked", &self.revoked)
             .finish_non_exhaustive()
     }
 }
@@ -163,19 +174,26 @@ impl NodeTls {
             identity: loaded.identity,
             certified: RwLock::new(loaded.certified),
             trust: RwLock::new(Arc::new(loaded.trust)),
+            revoked: Revoked::default(),
+            told_removed: AtomicBool::new(false),
         }))
     }
 
-    /// Loads the state from files.
+    /// Loads the state from files, with the revoked set kept beside the
+    /// trust file (none there: nothing revoked).
     pub fn load(paths: &TlsPaths) -> Result<Arc<Self>, TlsError> {
         let (c, k, t) = read_files(paths)?;
-        Self::from_pem(&c, &k, &t)
+        let revoked = read_revoked(paths)?;
+        let tls = Self::from_pem(&c, &k, &t)?;
+        tls.set_revoked(revoked);
+        Ok(tls)
     }
 
     /// Re-reads the files and swaps in what they hold. Everything is parsed
     /// and checked first, so a bad file changes nothing.
     pub fn reload(&self, paths: &TlsPaths) -> Result<(), TlsError> {
         let (c, k, t) = read_files(paths)?;
+        let revoked = read_revoked(paths)?;
         let loaded = load(&c, &k, &t, &self.provider, &paths.cert)?;
         if loaded.identity != self.identity {
             return Err(TlsError::IdentityChanged {
@@ -186,6 +204,7 @@ impl NodeTls {
         // Widen trust before presenting a certificate from a new CA.
         write(&self.trust, Arc::new(loaded.trust));
         write(&self.certified, loaded.certified);
+        self.set_revoked(revoked);
         Ok(())
     }
 
@@ -225,6 +244,37 @@ impl NodeTls {
             Arc::new(TrustState::build(ders, &self.provider)?),
         );
         Ok(())
+    }
+
+    /// Replaces the revoked set (the cluster's whole list); true if it
+    /// changed. Takes effect at the next handshake and the next call on
+    /// every open connection. A node finding itself in the list keeps
+    /// running (every other tier refuses it anyway) and says so, once.
+    pub fn set_revoked(&self, ids: impl IntoIterator<Item = PeerIdentity>) -> bool {
+        let changed = self.revoked.replace(ids);
+        if self.revoked.contains(&self.identity) && !self.told_removed.swap(true, Ordering::Relaxed)
+        {
+            tracing::error!(
+                identity = %self.identity.uri(),
+                "this node was removed from the cluster by an operator: every other node refuses it"
+            );
+        }
+        changed
+    }
+
+    /// Whether `id` is refused as removed from the cluster.
+    pub fn is_revoked(&self, id: &PeerIdentity) -> bool {
+        self.revoked.contains(id)
+    }
+
+    /// The revoked identities, ordered by URI.
+    pub fn revoked(&self) -> Vec<PeerIdentity> {
+        self.revoked.list()
+    }
+
+    /// The live revoked set itself, for connections that check it per call.
+    pub fn revocations(&self) -> Revoked {
+        self.revoked.clone()
     }
 
     pub fn identity(&self) -> &PeerIdentity {
@@ -287,6 +337,10 @@ impl NodeTls {
             .with_client_cert_verifier(Arc::new(LiveClientVerifier(self.clone())))
             .with_cert_resolver(Arc::new(LiveCert(self.clone())));
         cfg.alpn_protocols = vec![ALPN_H2.to_vec()];
+        // A resumed session skips the verifier: every connection must meet
+        // the trust and revoked set of its moment, so none is resumed.
+        cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        cfg.send_tls13_tickets = 0;
         Arc::new(cfg)
     }
 
@@ -316,6 +370,8 @@ impl NodeTls {
             }))
             .with_client_cert_resolver(Arc::new(LiveCert(self.clone())));
         cfg.alpn_protocols = vec![ALPN_H2.to_vec()];
+        // A resumed session skips the verifier (see `server_config`).
+        cfg.resumption = rustls::client::Resumption::disabled();
         Arc::new(cfg)
     }
 }
@@ -328,6 +384,11 @@ fn read_files(paths: &TlsPaths) -> Result<(String, String, String), TlsError> {
         })
     };
     Ok((read(&paths.cert)?, read(&paths.key)?, read(&paths.trust)?))
+}
+
+fn read_revoked(paths: &TlsPaths) -> Result<Vec<PeerIdentity>, TlsError> {
+    let path = revoke::file_for(&paths.trust);
+    revoke::read_file(&path).map_err(|source| TlsError::Read { path, source })
 }
 
 fn parse_certs(pem: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -400,6 +461,16 @@ fn identity_of(cert: &CertificateDer<'_>) -> Result<PeerIdentity, rustls::Error>
     })
 }
 
+/// Refuses a peer the cluster removed; the peer is sent a
+/// `certificate_revoked` alert, so it can tell why.
+fn not_revoked(tls: &NodeTls, peer: &PeerIdentity) -> Result<(), rustls::Error> {
+    if tls.is_revoked(peer) {
+        tracing::debug!(peer = %peer.uri(), "handshake refused: removed from the cluster");
+        return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
+    }
+    Ok(())
+}
+
 /// Checks a client certificate against the trust set of this moment, and
 /// that it names a hamster identity.
 #[derive(Debug)]
@@ -421,7 +492,7 @@ impl ClientCertVerifier for LiveClientVerifier {
         read(&self.0.trust)
             .client_verifier
             .verify_client_cert(end_entity, intermediates, now)?;
-        identity_of(end_entity)?;
+        not_revoked(&self.0, &identity_of(end_entity)?)?;
         Ok(ClientCertVerified::assertion())
     }
 
@@ -509,6 +580,9 @@ impl ServerCertVerifier for LiveServerVerifier {
             )?;
         }
         let peer = identity_of(end_entity)?;
+        if let ServerRoots::Live(tls) = &self.roots {
+            not_revoked(tls, &peer)?;
+        }
         if !self.expect.is_empty() && !self.expect.contains(&peer.role) {
             return Err(rustls::Error::InvalidCertificate(
                 CertificateError::ApplicationVerificationFailure,

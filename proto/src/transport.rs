@@ -5,6 +5,11 @@
 //! certificate once per connection, and hands tonic a stream whose connect
 //! info is that identity. Client: a connector that dials TCP and runs the
 //! handshake with the node's client config.
+//!
+//! A peer the cluster removes is refused on connections already open too
+//! ([`crate::revoke`]): each server connection carries its node's revoked
+//! set to the authz layer, and a client connection fails once its server
+//! is in the set.
 
 use std::io;
 use std::net::SocketAddr;
@@ -25,6 +30,7 @@ use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::identity::{PeerIdentity, Role};
+use crate::revoke::{Guarded, Revoked};
 use crate::tls::NodeTls;
 
 /// A handshake that has not finished by then is dropped, so a slow or
@@ -46,6 +52,10 @@ pub struct PeerInfo {
     pub remote_addr: Option<SocketAddr>,
     /// The certificate the peer presented on this connection (verified).
     pub cert: Option<rustls_pki_types::CertificateDer<'static>>,
+    /// The serving node's revoked set (shared, live): a call from a peer
+    /// removed after this connection opened is refused
+    /// ([`crate::authz::check`]).
+    pub revoked: Revoked,
 }
 
 /// The verified identity of the caller of a gRPC request.
@@ -116,6 +126,7 @@ pub fn incoming(
 ) -> impl Stream<Item = Result<PeerStream, io::Error>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = TlsAcceptor::from(tls.server_config());
+    let node = tls;
     tokio::spawn(async move {
         loop {
             let (tcp, remote) = tokio::select! {
@@ -133,6 +144,7 @@ pub fn incoming(
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
+            let node = node.clone();
             tokio::spawn(async move {
                 let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
                 {
@@ -162,6 +174,7 @@ pub fn incoming(
                     identity,
                     remote_addr: Some(remote),
                     cert,
+                    revoked: node.revocations(),
                 };
                 let _ = tx.send(Ok(PeerStream { inner: tls, info })).await;
             });
@@ -189,9 +202,10 @@ pub enum ConnectError {
 
 /// A lazily connecting channel to `addr` ("host:port") over mTLS, accepting
 /// only a server whose role is in `expect` (empty: any hamster role).
-/// The channel reconnects on its own, with a fresh handshake each time.
+/// The channel reconnects on its own, with a fresh handshake each time;
+/// a connection fails once its server is revoked ([`crate::revoke`]).
 pub fn channel(addr: &str, tls: &Arc<NodeTls>, expect: &[Role]) -> Result<Channel, ConnectError> {
-    channel_with(addr, tls.client_config(expect))
+    connect(addr, tls.client_config(expect), Some(tls.revocations()))
 }
 
 /// A lazily connecting channel to `addr` over TLS with the given client
@@ -200,6 +214,14 @@ pub fn channel_with(
     addr: &str,
     config: Arc<rustls::ClientConfig>,
 ) -> Result<Channel, ConnectError> {
+    connect(addr, config, None)
+}
+
+fn connect(
+    addr: &str,
+    config: Arc<rustls::ClientConfig>,
+    revoked: Option<Revoked>,
+) -> Result<Channel, ConnectError> {
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|_| ConnectError::BadAddress(addr.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT)
@@ -207,6 +229,7 @@ pub fn channel_with(
     let connector = TlsConnector::from(config);
     let connect = tower::service_fn(move |uri: http::Uri| {
         let connector = connector.clone();
+        let revoked = revoked.clone();
         async move {
             let host = uri
                 .host()
@@ -223,7 +246,23 @@ pub fn channel_with(
             let name = ServerName::try_from(host)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             let stream = connector.connect(name, tcp).await?;
-            Ok::<_, io::Error>(TokioIo::new(stream))
+            let guard = match revoked {
+                Some(set) => {
+                    // The verifier required an identity of every server.
+                    let server = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(|c| PeerIdentity::from_cert_der(c).ok())
+                        .ok_or_else(|| {
+                            io::Error::new(io::ErrorKind::InvalidData, "server without identity")
+                        })?;
+                    Some((server, set))
+                }
+                None => None,
+            };
+            Ok::<_, io::Error>(TokioIo::new(Guarded::new(stream, guard)?))
         }
     });
     Ok(endpoint.connect_with_connector_lazy(connect))

@@ -10,13 +10,17 @@
 //!   CSR over its existing mTLS channel (`Certs.Renew`), writes key and
 //!   certificate, and presents the new certificate from the next
 //!   handshake on. The key never leaves this process and its disk.
+//! - The revoked identities (removed blob-servers, ADR 0025), the whole
+//!   list every round, are swapped into the transport at once and kept
+//!   beside the trust file (`<trust>.revoked`), so a restart refuses them
+//!   before its first sync.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::transport::Channel;
@@ -24,6 +28,7 @@ use tonic::transport::Channel;
 use crate::Role;
 use crate::pb::{RenewRequest, SyncRequest, certs_client::CertsClient};
 use crate::pki;
+use crate::revoke;
 use crate::tls::{NodeTls, TlsPaths};
 
 /// How often a member syncs.
@@ -152,6 +157,9 @@ pub struct TrustSync {
     paths: TlsPaths,
     /// The generation loaded (0: none learned yet this run).
     generation: AtomicU64,
+    /// Revoked entries that did not parse, as last logged (logged again
+    /// only when they change, not every round).
+    unparsed: Mutex<Vec<String>>,
 }
 
 impl TrustSync {
@@ -160,6 +168,7 @@ impl TrustSync {
             tls,
             paths,
             generation: AtomicU64::new(0),
+            unparsed: Mutex::default(),
         })
     }
 
@@ -181,6 +190,9 @@ impl TrustSync {
             .await
             .map_err(call)?
             .into_inner();
+        // First, so a removal takes effect whatever else this round meets;
+        // a failure to keep it on disk is answered after the rest.
+        let revoked = self.apply_revoked(&r.revoked);
         let mut changed = false;
         if r.trust_generation > self.generation() && !r.trust_pem.is_empty() {
             self.load_trust(&r.trust_pem)?;
@@ -221,7 +233,39 @@ impl TrustSync {
             );
             changed = true;
         }
+        revoked?;
         Ok(changed)
+    }
+
+    /// Takes the cluster's revoked list (whole): into the transport at
+    /// once, then to `<trust>.revoked` if that file says otherwise.
+    /// Entries that do not parse are skipped (logged), never fatal.
+    pub fn apply_revoked(&self, uris: &[String]) -> Result<(), SyncError> {
+        let (ids, bad) = revoke::parse(uris.iter().map(String::as_str));
+        {
+            let mut unparsed = self.unparsed.lock().unwrap_or_else(|p| p.into_inner());
+            if *unparsed != bad {
+                for entry in &bad {
+                    tracing::warn!(%entry, "revoked entry is not an identity URI; skipped");
+                }
+                *unparsed = bad;
+            }
+        }
+        if self.tls.set_revoked(ids) {
+            let list: Vec<String> = self.tls.revoked().iter().map(|p| p.uri()).collect();
+            tracing::info!(revoked = ?list, "revoked identities changed");
+        }
+        let path = revoke::file_for(&self.paths.trust);
+        let text = revoke::render(&self.tls.revoked());
+        let on_disk = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(write_err(&path)(e)),
+        };
+        if on_disk != text {
+            replace_file(&path, text.as_bytes(), 0o644)?;
+        }
+        Ok(())
     }
 
     /// Writes a bundle to the trust file, then swaps it in.
@@ -325,6 +369,56 @@ mod tests {
     fn loads_as(paths: &TlsPaths, cert: &str) -> bool {
         NodeTls::load(paths).is_ok()
             && std::fs::read_to_string(&paths.cert).ok().as_deref() == Some(cert)
+    }
+
+    #[test]
+    fn the_revoked_list_is_applied_and_kept_for_the_next_start() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().expect("dir");
+        let (paths, _, _) = setup(d.path());
+        let sync = TrustSync::new(NodeTls::load(&paths).expect("load"), paths.clone());
+        let file = revoke::file_for(&paths.trust);
+        let b2 = PeerIdentity::new(Role::Blob, "b2").expect("id");
+        let b3 = PeerIdentity::new(Role::Blob, "b3").expect("id");
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+        // Nothing revoked and no file: nothing written.
+        sync.apply_revoked(&[]).expect("apply");
+        assert!(!file.exists());
+
+        // A bad entry is skipped; the others take effect and are kept.
+        sync.apply_revoked(&list(&[
+            "hamster://blob/b3",
+            "garbage",
+            "hamster://blob/b2",
+        ]))
+        .expect("apply");
+        assert!(sync.tls.is_revoked(&b2) && sync.tls.is_revoked(&b3));
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("file"),
+            "hamster://blob/b2\nhamster://blob/b3\n"
+        );
+        let inode = std::fs::metadata(&file).expect("stat").ino();
+
+        // The same list again: the file is not rewritten.
+        sync.apply_revoked(&list(&["hamster://blob/b2", "hamster://blob/b3"]))
+            .expect("apply");
+        assert_eq!(std::fs::metadata(&file).expect("stat").ino(), inode);
+
+        // A restarted node refuses them before any sync.
+        let restarted = NodeTls::load(&paths).expect("load");
+        assert_eq!(restarted.revoked(), vec![b2.clone(), b3.clone()]);
+
+        // The list shrinks (an operator's mistake undone): so do both.
+        sync.apply_revoked(&list(&["hamster://blob/b3"]))
+            .expect("apply");
+        assert!(!sync.tls.is_revoked(&b2));
+        assert_eq!(NodeTls::load(&paths).expect("load").revoked(), vec![b3]);
+
+        // Its own identity in the list: kept (and logged), the node runs on.
+        sync.apply_revoked(&list(&["hamster://blob/b1"]))
+            .expect("apply");
+        assert!(sync.tls.is_revoked(sync.tls.identity()));
     }
 
     #[test]

@@ -245,3 +245,149 @@ async fn reload_refuses_a_certificate_for_another_identity() {
     );
     assert!(server.set_certified(&cert2, &other_key).is_err());
 }
+
+fn blob_id(id: &str) -> PeerIdentity {
+    PeerIdentity::new(Role::Blob, id).expect("id")
+}
+
+#[tokio::test]
+async fn a_revoked_client_is_refused_at_the_handshake() {
+    let ca = new_ca("one");
+    let server = node(&ca, Role::Meta, "meta-1", &ca.pem);
+    let removed = node(&ca, Role::Blob, "blob-7", &ca.pem);
+    let kept = node(&ca, Role::Blob, "blob-8", &ca.pem);
+    let addr = start_server(server.clone()).await;
+    health(&addr, &removed).await.expect("before the removal");
+
+    server.set_revoked([blob_id("blob-7")]);
+    let status = health(&addr, &removed)
+        .await
+        .expect_err("refused once revoked");
+    assert_refused_at_handshake(Err(status.clone()), "CertificateRevoked");
+    // The removed node can tell why (it logs it plainly).
+    assert!(
+        transport_refused_as_revoked(&status),
+        "the refusal names the revocation: {status:?}"
+    );
+    assert_eq!(health(&addr, &kept).await.expect("others"), "meta-1");
+}
+
+fn transport_refused_as_revoked(status: &tonic::Status) -> bool {
+    hamster_proto::revoke::refused_as_revoked(status)
+}
+
+#[tokio::test]
+async fn a_revoked_server_is_refused_by_its_clients() {
+    let ca = new_ca("one");
+    let server = node(&ca, Role::Blob, "blob-7", &ca.pem);
+    let gateway = node(&ca, Role::Gateway, "gw-1", &ca.pem);
+    let addr = start_server(server).await;
+    let dial = |tls: Arc<NodeTls>| {
+        let addr = addr.clone();
+        async move {
+            let ch = transport::channel(&addr, &tls, &[Role::Blob]).expect("channel");
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                NodeClient::new(ch).health(HealthRequest {}),
+            )
+            .await
+            .expect("no hang")
+            .map(|r| r.into_inner().node_id)
+        }
+    };
+    assert_eq!(dial(gateway.clone()).await.expect("before"), "blob-7");
+    gateway.set_revoked([blob_id("blob-7")]);
+    let e = dial(gateway.clone()).await.expect_err("revoked server");
+    assert_refused_at_handshake(Err(e), "Revoked");
+    gateway.set_revoked([]);
+    assert_eq!(dial(gateway).await.expect("unrevoked"), "blob-7");
+}
+
+#[tokio::test]
+async fn calls_on_an_open_connection_stop_once_the_peer_is_revoked() {
+    let ca = new_ca("one");
+    // Server side: a meta-server with a blob-server connected.
+    let meta = node(&ca, Role::Meta, "meta-1", &ca.pem);
+    let blob = node(&ca, Role::Blob, "blob-7", &ca.pem);
+    let addr = start_server(meta.clone()).await;
+    let ch = transport::channel(&addr, &blob, &[Role::Meta]).expect("channel");
+    let mut open = NodeClient::new(ch);
+    open.health(HealthRequest {}).await.expect("before");
+    meta.set_revoked([blob_id("blob-7")]);
+    let e = open
+        .health(HealthRequest {})
+        .await
+        .expect_err("refused per call");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert_eq!(
+        hamster_proto::ErrorCode::of(&e),
+        Some(hamster_proto::ErrorCode::BlobServerRemoved)
+    );
+    assert!(transport_refused_as_revoked(&e));
+
+    // Client side: a gateway's open connection to a blob-server.
+    let blob = node(&ca, Role::Blob, "blob-9", &ca.pem);
+    let gateway = node(&ca, Role::Gateway, "gw-1", &ca.pem);
+    let addr = start_server(blob).await;
+    let ch = transport::channel(&addr, &gateway, &[Role::Blob]).expect("channel");
+    let mut open = NodeClient::new(ch);
+    open.health(HealthRequest {}).await.expect("before");
+    gateway.set_revoked([blob_id("blob-9")]);
+    let e = tokio::time::timeout(Duration::from_secs(10), open.health(HealthRequest {}))
+        .await
+        .expect("no hang")
+        .expect_err("the gateway no longer talks to it");
+    // The open connection fails under the call...
+    assert!(
+        matches!(
+            e.code(),
+            tonic::Code::Cancelled | tonic::Code::Unavailable | tonic::Code::Unknown
+        ),
+        "{e:?}"
+    );
+    // ...and the channel's reconnection is refused at the handshake.
+    let e = tokio::time::timeout(Duration::from_secs(10), open.health(HealthRequest {}))
+        .await
+        .expect("no hang")
+        .expect_err("still refused");
+    assert_refused_at_handshake(Err(e), "Revoked");
+}
+
+#[tokio::test]
+async fn the_revoked_file_beside_the_trust_file_is_loaded_at_start() {
+    let ca = new_ca("one");
+    let (cert, key) = issue(
+        &ca,
+        Role::Gateway,
+        "gw-1",
+        Validity::starting_now(pki::LEAF_VALIDITY),
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let paths = hamster_proto::tls::TlsPaths {
+        cert: dir.path().join("node.crt"),
+        key: dir.path().join("node.key"),
+        trust: dir.path().join("trust.pem"),
+    };
+    std::fs::write(&paths.cert, cert).expect("w");
+    std::fs::write(&paths.key, key).expect("w");
+    std::fs::write(&paths.trust, &ca.pem).expect("w");
+    // No file yet: nothing revoked.
+    assert!(NodeTls::load(&paths).expect("load").revoked().is_empty());
+    let ids = vec![blob_id("blob-2"), blob_id("blob-7")];
+    std::fs::write(
+        hamster_proto::revoke::file_for(&paths.trust),
+        format!("{}not a uri\n", hamster_proto::revoke::render(&ids)),
+    )
+    .expect("w");
+    let tls = NodeTls::load(&paths).expect("load");
+    assert_eq!(tls.revoked(), ids);
+    // And it is enforced from the first handshake.
+    let server = node(&ca, Role::Blob, "blob-7", &ca.pem);
+    let addr = start_server(server).await;
+    let ch = transport::channel(&addr, &tls, &[Role::Blob]).expect("channel");
+    let e = NodeClient::new(ch)
+        .health(HealthRequest {})
+        .await
+        .expect_err("revoked from the start");
+    assert_refused_at_handshake(Err(e), "Revoked");
+}

@@ -98,27 +98,36 @@ impl Cluster {
     /// Runs `hamster ARGS <admin flags>`, logged to logs/hamster.log like
     /// every CLI run; never panics on the command's own failure.
     pub fn admin_cli(&self, args: &[&str]) -> CliRun {
-        let flags = self.admin_flags();
-        let out = Command::new(self.bins.join("hamster"))
-            .args(args)
-            .args(&flags)
+        self.admin_run(args)()
+    }
+
+    /// As [`Cluster::admin_cli`], on the blocking pool: for a command that
+    /// follows a long operation (a drain) while the test does other things.
+    pub fn admin_cli_bg(&self, args: &[&str]) -> tokio::task::JoinHandle<CliRun> {
+        tokio::task::spawn_blocking(self.admin_run(args))
+    }
+
+    /// The CLI run, ready to go on any thread.
+    fn admin_run(&self, args: &[&str]) -> impl FnOnce() -> CliRun + Send + 'static {
+        let mut cmd = Command::new(self.bins.join("hamster"));
+        cmd.args(args)
+            .args(self.admin_flags())
             .env("RUST_LOG", &self.log_level)
-            .env_remove("RUST_BACKTRACE")
-            .output()
-            .expect("run hamster");
-        let run = CliRun {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        if let Ok(mut log) = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.root().join("logs/hamster.log"))
-        {
-            let _ = writeln!(log, "$ hamster {}\n{run}", args.join(" "));
+            .env_remove("RUST_BACKTRACE");
+        let log = self.root().join("logs/hamster.log");
+        let line = args.join(" ");
+        move || {
+            let out = cmd.output().expect("run hamster");
+            let run = CliRun {
+                code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            };
+            if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(log) {
+                let _ = writeln!(f, "$ hamster {line}\n{run}");
+            }
+            run
         }
-        run
     }
 
     /// `hamster status --json`, parsed; panics (with the output) if it fails.
@@ -282,6 +291,19 @@ pub fn flip_payload_byte(path: &Path) -> usize {
 }
 
 impl S3Cluster {
+    /// Restarts every blob-server a failed step left dead (but those in
+    /// `keep_down`) and waits until nothing is under-replicated, so one
+    /// failed step does not cascade into the next.
+    pub async fn settle(&mut self, keep_down: &[Node], what: &str, limit: Duration) {
+        for b in self.blobs.clone() {
+            if !self.c.is_running(b) && !keep_down.contains(&b) {
+                self.c.restart(b);
+                self.c.wait_healthy(b).await;
+            }
+        }
+        self.c.wait_durable(self.metas[0], what, limit).await;
+    }
+
     /// A blob-server's data directory.
     pub fn data_dir(&self, blob: Node) -> PathBuf {
         self.c.node(blob).dir.join("data")

@@ -7,12 +7,16 @@
 //! for its `Health` answer over mTLS. Each start hands back a [`Node`]
 //! handle; nodes can be SIGKILLed, restarted on the same port and data, and
 //! sent signals through it. When a test panics, the tail of every node's
-//! log is printed; every child is killed on drop.
+//! log is printed (and with HAMSTER_KEEP_FAILED set, its directory is
+//! kept); every child is killed on drop.
 //!
 //! Modules: [`meta`] (meta-tier calls: status, leader, test commits),
 //! [`s3`] (a whole cluster with a gateway, an S3 client, S3 error checks),
 //! [`durability`] (shard files on disk, damage, `hamster repair` and the
-//! durability view), [`load`] (a PUT/GET load that checks every byte),
+//! durability view), [`blobs`] (the blob-server lifecycle: `hamster blob
+//! list`, what the maps of a bucket name), [`load`] (a PUT/GET load that
+//! checks every byte and times each request), [`bench`] (what the
+//! benchmark binaries share),
 //! [`lock`] (object-lock builders), [`clients`] (real S3 clients run
 //! against a cluster), [`sigv4`] (a hand signer for requests
 //! an SDK will not send), [`steps`] (named steps of one long scenario, each
@@ -36,6 +40,8 @@ use hamster_proto::tls::{NodeTls, TlsPaths};
 use hamster_proto::{Role, transport};
 use tonic::transport::Channel;
 
+pub mod bench;
+pub mod blobs;
 pub mod clients;
 pub mod durability;
 pub mod load;
@@ -541,6 +547,23 @@ impl Cluster {
         self.spawn(node);
     }
 
+    /// SIGKILLs each of `nodes`.
+    pub fn kill_all(&mut self, nodes: &[Node]) {
+        for &n in nodes {
+            self.kill(n);
+        }
+    }
+
+    /// Restarts each of `nodes`, then waits until each is healthy.
+    pub async fn restart_all(&mut self, nodes: &[Node]) {
+        for &n in nodes {
+            self.restart(n);
+        }
+        for &n in nodes {
+            self.wait_healthy(n).await;
+        }
+    }
+
     pub fn signal(&self, node: Node, sig: rustix::process::Signal) {
         let pid = self.node(node).pid().expect("node is running");
         let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
@@ -639,6 +662,11 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.print_tails();
+            // HAMSTER_KEEP_FAILED=1: leave a failed run's logs and data to read.
+            if std::env::var_os("HAMSTER_KEEP_FAILED").is_some() {
+                self.root.disable_cleanup(true);
+                eprintln!("kept {}", self.root.path().display());
+            }
         }
         for node in self.handles() {
             self.kill(node);

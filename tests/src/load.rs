@@ -1,7 +1,8 @@
 //! A background S3 load: a few streams, each looping PUT then GET of the
-//! same key and checking every byte, until stopped. Counts what it did and
-//! keeps the first failures verbatim, for the tests that promise zero
-//! failed requests while the cluster heals, and for the benchmarks.
+//! same key and checking every byte, until stopped. Counts what it did,
+//! times every request that succeeded, and keeps the first failures
+//! verbatim, for the tests that promise zero failed requests while the
+//! cluster heals or moves shards, and for the benchmarks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,6 +34,9 @@ pub struct LoadReport {
     pub elapsed: Duration,
     /// The first failures, as "PUT key: why".
     pub errors: Vec<String>,
+    /// How long each successful PUT and GET (body included) took, sorted.
+    pub put_latency: Vec<Duration>,
+    pub get_latency: Vec<Duration>,
 }
 
 impl LoadReport {
@@ -41,12 +45,23 @@ impl LoadReport {
     }
 }
 
+/// The `q` quantile (0..=1) of sorted samples (zero if there are none).
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let at = ((sorted.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+    sorted[at]
+}
+
 #[derive(Default)]
 struct Stream {
     ok: u64,
     failed: u64,
     bytes: u64,
     errors: Vec<String>,
+    put_latency: Vec<Duration>,
+    get_latency: Vec<Duration>,
 }
 
 impl Stream {
@@ -113,6 +128,8 @@ impl Load {
                     r.failed += st.failed;
                     r.bytes += st.bytes;
                     r.errors.extend(st.errors);
+                    r.put_latency.extend(st.put_latency);
+                    r.get_latency.extend(st.get_latency);
                 }
                 Err(e) => {
                     r.failed += 1;
@@ -121,11 +138,14 @@ impl Load {
             }
         }
         r.elapsed = self.started.elapsed();
+        r.put_latency.sort();
+        r.get_latency.sort();
         r
     }
 }
 
 async fn one_round(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8], st: &mut Stream) {
+    let t = Instant::now();
     let put = c
         .put_object()
         .bucket(bucket)
@@ -139,6 +159,8 @@ async fn one_round(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8],
     }
     st.ok += 1;
     st.bytes += body.len() as u64;
+    st.put_latency.push(t.elapsed());
+    let t = Instant::now();
     let got = match c.get_object().bucket(bucket).key(key).send().await {
         Ok(out) => out.body.collect().await.map(|b| b.into_bytes()),
         Err(e) => {
@@ -150,6 +172,7 @@ async fn one_round(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8],
         Ok(b) if b.as_ref() == body => {
             st.ok += 1;
             st.bytes += body.len() as u64;
+            st.get_latency.push(t.elapsed());
         }
         Ok(b) => st.fail(format!(
             "GET {key}: {} bytes, not the {} PUT",
@@ -157,5 +180,21 @@ async fn one_round(c: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8],
             body.len()
         )),
         Err(e) => st.fail(format!("GET {key} body: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_pick_the_sample_at_that_rank() {
+        let ms = |v: u64| Duration::from_millis(v);
+        let sorted: Vec<Duration> = (1..=100).map(ms).collect();
+        assert_eq!(quantile(&sorted, 0.5), ms(51));
+        assert_eq!(quantile(&sorted, 0.99), ms(99));
+        assert_eq!(quantile(&sorted, 1.0), ms(100));
+        assert_eq!(quantile(&sorted, 0.0), ms(1));
+        assert_eq!(quantile(&[], 0.5), Duration::ZERO);
     }
 }

@@ -69,6 +69,40 @@ pub async fn read_body(out: GetObjectOutput) -> Vec<u8> {
         .to_vec()
 }
 
+/// The whole body of `bucket/key`, or what went wrong, as text.
+pub async fn get_bytes(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+    let out = get_version(c, bucket, key, None)
+        .await
+        .map_err(|e| format!("GET {bucket}/{key}: {e:?}"))?;
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| format!("GET {bucket}/{key} body: {e}"))?;
+    Ok(body.into_bytes().to_vec())
+}
+
+/// Every (key, bytes) of `bucket` reads back byte-identical; panics
+/// naming the first that does not, and `when`.
+pub async fn assert_read_back(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    objects: &[(String, Vec<u8>)],
+    when: &str,
+) {
+    for (key, data) in objects {
+        let got = get_bytes(c, bucket, key)
+            .await
+            .unwrap_or_else(|e| panic!("{when}: {e}"));
+        assert!(
+            got == *data,
+            "{when}: {key} read back {} bytes, not the {} written (or different ones)",
+            got.len(),
+            data.len()
+        );
+    }
+}
+
 /// What an S3 call answers: its output, or the error to check with
 /// [`assert_s3_error`].
 pub type S3Result<O, E> = Result<O, SdkError<E, HttpResponse>>;

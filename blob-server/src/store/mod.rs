@@ -5,6 +5,7 @@
 //! - [`verify`]: a whole-shard check, window by window (the scrub's).
 //! - [`walk`]: listings (whole or an error), the scrub's walk, expiry
 //!   of quarantined copies.
+//! - [`count`]: live shards and bytes, exact, for the heartbeat.
 //! - this module: where shards live, durable writes, verified reads.
 //!
 //! Layout under the data dir: `shards/AB/CD/ID` (AB, CD: the first bytes of
@@ -20,16 +21,19 @@
 //! failures are corruption; an I/O error says nothing about the bytes and
 //! is answered as such.
 
+pub mod count;
 pub mod format;
 pub mod verify;
 pub mod walk;
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use count::Counts;
 use format::{BlockWriter, CRC_LEN, FormatError, HEADER_LEN, Header};
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +97,8 @@ pub const QUARANTINE: &str = "quarantine";
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
+    /// Shared by every clone: one count per store.
+    counts: Arc<Counts>,
 }
 
 /// Whether anything is at `path`.
@@ -115,7 +121,8 @@ async fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
 
 impl Store {
     /// Opens the store, creating its directories and dropping leftovers of
-    /// writes that never finished (they were never acknowledged).
+    /// writes that never finished (they were never acknowledged), and
+    /// counts what it holds.
     pub async fn open(root: &Path) -> Result<Self, StoreError> {
         let tmp = root.join("tmp");
         if tmp.exists() {
@@ -132,9 +139,12 @@ impl Store {
         tokio::fs::create_dir_all(root.join(QUARANTINE))
             .await
             .map_err(io("creating quarantine/"))?;
-        Ok(Self {
+        let store = Self {
             root: root.to_path_buf(),
-        })
+            counts: Arc::new(Counts::new()),
+        };
+        store.recount().await?;
+        Ok(store)
     }
 
     pub fn root(&self) -> &Path {
@@ -142,23 +152,30 @@ impl Store {
     }
 
     fn path(&self, id: &str) -> Result<PathBuf, StoreError> {
+        Ok(self.locate(id)?.0)
+    }
+
+    /// Where shard `id` lives, and its count stripe.
+    fn locate(&self, id: &str) -> Result<(PathBuf, usize), StoreError> {
         if !valid_id(id) {
             return Err(StoreError::BadId(id.to_string()));
         }
-        let h = hex::encode(&Sha256::digest(id.as_bytes())[..2]);
-        Ok(self
+        let hash = Sha256::digest(id.as_bytes());
+        let h = hex::encode(&hash[..2]);
+        let path = self
             .root
             .join("shards")
             .join(&h[0..2])
             .join(&h[2..4])
-            .join(id))
+            .join(id);
+        Ok((path, count::stripe_of(hash[0])))
     }
 
     /// Starts writing shard `id`; nothing is visible until
     /// [`ShardWrite::commit`]. An id already taken is refused here, before
     /// any byte is sent; the commit checks again, atomically.
     pub async fn create(&self, id: &str, shard_index: u32) -> Result<ShardWrite, StoreError> {
-        let dest = self.path(id)?;
+        let (dest, stripe) = self.locate(id)?;
         let aside = self.root.join(QUARANTINE).join(id);
         if taken(&dest).await? || taken(&aside).await? {
             return Err(StoreError::Exists(id.into()));
@@ -178,6 +195,8 @@ impl Store {
             tmp,
             dest,
             aside,
+            counts: self.counts.clone(),
+            stripe,
             shard_index,
             blocks: BlockWriter::new(format::BLOCK_SIZE),
             pending: Vec::new(),
@@ -251,8 +270,22 @@ impl Store {
     /// Removes a shard, and its quarantined copy if it was moved aside;
     /// Ok(false) if there was neither.
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        let path = self.path(id)?;
-        let live = remove(&path, id).await?;
+        let (path, stripe) = self.locate(id)?;
+        let live = {
+            let _counted = self.counts.enter(stripe).await;
+            // Its size first, for the count. Absent now, it is not removed
+            // even if a write lands next: that write came after this delete.
+            match file_len(&path, id).await? {
+                Some(len) => {
+                    let removed = remove(&path, id).await?;
+                    if removed {
+                        self.counts.removed(stripe, len);
+                    }
+                    removed
+                }
+                None => false,
+            }
+        };
         let aside = remove(&self.root.join(QUARANTINE).join(id), id).await?;
         Ok(live || aside)
     }
@@ -273,13 +306,19 @@ impl Store {
     /// Moves a shard aside into quarantine/, durably, so it is never
     /// served or listed again; Ok(false) if it was gone (deleted meanwhile).
     pub async fn quarantine(&self, id: &str) -> Result<bool, StoreError> {
-        let from = self.path(id)?;
+        let (from, stripe) = self.locate(id)?;
         let dir = self.root.join(QUARANTINE);
         let to = dir.join(id);
-        match tokio::fs::rename(&from, &to).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(io(format!("quarantining {id}"))(e)),
+        {
+            let _counted = self.counts.enter(stripe).await;
+            let Some(len) = file_len(&from, id).await? else {
+                return Ok(false);
+            };
+            match tokio::fs::rename(&from, &to).await {
+                Ok(()) => self.counts.removed(stripe, len),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(io(format!("quarantining {id}"))(e)),
+            }
         }
         // A rename keeps the file's times; the expiry counts from now.
         let touched = tokio::task::spawn_blocking(move || {
@@ -294,6 +333,15 @@ impl Store {
             fsync_dir(parent).await?;
         }
         Ok(true)
+    }
+}
+
+/// The size of the file at `path`; None if there is none.
+async fn file_len(path: &Path, id: &str) -> Result<Option<u64>, StoreError> {
+    match tokio::fs::symlink_metadata(path).await {
+        Ok(m) => Ok(Some(m.len())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(format!("stat {id}"))(e)),
     }
 }
 
@@ -334,6 +382,8 @@ pub struct ShardWrite {
     dest: PathBuf,
     /// Its quarantine path: an id set aside is not written again either.
     aside: PathBuf,
+    counts: Arc<Counts>,
+    stripe: usize,
     shard_index: u32,
     blocks: BlockWriter,
     pending: Vec<u8>,
@@ -393,12 +443,15 @@ impl ShardWrite {
         }
         // Unlike a rename, a link never replaces what is there: two writes
         // of one id cannot both land, whatever passed `create`'s check.
-        match tokio::fs::hard_link(&self.tmp.0, &self.dest).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(StoreError::Exists(self.id));
+        {
+            let _counted = self.counts.enter(self.stripe).await;
+            match tokio::fs::hard_link(&self.tmp.0, &self.dest).await {
+                Ok(()) => self.counts.added(self.stripe, header.file_len()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(StoreError::Exists(self.id));
+                }
+                Err(e) => return Err(io("linking a shard into place")(e)),
             }
-            Err(e) => return Err(io("linking a shard into place")(e)),
         }
         fsync_dir(&dir).await?;
         if created {

@@ -147,16 +147,36 @@ pub async fn get(c: &mut BlobClient<Channel>, id: &str) -> Result<Vec<u8>, tonic
 
 /// A meta Registry that records every ReportScrub (with the caller's
 /// certificate id), refuses the first `refuse` of them, and holds each
-/// while a test holds `hold` for writing.
+/// while a test holds `hold` for writing; it records registrations and
+/// heartbeats too.
 #[derive(Clone, Default)]
 pub struct FakeRegistry {
     pub reports: Arc<Mutex<Vec<(String, pb::ReportScrubRequest)>>>,
     pub refuse: Arc<Mutex<usize>>,
     pub hold: Arc<tokio::sync::RwLock<()>>,
+    pub registered: Arc<Mutex<Vec<pb::BlobServer>>>,
+    pub heartbeats: Arc<Mutex<Vec<pb::HeartbeatRequest>>>,
 }
 
 #[tonic::async_trait]
 impl pb::registry_server::Registry for FakeRegistry {
+    async fn register_blob(
+        &self,
+        req: tonic::Request<pb::RegisterBlobRequest>,
+    ) -> Result<tonic::Response<pb::RegisterBlobResponse>, tonic::Status> {
+        let server = req.into_inner().server.unwrap_or_default();
+        self.registered.lock().expect("lock").push(server);
+        Ok(tonic::Response::new(pb::RegisterBlobResponse {}))
+    }
+
+    async fn heartbeat(
+        &self,
+        req: tonic::Request<pb::HeartbeatRequest>,
+    ) -> Result<tonic::Response<pb::HeartbeatResponse>, tonic::Status> {
+        self.heartbeats.lock().expect("lock").push(req.into_inner());
+        Ok(tonic::Response::new(pb::HeartbeatResponse::default()))
+    }
+
     async fn report_scrub(
         &self,
         req: tonic::Request<pb::ReportScrubRequest>,

@@ -4,7 +4,8 @@
 //! - A version or part is committed under the cluster's write key; if a
 //!   rotation opened since this gateway last looked, the data key is
 //!   rewrapped once for the new key (ADR 0018).
-//! - The shards of a write the meta tier refused are discarded.
+//! - The shards of a write the meta tier refused are discarded (and the
+//!   cluster view refreshed if a server it named has retired).
 //! - Shards a commit, a completion, an abort or a delete answers as named
 //!   by nothing any more are freed in the background; what fails there is
 //!   left to the sweep.
@@ -253,9 +254,17 @@ impl Committer<'_> {
 
     /// A failed commit: the shards go, unless the meta tier may yet have
     /// committed (it was unreachable mid-call); those the sweep judges later.
+    /// Refused for naming a server drained or removed since this gateway
+    /// last looked, the view is refreshed at once, so the client's retry
+    /// (answered 503 SlowDown) is placed on servers that take shards.
     async fn discard_after(&self, stored: Stored, e: &MetaError) {
         if matches!(e, MetaError::Refused { .. }) {
             stored.discard(self.pool).await;
+        }
+        if e.code() == Some(ErrorCode::BlobServerRetired)
+            && let Err(e) = self.cluster.refresh().await
+        {
+            tracing::debug!(error = %e, "registry refresh after a retired-server refusal failed");
         }
     }
 

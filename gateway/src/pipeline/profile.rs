@@ -1,5 +1,7 @@
 //! The erasure-coding profile a cluster uses by default, from the number
-//! of blob-servers (k+m shards must land on k+m distinct servers):
+//! of blob-servers that stay in it — registered, not removed, draining or
+//! drained; a server down still counts (k+m shards must land on k+m
+//! distinct servers):
 //!
 //! | blob-servers | profile | survives the loss of | overhead |
 //! |---|---|---|---|

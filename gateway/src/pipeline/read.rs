@@ -62,7 +62,28 @@ impl ObjectReader {
         }
         let (k, m) = (map.data_shards as usize, map.parity_shards as usize);
         let coder = Coder::new(k, m).map_err(|e| ReadError::Map(e.to_string()))?;
-        let mut sources: Vec<Source> = (0..k + m)
+        let sources = Self::sources_of(map, addresses);
+        Ok(Self {
+            full_chunk_len: coder.chunk_len(SEGMENT_SIZE + TAG_LEN) as u64,
+            coder,
+            sources,
+            cipher: SegmentCipher::new(dek),
+            size,
+            pool,
+            hedge_after,
+        })
+    }
+
+    /// Where each shard of `map` is read from, by index: a shard on a
+    /// server `addresses` does not list (unknown, or removed from the
+    /// cluster) has no address, so it is never asked and counts as
+    /// missing: the stripe is rebuilt from the others.
+    pub(crate) fn sources_of(
+        map: &pb::ShardMap,
+        addresses: &HashMap<String, String>,
+    ) -> Vec<Source> {
+        let total = (map.data_shards + map.parity_shards) as usize;
+        let mut sources: Vec<Source> = (0..total)
             .map(|i| Source {
                 index: i as u32,
                 address: String::new(),
@@ -75,15 +96,7 @@ impl ObjectReader {
                 slot.address = addresses.get(&s.blob_id).cloned().unwrap_or_default();
             }
         }
-        Ok(Self {
-            full_chunk_len: coder.chunk_len(SEGMENT_SIZE + TAG_LEN) as u64,
-            coder,
-            sources,
-            cipher: SegmentCipher::new(dek),
-            size,
-            pool,
-            hedge_after,
-        })
+        sources
     }
 
     /// The plaintext of segment `index`.

@@ -46,6 +46,9 @@ fn s3_code(code: ErrorCode) -> Option<S3ErrorCode> {
         ErrorCode::InvalidRequest => S3ErrorCode::InvalidRequest,
         ErrorCode::InvalidBucketState => S3ErrorCode::InvalidBucketState,
         ErrorCode::MethodNotAllowed => S3ErrorCode::MethodNotAllowed,
+        // A write placed on a server drained or removed meanwhile (the
+        // view was a few seconds old): the client retries, placed anew.
+        ErrorCode::BlobServerRetired => S3ErrorCode::SlowDown,
         // The 503 of `split_key`, chosen by the caller.
         ErrorCode::WrongMasterKey
         // Answered by the gateway itself where they can occur (auth.rs).
@@ -57,6 +60,9 @@ fn s3_code(code: ErrorCode) -> Option<S3ErrorCode> {
         | ErrorCode::ShardMapChanged
         | ErrorCode::RotationRefused
         | ErrorCode::NoSuchMember
+        | ErrorCode::BlobServerInUse
+        | ErrorCode::BlobServerRemoved
+        | ErrorCode::NotEnoughBlobServers
         | ErrorCode::Unauthenticated
         | ErrorCode::RoleNotAdmitted
         | ErrorCode::MalformedRequest

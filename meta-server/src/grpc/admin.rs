@@ -2,7 +2,8 @@
 //! admin certificate only. Membership changes run on the leader (forwarded
 //! if need be): a new member joins as a learner, catches up, then votes.
 //! Repair: scrub passes started on every blob-server, their progress,
-//! and the durability view.
+//! and the durability view. Blob-server lifecycle (list, drain, undrain,
+//! remove, rebalance): `blob_admin`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use super::errors::{ServiceError, expect_ok, unexpected};
 use crate::ca::CaStore;
 use crate::cluster::{ForwardRequest, Meta, now_ms};
 use crate::raft::MetaNode;
+use crate::repair::balance::Band;
 use crate::repair::{Kick, scrub, view};
 use crate::state::commands::Op;
 use crate::state::commands::Response as R;
@@ -44,10 +46,12 @@ pub struct AdminService {
     blobs: Pool,
     /// Pass ends ScrubProgress saw: a new one wakes the planner, once.
     pass_ends: scrub::PassEnds,
+    /// The rebalancer's band, for the balance views.
+    band: Band,
 }
 
 impl AdminService {
-    pub fn new(meta: Arc<Meta>, keys: Arc<Keyring>, ca: CaStore, repair: Kick) -> Self {
+    pub fn new(meta: Arc<Meta>, keys: Arc<Keyring>, ca: CaStore, repair: Kick, band: Band) -> Self {
         let blobs = Pool::new(meta.tls.clone(), &[Role::Blob]);
         Self {
             meta,
@@ -56,6 +60,7 @@ impl AdminService {
             repair,
             blobs,
             pass_ends: Default::default(),
+            band,
         }
     }
 
@@ -103,7 +108,8 @@ impl AdminService {
     /// old key, and each key holder; and durability with the blob-servers
     /// (the same read, so every meta-server answers alike).
     async fn key_status(&self) -> Result<pb::StatusResponse, ServiceError> {
-        let (write, open, holders, durability, blob_servers) = self
+        let band = self.band;
+        let (write, open, holders, durability, (blob_servers, balance), shards_moved) = self
             .meta
             .read(async |c| {
                 let open = match key_rotation::rotation(c).await? {
@@ -119,7 +125,8 @@ impl AdminService {
                     open,
                     q::key_holders(c).await?,
                     q::durability_summary(c).await?,
-                    q::blob_servers(c).await?,
+                    super::blob_admin::servers(c, band).await?,
+                    q::shards_moved(c).await?,
                 ))
             })
             .await?;
@@ -144,7 +151,9 @@ impl AdminService {
             last_scrub_ms: durability.last_scrub_ms,
             repair_queue: durability.repair_queue,
             shards_repaired: durability.shards_repaired,
-            blob_servers: blob_servers.into_iter().map(Into::into).collect(),
+            blob_servers,
+            shards_moved,
+            balance: Some(balance),
             ..Default::default()
         };
         if let Some((r, left, secrets)) = open {
@@ -528,5 +537,63 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::DurabilityResponse>, Status> {
         let limit = req.into_inner().limit;
         Ok(Response::new(view::durability(&self.meta, limit).await?))
+    }
+
+    /// Every blob-server, removed ones included, with the shards maps
+    /// name on each, and the balance (linearizable).
+    async fn list_blob_servers(
+        &self,
+        _req: Request<pb::ListBlobServersRequest>,
+    ) -> Result<Response<pb::ListBlobServersResponse>, Status> {
+        Ok(Response::new(
+            super::blob_admin::list(&self.meta, self.band).await?,
+        ))
+    }
+
+    /// Starts a drain and wakes the mover (it acts if this node leads;
+    /// otherwise the leader's next round picks the drain up).
+    async fn drain_blob(
+        &self,
+        req: Request<pb::DrainBlobRequest>,
+    ) -> Result<Response<pb::DrainBlobResponse>, Status> {
+        let r = req.into_inner();
+        let server = super::blob_admin::drain(&self.meta, r.id, r.to).await?;
+        self.repair.kick();
+        Ok(Response::new(pb::DrainBlobResponse {
+            server: Some(server),
+        }))
+    }
+
+    async fn undrain_blob(
+        &self,
+        req: Request<pb::UndrainBlobRequest>,
+    ) -> Result<Response<pb::UndrainBlobResponse>, Status> {
+        let server = super::blob_admin::undrain(&self.meta, req.into_inner().id).await?;
+        Ok(Response::new(pb::UndrainBlobResponse {
+            server: Some(server),
+        }))
+    }
+
+    /// Removes a server for good; a forced removal wakes repair.
+    async fn remove_blob(
+        &self,
+        req: Request<pb::RemoveBlobRequest>,
+    ) -> Result<Response<pb::RemoveBlobResponse>, Status> {
+        let r = req.into_inner();
+        let out = super::blob_admin::remove(&self.meta, r.id, r.force).await?;
+        self.repair.kick();
+        Ok(Response::new(out))
+    }
+
+    /// Wakes the mover; answers the balance as it stands.
+    async fn rebalance(
+        &self,
+        _req: Request<pb::RebalanceRequest>,
+    ) -> Result<Response<pb::RebalanceResponse>, Status> {
+        self.repair.kick();
+        let balance = super::blob_admin::balance(&self.meta, self.band).await?;
+        Ok(Response::new(pb::RebalanceResponse {
+            balance: Some(balance),
+        }))
     }
 }

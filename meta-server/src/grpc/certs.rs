@@ -4,6 +4,11 @@
 //! come from the caller's certificate, never from the request (a meta
 //! forwarding a CSR to the key holder is the one exception, and never for
 //! an admin identity: the admin renews where the key is).
+//!
+//! Every answer to `Sync` lists the identities of removed blob-servers
+//! (ADR 0025), which every member then refuses; a removed server itself
+//! can neither sync nor renew (the transport refuses it first; this is
+//! the same rule where the state is).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,7 +25,8 @@ use super::errors::{ServiceError, expect_ok};
 use crate::ca::Issuer;
 use crate::cluster::Meta;
 use crate::state::ca_rotation;
-use crate::state::commands::Op;
+use crate::state::commands::{MetaError, Op};
+use crate::state::reads as q;
 
 /// A report unchanged since it was last recorded here is recorded again
 /// only after this long: members sync every 2 s, liveness is 20 s.
@@ -99,6 +105,14 @@ fn caller<T>(req: &Request<T>) -> Result<PeerIdentity, ServiceError> {
     peer(req).cloned().ok_or(ServiceError::Unauthenticated)
 }
 
+/// Refuses an identity the cluster revoked (a removed blob-server).
+fn refuse_revoked(who: &PeerIdentity, revoked: &[String]) -> Result<(), ServiceError> {
+    if revoked.contains(&who.uri()) {
+        return Err(MetaError::BlobServerRemoved(who.node_id.clone()).into());
+    }
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl pb::certs_server::Certs for CertsService {
     async fn sync(
@@ -116,10 +130,16 @@ impl pb::certs_server::Certs for CertsService {
         if r.cert_ca_fingerprint != cert_ca {
             tracing::debug!(identity = %who.uri(), said = %r.cert_ca_fingerprint, presented = %cert_ca, "member reported another CA than it presented");
         }
-        let mut bundle = self
+        let (mut bundle, revoked) = self
             .meta
-            .read(async |c| ca_rotation::bundle(c).await)
+            .read(async |c| {
+                Ok((
+                    ca_rotation::bundle(c).await?,
+                    q::revoked_identities(c).await?,
+                ))
+            })
             .await?;
+        refuse_revoked(&who, &revoked)?;
         if bundle.is_none() {
             self.init_trust().await?;
             bundle = self
@@ -136,6 +156,7 @@ impl pb::certs_server::Certs for CertsService {
             trust_generation: bundle.generation,
             trust_pem: bundle.cas.concat(),
             issuing_ca_fingerprint: bundle.issuing,
+            revoked,
         }))
     }
 
@@ -145,9 +166,15 @@ impl pb::certs_server::Certs for CertsService {
     ) -> Result<Response<pb::RenewResponse>, Status> {
         let who = caller(&req)?;
         let r = req.into_inner();
+        let revoked = self
+            .meta
+            .read(async |c| q::revoked_identities(c).await)
+            .await?;
+        refuse_revoked(&who, &revoked)?;
         let (cert, issuing) = if who.role == Role::Meta && !r.for_identity.is_empty() {
             let identity = PeerIdentity::parse_uri(&r.for_identity)
                 .map_err(|e| ServiceError::Malformed(format!("for_identity: {e}")))?;
+            refuse_revoked(&identity, &revoked)?;
             // A meta certificate must not be a way to an admin one.
             if identity.role == Role::Admin {
                 return Err(ServiceError::AccessDenied(
@@ -166,5 +193,27 @@ impl pb::certs_server::Certs for CertsService {
             cert_pem: cert,
             issuing_ca_fingerprint: issuing,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hamster_proto::ErrorCode;
+
+    #[test]
+    fn a_removed_servers_identity_is_refused_with_its_code() {
+        let gone = PeerIdentity::new(Role::Blob, "blob-3").expect("identity");
+        let other = PeerIdentity::new(Role::Blob, "blob-4").expect("identity");
+        let revoked = vec![gone.uri()];
+        let e = refuse_revoked(&gone, &revoked).expect_err("refused");
+        let s = Status::from(e);
+        assert_eq!(ErrorCode::of(&s), Some(ErrorCode::BlobServerRemoved));
+        assert_eq!(s.code(), tonic::Code::PermissionDenied);
+        assert!(s.message().contains("blob-3"), "{s:?}");
+        assert!(refuse_revoked(&other, &revoked).is_ok());
+        // The same id under another role is another identity.
+        let gw = PeerIdentity::new(Role::Gateway, "blob-3").expect("identity");
+        assert!(refuse_revoked(&gw, &revoked).is_ok());
     }
 }

@@ -171,6 +171,10 @@ impl MetaError {
             MetaError::RotationRefused(_) => ErrorCode::RotationRefused,
             MetaError::WrongMasterKey(_) => ErrorCode::WrongMasterKey,
             MetaError::ShardMapChanged(_) => ErrorCode::ShardMapChanged,
+            MetaError::BlobServerInUse(..) => ErrorCode::BlobServerInUse,
+            MetaError::BlobServerRemoved(_) => ErrorCode::BlobServerRemoved,
+            MetaError::BlobServerRetired(_) => ErrorCode::BlobServerRetired,
+            MetaError::NotEnoughBlobServers(_) => ErrorCode::NotEnoughBlobServers,
         }
     }
 }
@@ -224,6 +228,10 @@ mod tests {
             MetaError::RotationRefused(s()),
             MetaError::WrongMasterKey(s()),
             MetaError::ShardMapChanged(s()),
+            MetaError::BlobServerInUse(s(), 3),
+            MetaError::BlobServerRemoved(s()),
+            MetaError::BlobServerRetired(s()),
+            MetaError::NotEnoughBlobServers(s()),
         ];
         all.into_iter()
             .map(|e| {
@@ -255,6 +263,16 @@ mod tests {
                     MetaError::RotationRefused(_) => ("RotationRefused", Code::FailedPrecondition),
                     MetaError::WrongMasterKey(_) => ("WrongMasterKey", Code::FailedPrecondition),
                     MetaError::ShardMapChanged(_) => ("ShardMapChanged", Code::Aborted),
+                    MetaError::BlobServerInUse(..) => ("BlobServerInUse", Code::FailedPrecondition),
+                    MetaError::BlobServerRemoved(_) => {
+                        ("BlobServerRemoved", Code::PermissionDenied)
+                    }
+                    MetaError::BlobServerRetired(_) => {
+                        ("BlobServerRetired", Code::FailedPrecondition)
+                    }
+                    MetaError::NotEnoughBlobServers(_) => {
+                        ("NotEnoughBlobServers", Code::FailedPrecondition)
+                    }
                 };
                 (e, name, code)
             })
@@ -270,6 +288,16 @@ mod tests {
             assert_eq!(ErrorCode::of(&s), Some(e.code()), "{e:?}");
             assert_eq!(s.message(), e.to_string());
         }
+    }
+
+    #[test]
+    fn a_refused_removal_names_how_many_shards_are_still_named() {
+        let s = Status::from(MetaError::BlobServerInUse("blob-2".into(), 1234));
+        assert_eq!(ErrorCode::of(&s), Some(ErrorCode::BlobServerInUse));
+        assert!(
+            s.message().contains("1234") && s.message().contains("blob-2"),
+            "{s:?}"
+        );
     }
 
     #[test]

@@ -20,7 +20,8 @@ use super::errors::{ServiceError, unexpected};
 use crate::ca::Issuer;
 use crate::cluster::Meta;
 use crate::state::ca_rotation;
-use crate::state::commands::{Op, Response as R};
+use crate::state::commands::{MetaError, Op, Response as R};
+use crate::state::model::Lifecycle;
 use crate::state::reads as q;
 
 pub struct JoinService {
@@ -77,17 +78,28 @@ impl pb::join_server::Join for JoinService {
         let identity = PeerIdentity::new(token.role, &r.node_id)
             .map_err(|e| ServiceError::InvalidArgument(format!("node id: {e}")))?;
         if token.role == Role::Blob {
-            // An id already registered belongs to a running blob-server.
-            let taken = self
+            // An id already registered belongs to a running blob-server;
+            // a removed one's is refused for good (its certificate is
+            // revoked, and a new one would un-revoke nothing).
+            let id = r.node_id.clone();
+            let known = self
                 .meta
-                .read(async |c| q::blob_servers(c).await)
-                .await?
-                .iter()
-                .any(|b| b.id == r.node_id);
-            if taken {
-                return Err(
-                    ServiceError::NodeExists(format!("blob id {} is taken", r.node_id)).into(),
-                );
+                .read(async |c| q::blob_lifecycle(c, &id).await)
+                .await?;
+            match known {
+                None => {}
+                Some(Lifecycle::Removed) => {
+                    tracing::warn!(?remote, node_id = %r.node_id,
+                        "join refused: a removed blob-server's id (join under a new --node-id)");
+                    return Err(MetaError::BlobServerRemoved(r.node_id).into());
+                }
+                Some(_) => {
+                    return Err(ServiceError::NodeExists(format!(
+                        "blob id {} is taken",
+                        r.node_id
+                    ))
+                    .into());
+                }
             }
         }
         let op = Op::UseJoinToken {

@@ -6,10 +6,13 @@
 //! - [`ca_admin`]: CA rotation for the admin: open, advance, status.
 //! - [`certs`]: trust bundle sync and certificate renewal by CSR.
 //! - [`admin`]: status and membership, for the admin certificate.
+//! - [`blob_admin`]: the blob-server lifecycle for the admin: list,
+//!   drain, undrain, remove.
 //! - [`errors`]: `ServiceError`, what every service refuses with, and the
 //!   one place it becomes a gRPC status (with its `ErrorCode`).
 
 pub mod admin;
+pub mod blob_admin;
 pub mod ca_admin;
 pub mod certs;
 pub mod errors;

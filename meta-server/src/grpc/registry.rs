@@ -87,6 +87,8 @@ impl pb::registry_server::Registry for RegistryService {
             id: r.id,
             capacity_bytes: r.capacity_bytes,
             free_bytes: r.free_bytes,
+            shards_stored: r.shards_stored,
+            bytes_stored: r.bytes_stored,
         };
         match self.meta.write(op).await? {
             // Trust bundles arrive with the CA-rotation issue; generation 0 until then.

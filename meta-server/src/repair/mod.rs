@@ -3,17 +3,32 @@
 //! only, no key); the leader plans it and swaps shard maps through Raft
 //! with a compare-and-set.
 //!
+//! The same loop moves shards off draining servers and, when servers
+//! are unevenly filled, between servers (ADR 0025): the mover runs after
+//! each repair round (lost redundancy comes first).
+//!
 //! - [`plan`]: the choice for one unit (sources, target servers), pure.
 //! - [`round`]: one planner round — silent servers marked down, degraded
 //!   units rebuilt and swapped, rebuilt shards freed if the swap loses.
+//! - [`exec`]: one planned rebuild or move carried out — `Blob.Rebuild`
+//!   on the target, the answer checked, the compare-and-set proposed,
+//!   the losing shards freed.
+//! - [`drain`]: a move's target and sources for one shard, pure.
+//! - [`balance`]: the balance view and the rebalance plan, pure.
+//! - [`mover`]: one mover round — drains moved and finished, drained
+//!   stores emptied, rebalance moves.
 //! - [`scrub`]: `StartRepair` (scrub passes started on every server, the
 //!   shards missing from their lists recorded) and `ScrubProgress`.
 //! - [`view`]: `Admin.Durability`'s answer.
 //!
 //! The planner runs on the leader only, every `every`, or at once when
-//! kicked (`StartRepair` or `ScrubProgress` seeing a pass end, on the
-//! leader).
+//! kicked (`StartRepair` or `ScrubProgress` seeing a pass end, a drain,
+//! remove or rebalance asked, on the leader).
 
+pub mod balance;
+pub mod drain;
+pub mod exec;
+pub mod mover;
 pub mod plan;
 pub mod round;
 pub mod scrub;
@@ -46,10 +61,13 @@ pub struct Repair {
     pub every: Duration,
     /// A blob-server silent this long is marked down.
     pub down_after: Duration,
-    /// Rebuilds running at once.
+    /// Rebuilds (and moves) running at once.
     pub parallel: usize,
-    /// Units looked at per round (worst first).
+    /// Units looked at per round (worst first); units read per page by
+    /// the mover.
     pub batch: u32,
+    /// The rebalancer's band.
+    pub band: balance::Band,
     pub kick: Kick,
 }
 
@@ -58,6 +76,7 @@ impl Repair {
         tokio::spawn(async move {
             let pool = Pool::new(self.meta.tls.clone(), &[Role::Blob]);
             let mut state = round::Memory::default();
+            let mut moves = mover::Memory::default();
             // When this node last became leader: silence is judged only
             // after blob-servers had a full grace period to reach it.
             let mut leading_since: Option<Instant> = None;
@@ -83,6 +102,13 @@ impl Repair {
                         again = r.units_repaired > 0 && r.looked_at >= self.batch as usize;
                     }
                     Err(e) => tracing::warn!(error = %e, "repair round failed"),
+                }
+                match self.move_round(&pool, &mut moves).await {
+                    Ok(r) => {
+                        r.log();
+                        again |= r.more;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "mover round failed"),
                 }
             }
         });

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::state::model::{BlobServer, BlobState, ShardMap};
+use crate::state::model::{BlobServer, ShardMap};
 
 /// A good shard the rebuilder reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,10 +56,11 @@ pub enum NoPlan {
     NoServers(Vec<u32>),
 }
 
-/// A server may take a rebuilt shard: registered, not down, heard from
-/// since `fresh_since_ms`, with free space.
+/// A server may take a rebuilt or moved shard: in service (not
+/// draining, drained or removed) and not down, heard from since
+/// `fresh_since_ms`, with free space.
 pub fn eligible(s: &BlobServer, fresh_since_ms: i64) -> bool {
-    s.state != BlobState::Down && s.last_heartbeat_ms >= fresh_since_ms && s.free_bytes > 0
+    s.usable() && s.last_heartbeat_ms >= fresh_since_ms && s.free_bytes > 0
 }
 
 /// Plans the repair of one unit. `good`: its indexes known good (on a
@@ -167,7 +168,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::model::ShardLocation;
+    use crate::state::model::{BlobState, Lifecycle, ShardLocation};
 
     const NOW: i64 = 1_000_000;
 
@@ -180,7 +181,7 @@ mod tests {
             free_bytes: free,
             state: BlobState::Active,
             last_heartbeat_ms: NOW,
-            last_scrub_ms: 0,
+            ..Default::default()
         }
     }
 
@@ -319,6 +320,37 @@ mod tests {
             (2, "b4")
         );
         assert_eq!(p.unplaced, vec![3]);
+    }
+
+    #[test]
+    fn servers_leaving_service_take_no_rebuilt_shard_but_are_read() {
+        // 2+1 on b0..b2; b2 is down. b3 is the only other server.
+        for leaving in [Lifecycle::Draining, Lifecycle::Drained, Lifecycle::Removed] {
+            let mut servers: Vec<BlobServer> = (0..4)
+                .map(|i| server(&format!("b{i}"), &format!("d{i}"), 100))
+                .collect();
+            servers[2].state = BlobState::Down;
+            servers[3].lifecycle = leaving;
+            let m = map(2, 1, &[Some("b0"), Some("b1"), Some("b2")]);
+            assert_eq!(
+                plan(&m, &[0, 1], 3, &servers, NOW),
+                Err(NoPlan::NoServers(vec![2])),
+                "{leaving:?}"
+            );
+            servers[3].lifecycle = Lifecycle::In;
+            let p = plan(&m, &[0, 1], 3, &servers, NOW).expect("plan");
+            assert_eq!(p.targets[0].blob_id, "b3");
+        }
+        // A draining server's good shard is still a source.
+        let mut servers: Vec<BlobServer> = (0..4)
+            .map(|i| server(&format!("b{i}"), &format!("d{i}"), 100))
+            .collect();
+        servers[0].lifecycle = Lifecycle::Draining;
+        servers[2].state = BlobState::Down;
+        let m = map(2, 1, &[Some("b0"), Some("b1"), Some("b2")]);
+        let p = plan(&m, &[0, 1], 3, &servers, NOW).expect("plan");
+        assert_eq!(p.sources[0].address, "b0:7000");
+        assert_eq!(p.targets[0].blob_id, "b3");
     }
 
     #[test]

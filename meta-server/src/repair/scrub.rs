@@ -12,6 +12,10 @@
 //! is durable, so one named before the list and absent from it is lost.
 //! Those are recorded as faults here (`RecordScrub`, reason "missing");
 //! the leader's sweep does the same in the background.
+//!
+//! Removed blob-servers are never asked (ADR 0025). A drained one is
+//! asked like any other: no map names a shard on it, so nothing on it
+//! can be missing.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -23,7 +27,7 @@ use hamster_proto::transport::{self, Pool};
 
 use crate::cluster::{CallError, Meta, now_ms};
 use crate::state::commands::{Op, Response as R};
-use crate::state::model::{BadShard, BlobServer, BlobState};
+use crate::state::model::{BadShard, BlobServer, BlobState, Lifecycle};
 use crate::state::reads as q;
 
 /// How long a blob-server may take to start a pass or say how it goes.
@@ -50,7 +54,7 @@ pub async fn start_all(meta: &Meta, pool: &Pool) -> Result<pb::StartRepairRespon
     let started_ms = now_ms();
     let servers = meta.read(async |c| q::blob_servers(c).await).await?;
     let fresh_since = started_ms - SILENT_MS;
-    let calls = servers.into_iter().map(|s| async move {
+    let calls = in_cluster(servers).map(|s| async move {
         let answer = if s.state == BlobState::Down {
             Started::No("marked down".into())
         } else if s.last_heartbeat_ms < fresh_since {
@@ -86,6 +90,14 @@ pub async fn start_all(meta: &Meta, pool: &Pool) -> Result<pb::StartRepairRespon
         }
     }
     Ok(out)
+}
+
+/// The servers a scrub asks about: not removed (a removed server is
+/// never called again, and its shards already count as lost).
+fn in_cluster(servers: Vec<BlobServer>) -> impl Iterator<Item = BlobServer> {
+    servers
+        .into_iter()
+        .filter(|s| s.lifecycle != Lifecycle::Removed)
 }
 
 async fn start(pool: &Pool, s: &BlobServer) -> Result<(), String> {
@@ -192,7 +204,7 @@ impl PassEnds {
 /// Every registered blob-server's on-demand pass, asked in parallel.
 pub async fn progress(meta: &Meta, pool: &Pool) -> Result<pb::ScrubProgressResponse, CallError> {
     let servers = meta.read(async |c| q::blob_servers(c).await).await?;
-    let asks = servers.into_iter().map(|s| async move {
+    let asks = in_cluster(servers).map(|s| async move {
         let answer = if s.state == BlobState::Down {
             Err("marked down".to_string())
         } else {

@@ -13,11 +13,11 @@
 use sqlx::SqliteConnection;
 
 use super::commands::{Command, Op, Response};
-use super::model::{Heartbeat, KeyHolder, TlsMember};
+use super::model::{Heartbeat, KeyHolder, Role, TlsMember};
 use super::outcome::{ApplyError, Outcome, invalid};
 use super::{
-    buckets, ca_rotation, durability, key_rotation, multipart, object_lock, objects, reads,
-    registry, writes,
+    buckets, ca_rotation, durability, key_rotation, lifecycle, multipart, object_lock, objects,
+    reads, registry, writes,
 };
 
 /// How long a command id is remembered, in command time. Far longer than
@@ -183,11 +183,15 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             id,
             capacity_bytes,
             free_bytes,
+            shards_stored,
+            bytes_stored,
         } => {
             let hb = Heartbeat {
                 id: id.clone(),
                 capacity_bytes: *capacity_bytes,
                 free_bytes: *free_bytes,
+                shards_stored: *shards_stored,
+                bytes_stored: *bytes_stored,
                 at_ms: at,
             };
             registry::blob_heartbeat(c, &hb).await
@@ -198,6 +202,9 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             current,
             next,
         } => {
+            if *role == Role::Blob {
+                lifecycle::check_not_removed(c, id).await?;
+            }
             let h = KeyHolder {
                 id: id.clone(),
                 role: *role,
@@ -221,6 +228,9 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             generation,
             cert_ca,
         } => {
+            if *role == Role::Blob {
+                lifecycle::check_not_removed(c, id).await?;
+            }
             let m = TlsMember {
                 id: id.clone(),
                 role: *role,
@@ -251,6 +261,15 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             swaps,
             sources,
         } => durability::swap_shards(c, unit, swaps, sources).await,
+        Op::DrainBlob { id, to } => lifecycle::drain(c, id, to).await,
+        Op::UndrainBlob { id } => lifecycle::undrain(c, id).await,
+        Op::FinishDrain { id } => lifecycle::finish_drain(c, id).await,
+        Op::RemoveBlob { id, force } => lifecycle::remove(c, at, id, *force).await,
+        Op::MoveShards {
+            unit,
+            swaps,
+            sources,
+        } => lifecycle::move_shards(c, unit, swaps, sources).await,
         // Batches are unpacked by apply_entry; one inside a batch is refused.
         Op::Batch(_) => invalid("a batch inside a batch"),
         // The version that wrote it refused it too (ADR 0020).

@@ -139,6 +139,11 @@ pub enum Op {
         id: String,
         capacity_bytes: u64,
         free_bytes: u64,
+        /// The store's shard files and bytes (absent from older commands).
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        shards_stored: u64,
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        bytes_stored: u64,
     },
     /// A key holder's report of the master keys it holds (fingerprints).
     /// The first report from a meta-server records the cluster's write key.
@@ -227,6 +232,41 @@ pub enum Op {
         #[serde(default)]
         sources: Vec<String>,
     },
+    /// Starts (or retargets) a drain: the server takes no new shards and
+    /// the leader's mover moves its shards away (onto `to` only, if not
+    /// ""). Refused for a removed or unknown server, or a `to` that is
+    /// not an active, in-service server other than `id`.
+    DrainBlob {
+        id: String,
+        to: String,
+    },
+    /// Cancels a drain: draining or drained back to in service.
+    UndrainBlob {
+        id: String,
+    },
+    /// Draining → drained, refused (BlobServerInUse) while any map names
+    /// the server. From then on no new map may name it (commits naming
+    /// it are refused: BlobServerRetired), so its store can be emptied.
+    FinishDrain {
+        id: String,
+    },
+    /// Retires a server for good: marked removed and down (its shards, if
+    /// any, count as lost). Refused (BlobServerInUse) while any map names
+    /// it unless `force`. Its registrations, heartbeats and reports are
+    /// refused from then on (BlobServerRemoved).
+    RemoveBlob {
+        id: String,
+        force: bool,
+    },
+    /// A drain's or rebalance's compare-and-set: like SwapShards (same
+    /// checks, same answer), but each new location must be on an active,
+    /// in-service server, and it counts as moved, not repaired.
+    MoveShards {
+        unit: Unit,
+        swaps: Vec<ShardSwap>,
+        #[serde(default)]
+        sources: Vec<String>,
+    },
     /// Group commit: commands that reached the leader together, in one log
     /// entry. Each is applied as if alone (own id, own savepoint) and
     /// answers in [`Response::Batch`], in order.
@@ -278,10 +318,19 @@ impl Op {
             Op::MarkBlobDown { .. } => "MarkBlobDown",
             Op::RecordScrub { .. } => "RecordScrub",
             Op::SwapShards { .. } => "SwapShards",
+            Op::DrainBlob { .. } => "DrainBlob",
+            Op::UndrainBlob { .. } => "UndrainBlob",
+            Op::FinishDrain { .. } => "FinishDrain",
+            Op::RemoveBlob { .. } => "RemoveBlob",
+            Op::MoveShards { .. } => "MoveShards",
             Op::Batch(_) => "Batch",
             Op::Unreadable { .. } => "Unreadable",
         }
     }
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
 }
 
 /// What applying a command answers. Rejections are values, not failures:
@@ -393,4 +442,16 @@ pub enum MetaError {
     /// repair was planned on (deleted, overwritten, repaired already).
     #[error("shard map changed: {0}")]
     ShardMapChanged(String),
+    /// Maps still name the blob-server: (id, how many shards).
+    #[error("{1} shards on blob-server {0} are still named by shard maps")]
+    BlobServerInUse(String, u64),
+    /// The blob-server was removed for good.
+    #[error("blob-server {0} was removed")]
+    BlobServerRemoved(String),
+    /// A new map names a server that takes no new shards.
+    #[error("blob-server {0} takes no new shards (draining, drained, removed or down)")]
+    BlobServerRetired(String),
+    /// Too few usable servers for the request; the message says why.
+    #[error("{0}")]
+    NotEnoughBlobServers(String),
 }

@@ -1,7 +1,7 @@
 //! Durability: a blob-server judged down, a scrub's report, a repair's
-//! swap of shards in a map (the compare-and-set), and the rule every
-//! freeing command follows: a shard some row still names is never freed
-//! (`unnamed`).
+//! (or a move's) swap of shards in a map (the compare-and-set), and the
+//! rule every freeing command follows: a shard some row still names is
+//! never freed (`unnamed`).
 
 use std::collections::BTreeSet;
 
@@ -11,7 +11,7 @@ use super::commands::{MetaError, Response};
 use super::model::{BadShard, ShardMap, ShardSwap, Unit};
 use super::outcome::{ApplyError, Outcome, invalid, reject};
 use super::writes::MapSite;
-use super::{reads, writes};
+use super::{lifecycle, reads, writes};
 
 /// Longest reason kept for a fault (a peer's text, stored as sent).
 const MAX_REASON: usize = 256;
@@ -60,6 +60,7 @@ pub async fn record_scrub(
     if reads::blob_state(c, blob_id).await?.is_none() {
         return reject(MetaError::NoSuchBlobServer(blob_id.into()));
     }
+    lifecycle::check_not_removed(c, blob_id).await?;
     for b in bad.iter().filter(|b| !b.shard_id.is_empty()) {
         let reason = match b.reason.char_indices().nth(MAX_REASON) {
             Some((cut, _)) => &b.reason[..cut],
@@ -111,11 +112,34 @@ fn check_request(unit: &Unit, swaps: &[ShardSwap], sources: &[String]) -> Result
     Ok(())
 }
 
-/// The repair's compare-and-set (see `Op::SwapShards`). Only the unit's
-/// map changes: its version's lock, data key, size, ETag and seq stay as
-/// they are, so a COMPLIANCE-locked version is repaired like any other.
+/// Who swaps shards in a map: the one difference is the counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwapKind {
+    /// A repair's rebuilt shards (`Op::SwapShards`): shards_repaired.
+    Repair,
+    /// A drain's or rebalance's copies (`Op::MoveShards`): shards_moved.
+    Move,
+}
+
+/// The repair's compare-and-set (see `Op::SwapShards`).
 pub async fn swap_shards(
     c: &mut SqliteConnection,
+    unit: &Unit,
+    swaps: &[ShardSwap],
+    sources: &[String],
+) -> Outcome {
+    swap(c, SwapKind::Repair, unit, swaps, sources).await
+}
+
+/// The one compare-and-set of a unit's map, for repairs and moves. Only
+/// the unit's map changes: its version's lock, data key, size, ETag and
+/// seq stay as they are, so a COMPLIANCE-locked version is repaired (or
+/// moved) like any other. Every new shard must be on a server that takes
+/// new shards (in service, not down): a drain or removal since the plan
+/// refuses it.
+pub async fn swap(
+    c: &mut SqliteConnection,
+    kind: SwapKind,
     unit: &Unit,
     swaps: &[ShardSwap],
     sources: &[String],
@@ -147,8 +171,12 @@ pub async fn swap_shards(
         if reads::shard_is_named(c, &s.new.shard_id).await? {
             return changed(format!("shard {} is already named", s.new.shard_id));
         }
-        if reads::blob_state(c, &s.new.blob_id).await?.is_none() {
-            return reject(MetaError::NoSuchBlobServer(s.new.blob_id.clone()));
+        match reads::blob_server(c, &s.new.blob_id).await? {
+            None => return reject(MetaError::NoSuchBlobServer(s.new.blob_id.clone())),
+            Some(b) if !b.usable() => {
+                return reject(MetaError::BlobServerRetired(s.new.blob_id.clone()));
+            }
+            Some(_) => {}
         }
     }
     let mut old = Vec::new();
@@ -181,7 +209,10 @@ pub async fn swap_shards(
         // unit_map found it a moment ago: a bug, refused without change.
         return changed("the unit no longer exists".into());
     }
-    writes::add_shards_repaired(c, swaps.len() as u64).await?;
+    match kind {
+        SwapKind::Repair => writes::add_shards_repaired(c, swaps.len() as u64).await?,
+        SwapKind::Move => writes::add_shards_moved(c, swaps.len() as u64).await?,
+    }
     let freed = if old.is_empty() {
         Vec::new()
     } else {

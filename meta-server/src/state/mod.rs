@@ -18,8 +18,10 @@
 //!   - [`key_rotation`]: the write key, key holders, master-key rotation;
 //!   - [`ca_rotation`]: the trust bundle, members' reports, CA rotation;
 //!   - [`durability`]: blob-servers judged down, scrub reports, a
-//!     repair's swap of shards, and the rule that a shard still named is
-//!     never freed.
+//!     repair's (or a move's) swap of shards, and the rule that a shard
+//!     still named is never freed;
+//!   - [`lifecycle`]: draining, drained and removed blob-servers, the
+//!     mover's swaps, and the fence that keeps new maps off retired ones.
 //! - [`reads`]: every read of the applied state (gets, scans, listings,
 //!   the durability view).
 //! - [`writes`]: every write to it; topics decide, writes store (and
@@ -32,6 +34,7 @@ pub mod commands;
 pub mod durability;
 pub mod format;
 pub mod key_rotation;
+pub mod lifecycle;
 pub mod model;
 pub mod multipart;
 pub mod object_lock;

@@ -136,6 +136,20 @@ named! {
     }
 }
 
+named! {
+    /// The operator's intent for a blob-server, apart from its liveness
+    /// (ADR 0025): in service, being drained, drained (no map names it
+    /// and none may), or removed for good.
+    #[derive(Default)]
+    Lifecycle ("blob-server lifecycle") {
+        #[default]
+        In = "in",
+        Draining = "draining",
+        Drained = "drained",
+        Removed = "removed",
+    }
+}
+
 impl From<hamster_proto::Role> for Role {
     fn from(r: hamster_proto::Role) -> Self {
         match r {
@@ -329,10 +343,50 @@ pub struct BlobServer {
     /// a RegisterBlob keeps its encoding.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub last_scrub_ms: i64,
+    /// The registry's to set (DrainBlob, RemoveBlob...), like the state;
+    /// absent from a RegisterBlob, which keeps its encoding.
+    #[serde(default, skip_serializing_if = "is_in")]
+    pub lifecycle: Lifecycle,
+    /// Draining onto this server only ("": anywhere).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub drain_to: String,
+    /// The store as the server last reported it (heartbeat).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub shards_stored: u64,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub bytes_stored: u64,
+}
+
+impl BlobServer {
+    /// The one word placement and operators go by (ADR 0025): removed,
+    /// else down, else draining or drained, else active.
+    pub fn display_state(&self) -> &'static str {
+        match (self.lifecycle, self.state) {
+            (Lifecycle::Removed, _) => "removed",
+            (_, BlobState::Down) => "down",
+            (Lifecycle::Draining, _) => "draining",
+            (Lifecycle::Drained, _) => "drained",
+            (Lifecycle::In, _) => "active",
+        }
+    }
+
+    /// May take new shards (placement, repair, moves): in service and not
+    /// judged down. Freshness of its heartbeat is the caller's to judge.
+    pub fn usable(&self) -> bool {
+        self.lifecycle == Lifecycle::In && self.state != BlobState::Down
+    }
 }
 
 fn is_zero(v: &i64) -> bool {
     *v == 0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_in(l: &Lifecycle) -> bool {
+    *l == Lifecycle::In
 }
 
 /// A blob-server's heartbeat as apply records it (not stored as JSON).
@@ -341,6 +395,8 @@ pub struct Heartbeat {
     pub id: String,
     pub capacity_bytes: u64,
     pub free_bytes: u64,
+    pub shards_stored: u64,
+    pub bytes_stored: u64,
     /// The command's time.
     pub at_ms: i64,
 }
@@ -428,6 +484,7 @@ mod tests {
         check(Role::ALL, &["meta", "blob", "gateway", "admin"]);
         check(CaPhase::ALL, &["widening", "reissuing"]);
         check(BlobState::ALL, &["", "active", "down"]);
+        check(Lifecycle::ALL, &["in", "draining", "drained", "removed"]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::model::{Part, Upload, Version};
 use super::object_lock;
 use super::objects::{store_version, valid_key};
 use super::outcome::{ApplyError, Outcome, invalid, reject};
-use super::{durability, key_rotation};
+use super::{durability, key_rotation, lifecycle};
 use super::{reads, writes};
 
 /// S3's minimum size of every part but the last.
@@ -55,6 +55,9 @@ pub async fn commit_part(
     key_rotation::check_write_key(c, &part.kek_fingerprint).await?;
     if !(1..=10_000).contains(&part.part_number) {
         return invalid("part number must be 1 to 10000");
+    }
+    if let Some(map) = &part.shard_map {
+        lifecycle::check_new_map(c, map).await?;
     }
     let previous = reads::parts(c, upload_id)
         .await?

@@ -11,7 +11,7 @@ use super::commands::{MetaError, Response};
 use super::model::{ShardMap, Version, Versioning};
 use super::object_lock::{self, deletion_blocked};
 use super::outcome::{ApplyError, Outcome, invalid, reject};
-use super::{durability, key_rotation};
+use super::{durability, key_rotation, lifecycle};
 use super::{reads, writes};
 
 /// The version id of the "null" version (unversioned and suspended buckets).
@@ -114,6 +114,9 @@ pub async fn commit(c: &mut SqliteConnection, seq: i64, at: i64, v: Version) -> 
         object_lock::check_new_lock(&b, &v, at)?;
     }
     key_rotation::check_write_key(c, &v.kek_fingerprint).await?;
+    if let Some(map) = &v.shard_map {
+        lifecycle::check_new_map(c, map).await?;
+    }
     let (version, freed, versioned) = store_version(c, seq, at, v).await?;
     let freed = durability::unnamed(c, freed).await?;
     Ok(Response::Committed {

@@ -1,6 +1,7 @@
 //! Every read of the applied state: gets, counts, scans, the S3
-//! listings (the `listing` submodule) and the durability view (the
-//! `durability` submodule), both re-exported here.
+//! listings (the `listing` submodule), the durability view (the
+//! `durability` submodule) and the blob-server lifecycle's reads (the
+//! `lifecycle` submodule), all re-exported here.
 //!
 //! Also the column codecs [`super::writes`] shares: integers and JSON.
 
@@ -16,11 +17,16 @@ use super::model::{
 };
 
 mod durability;
+mod lifecycle;
 mod listing;
 pub use durability::{
     DegradedUnit, DurabilitySummary, SHARDS_REPAIRED, blob_state, degraded_units,
     durability_summary, referenced_shards, shard_is_named, shards_named_on, shards_repaired,
     unit_map, version_parts,
+};
+pub use lifecycle::{
+    SHARDS_MOVED, UnitOnBlob, blob_lifecycle, revoked_identities, shards_moved,
+    shards_named_by_blob, shards_named_on_count, units_on_blob, widest_width_on,
 };
 pub use listing::{Cursor, Entry, Page, Walk, decode_token, encode_token, list, prefix_successor};
 
@@ -319,24 +325,40 @@ pub async fn join_token(
     .transpose()
 }
 
+fn blob_server_row(r: &SqliteRow) -> Result<BlobServer, sqlx::Error> {
+    Ok(BlobServer {
+        id: r.get("id"),
+        address: r.get("address"),
+        failure_domain: r.get("failure_domain"),
+        capacity_bytes: to_u64(r.get("capacity_bytes")),
+        free_bytes: to_u64(r.get("free_bytes")),
+        state: named(r, "state")?,
+        last_heartbeat_ms: r.get("last_heartbeat_ms"),
+        last_scrub_ms: r.get("last_scrub_ms"),
+        lifecycle: named(r, "lifecycle")?,
+        drain_to: r.get("drain_to"),
+        shards_stored: to_u64(r.get("shards_stored")),
+        bytes_stored: to_u64(r.get("bytes_stored")),
+    })
+}
+
 pub async fn blob_servers(c: &mut SqliteConnection) -> Result<Vec<BlobServer>, sqlx::Error> {
     let rows = sqlx::query("SELECT * FROM blob_servers ORDER BY id")
         .fetch_all(&mut *c)
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(BlobServer {
-                id: r.get("id"),
-                address: r.get("address"),
-                failure_domain: r.get("failure_domain"),
-                capacity_bytes: to_u64(r.get("capacity_bytes")),
-                free_bytes: to_u64(r.get("free_bytes")),
-                state: named(r, "state")?,
-                last_heartbeat_ms: r.get("last_heartbeat_ms"),
-                last_scrub_ms: r.get("last_scrub_ms"),
-            })
-        })
-        .collect()
+    rows.iter().map(blob_server_row).collect()
+}
+
+/// One blob-server, if it is registered.
+pub async fn blob_server(
+    c: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<BlobServer>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM blob_servers WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+    row.as_ref().map(blob_server_row).transpose()
 }
 
 // ---------- master keys: holders and what each key wraps ----------

@@ -4,9 +4,9 @@
 use sqlx::SqliteConnection;
 
 use super::commands::{MetaError, Response};
-use super::key_rotation;
 use super::model::{AccessKey, BlobServer, Heartbeat, JoinToken, Role};
 use super::outcome::{Outcome, invalid, reject};
+use super::{key_rotation, lifecycle};
 use super::{reads, writes};
 
 /// Most shards an object may have (each on its own blob-server).
@@ -91,11 +91,13 @@ pub async fn register_blob(c: &mut SqliteConnection, at: i64, s: &BlobServer) ->
     if s.id.is_empty() || s.address.is_empty() {
         return invalid("a blob-server needs an id and an address");
     }
+    lifecycle::check_not_removed(c, &s.id).await?;
     writes::register_blob(c, at, s).await?;
     Ok(Response::Ok)
 }
 
 pub async fn blob_heartbeat(c: &mut SqliteConnection, hb: &Heartbeat) -> Outcome {
+    lifecycle::check_not_removed(c, &hb.id).await?;
     if !writes::blob_heartbeat(c, hb).await? {
         return reject(MetaError::NoSuchBlobServer(hb.id.clone()));
     }

@@ -242,6 +242,24 @@ pub const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE blob_servers ADD COLUMN last_scrub_ms INTEGER NOT NULL DEFAULT 0;
     ",
+    // 8: blob-server lifecycle (ADR 0025): the operator's intent apart
+    // from liveness ('in', 'draining', 'drained', 'removed'), a drain's
+    // target ('' : anywhere), the store as the server last reported it,
+    // and when it was removed. Every server known so far is in service.
+    "
+    ALTER TABLE blob_servers ADD COLUMN lifecycle TEXT NOT NULL DEFAULT 'in';
+    ALTER TABLE blob_servers ADD COLUMN drain_to TEXT NOT NULL DEFAULT '';
+    ALTER TABLE blob_servers ADD COLUMN shards_stored INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE blob_servers ADD COLUMN bytes_stored INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE blob_servers ADD COLUMN removed_ms INTEGER NOT NULL DEFAULT 0;
+
+    -- A drain pages through a server's units in unit order, and asks the
+    -- widest map naming it: both from this index alone. It serves every
+    -- lookup by blob_id the first one did.
+    CREATE INDEX shard_refs_by_blob_unit
+        ON shard_refs (blob_id, bucket, key, version_id, upload_id, part_number, width);
+    DROP INDEX shard_refs_by_blob;
+    ",
 ];
 
 /// The schema version this binary writes.

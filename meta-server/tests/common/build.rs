@@ -197,7 +197,9 @@ pub fn blob(id: &str, address: &str) -> BlobServer {
         // Both are the state machine's to set, whatever the proposer says.
         state: BlobState::Unset,
         last_heartbeat_ms: 5,
-        last_scrub_ms: 0,
+        // The registry's to set (DrainBlob, heartbeats...): a
+        // registration's are ignored.
+        ..BlobServer::default()
     }
 }
 

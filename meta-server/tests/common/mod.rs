@@ -22,8 +22,8 @@ pub use hamster_meta::raft::state_machine::StateDb;
 pub use hamster_meta::state::apply::apply;
 pub use hamster_meta::state::commands::{Command, MetaError, Op, Response};
 pub use hamster_meta::state::model::{
-    AccessKey, BadShard, BlobServer, BlobState, Bucket, CaPhase, DefaultRetention, LockMode, Part,
-    Role, ShardLocation, ShardMap, ShardSwap, Unit, Upload, Version, Versioning,
+    AccessKey, BadShard, BlobServer, BlobState, Bucket, CaPhase, DefaultRetention, Lifecycle,
+    LockMode, Part, Role, ShardLocation, ShardMap, ShardSwap, Unit, Upload, Version, Versioning,
 };
 pub use hamster_meta::state::multipart::MIN_PART_SIZE;
 pub use hamster_meta::state::reads::{self as q, Cursor, Entry, Walk};
@@ -227,7 +227,8 @@ pub fn same_error(got: &MetaError, want: &MetaError) -> bool {
         | (MethodNotAllowed(_), MethodNotAllowed(_))
         | (RotationRefused(_), RotationRefused(_))
         | (WrongMasterKey(_), WrongMasterKey(_))
-        | (ShardMapChanged(_), ShardMapChanged(_)) => true,
+        | (ShardMapChanged(_), ShardMapChanged(_))
+        | (NotEnoughBlobServers(_), NotEnoughBlobServers(_)) => true,
         _ => got == want,
     }
 }

@@ -14,8 +14,8 @@ use hamster_meta::raft::{Entry, LogId, MetaNode, SnapshotMeta, StoredMembership}
 use hamster_meta::state::commands::{Command, MetaError, Op, Response};
 use hamster_meta::state::model::{
     AccessKey, BadShard, BlobServer, BlobState, Bucket, CaPhase, CaRotation, DefaultRetention,
-    JoinToken, KeyRotation, LockMode, Part, RewrapTarget, Rewrapped, Role, ShardLocation, ShardMap,
-    ShardSwap, TrustBundle, Unit, Upload, Version, Versioning,
+    JoinToken, KeyRotation, Lifecycle, LockMode, Part, RewrapTarget, Rewrapped, Role,
+    ShardLocation, ShardMap, ShardSwap, TrustBundle, Unit, Upload, Version, Versioning,
 };
 use openraft::EntryPayload;
 
@@ -218,13 +218,39 @@ pub fn op_slot(op: &Op) -> usize {
         Op::MarkBlobDown { .. } => 30,
         Op::RecordScrub { .. } => 31,
         Op::SwapShards { .. } => 32,
+        Op::DrainBlob { .. } => 33,
+        Op::UndrainBlob { .. } => 34,
+        Op::FinishDrain { .. } => 35,
+        Op::RemoveBlob { .. } => 36,
+        Op::MoveShards { .. } => 37,
     }
 }
-pub const OP_VARIANTS: usize = 33;
+pub const OP_VARIANTS: usize = 38;
 
 /// Ops added after format versions existed: no v0 writer ever made one,
 /// so they have no v0 golden file.
-pub const V1_ONLY_OPS: &[&str] = &["MarkBlobDown", "RecordScrub", "SwapShards"];
+pub const V1_ONLY_OPS: &[&str] = &[
+    "MarkBlobDown",
+    "RecordScrub",
+    "SwapShards",
+    "DrainBlob",
+    "UndrainBlob",
+    "FinishDrain",
+    "RemoveBlob",
+    "MoveShards",
+];
+
+/// A heartbeat with the store's size (shards and bytes), which older
+/// heartbeats lack.
+pub fn heartbeat_with_store() -> Op {
+    Op::BlobHeartbeat {
+        id: "blob-1".into(),
+        capacity_bytes: 4_000_000_000_000,
+        free_bytes: 3_400_000_000_000,
+        shards_stored: 123_456,
+        bytes_stored: 600_000_000_000,
+    }
+}
 
 /// One sample of every `Op`, in slot order.
 pub fn ops() -> Vec<Op> {
@@ -308,8 +334,12 @@ pub fn ops() -> Vec<Op> {
                 state: BlobState::Active,
                 last_heartbeat_ms: AT_MS - 900,
                 // The registry's to set: a RegisterBlob carries none, and
-                // its encoding is the one before the field existed.
+                // its encoding is the one before the fields existed.
                 last_scrub_ms: 0,
+                lifecycle: Lifecycle::In,
+                drain_to: String::new(),
+                shards_stored: 0,
+                bytes_stored: 0,
             },
         },
         Op::PutJoinToken {
@@ -332,10 +362,14 @@ pub fn ops() -> Vec<Op> {
             secret_hash: "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8".into(),
             role: Role::Gateway,
         },
+        // Without the store's size, as heartbeats were before it (their
+        // encoding): `heartbeat_with_store` pins the one with it.
         Op::BlobHeartbeat {
             id: "blob-1".into(),
             capacity_bytes: 4_000_000_000_000,
             free_bytes: 3_400_000_000_000,
+            shards_stored: 0,
+            bytes_stored: 0,
         },
         Op::KeyHolderSeen {
             id: "gw-1".into(),
@@ -439,6 +473,40 @@ pub fn ops() -> Vec<Op> {
             ],
             sources: vec!["020000112233445566778899aabbccddee".into()],
         },
+        Op::DrainBlob {
+            id: "blob-3".into(),
+            to: "blob-9".into(),
+        },
+        Op::UndrainBlob {
+            id: "blob-3".into(),
+        },
+        Op::FinishDrain {
+            id: "blob-3".into(),
+        },
+        Op::RemoveBlob {
+            id: "blob-3".into(),
+            force: true,
+        },
+        Op::MoveShards {
+            unit: Unit {
+                bucket: "photos".into(),
+                key: "2024/big.bin".into(),
+                version_id: String::new(),
+                upload_id: "upload-7f3e".into(),
+                part_number: 3,
+            },
+            swaps: vec![ShardSwap {
+                index: 0,
+                old_shard_id: "030000112233445566778899aabbccddee".into(),
+                new: ShardLocation {
+                    index: 0,
+                    blob_id: "blob-7".into(),
+                    shard_id: "0b0000112233445566778899aabbccddee".into(),
+                    checksum: vec![0xde, 0xad, 3, 0],
+                },
+            }],
+            sources: vec!["030000112233445566778899aabbccddee".into()],
+        },
     ]
 }
 
@@ -464,9 +532,13 @@ pub fn error_slot(e: &MetaError) -> usize {
         MetaError::RotationRefused(_) => 16,
         MetaError::WrongMasterKey(_) => 17,
         MetaError::ShardMapChanged(_) => 18,
+        MetaError::BlobServerInUse(..) => 19,
+        MetaError::BlobServerRemoved(_) => 20,
+        MetaError::BlobServerRetired(_) => 21,
+        MetaError::NotEnoughBlobServers(_) => 22,
     }
 }
-pub const ERROR_VARIANTS: usize = 19;
+pub const ERROR_VARIANTS: usize = 23;
 
 pub fn errors() -> Vec<MetaError> {
     vec![
@@ -489,6 +561,13 @@ pub fn errors() -> Vec<MetaError> {
         MetaError::RotationRefused("gw-1 does not hold kek-fp-2024".into()),
         MetaError::WrongMasterKey("written under kek-fp-2023".into()),
         MetaError::ShardMapChanged("index 1 holds shard 0b01".into()),
+        MetaError::BlobServerInUse("blob-3".into(), 1234),
+        MetaError::BlobServerRemoved("blob-3".into()),
+        MetaError::BlobServerRetired("blob-4".into()),
+        MetaError::NotEnoughBlobServers(
+            "draining blob-3 leaves 2 servers in service; maps on it need 3 distinct servers"
+                .into(),
+        ),
     ]
 }
 

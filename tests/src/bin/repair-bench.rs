@@ -18,13 +18,12 @@
 //!   S3 PUT + GET-verify run; and the load's ops/s without repair (the
 //!   same load on the healthy cluster) and during it: the slowdown.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::primitives::ByteStream;
+use hamster_tests::bench::{bench_cluster, bench_spec, fill, mb, print_load, shard_bytes};
 use hamster_tests::durability::cpu_secs;
-use hamster_tests::load::{Load, LoadReport};
-use hamster_tests::s3::{ClusterSpec, S3Cluster, strings};
+use hamster_tests::load::Load;
+use hamster_tests::s3::S3Cluster;
 use hamster_tests::{Node, files_under};
 
 const OBJECT: usize = 4 << 20;
@@ -32,19 +31,6 @@ const STREAMS: usize = 4;
 /// How long the load runs on the healthy cluster, for its baseline.
 const BASELINE: Duration = Duration::from_secs(20);
 const LIMIT: Duration = Duration::from_secs(3600);
-
-fn mb(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / d.as_secs_f64().max(1e-9) / 1e6
-}
-
-/// Bytes of the shard files on `blob`.
-fn shard_bytes(s: &S3Cluster, blob: Node) -> u64 {
-    s.shard_files(blob)
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum()
-}
 
 fn blob_cpu(s: &S3Cluster) -> f64 {
     s.blobs
@@ -63,19 +49,7 @@ async fn lose_and_repair(s: &mut S3Cluster, victim: Node) -> (u64, Duration) {
     s.c.kill(victim);
     let _ = std::fs::remove_dir_all(s.data_dir(victim));
     let meta = s.metas[0];
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let st = s.c.status(meta).await.expect("status");
-        if st
-            .blob_servers
-            .iter()
-            .any(|b| b.id == id && b.state == "down")
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{id} never marked down");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    s.c.wait_blob_state(meta, &id, "down", LIMIT).await;
     let t = Instant::now();
     s.c.wait_durable(meta, "the lost server", LIMIT).await;
     (bytes, t.elapsed())
@@ -86,58 +60,9 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let total_mib: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(512);
     let repair_rate: String = args.next().unwrap_or_else(|| "64".into());
-    let spec = ClusterSpec {
-        metas: 3,
-        blobs: 8,
-        meta_args: strings(&["--repair-every-ms=500", "--blob-down-after-secs=3"]),
-        // Background scrub out of the way: passes run on demand only.
-        blob_args: vec![
-            "--scrub-pause-secs=86400".into(),
-            "--scrub-rate=1".into(),
-            format!("--repair-rate={repair_rate}"),
-        ],
-        log_level: "warn".into(),
-        ..ClusterSpec::default()
-    };
-    let mut s = S3Cluster::build_spec(&spec).await;
-    let run = s.c.admin_cli(&["profile", "set", "4+2"]);
-    assert!(run.ok(), "profile: {run}");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let c = Arc::new(s.client());
-    c.create_bucket().bucket("bench").send().await.expect("mb");
-
+    let (mut s, c) = bench_cluster(&bench_spec(8, &repair_rate)).await;
     // Load: total_mib of 4 MiB objects, 4 streams.
-    let body = bytes::Bytes::from(
-        (0..OBJECT)
-            .map(|i| ((i * 2_654_435_761) >> 13) as u8)
-            .collect::<Vec<u8>>(),
-    );
-    let n = (total_mib << 20) / OBJECT;
-    let t = Instant::now();
-    let tasks: Vec<_> = (0..STREAMS)
-        .map(|w| {
-            let (c, body) = (c.clone(), body.clone());
-            tokio::spawn(async move {
-                for i in (w..n).step_by(STREAMS) {
-                    c.put_object()
-                        .bucket("bench")
-                        .key(format!("obj-{i}"))
-                        .body(ByteStream::from(body.clone()))
-                        .send()
-                        .await
-                        .expect("put");
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("load task");
-    }
-    println!(
-        "loaded {n} x 4 MiB in {:.1?} ({:.0} MB/s)",
-        t.elapsed(),
-        mb((n * OBJECT) as u64, t.elapsed())
-    );
+    fill(&c, "bench", total_mib, OBJECT, STREAMS).await;
 
     // (c) scrub: one on-demand pass over everything, CPU around it.
     let cpu0 = blob_cpu(&s);
@@ -195,24 +120,11 @@ async fn main() {
         mb(busy_bytes, busy_time),
         busy_bytes as f64 / 1048576.0
     );
-    print_load("load alone", &base);
-    print_load("load during repair", &during);
+    print_load("load alone", STREAMS, &base);
+    print_load("load during repair", STREAMS, &during);
     println!(
         "| load slowdown during repair | {:.0}% |",
         (1.0 - during.ops_per_sec() / base.ops_per_sec().max(1e-9)) * 100.0
     );
     println!("| shards in quarantine at the end | {leftover} |");
-}
-
-fn print_load(what: &str, r: &LoadReport) {
-    println!(
-        "| {what}: ops/s ({STREAMS} streams PUT+GET) | {:.1} ({} ok, {} failed, {:.0} MB/s) |",
-        r.ops_per_sec(),
-        r.ok,
-        r.failed,
-        mb(r.bytes, r.elapsed)
-    );
-    for e in &r.errors {
-        println!("|   failure | {e} |");
-    }
 }

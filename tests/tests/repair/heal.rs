@@ -148,22 +148,9 @@ pub async fn under_load(w: &mut World) {
         "the victim holds no shard"
     );
     w.s.c.kill(victim);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let st = w.s.c.status(meta).await.expect("status");
-        if st
-            .blob_servers
-            .iter()
-            .any(|b| b.id == victim_id && b.state == "down")
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{victim_id} never marked down"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    w.s.c
+        .wait_blob_state(meta, &victim_id, "down", Duration::from_secs(30))
+        .await;
     let healed = std::panic::AssertUnwindSafe(w.s.c.wait_durable(meta, "the lost server", HEAL))
         .catch_unwind()
         .await;

@@ -20,7 +20,8 @@ use hamster_tests::durability::{
 use hamster_tests::load::Load;
 use hamster_tests::lock::{DAY, create_lock_bucket, get_retention, now_secs};
 use hamster_tests::s3::{
-    ClusterSpec, S3Cluster, assert_s3_error, delete_version, pattern, put_version as put, strings,
+    ClusterSpec, S3Cluster, assert_read_back, assert_s3_error, delete_version, get_bytes as get,
+    pattern, put_version as put, strings,
 };
 use hamster_tests::{Kind, Node, Steps};
 
@@ -115,61 +116,23 @@ async fn scrub_and_repair_keep_every_byte() {
     steps.finish();
 }
 
-async fn get(c: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
-    let out = c
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| format!("GET {bucket}/{key}: {e:?}"))?;
-    let body = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| format!("{key}: {e}"))?;
-    Ok(body.into_bytes().to_vec())
-}
-
 /// Every object of bucket "data" reads back byte-identical.
 async fn read_all(w: &World, when: &str) {
-    for (key, data) in &w.objects {
-        let got = get(&w.c, "data", key)
-            .await
-            .unwrap_or_else(|e| panic!("{when}: {e}"));
-        assert!(
-            got == *data,
-            "{when}: {key} read back {} different bytes",
-            got.len()
-        );
-    }
+    assert_read_back(&w.c, "data", &w.objects, when).await;
 }
 
 /// Restarts every blob-server a failed step left dead and waits until the
 /// cluster is whole again, so one failure does not cascade.
 async fn settle(w: &mut World, what: &str) {
-    for b in w.s.blobs.clone() {
-        if !w.s.c.is_running(b) {
-            w.s.c.restart(b);
-            w.s.c.wait_healthy(b).await;
-        }
-    }
-    w.s.c.wait_durable(w.s.metas[0], what, HEAL).await;
+    w.s.settle(&[], what, HEAL).await;
 }
 
 fn kill_all(w: &mut World, nodes: &[Node]) {
-    for &n in nodes {
-        w.s.c.kill(n);
-    }
+    w.s.c.kill_all(nodes);
 }
 
 async fn restart_all(w: &mut World, nodes: &[Node]) {
-    for &n in nodes {
-        w.s.c.restart(n);
-    }
-    for &n in nodes {
-        w.s.c.wait_healthy(n).await;
-    }
+    w.s.c.restart_all(nodes).await;
 }
 
 /// Sets the erasure profile and waits until the gateway writes with it

@@ -4,7 +4,9 @@
 
 use hamster_proto::pb;
 
-use super::{BlobServer, Bucket, Part, ShardLocation, ShardMap, UnknownName, Upload, Version};
+use super::{
+    BlobServer, Bucket, Lifecycle, Part, ShardLocation, ShardMap, UnknownName, Upload, Version,
+};
 
 impl From<pb::ShardMap> for ShardMap {
     fn from(m: pb::ShardMap) -> Self {
@@ -151,15 +153,22 @@ impl From<Part> for pb::Part {
 
 impl From<BlobServer> for pb::BlobServer {
     fn from(b: BlobServer) -> Self {
+        let state = b.display_state().into();
         Self {
             id: b.id,
             address: b.address,
             failure_domain: b.failure_domain,
             capacity_bytes: b.capacity_bytes,
             free_bytes: b.free_bytes,
-            state: b.state.as_str().into(),
+            state,
             last_heartbeat_ms: b.last_heartbeat_ms,
             last_scrub_ms: b.last_scrub_ms,
+            shards_stored: b.shards_stored,
+            bytes_stored: b.bytes_stored,
+            lifecycle: b.lifecycle.as_str().into(),
+            drain_to: b.drain_to,
+            // The admin service fills it from the shard references.
+            shards_named: 0,
         }
     }
 }
@@ -175,8 +184,14 @@ impl TryFrom<pb::BlobServer> for BlobServer {
             free_bytes: b.free_bytes,
             state: b.state.parse()?,
             last_heartbeat_ms: b.last_heartbeat_ms,
-            // Only the registry records a scrub (Op::RecordScrub).
+            // Only the registry records a scrub (Op::RecordScrub), a
+            // lifecycle (DrainBlob...) or a store's size (heartbeats): a
+            // registration cannot set them.
             last_scrub_ms: 0,
+            lifecycle: Lifecycle::In,
+            drain_to: String::new(),
+            shards_stored: 0,
+            bytes_stored: 0,
         })
     }
 }

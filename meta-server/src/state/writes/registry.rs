@@ -36,7 +36,8 @@ pub async fn spend_join_token(c: &mut SqliteConnection, id: &str) -> Result<(), 
 }
 
 /// Adds a blob-server, or updates one registering again: either way it
-/// is active and seen at `at`.
+/// is active and seen at `at`; one registering again keeps its lifecycle
+/// and drain target (the caller refuses a removed one).
 pub async fn register_blob(
     c: &mut SqliteConnection,
     at: i64,
@@ -62,16 +63,22 @@ pub async fn register_blob(
 }
 
 /// Records a heartbeat (and the server active): true if it is registered.
+/// The caller refuses a removed server's first: nothing revives one.
 pub async fn blob_heartbeat(c: &mut SqliteConnection, hb: &Heartbeat) -> Result<bool, sqlx::Error> {
     // A heartbeat proves it alive: a server judged down is active again.
-    let n = sqlx::query("UPDATE blob_servers SET capacity_bytes = ?, free_bytes = ?, last_heartbeat_ms = ?, state = ? WHERE id = ?")
-        .bind(to_i64(hb.capacity_bytes))
-        .bind(to_i64(hb.free_bytes))
-        .bind(hb.at_ms)
-        .bind(BlobState::Active.as_str())
-        .bind(&hb.id)
-        .execute(&mut *c)
-        .await?;
+    let n = sqlx::query(
+        "UPDATE blob_servers SET capacity_bytes = ?, free_bytes = ?, shards_stored = ?, \
+         bytes_stored = ?, last_heartbeat_ms = ?, state = ? WHERE id = ?",
+    )
+    .bind(to_i64(hb.capacity_bytes))
+    .bind(to_i64(hb.free_bytes))
+    .bind(to_i64(hb.shards_stored))
+    .bind(to_i64(hb.bytes_stored))
+    .bind(hb.at_ms)
+    .bind(BlobState::Active.as_str())
+    .bind(&hb.id)
+    .execute(&mut *c)
+    .await?;
     Ok(n.rows_affected() > 0)
 }
 
