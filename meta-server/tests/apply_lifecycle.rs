@@ -251,12 +251,12 @@ async fn a_drain_finishes_only_when_no_map_names_the_server() {
     assert_eq!(db.run(finish("blob-0")).await, Response::Ok);
     assert_eq!(db.dump().await, before);
 
-    // Drained back to draining, then back in service.
+    // Draining a drained server again (an operator re-running the
+    // command to watch it) changes nothing: the write fence stays up
+    // under the cleanup.
+    let before = db.dump().await;
     db.ok(drain("blob-0", "")).await;
-    assert_eq!(
-        server(&mut db, "blob-0").await.lifecycle,
-        Lifecycle::Draining
-    );
+    assert_eq!(db.dump().await, before);
     db.ok(undrain("blob-0")).await;
     let s = server(&mut db, "blob-0").await;
     assert_eq!(
@@ -324,7 +324,7 @@ async fn a_remove_is_refused_while_maps_name_the_server_unless_forced() {
         rows_of(&dump, "blob_servers")
             .iter()
             .any(|r| r.starts_with("blob_servers('blob-1',")
-                && r.ends_with(",'removed','',0,0,1600000000005)")),
+                && r.ends_with(",'removed','',0,0,1600000000005,0)")),
         "{dump:?}"
     );
     assert_eq!(rows_of(&dump, "tls_members"), Vec::<&String>::new());
@@ -491,19 +491,36 @@ async fn a_move_swaps_a_shard_onto_an_active_server_and_counts_as_moved() {
         MetaError::NoSuchBlobServer("blob-9".into()),
     )
     .await;
-    // A repair's swap is held to the same rule.
+    // A move never puts two shards of a unit on one server (a deposed
+    // leader's mover may propose beside the new leader's).
+    let map = q::unit_map(db.c(), &unit)
+        .await
+        .expect("read")
+        .expect("map");
+    let holder = map
+        .shards
+        .iter()
+        .find(|l| l.index == 0)
+        .expect("index 0")
+        .blob_id
+        .clone();
     db.reject(
-        Op::SwapShards {
-            unit: unit.clone(),
-            swaps: vec![ShardSwap {
-                index: 1,
-                old_shard_id: "a-shard-1".into(),
-                new: loc(1, "blob-0", "x5"),
-            }],
-            sources: vec!["a-shard-2".into()],
-        },
-        retired("blob-0"),
+        mv(unit.clone(), "a", 1, &holder, "x6"),
+        MetaError::ShardMapChanged(String::new()),
     )
+    .await;
+    // A repair's swap keeps the rule SwapShards was written with (ADR
+    // 0020: an existing command means what it meant): the new home need
+    // only be registered. The repair planner never picks a draining one.
+    db.ok(Op::SwapShards {
+        unit: unit.clone(),
+        swaps: vec![ShardSwap {
+            index: 1,
+            old_shard_id: "a-shard-1".into(),
+            new: loc(1, "blob-0", "x5"),
+        }],
+        sources: vec!["a-shard-2".into()],
+    })
     .await;
     assert_eq!(q::shards_moved(db.c()).await.expect("moved"), 1);
 }
@@ -544,6 +561,54 @@ async fn commits_may_name_a_draining_server_but_not_a_drained_or_removed_one() {
         m.shards[1].blob_id = "blob-3".into();
     }
     db.ok(commit(v)).await;
+}
+
+#[tokio::test]
+async fn an_undrained_server_never_takes_maps_naming_shards_minted_before_it() {
+    let mut db = versioned_with_blobs(B, 5).await;
+    db.ok(drain("blob-0", "")).await;
+    db.ok(finish("blob-0")).await;
+    // The cleanup may be deleting what it listed when the undrain lands:
+    // a late commit naming a shard minted earlier must not be acked.
+    db.ok(undrain("blob-0")).await;
+    db.reject(
+        commit(ver(B, "a", "v1", "a")),
+        MetaError::BlobServerRetired("blob-0".into()),
+    )
+    .await;
+    let minted = |at: i64, i: usize| {
+        hamster_proto::shard_id::shard(&hamster_proto::shard_id::new_object(at), i)
+    };
+    let mut v = ver(B, "a", "v1", "a");
+    if let Some(m) = v.shard_map.as_mut() {
+        for (i, l) in m.shards.iter_mut().enumerate() {
+            l.shard_id = minted(NOW - 1, i);
+        }
+    }
+    db.reject(
+        commit(v.clone()),
+        MetaError::BlobServerRetired("blob-0".into()),
+    )
+    .await;
+    // Minted after the undrain: taken.
+    if let Some(m) = v.shard_map.as_mut() {
+        for (i, l) in m.shards.iter_mut().enumerate() {
+            l.shard_id = minted(NOW + 1, i);
+        }
+    }
+    db.ok(commit(v)).await;
+    // A server never drained is not fenced at all.
+    let mut w = ver(B, "b", "v1", "b");
+    if let Some(m) = w.shard_map.as_mut() {
+        for l in &mut m.shards {
+            l.blob_id = if l.blob_id == "blob-0" {
+                "blob-4".into()
+            } else {
+                l.blob_id.clone()
+            };
+        }
+    }
+    db.ok(commit(w)).await;
 }
 
 #[tokio::test]

@@ -133,7 +133,12 @@ where
             Ok(()) => Box::pin(self.inner.call(req)),
             Err(status) => {
                 if let Some(p) = req.extensions().get::<PeerInfo>() {
-                    tracing::info!(peer = %p.identity, %path, reason = %status.message(), "call refused");
+                    // Operators grep for these two lines.
+                    if p.revoked.contains(&p.identity) {
+                        tracing::info!(peer = %p.identity, %path, "call refused: removed from the cluster");
+                    } else {
+                        tracing::info!(peer = %p.identity, %path, reason = %status.message(), "call refused by role");
+                    }
                 }
                 Box::pin(std::future::ready(Ok(status.into_http())))
             }

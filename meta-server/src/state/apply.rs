@@ -262,7 +262,7 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             sources,
         } => durability::swap_shards(c, unit, swaps, sources).await,
         Op::DrainBlob { id, to } => lifecycle::drain(c, id, to).await,
-        Op::UndrainBlob { id } => lifecycle::undrain(c, id).await,
+        Op::UndrainBlob { id } => lifecycle::undrain(c, at, id).await,
         Op::FinishDrain { id } => lifecycle::finish_drain(c, id).await,
         Op::RemoveBlob { id, force } => lifecycle::remove(c, at, id, *force).await,
         Op::MoveShards {

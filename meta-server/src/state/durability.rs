@@ -112,7 +112,7 @@ fn check_request(unit: &Unit, swaps: &[ShardSwap], sources: &[String]) -> Result
     Ok(())
 }
 
-/// Who swaps shards in a map: the one difference is the counter.
+/// Who swaps shards in a map: the counter, and the checks on the new home.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SwapKind {
     /// A repair's rebuilt shards (`Op::SwapShards`): shards_repaired.
@@ -134,9 +134,15 @@ pub async fn swap_shards(
 /// The one compare-and-set of a unit's map, for repairs and moves. Only
 /// the unit's map changes: its version's lock, data key, size, ETag and
 /// seq stay as they are, so a COMPLIANCE-locked version is repaired (or
-/// moved) like any other. Every new shard must be on a server that takes
-/// new shards (in service, not down): a drain or removal since the plan
-/// refuses it.
+/// moved) like any other.
+///
+/// A move's new shard must also be on a server that takes new shards (in
+/// service, not down: a drain or removal since the plan refuses it) and
+/// that holds no other index of the map (the planner chose it so, but a
+/// deposed leader's mover may still be proposing beside the new one's).
+/// A repair's swap keeps the checks it had when `SwapShards` was written:
+/// the server need only be registered (ADR 0020: an existing command
+/// means what it meant, so a mixed-version cluster applies it alike).
 pub async fn swap(
     c: &mut SqliteConnection,
     kind: SwapKind,
@@ -173,10 +179,21 @@ pub async fn swap(
         }
         match reads::blob_server(c, &s.new.blob_id).await? {
             None => return reject(MetaError::NoSuchBlobServer(s.new.blob_id.clone())),
-            Some(b) if !b.usable() => {
+            Some(b) if kind == SwapKind::Move && !b.usable() => {
                 return reject(MetaError::BlobServerRetired(s.new.blob_id.clone()));
             }
             Some(_) => {}
+        }
+        if kind == SwapKind::Move
+            && map
+                .shards
+                .iter()
+                .any(|l| l.blob_id == s.new.blob_id && l.index != s.index)
+        {
+            return changed(format!(
+                "blob-server {} already holds another shard of the unit",
+                s.new.blob_id
+            ));
         }
     }
     let mut old = Vec::new();

@@ -39,14 +39,27 @@ pub async fn check_not_removed(c: &mut SqliteConnection, id: &str) -> Result<(),
 
 /// The write fence: a new map (a committed version's, an uploaded
 /// part's) may not name a drained or removed server, whose store is
-/// being, or has been, emptied. A draining one is accepted: the writer's
-/// view of the registry may be seconds old, and the mover moves what it
-/// wrote. Unknown servers are not judged here.
+/// being, or has been, emptied; nor, on a server undrained since, a shard
+/// minted before it left "drained" (the cleanup may have deleted it after
+/// judging it unnamed). A draining one is accepted: the writer's view of
+/// the registry may be seconds old, and the mover moves what it wrote.
+/// Unknown servers are not judged here.
 pub async fn check_new_map(c: &mut SqliteConnection, map: &ShardMap) -> Result<(), ApplyError> {
     let blobs: BTreeSet<&str> = map.shards.iter().map(|l| l.blob_id.as_str()).collect();
     for id in blobs {
-        if let Some(Lifecycle::Drained | Lifecycle::Removed) = reads::blob_lifecycle(c, id).await? {
-            return reject(MetaError::BlobServerRetired(id.into()));
+        match reads::blob_fence(c, id).await? {
+            Some((Lifecycle::Drained | Lifecycle::Removed, _)) => {
+                return reject(MetaError::BlobServerRetired(id.into()));
+            }
+            Some((_, fence)) if fence > 0 => {
+                let stale = map.shards.iter().filter(|l| l.blob_id == id).any(|l| {
+                    hamster_proto::shard_id::created_ms(&l.shard_id).is_none_or(|t| t < fence)
+                });
+                if stale {
+                    return reject(MetaError::BlobServerRetired(id.into()));
+                }
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -82,14 +95,25 @@ pub async fn drain(c: &mut SqliteConnection, id: &str, to: &str) -> Outcome {
             "draining {id} leaves {in_service} servers in service; maps on it need {width} distinct servers"
         )));
     }
+    // Drained already: nothing to move, and going back to draining would
+    // lift the write fence under the cleanup (an operator re-running
+    // `hamster blob drain` to watch it must change nothing).
+    if server.lifecycle == Lifecycle::Drained {
+        return Ok(Response::Ok);
+    }
     if server.lifecycle != Lifecycle::Draining || server.drain_to != to {
         writes::set_lifecycle(c, id, Lifecycle::Draining, to).await?;
     }
     Ok(Response::Ok)
 }
 
-pub async fn undrain(c: &mut SqliteConnection, id: &str) -> Outcome {
+pub async fn undrain(c: &mut SqliteConnection, at: i64, id: &str) -> Outcome {
     let server = known_not_removed(c, id).await?;
+    if server.lifecycle == Lifecycle::Drained {
+        // The cleanup may be deleting what it listed: shards minted
+        // before now may never be named (check_new_map).
+        writes::set_fence(c, id, at).await?;
+    }
     if server.lifecycle != Lifecycle::In {
         writes::set_lifecycle(c, id, Lifecycle::In, "").await?;
     }

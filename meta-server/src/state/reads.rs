@@ -25,7 +25,7 @@ pub use durability::{
     unit_map, version_parts,
 };
 pub use lifecycle::{
-    SHARDS_MOVED, UnitOnBlob, blob_lifecycle, revoked_identities, shards_moved,
+    SHARDS_MOVED, UnitOnBlob, blob_fence, blob_lifecycle, revoked_identities, shards_moved,
     shards_named_by_blob, shards_named_on_count, units_on_blob, widest_width_on,
 };
 pub use listing::{Cursor, Entry, Page, Walk, decode_token, encode_token, list, prefix_successor};

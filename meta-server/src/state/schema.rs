@@ -252,6 +252,10 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE blob_servers ADD COLUMN shards_stored INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE blob_servers ADD COLUMN bytes_stored INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE blob_servers ADD COLUMN removed_ms INTEGER NOT NULL DEFAULT 0;
+    -- When the server last left drained (an undrain): shards minted on
+    -- it before then may have been deleted by the drain's cleanup, so no
+    -- new map may name them.
+    ALTER TABLE blob_servers ADD COLUMN fence_ms INTEGER NOT NULL DEFAULT 0;
 
     -- A drain pages through a server's units in unit order, and asks the
     -- widest map naming it: both from this index alone. It serves every

@@ -28,7 +28,7 @@ mod registry;
 pub use durability::{
     MapSite, add_shards_repaired, mark_blob_down, record_fault, set_last_scrub, set_unit_map,
 };
-pub use lifecycle::{add_shards_moved, remove_blob, set_lifecycle};
+pub use lifecycle::{add_shards_moved, remove_blob, set_fence, set_lifecycle};
 use refs::Scope;
 pub use registry::{
     blob_heartbeat, forget_member, put_join_token, put_key_holder, put_member, register_blob,

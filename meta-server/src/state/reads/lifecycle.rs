@@ -147,6 +147,24 @@ pub async fn shards_moved(c: &mut SqliteConnection) -> Result<u64, sqlx::Error> 
 }
 
 /// A server's lifecycle, if it is registered.
+/// A server's lifecycle and the time it last left "drained" (0: never).
+pub async fn blob_fence(
+    c: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<(Lifecycle, i64)>, sqlx::Error> {
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT lifecycle, fence_ms FROM blob_servers WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?;
+    row.map(|(l, fence)| {
+        l.parse()
+            .map(|l| (l, fence))
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    })
+    .transpose()
+}
+
 pub async fn blob_lifecycle(
     c: &mut SqliteConnection,
     id: &str,

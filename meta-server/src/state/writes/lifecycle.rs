@@ -23,6 +23,16 @@ pub async fn set_lifecycle(
     Ok(())
 }
 
+/// Records that the server left "drained" at `at` (see `fence_ms`).
+pub async fn set_fence(c: &mut SqliteConnection, id: &str, at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE blob_servers SET fence_ms = ? WHERE id = ?")
+        .bind(at)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
 /// Retires a server for good at `at`: removed and down (so every query
 /// that counts a down server's shards as lost counts its shards so), no
 /// drain target, no longer any drain's target, and forgotten by the key
