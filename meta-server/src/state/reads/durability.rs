@@ -95,6 +95,17 @@ macro_rules! units_cte {
     };
 }
 
+/// The unit a row of shard_refs (or of a query keyed like it) names.
+pub(super) fn unit_of_row(r: &sqlx::sqlite::SqliteRow) -> Result<Unit, sqlx::Error> {
+    Ok(Unit {
+        bucket: r.try_get("bucket")?,
+        key: r.try_get("key")?,
+        version_id: r.try_get("version_id")?,
+        upload_id: r.try_get("upload_id")?,
+        part_number: u32::try_from(r.try_get::<i64, _>("part_number")?).unwrap_or(0),
+    })
+}
+
 /// The counts `status` shows.
 pub async fn durability_summary(
     c: &mut SqliteConnection,
@@ -140,13 +151,7 @@ pub async fn degraded_units(
         .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let unit = Unit {
-            bucket: r.try_get("bucket")?,
-            key: r.try_get("key")?,
-            version_id: r.try_get("version_id")?,
-            upload_id: r.try_get("upload_id")?,
-            part_number: u32::try_from(r.try_get::<i64, _>("part_number")?).unwrap_or(0),
-        };
+        let unit = unit_of_row(&r)?;
         let Some(map) = unit_map(c, &unit).await? else {
             continue;
         };

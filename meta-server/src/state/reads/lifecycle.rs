@@ -87,13 +87,7 @@ pub async fn units_on_blob(
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let unit = Unit {
-            bucket: r.try_get("bucket")?,
-            key: r.try_get("key")?,
-            version_id: r.try_get("version_id")?,
-            upload_id: r.try_get("upload_id")?,
-            part_number: u32::try_from(r.try_get::<i64, _>("part_number")?).unwrap_or(0),
-        };
+        let unit = super::durability::unit_of_row(&r)?;
         // shard_refs mirrors the maps in the same transaction: a unit
         // without a map here is one this read cannot act on; skip it.
         let Some(map) = unit_map(c, &unit).await? else {
