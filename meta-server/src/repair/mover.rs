@@ -388,7 +388,9 @@ impl Repair {
             }
         };
         // Judged after the listing, and only if it is still drained (an
-        // undrained server takes new shards again).
+        // undrained server takes new shards again). An undrain between
+        // this read and the deletes is safe: apply then refuses any map
+        // naming a shard on it minted before the undrain (ADR 0025).
         let ids: Vec<String> = listed.into_iter().map(|e| e.shard_id).collect();
         let id = s.id.clone();
         let (lifecycle, named) = self
