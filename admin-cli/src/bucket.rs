@@ -16,14 +16,7 @@ pub enum BucketCommand {
     Delete(DeleteArgs),
 }
 
-#[derive(Debug, clap::Args)]
-pub struct ListArgs {
-    #[command(flatten)]
-    pub meta: MetaConn,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
+pub use crate::conn::ListArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct DeleteArgs {

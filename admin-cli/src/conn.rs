@@ -60,6 +60,16 @@ impl AdminConn {
     }
 }
 
+/// A listing command's flags: whom to ask, and JSON or a table.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub meta: MetaConn,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// The admin identity and a meta-server to ask (any member will do).
 #[derive(Debug, Clone, clap::Args)]
 pub struct MetaConn {

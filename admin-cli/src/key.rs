@@ -36,13 +36,7 @@ pub struct CreateArgs {
     pub out: Option<PathBuf>,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct ListArgs {
-    #[command(flatten)]
-    pub meta: MetaConn,
-    #[arg(long)]
-    pub json: bool,
-}
+pub use crate::conn::ListArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct DeleteArgs {

@@ -4,17 +4,9 @@
 
 use hamster_proto::pb::{Balance, BlobBalance, BlobServer};
 
-use crate::conn::MetaConn;
 use crate::status::{ago, now_ms};
 
-#[derive(Debug, clap::Args)]
-pub struct ListArgs {
-    #[command(flatten)]
-    pub meta: MetaConn,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
+pub use crate::conn::ListArgs;
 
 pub async fn run(a: &ListArgs) -> anyhow::Result<()> {
     let r = super::call(&a.meta, async |mut c| {
@@ -231,7 +223,7 @@ pub fn balance_line(b: &Balance) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn server(id: &str, state: &str, lifecycle: &str) -> BlobServer {
@@ -250,7 +242,8 @@ mod tests {
         }
     }
 
-    fn bal(id: &str, stored: u64, target: u64, within: bool) -> BlobBalance {
+    /// A balance row (shared with the rebalance tests).
+    pub(in crate::blob) fn bal(id: &str, stored: u64, target: u64, within: bool) -> BlobBalance {
         BlobBalance {
             id: id.into(),
             bytes_stored: stored,

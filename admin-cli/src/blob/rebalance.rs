@@ -174,16 +174,7 @@ async fn follow(meta: &MetaConn, first: Balance, deadline: Instant) -> (Outcome,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hamster_proto::pb::BlobBalance;
-
-    fn bal(id: &str, stored: u64, target: u64, within: bool) -> BlobBalance {
-        BlobBalance {
-            id: id.into(),
-            bytes_stored: stored,
-            target_bytes: target,
-            within_band: within,
-        }
-    }
+    use crate::blob::list::tests::bal;
 
     #[test]
     fn what_is_left_to_move_is_the_bytes_above_target() {

@@ -14,7 +14,7 @@
 //!    unknown outcome (the meta tier did not answer) deletes nothing: if
 //!    the swap did not apply, the sweep frees the new shards later.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use hamster_proto::Role;
@@ -26,7 +26,7 @@ use super::Repair;
 use super::plan::Plan;
 use crate::cluster::now_ms;
 use crate::state::commands::{Op, Response as R};
-use crate::state::model::{ShardLocation, ShardMap, ShardSwap, Unit};
+use crate::state::model::{BlobServer, BlobState, ShardLocation, ShardMap, ShardSwap, Unit};
 
 /// How long one rebuild may take. A busy blob-server refuses at once
 /// (no queue); servers recycle connections after 300 s + 30 s, so a call
@@ -37,6 +37,50 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A target must have heartbeated this recently (blob-servers heartbeat
 /// every 10 s by default), or within the down grace if that is shorter.
 pub const TARGET_FRESH_MS: i64 = 30_000;
+/// A duration in milliseconds, saturating.
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Most entries a [`LogOnce`] keeps before it forgets them all.
+const LOG_ONCE_MAX: usize = 10_000;
+
+impl Repair {
+    /// A server heard from since this may take (or copy out) a shard.
+    pub(super) fn fresh_since(&self) -> i64 {
+        now_ms() - millis(self.down_after).min(TARGET_FRESH_MS)
+    }
+}
+
+/// Where freed shards are deleted: servers not down (a down one would
+/// hold a round for a timeout; the sweep deletes them once it is back).
+pub fn free_addresses(servers: &[BlobServer]) -> HashMap<String, String> {
+    servers
+        .iter()
+        .filter(|s| s.state != BlobState::Down)
+        .map(|s| (s.id.clone(), s.address.clone()))
+        .collect()
+}
+
+/// Things already logged, so a planner that meets the same stuck unit
+/// every round says so once (bounded: it forgets all past a limit).
+pub struct LogOnce<T>(HashSet<T>);
+
+impl<T> Default for LogOnce<T> {
+    fn default() -> Self {
+        Self(HashSet::new())
+    }
+}
+
+impl<T: Eq + std::hash::Hash> LogOnce<T> {
+    /// True the first time `item` is seen (since the last forgetting).
+    pub fn first(&mut self, item: T) -> bool {
+        if self.0.len() > LOG_ONCE_MAX {
+            self.0.clear();
+        }
+        self.0.insert(item)
+    }
+}
 
 /// One unit's rebuild, planned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -303,7 +347,7 @@ pub(super) async fn delete_now(pool: &Pool, shards: Vec<(String, String)>) -> us
 /// Whether shard `id` was minted longer ago than `window` (an id without a
 /// time counts as old: it cannot be judged safe).
 fn too_old(id: &str, window: Duration) -> bool {
-    let window = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    let window = millis(window);
     shard_id::created_ms(id).is_none_or(|t| t < now_ms().saturating_sub(window))
 }
 

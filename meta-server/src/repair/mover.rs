@@ -24,8 +24,7 @@ use hamster_proto::transport::Pool;
 use super::Repair;
 use super::balance::{self, Rebalancer};
 use super::drain;
-use super::exec::{self, Done, Job, Kind, TARGET_FRESH_MS};
-use super::round::millis;
+use super::exec::{self, Done, Job, Kind, LogOnce, free_addresses};
 use super::scrub::list_shards;
 use crate::cluster::{CallError, now_ms};
 use crate::state::commands::{MetaError, Op, Response as R};
@@ -44,15 +43,15 @@ const SETTLE_MS: i64 = 1_000;
 /// What the mover remembers between rounds.
 #[derive(Default)]
 pub struct Memory {
-    /// Shards already logged as waiting for a target (logged once).
-    waiting_logged: HashSet<Unit>,
+    /// Shards already logged as waiting for a target.
+    waiting_logged: LogOnce<Unit>,
     /// After a rebalance round that moved: when it ended, and the servers
     /// whose sizes it changed.
     settle: Option<(i64, Vec<String>)>,
     /// When each drained server's store was last emptied.
     cleaned: HashMap<String, i64>,
     /// Named shards found on drained servers (logged once).
-    named_logged: HashSet<String>,
+    named_logged: LogOnce<String>,
 }
 
 /// A round's counts, logged once per round.
@@ -178,10 +177,7 @@ fn plan_page(
             .and_then(|t| drain::move_job(&u, s, t, servers, fresh));
         let Some(job) = job else {
             round.waiting += 1;
-            if memory.waiting_logged.len() > 10_000 {
-                memory.waiting_logged.clear();
-            }
-            if memory.waiting_logged.insert(u.unit.clone()) {
+            if memory.waiting_logged.first(u.unit.clone()) {
                 tracing::debug!(blob = %s.id, unit = ?u.unit, index = u.index, to = %s.drain_to,
                     "drain: no server can take this shard (or it cannot be read) yet");
             }
@@ -204,12 +200,8 @@ impl Repair {
         let mut round = Round::default();
         let servers = self.meta.read(async |c| q::blob_servers(c).await).await?;
         let view = View {
-            fresh_since: now_ms() - millis(self.down_after).min(TARGET_FRESH_MS),
-            addresses: servers
-                .iter()
-                .filter(|s| s.state != BlobState::Down)
-                .map(|s| (s.id.clone(), s.address.clone()))
-                .collect(),
+            fresh_since: self.fresh_since(),
+            addresses: free_addresses(&servers),
             servers,
         };
         let room = self.parallel.max(1) * MOVES_PER_SLOT;
@@ -412,7 +404,7 @@ impl Repair {
             return Ok(0);
         }
         for shard in &named {
-            if memory.named_logged.insert(shard.clone()) {
+            if memory.named_logged.first(shard.clone()) {
                 tracing::error!(blob = %s.id, shard = %shard,
                     "a drained blob-server holds a shard a map names; kept");
             }

@@ -8,14 +8,11 @@
 //!    target server and swaps it in with `SwapShards` (the
 //!    compare-and-set), at most `parallel` at once.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
-
 use futures::StreamExt;
 use hamster_proto::transport::Pool;
 
 use super::Repair;
-use super::exec::{Done, Job, Kind, TARGET_FRESH_MS};
+use super::exec::{Done, Job, Kind, LogOnce, free_addresses, millis};
 use super::plan::{self, NoPlan};
 use crate::cluster::{CallError, now_ms};
 use crate::state::commands::{Op, Response as R};
@@ -25,8 +22,8 @@ use crate::state::reads as q;
 /// What the planner remembers between rounds.
 #[derive(Default)]
 pub struct Memory {
-    /// Units already logged as waiting for a server (logged once).
-    waiting_logged: HashSet<Unit>,
+    /// Units already logged as waiting for a server.
+    waiting_logged: LogOnce<Unit>,
 }
 
 /// A round's counts, logged once per round.
@@ -71,10 +68,6 @@ impl Round {
     }
 }
 
-pub(super) fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 impl Repair {
     pub(super) async fn round(
         &self,
@@ -97,7 +90,7 @@ impl Repair {
             })
             .await?;
         round.looked_at = units.len();
-        let fresh_since = now_ms() - down_ms.min(TARGET_FRESH_MS);
+        let fresh_since = self.fresh_since();
         let mut jobs: Vec<Job> = Vec::new();
         for u in units {
             let (plan, unplaced) =
@@ -115,10 +108,7 @@ impl Repair {
                 };
             if !unplaced.is_empty() {
                 round.waiting_for_servers += 1;
-                if memory.waiting_logged.len() > 10_000 {
-                    memory.waiting_logged.clear();
-                }
-                if memory.waiting_logged.insert(u.unit.clone()) {
+                if memory.waiting_logged.first(u.unit.clone()) {
                     tracing::debug!(unit = ?u.unit, indexes = ?unplaced,
                         "repair: no eligible blob-server for these indexes yet");
                 }
@@ -132,13 +122,7 @@ impl Repair {
                 });
             }
         }
-        // Frees go only to servers not down (a down one would hold the
-        // round for a timeout; the sweep deletes them when it is back).
-        let addresses: HashMap<String, String> = servers
-            .iter()
-            .filter(|s| s.state != BlobState::Down)
-            .map(|s| (s.id.clone(), s.address.clone()))
-            .collect();
+        let addresses = free_addresses(&servers);
         let done: Vec<Done> = futures::stream::iter(jobs)
             .map(|job| self.run_job(pool, job, &addresses, Kind::Repair))
             .buffer_unordered(self.parallel.max(1))

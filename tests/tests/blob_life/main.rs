@@ -52,8 +52,8 @@ async fn blob_servers_drain_remove_and_rebalance() {
             "--repair-every-ms=500",
             "--blob-down-after-secs=4",
             "--rebalance-slack-mb=1",
-            // Orphans (frees that could not reach a dead server) count as
-            // stored in the balance: sweep them soon.
+            // Sweep orphans (frees that could not reach a dead server)
+            // soon, so stores hold about what the maps name.
             "--sweep-every-secs=2",
             "--sweep-grace-secs=10",
         ]),

@@ -60,6 +60,7 @@ mod against_the_state {
 
     use super::*;
     use crate::raft::state_machine::StateDb;
+    use crate::repair::exec::TARGET_FRESH_MS;
     use crate::state::apply::apply;
     use crate::state::commands::Command;
     use crate::state::model::{ShardLocation, ShardMap, ShardSwap, Version};
