@@ -15,6 +15,16 @@
 //! to every child, so the rotation runbook works here: write the next
 //! key, `kill -HUP`, `hamster rotate-key`, then promote it. `pki/` is
 //! every meta-server's `--ca-dir`, so `hamster rotate-ca` works here too.
+//!
+//! Every start first writes `topology.json` ([`topology`]): each node's
+//! name, address and data dir, the meta-servers' raft ids and TLS files.
+//! `hamster restore --dir DIR` reads it to rebuild every meta-server's
+//! data dir from a backup; the next `hamster dev --dir DIR` then starts
+//! from them (a restored node is initialized, so it ignores the
+//! `--initial-members` dev passes). While `restore.pending` (a restore
+//! interrupted mid-swap) exists, it refuses to start.
+
+pub mod topology;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -28,6 +38,7 @@ use tokio::process::{Child, Command};
 
 use crate::cert::provision_node;
 use crate::conn::AdminConn;
+use crate::dev::topology::{BlobEntry, GatewayEntry, Topology};
 use crate::init::{ADMIN_CERT, ADMIN_KEY, InitArgs, MASTER_KEY, TRUST};
 
 /// The next master key's file name in `keys/`.
@@ -81,6 +92,9 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
         a.dir.clone()
     })?;
+    // A restore cut short mid-swap may have left some meta dirs restored
+    // and others old: starting them would diverge silently.
+    crate::restore::journal::refuse_if_pending(&dir)?;
     let pki = dir.join("pki");
     if !pki.join(TRUST).exists() {
         crate::init::run(&InitArgs {
@@ -120,7 +134,9 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
         .map(|i| format!("{i}=meta-{i}@{}", meta_addr(i)))
         .collect();
     let mut nodes = Vec::new();
+    let mut topo = Topology::new(&key, &next_key, &pki);
     for i in 1..=a.metas {
+        let data = topo.add_meta(&dir, i, meta_addr(i));
         nodes.push(Node {
             id: format!("meta-{i}"),
             binary: "meta-server",
@@ -129,10 +145,7 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
                 format!("--listen={}", meta_addr(i)),
                 format!("--raft-id={i}"),
                 format!("--initial-members={}", members.join(",")),
-                format!(
-                    "--data-dir={}",
-                    s(&dir.join("data").join(format!("meta-{i}")))
-                ),
+                format!("--data-dir={}", s(&data)),
                 // The init directory: `hamster rotate-ca` mints there.
                 format!("--ca-dir={}", s(&pki)),
             ]
@@ -142,6 +155,11 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
         });
     }
     for i in 1..=a.blobs {
+        topo.blobs.push(BlobEntry {
+            name: format!("blob-{i}"),
+            addr: format!("{host}:{}", a.base_port + 100 + i),
+            data_dir: dir.join("data").join(format!("blob-{i}")),
+        });
         nodes.push(Node {
             id: format!("blob-{i}"),
             binary: "blob-server",
@@ -158,6 +176,11 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
         });
     }
     for i in 1..=a.gateways {
+        topo.gateways.push(GatewayEntry {
+            name: format!("gateway-{i}"),
+            addr: format!("{host}:{}", a.base_port + 200 + i),
+            s3_addr: format!("{host}:{}", a.s3_port + i - 1),
+        });
         nodes.push(Node {
             id: format!("gateway-{i}"),
             binary: "gateway",
@@ -173,6 +196,8 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
         });
     }
 
+    // Before any child: a restore reads it while nothing runs.
+    topo.write(&dir)?;
     let mut running: Vec<Running> = Vec::new();
     let result = start_all(&dir, &pki, &bins, &nodes, &metas, a, &mut running).await;
     if let Err(e) = result {

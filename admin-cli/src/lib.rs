@@ -19,8 +19,12 @@
 //! - [`repair`]: `hamster repair` — scrub every shard now, follow repair to the end.
 //! - [`blob`]: `hamster blob list|drain|undrain|remove|replace|rebalance` —
 //!   a blob-server's life: drain, retire, replace, fill new ones.
+//! - [`backup`]: `hamster backup` — the metadata, streamed to a file.
+//! - [`restore`]: `hamster restore` — a new meta tier from a backup.
+//! - [`orphans`]: `hamster orphans list|release` — shards held since a restore.
 //! - [`conn`]: the admin identity and how to reach the cluster.
 
+pub mod backup;
 pub mod blob;
 pub mod bucket;
 pub mod cert;
@@ -32,8 +36,10 @@ pub mod init;
 pub mod key;
 pub mod keygen;
 pub mod member;
+pub mod orphans;
 pub mod profile;
 pub mod repair;
+pub mod restore;
 pub mod rotate;
 pub mod rotate_ca;
 pub mod status;
@@ -90,6 +96,13 @@ pub enum Command {
     /// Blob-servers: list, drain, undrain, remove, replace, rebalance.
     #[command(subcommand)]
     Blob(blob::BlobCommand),
+    /// Back up the metadata (at a committed index) to a file.
+    Backup(backup::BackupArgs),
+    /// Build a new meta tier from a backup (offline; see the runbook).
+    Restore(restore::RestoreArgs),
+    /// Shards held since a restore: list them, release them to the sweep.
+    #[command(subcommand)]
+    Orphans(orphans::OrphansCommand),
 }
 
 /// A failure with its own exit status (the message is printed as usual):
@@ -126,5 +139,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RotateCa(a) => rotate_ca::run(&a).await,
         Command::Repair(a) => repair::run(&a).await,
         Command::Blob(c) => blob::run(&c).await,
+        Command::Backup(a) => backup::run(&a).await,
+        Command::Restore(a) => restore::run(&a).await,
+        Command::Orphans(c) => orphans::run(&c).await,
     }
 }

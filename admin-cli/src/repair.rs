@@ -7,7 +7,8 @@
 //! it. Then it follows `Admin.Durability` every second until nothing is
 //! under-replicated (exit 0), or nothing repairable is left while some
 //! units are unrecoverable (exit 1, naming them), or `--timeout-secs`
-//! passes (exit 2, naming what is left).
+//! passes (exit 2, naming what is left). The report also counts (and
+//! `--json` lists) the shards held since a restore (ADR 0026).
 
 mod scrub;
 
@@ -234,9 +235,16 @@ async fn follow(
         eprintln!();
     }
     if outcome == Outcome::Repaired
-        && let Some(d) = last
+        && let Some(mut d) = last
     {
-        // The view that said so (a later one may already show new writes).
+        // The view that said so (a later one may already show new writes),
+        // with every held orphan it can list (the polls ask for one row).
+        if !d.orphans.is_empty()
+            && let Ok(full) = durability(&a.meta, MAX_UNITS).await
+        {
+            d.held_orphans = full.held_orphans;
+            d.orphans = full.orphans;
+        }
         return Ok((outcome, d));
     }
     // The final view with its units; the last poll if that read fails.
@@ -283,6 +291,8 @@ fn report(
                 "shards_repaired": d.shards_repaired,
                 "last_scrub_ms": d.last_scrub_ms,
                 "unrecoverable_units": lost.iter().map(|u| unit_json(u)).collect::<Vec<_>>(),
+                "held_orphans": d.held_orphans,
+                "orphans": d.orphans.iter().map(crate::orphans::orphan_json).collect::<Vec<_>>(),
             })
         );
     } else {
@@ -298,6 +308,12 @@ fn report(
             println!(
                 "... and {} more unrecoverable",
                 d.unrecoverable - lost.len() as u64
+            );
+        }
+        if d.held_orphans > 0 {
+            println!(
+                "{} shards no metadata names are held since a restore (hamster orphans list)",
+                d.held_orphans
             );
         }
     }

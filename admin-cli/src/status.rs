@@ -5,7 +5,8 @@
 //! and which CA signed each member's certificate; durability (what is
 //! under-replicated or unrecoverable, the repair queue, the oldest full
 //! scrub), each blob-server (state, shards named and stored, free space)
-//! and how evenly they are filled.
+//! and how evenly they are filled; the cluster's id, and after a restore
+//! the shards the sweep holds (ADR 0026).
 
 use anyhow::Context;
 use hamster_proto::pb::{StatusRequest, admin_client::AdminClient};
@@ -126,6 +127,10 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
                 "blobs": s.blob_servers.iter().map(crate::blob::blob_json).collect::<Vec<_>>(),
                 "shards_moved": s.shards_moved,
                 "balance": crate::blob::balance_json(s.balance.as_ref()),
+                "cluster_id": s.cluster_id,
+                "held_orphans": s.held_orphans,
+                "held_orphan_bytes": s.held_orphan_bytes,
+                "restored": crate::orphans::hold_json(s.restored.as_ref()),
             })
         );
         return Ok(());
@@ -139,6 +144,12 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
     } else {
         s.leader_raft_id.to_string()
     };
+    let cluster = if s.cluster_id.is_empty() {
+        "unknown (no trust bundle yet)"
+    } else {
+        &s.cluster_id
+    };
+    println!("cluster      {cluster}");
     println!("leader       {leader}   term {}", s.term);
     println!(
         "log          last {}   commit {}   applied {}   snapshot {}",
@@ -231,12 +242,46 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
     if let Some(b) = &s.balance {
         println!("{}", crate::blob::balance_line(b));
     }
+    if let Some(line) = orphans_line(&s, now) {
+        println!("{line}");
+    }
     Ok(())
+}
+
+/// The orphan hold, when there is one: what is held and the restore it
+/// came from.
+fn orphans_line(s: &hamster_proto::pb::StatusResponse, now: i64) -> Option<String> {
+    let hold = s.restored.as_ref()?;
+    Some(format!(
+        "orphans      {} shards held ({}) since the restore: {} (hamster orphans list)",
+        s.held_orphans,
+        crate::blob::human_bytes(s.held_orphan_bytes),
+        crate::orphans::hold_text(hold, now)
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_orphans_are_shown_only_after_a_restore() {
+        let mut s = hamster_proto::pb::StatusResponse {
+            held_orphans: 3,
+            held_orphan_bytes: 2048,
+            ..Default::default()
+        };
+        assert_eq!(orphans_line(&s, 0), None, "never restored");
+        s.restored = Some(hamster_proto::pb::OrphanHold {
+            restored_at_ms: 1_000,
+            backup_index: 77,
+            backup_created_ms: 500,
+        });
+        let line = orphans_line(&s, 61_000).expect("a line");
+        assert!(line.contains("3 shards held (2.0 KiB)"), "{line}");
+        assert!(line.contains("restored 60 s ago"), "{line}");
+        assert!(line.contains("index 77"), "{line}");
+    }
 
     #[test]
     fn ages_read_naturally() {

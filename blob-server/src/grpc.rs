@@ -177,10 +177,11 @@ impl pb::blob_server::Blob for BlobService {
         self.store.list(req.into_inner().modified_before_ms, tx);
         // A listing that fails ends in an error, never in a short list.
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|listed| {
-            let (shard_id, modified_ms) = listed?;
+            let (shard_id, modified_ms, bytes) = listed?;
             Ok(pb::ShardEntry {
                 shard_id,
                 modified_ms,
+                bytes,
             })
         });
         Ok(Response::new(Box::pin(stream) as ListStream))

@@ -332,7 +332,7 @@ async fn list(store: &Store) -> (Vec<String>, Option<StoreError>) {
     let mut ids = Vec::new();
     while let Some(item) = rx.recv().await {
         match item {
-            Ok((id, _)) => ids.push(id),
+            Ok((id, _, _)) => ids.push(id),
             Err(e) => {
                 assert!(rx.recv().await.is_none(), "an error ends the list");
                 return (ids, Some(e));
@@ -373,6 +373,30 @@ async fn a_listing_is_whole_or_ends_in_an_error() {
     let (ids, err) = list(&store).await;
     assert!(ids.is_empty());
     assert!(matches!(err, Some(StoreError::Io { .. })), "{err:?}");
+}
+
+/// The sweep records a held orphan's size from the listing (ADR 0026):
+/// each entry carries its shard file's size.
+#[tokio::test]
+async fn a_listing_carries_each_shard_files_size() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).await.expect("open");
+    put(&store, "small", &data(10), 4).await;
+    put(&store, "large", &data(70_000), 4096).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    store.list(i64::MAX, tx);
+    let mut sizes = std::collections::BTreeMap::new();
+    while let Some(item) = rx.recv().await {
+        let (id, _, bytes) = item.expect("listed");
+        sizes.insert(id, bytes);
+    }
+    let files = walk(&dir.path().join("shards"));
+    for (id, at_least) in [("small", 10), ("large", 70_000)] {
+        let file = files.iter().find(|p| p.ends_with(id)).expect("its file");
+        let on_disk = std::fs::metadata(file).expect("stat").len();
+        assert_eq!(sizes.get(id), Some(&on_disk), "{id}");
+        assert!(on_disk >= at_least, "{id}: {on_disk}");
+    }
 }
 
 fn age(path: &std::path::Path, days: u64) {

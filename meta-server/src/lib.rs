@@ -26,6 +26,7 @@
 // openraft's StorageError is large, and its storage traits return it.
 #![allow(clippy::result_large_err)]
 
+pub mod backup;
 pub mod batch;
 pub mod ca;
 pub mod cluster;
@@ -146,6 +147,14 @@ pub struct Args {
     /// with one signs CSRs and can mint the next CA (ADR 0019).
     #[arg(long, env = "HAMSTER_CA_DIR")]
     pub ca_dir: Option<PathBuf>,
+    /// UNSAFE LAST RESORT, when the majority of the meta tier is lost for
+    /// good: before starting, apply every entry in this node's log and
+    /// make it a one-member cluster with that state; grow it again with
+    /// `hamster member add`. Old members must never start again with
+    /// their old data. Refused once done (see force-new-cluster.done in
+    /// the data dir): remove the flag after this start.
+    #[arg(long)]
+    pub force_new_cluster: bool,
 }
 
 /// Parses "ID=NAME@HOST:PORT".
@@ -184,6 +193,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let node = Node::bind(&args.node, Role::Meta).await?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    if args.force_new_cluster {
+        // The address peers knew it by, unless told otherwise: --advertise,
+        // else a --listen that names a host, else (empty) the address the
+        // old membership has for it.
+        let addr = match &args.advertise {
+            Some(a) => a.clone(),
+            None if args.node.listen.ip().is_unspecified() => String::new(),
+            None => args.node.listen.to_string(),
+        };
+        let me = MetaNode {
+            addr,
+            name: node.tls.identity().node_id.clone(),
+        };
+        backup::reseed::force_new_cluster(&args.data_dir, args.raft_id, me)
+            .await
+            .context("--force-new-cluster")?;
+    }
     let log = LogStore::open(&args.data_dir.join("raft-log.db"))
         .await
         .context("opening the Raft log")?;
@@ -220,13 +246,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .await
     .context("starting Raft")?;
 
+    let initialized = raft.is_initialized().await?;
+    let awaiting = args.data_dir.join(backup::reseed::AWAIT_MARKER);
+    if initialized {
+        // A restored member that has joined: the marker has done its job.
+        match std::fs::remove_file(&awaiting) {
+            Ok(()) => tracing::info!("restored member is part of the cluster now"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(error = %e, file = %awaiting.display(), "removing the restore marker")
+            }
+        }
+    }
     if !initial.is_empty() {
         anyhow::ensure!(
             initial.contains_key(&args.raft_id),
             "--initial-members must include this node's --raft-id"
         );
-        if raft.is_initialized().await? {
+        if initialized {
             tracing::info!("already initialized; --initial-members ignored");
+        } else if awaiting.exists() {
+            // Restored from a backup on another member: founding a
+            // cluster here would split it from the restored state.
+            tracing::info!(
+                "restored member: waiting for the restored leader to replicate its state"
+            );
         } else {
             // Every founding node proposes the same membership; openraft
             // makes that safe, and whoever is second gets NotAllowed.

@@ -136,8 +136,9 @@ impl Rewrapper {
 }
 
 /// One key moved from `old` to `new`: data keys are rewrapped, sealed S3
-/// secrets opened and sealed again. Plaintext exists only in here.
-fn rewrap(
+/// secrets opened and sealed again. Plaintext exists only in here. (Also
+/// an offline restore's rewrap, ADR 0026.)
+pub fn rewrap(
     old: &MasterKey,
     new: &MasterKey,
     target: &RewrapTarget,

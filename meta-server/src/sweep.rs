@@ -26,8 +26,17 @@
 //! before now − grace was written well before the list — its commit came
 //! within the write window, a rebuild's within its timeout — so its
 //! absence means it is lost.
+//!
+//! After a restore (ADR 0026) the metadata lacks whatever was written
+//! after the backup, so an orphan written before the restore may be
+//! acknowledged data, COMPLIANCE-locked perhaps: it is held (recorded in
+//! `held_orphans`, listed, kept) until an operator releases it; the next
+//! round deletes a released one still unnamed and drops its row. A held
+//! row whose shard is named again (an in-flight commit) or gone from its
+//! server's whole list is dropped. Orphans written after the restore are
+//! deleted as before. What to do with each listed shard is [`judge`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,11 +48,17 @@ use openraft::ServerState;
 
 use crate::cluster::{Meta, now_ms};
 use crate::repair::scrub::{list_shards, record_missing};
-use crate::state::model::{BlobServer, Lifecycle};
+use crate::state::commands::{Op, Response};
+use crate::state::model::{BlobServer, HeldShard, Lifecycle};
 use crate::state::reads as q;
+
+mod judge;
+pub use judge::{Judged, judge};
 
 /// Per delete of an orphan shard.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Shards per HoldOrphans or ForgetOrphans command.
+const HOLD_BATCH: usize = 1000;
 
 pub struct Sweep {
     pub meta: Arc<Meta>,
@@ -55,6 +70,10 @@ pub struct Sweep {
 pub struct Round {
     pub listed: usize,
     pub deleted: usize,
+    /// Orphans newly held (after a restore), and held rows dropped
+    /// (deleted once released, named again, or gone).
+    pub held: usize,
+    pub forgotten: usize,
     /// Named shards found missing from their servers, recorded as faults.
     pub missing: usize,
     pub servers_unreachable: usize,
@@ -81,10 +100,15 @@ impl Sweep {
                     continue;
                 }
                 match self.round(&pool).await {
-                    Ok(r) if r.deleted + r.missing + r.servers_unreachable > 0 => {
+                    Ok(r)
+                        if r.deleted + r.missing + r.held + r.forgotten + r.servers_unreachable
+                            > 0 =>
+                    {
                         tracing::info!(
                             listed = r.listed,
                             deleted = r.deleted,
+                            held = r.held,
+                            forgotten = r.forgotten,
                             missing = r.missing,
                             unreachable = r.servers_unreachable,
                             "sweep round"
@@ -104,11 +128,12 @@ impl Sweep {
         let mut round = Round::default();
         let mut listed: Vec<(BlobServer, Vec<pb::ShardEntry>)> = Vec::new();
         // A removed server is never called again: its shards already
-        // count as lost, and whatever it still holds is never read.
-        for s in servers
+        // count as lost, and whatever it still holds is never read (nor
+        // held: its held rows are dropped below).
+        let (removed, servers): (Vec<_>, Vec<_>) = servers
             .into_iter()
-            .filter(|s| s.lifecycle != Lifecycle::Removed)
-        {
+            .partition(|s| s.lifecycle == Lifecycle::Removed);
+        for s in servers {
             // Everything written before the round: the missing check needs
             // the whole list, the orphan check only the old part.
             match list_shards(pool, &s.address, now).await {
@@ -122,23 +147,99 @@ impl Sweep {
                 }
             }
         }
-        if listed.is_empty() {
-            return Ok(round);
-        }
-        let named = self
+        let ids: Vec<String> = listed
+            .iter()
+            .map(|(s, _)| &s.id)
+            .chain(removed.iter().map(|s| &s.id))
+            .cloned()
+            .collect();
+        let (named, hold, mut held) = self
             .meta
-            .read(async |c| q::referenced_shards(c).await)
+            .read(async |c| {
+                let mut held = HashMap::new();
+                for id in &ids {
+                    held.insert(id.clone(), q::held_on(c, id).await?);
+                }
+                Ok((
+                    q::referenced_shards(c).await?,
+                    q::orphan_hold(c).await?,
+                    held,
+                ))
+            })
             .await?;
+        for s in &removed {
+            let rows: Vec<String> = held.remove(&s.id).unwrap_or_default().into_keys().collect();
+            round.forgotten += self.forget(&s.id, rows).await;
+        }
         for (s, entries) in listed {
             round.missing += self.record_missing(&s, &entries, before).await;
-            let orphans: Vec<(String, String)> = entries
+            let held = held.remove(&s.id).unwrap_or_default();
+            let j = judge(&entries, &named, before, hold.as_ref(), &held);
+            let orphans = j
+                .delete
                 .into_iter()
-                .filter(|e| e.modified_ms < before && !named.contains(&e.shard_id))
-                .map(|e| (s.address.clone(), e.shard_id))
+                .map(|id| (s.address.clone(), id))
                 .collect();
             round.deleted += free::delete_shards(pool, orphans, DELETE_TIMEOUT).await;
+            // One at a time: only the row of a shard deleted is dropped.
+            let mut forget = j.forget;
+            for id in j.delete_released {
+                let one = vec![(s.address.clone(), id.clone())];
+                if free::delete_shards(pool, one, DELETE_TIMEOUT).await == 1 {
+                    round.deleted += 1;
+                    forget.push(id);
+                }
+            }
+            round.held += self.hold(&s.id, j.hold).await;
+            round.forgotten += self.forget(&s.id, forget).await;
         }
         Ok(round)
+    }
+
+    /// Holds `shards` of `blob_id`; how many rows were added.
+    async fn hold(&self, blob_id: &str, shards: Vec<HeldShard>) -> usize {
+        let ops = shards.chunks(HOLD_BATCH).map(|chunk| Op::HoldOrphans {
+            blob_id: blob_id.to_string(),
+            shards: chunk.to_vec(),
+        });
+        let added = self.orphan_ops(blob_id, ops).await;
+        if added > 0 {
+            tracing::warn!(blob = %blob_id, held = added,
+                "sweep: holding orphan shards written before the restore (hamster orphans list)");
+        }
+        added
+    }
+
+    /// Drops the held rows of `shard_ids` on `blob_id`; how many.
+    async fn forget(&self, blob_id: &str, shard_ids: Vec<String>) -> usize {
+        let ops = shard_ids.chunks(HOLD_BATCH).map(|chunk| Op::ForgetOrphans {
+            blob_id: blob_id.to_string(),
+            shard_ids: chunk.to_vec(),
+        });
+        self.orphan_ops(blob_id, ops).await
+    }
+
+    /// Proposes `ops` in turn, stopping at the first failure (the next
+    /// round judges again); the rows they changed.
+    async fn orphan_ops(&self, blob_id: &str, ops: impl Iterator<Item = Op>) -> usize {
+        let mut changed = 0;
+        for op in ops {
+            let name = op.name();
+            match self.meta.write(op).await {
+                Ok(Response::Orphans { rows }) => {
+                    changed += usize::try_from(rows).unwrap_or(usize::MAX)
+                }
+                Ok(other) => {
+                    tracing::warn!(blob = %blob_id, op = name, answer = ?other, "sweep: refused");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(blob = %blob_id, op = name, error = %e, "sweep: not applied");
+                    break;
+                }
+            }
+        }
+        changed
     }
 
     /// Records the shards named on `s` that its list lacks; how many.

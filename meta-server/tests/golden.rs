@@ -218,6 +218,11 @@ fn every_json_column_matches_its_golden_file() {
         &mut f,
     );
     check("column/settings.trust.json", &s::trust_bundle(), &mut f);
+    check(
+        "column/settings.orphan_hold.json",
+        &s::orphan_hold(),
+        &mut f,
+    );
     check("column/rotations.kek.json", &s::key_rotation(), &mut f);
     check("column/rotations.ca.json", &s::ca_rotation(), &mut f);
     check(

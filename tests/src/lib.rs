@@ -16,8 +16,11 @@
 //! durability view), [`blobs`] (the blob-server lifecycle: `hamster blob
 //! list`, what the maps of a bucket name), [`load`] (a PUT/GET load that
 //! checks every byte and times each request), [`bench`] (what the
-//! benchmark binaries share),
-//! [`lock`] (object-lock builders), [`clients`] (real S3 clients run
+//! benchmark binaries share), [`dev`] (`hamster dev` runs and the CLI with
+//! their env file),
+//! [`lock`] (object-lock builders), [`backup`] (offline CLI runs, meta
+//! nodes wiped and re-added, a load that records acknowledgements, the
+//! secrets a backup must not hold), [`clients`] (real S3 clients run
 //! against a cluster), [`sigv4`] (a hand signer for requests
 //! an SDK will not send), [`steps`] (named steps of one long scenario, each
 //! failure reported by name).
@@ -40,9 +43,11 @@ use hamster_proto::tls::{NodeTls, TlsPaths};
 use hamster_proto::{Role, transport};
 use tonic::transport::Channel;
 
+pub mod backup;
 pub mod bench;
 pub mod blobs;
 pub mod clients;
+pub mod dev;
 pub mod durability;
 pub mod load;
 pub mod lock;

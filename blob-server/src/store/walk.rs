@@ -9,8 +9,9 @@ use tokio::sync::mpsc::Sender;
 
 use super::{QUARANTINE, Store, StoreError, fsync_dir, io, valid_id};
 
-/// One listed shard: (id, modified ms), or the error that ended the list.
-pub type Listed = Result<(String, i64), StoreError>;
+/// One listed shard: (id, modified ms, bytes), or the error that ended
+/// the list.
+pub type Listed = Result<(String, i64, u64), StoreError>;
 
 fn ms_since_epoch(t: SystemTime) -> i64 {
     t.duration_since(std::time::UNIX_EPOCH)
@@ -18,7 +19,7 @@ fn ms_since_epoch(t: SystemTime) -> i64 {
 }
 
 impl Store {
-    /// Sends (id, modified ms) of every shard last written before
+    /// Sends (id, modified ms, bytes) of every shard last written before
     /// `before_ms`, in no particular order, until the receiver goes away.
     /// The list is whole or its last item is an error: the meta tier
     /// takes a shard absent from a whole list as lost, so a directory that
@@ -142,14 +143,15 @@ fn list_blocking(root: &Path, before_ms: i64, tx: &Sender<Listed>) -> Result<(),
                 if !valid_id(id) {
                     continue;
                 }
-                let modified = match std::fs::metadata(&f).and_then(|m| m.modified()) {
-                    Ok(t) => t,
-                    // Deleted since its directory was read: not a shard now.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(io(format!("stat {}", f.display()))(e)),
-                };
+                let (modified, len) =
+                    match std::fs::metadata(&f).and_then(|m| Ok((m.modified()?, m.len()))) {
+                        Ok(t) => t,
+                        // Deleted since its directory was read: not a shard now.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(io(format!("stat {}", f.display()))(e)),
+                    };
                 let ms = ms_since_epoch(modified);
-                if ms < before_ms && tx.blocking_send(Ok((id.to_string(), ms))).is_err() {
+                if ms < before_ms && tx.blocking_send(Ok((id.to_string(), ms, len))).is_err() {
                     // The caller went away: nobody to tell.
                     return Ok(());
                 }

@@ -109,7 +109,7 @@ impl AdminService {
     /// (the same read, so every meta-server answers alike).
     async fn key_status(&self) -> Result<pb::StatusResponse, ServiceError> {
         let band = self.band;
-        let (write, open, holders, durability, (blob_servers, balance), shards_moved) = self
+        let (write, open, holders, durability, (blob_servers, balance), (shards_moved, o)) = self
             .meta
             .read(async |c| {
                 let open = match key_rotation::rotation(c).await? {
@@ -126,7 +126,7 @@ impl AdminService {
                     q::key_holders(c).await?,
                     q::durability_summary(c).await?,
                     super::blob_admin::servers(c, band).await?,
-                    q::shards_moved(c).await?,
+                    (q::shards_moved(c).await?, super::orphans::status(c).await?),
                 ))
             })
             .await?;
@@ -154,6 +154,10 @@ impl AdminService {
             blob_servers,
             shards_moved,
             balance: Some(balance),
+            held_orphans: o.held_orphans,
+            held_orphan_bytes: o.held_orphan_bytes,
+            restored: o.restored,
+            cluster_id: o.cluster_id,
             ..Default::default()
         };
         if let Some((r, left, secrets)) = open {
@@ -595,5 +599,33 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(pb::RebalanceResponse {
             balance: Some(balance),
         }))
+    }
+
+    /// The backup file, streamed (ADR 0026).
+    async fn backup(
+        &self,
+        _req: Request<pb::BackupRequest>,
+    ) -> Result<Response<super::backup::BackupStream>, Status> {
+        Ok(Response::new(
+            super::backup::stream(self.meta.clone()).await?,
+        ))
+    }
+
+    async fn list_orphans(
+        &self,
+        req: Request<pb::ListOrphansRequest>,
+    ) -> Result<Response<pb::ListOrphansResponse>, Status> {
+        Ok(Response::new(
+            super::orphans::list(&self.meta, req.into_inner()).await?,
+        ))
+    }
+
+    async fn release_orphans(
+        &self,
+        req: Request<pb::ReleaseOrphansRequest>,
+    ) -> Result<Response<pb::ReleaseOrphansResponse>, Status> {
+        Ok(Response::new(
+            super::orphans::release(&self.meta, req.into_inner()).await?,
+        ))
     }
 }

@@ -8,14 +8,19 @@
 //! - [`admin`]: status and membership, for the admin certificate.
 //! - [`blob_admin`]: the blob-server lifecycle for the admin: list,
 //!   drain, undrain, remove.
+//! - [`backup`]: `Admin.Backup`, the backup file streamed from a
+//!   committed state (ADR 0026).
+//! - [`orphans`]: shards held since a restore: list and release.
 //! - [`errors`]: `ServiceError`, what every service refuses with, and the
 //!   one place it becomes a gRPC status (with its `ErrorCode`).
 
 pub mod admin;
+pub mod backup;
 pub mod blob_admin;
 pub mod ca_admin;
 pub mod certs;
 pub mod errors;
 pub mod join;
 pub mod meta;
+pub mod orphans;
 pub mod registry;

@@ -131,6 +131,12 @@ impl LogStore {
         Ok(store)
     }
 
+    /// Closes the pool (offline tools). Clones share it: none may be
+    /// used afterwards.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// The committed index last saved, if any.
     pub fn committed_index(&self) -> Option<u64> {
         self.committed.load(Ordering::Relaxed).checked_sub(1)

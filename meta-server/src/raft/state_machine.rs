@@ -36,9 +36,9 @@ use crate::state::commands::Response;
 use crate::state::format::{self, TooNew};
 use crate::state::schema;
 
-const STATE_DB: &str = "state.db";
-const INCOMING_DB: &str = "incoming.db";
-const SNAPSHOT_META: &str = "snapshot.json";
+pub const STATE_DB: &str = "state.db";
+pub const INCOMING_DB: &str = "incoming.db";
+pub const SNAPSHOT_META: &str = "snapshot.json";
 /// Connections for readers plus the one applying writer.
 const POOL_SIZE: u32 = 8;
 
@@ -108,9 +108,60 @@ fn read_stored(dir: &Path) -> Result<Option<StoredSnapshotMeta>, TooNew> {
     Ok(serde_json::from_slice(&bytes).ok())
 }
 
+/// Whole-DB copies made in the data dir that are never state: a snapshot
+/// being built, a backup being streamed, a restore's verified DB. One
+/// found when the DB opens was left by a crash or an abandoned copy.
+pub const TEMP_COPY_PREFIXES: [&str; 3] = ["building-", "backup-", RESTORE_TEMP_PREFIX];
+/// A restore's verified DB, made in the first data dir it writes.
+pub const RESTORE_TEMP_PREFIX: &str = ".restore-";
+
+/// Whether `name` (a file in the data dir) is such a copy, or a file
+/// SQLite keeps beside one.
+pub fn is_temp_copy(name: &str) -> bool {
+    let db = ["-wal", "-shm", "-journal"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name);
+    db.ends_with(".db") && TEMP_COPY_PREFIXES.iter().any(|p| db.starts_with(p))
+}
+
+/// Removes the temp copies left in `dir` (see [`is_temp_copy`]); called
+/// when the DB opens, before anything in the dir may make a new one.
+fn remove_temp_copies(dir: &Path) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        let e = e?;
+        if e.file_name().to_str().is_some_and(is_temp_copy) {
+            tracing::info!(file = %e.path().display(), "removing a stale copy of the state DB");
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// `VACUUM INTO dest` on `conn`: a consistent copy of its DB in one read
+/// transaction. `dest` must not exist.
+pub async fn vacuum(conn: &mut sqlx::SqliteConnection, dest: &Path) -> Result<(), sqlx::Error> {
+    sqlx::query("VACUUM INTO ?")
+        .bind(dest.to_string_lossy().to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 impl StateDb {
     pub async fn open(dir: &Path) -> Result<Arc<Self>, schema::SchemaError> {
         let live = dir.join(STATE_DB);
+        {
+            let dir = dir.to_path_buf();
+            blocking(move || remove_temp_copies(&dir))
+                .await
+                .map_err(sqlx::Error::Io)?;
+        }
         let mut pool = open_state(&live).await?;
         // A crash after a snapshot was saved but before it replaced
         // state.db: the snapshot is newer than the DB, restore from it.
@@ -164,6 +215,24 @@ impl StateDb {
         save_snapshot(self, meta, data.to_vec()).await
     }
 
+    /// The data dir this DB lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A consistent copy of the DB at `dest` (`VACUUM INTO`: one read
+    /// transaction, while apply goes on). `dest` must not exist.
+    pub async fn vacuum_into(&self, dest: &Path) -> Result<(), sqlx::Error> {
+        let mut conn = self.acquire().await?;
+        vacuum(&mut conn, dest).await
+    }
+
+    /// Closes the pool (offline tools, before the files are changed
+    /// under another handle). Nothing may use this DB afterwards.
+    pub async fn close(&self) {
+        self.pool.read().await.close().await;
+    }
+
     /// A connection to the current DB, taken under the read guard so an
     /// install cannot close the pool between the clone and the acquire.
     pub async fn acquire(&self) -> Result<PoolConnection<Sqlite>, sqlx::Error> {
@@ -189,7 +258,7 @@ async fn open_state(path: &Path) -> Result<SqlitePool, schema::SchemaError> {
     Ok(open_pool(path, POOL_SIZE).await?)
 }
 
-async fn read_sm_meta<T: serde::de::DeserializeOwned>(
+pub(crate) async fn read_sm_meta<T: serde::de::DeserializeOwned>(
     conn: &mut sqlx::SqliteConnection,
     key: &str,
 ) -> Result<Option<T>, StorageError> {
@@ -206,7 +275,7 @@ async fn read_sm_meta<T: serde::de::DeserializeOwned>(
     }
 }
 
-async fn write_sm_meta<T: Serialize>(
+pub(crate) async fn write_sm_meta<T: Serialize>(
     conn: &mut sqlx::SqliteConnection,
     key: &str,
     value: &T,
@@ -478,16 +547,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let dir = self.db.dir.clone();
         let nonce: u32 = rand::random();
         let tmp = dir.join(format!("building-{nonce:08x}.db"));
-        {
-            // VACUUM INTO copies one consistent read transaction of the DB,
-            // while apply goes on.
-            let mut conn = self.db.acquire().await.map_err(snap_write)?;
-            sqlx::query("VACUUM INTO ?")
-                .bind(tmp.to_string_lossy().to_string())
-                .execute(&mut *conn)
-                .await
-                .map_err(snap_write)?;
-        }
+        self.db.vacuum_into(&tmp).await.map_err(snap_write)?;
         // The copy says what it contains.
         let (last, membership) = {
             let mut conn = sqlx::SqliteConnection::connect_with(

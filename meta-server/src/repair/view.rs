@@ -1,5 +1,6 @@
-//! `Admin.Durability`: the durability counts and the worst units, one
-//! linearizable read, so every meta-server answers the same.
+//! `Admin.Durability`: the durability counts, the worst units and the
+//! shards held since a restore (ADR 0026), one linearizable read, so
+//! every meta-server answers the same.
 
 use hamster_proto::pb;
 
@@ -16,11 +17,13 @@ pub async fn durability(meta: &Meta, limit: u32) -> Result<pb::DurabilityRespons
         0 => DEFAULT_UNITS,
         n => n.min(MAX_UNITS),
     };
-    let (summary, units) = meta
+    let (summary, units, held, orphans) = meta
         .read(async |c| {
             Ok((
                 q::durability_summary(c).await?,
                 q::degraded_units(c, limit).await?,
+                q::orphan_counts(c, None).await?,
+                q::held_orphans(c, None, limit).await?,
             ))
         })
         .await?;
@@ -30,6 +33,8 @@ pub async fn durability(meta: &Meta, limit: u32) -> Result<pb::DurabilityRespons
         repair_queue: summary.repair_queue,
         last_scrub_ms: summary.last_scrub_ms,
         shards_repaired: summary.shards_repaired,
+        held_orphans: held.held,
+        orphans: orphans.into_iter().map(Into::into).collect(),
         units: units
             .into_iter()
             .map(|u| pb::DegradedUnit {

@@ -17,7 +17,7 @@ use super::model::{Heartbeat, KeyHolder, Role, TlsMember};
 use super::outcome::{ApplyError, Outcome, invalid};
 use super::{
     buckets, ca_rotation, durability, key_rotation, lifecycle, multipart, object_lock, objects,
-    reads, registry, writes,
+    orphans, reads, registry, writes,
 };
 
 /// How long a command id is remembered, in command time. Far longer than
@@ -270,6 +270,9 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             swaps,
             sources,
         } => lifecycle::move_shards(c, unit, swaps, sources).await,
+        Op::HoldOrphans { blob_id, shards } => orphans::hold(c, at, blob_id, shards).await,
+        Op::ReleaseOrphans { blob_id } => orphans::release(c, blob_id.as_deref()).await,
+        Op::ForgetOrphans { blob_id, shard_ids } => orphans::forget(c, blob_id, shard_ids).await,
         // Batches are unpacked by apply_entry; one inside a batch is refused.
         Op::Batch(_) => invalid("a batch inside a batch"),
         // The version that wrote it refused it too (ADR 0020).

@@ -16,6 +16,7 @@ use super::{reads, writes};
 
 const TRUST: &str = "trust";
 const ROTATION: &str = "ca";
+const CLUSTER_ID: &str = "cluster_id";
 
 /// The fingerprint of the one certificate in `pem`.
 pub use pki::pem_fingerprint as ca_fingerprint;
@@ -24,7 +25,8 @@ pub async fn bundle(c: &mut SqliteConnection) -> Result<Option<TrustBundle>, sql
     reads::setting_json(c, TRUST).await
 }
 
-async fn set_bundle(c: &mut SqliteConnection, b: &TrustBundle) -> Result<(), sqlx::Error> {
+/// Replaces the trust bundle as given (apply's steps, and a restore).
+pub async fn set_bundle(c: &mut SqliteConnection, b: &TrustBundle) -> Result<(), sqlx::Error> {
     writes::put_setting(c, TRUST, Some(&writes::json(b)?)).await
 }
 
@@ -32,7 +34,11 @@ pub async fn rotation(c: &mut SqliteConnection) -> Result<Option<CaRotation>, sq
     reads::rotation(c, ROTATION).await
 }
 
-async fn set_rotation(c: &mut SqliteConnection, r: Option<&CaRotation>) -> Result<(), sqlx::Error> {
+/// Records (or, None, clears) the open CA rotation as given.
+pub async fn set_rotation(
+    c: &mut SqliteConnection,
+    r: Option<&CaRotation>,
+) -> Result<(), sqlx::Error> {
     writes::put_rotation(c, ROTATION, r).await
 }
 
@@ -101,7 +107,16 @@ pub async fn init(
         issuer: issuer.into(),
     };
     set_bundle(c, &b).await?;
+    // The cluster's id for its life: its first issuing CA (ADR 0026).
+    if reads::setting(c, CLUSTER_ID).await?.is_none() {
+        writes::put_setting(c, CLUSTER_ID, Some(issuing)).await?;
+    }
     Ok(Response::Ok)
+}
+
+/// The cluster's id ("" before the first trust bundle).
+pub async fn cluster_id(c: &mut SqliteConnection) -> Result<String, sqlx::Error> {
+    Ok(reads::setting(c, CLUSTER_ID).await?.unwrap_or_default())
 }
 
 pub async fn member_seen(c: &mut SqliteConnection, at: i64, m: &TlsMember) -> Outcome {

@@ -8,8 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    AccessKey, BadShard, BlobServer, CaPhase, DefaultRetention, JoinToken, LockMode, Part,
-    Rewrapped, Role, ShardMap, ShardSwap, Unit, Upload, Version, Versioning,
+    AccessKey, BadShard, BlobServer, CaPhase, DefaultRetention, HeldShard, JoinToken, LockMode,
+    Part, Rewrapped, Role, ShardMap, ShardSwap, Unit, Upload, Version, Versioning,
 };
 
 /// One log entry's payload. Stored with a format version, written first
@@ -267,6 +267,25 @@ pub enum Op {
         #[serde(default)]
         sources: Vec<String>,
     },
+    /// The sweep's finding after a restore (ADR 0026): shards on `blob_id`
+    /// that no map names, written before the restore, are held (kept and
+    /// listed) instead of deleted. A shard held already keeps its row
+    /// (its first finding, its release); one a map names now is skipped.
+    HoldOrphans {
+        blob_id: String,
+        shards: Vec<HeldShard>,
+    },
+    /// An operator's release of held shards: on one blob-server, or
+    /// (None) everywhere. The sweep deletes released ones still unnamed.
+    ReleaseOrphans {
+        blob_id: Option<String>,
+    },
+    /// Drops held rows: shards the sweep deleted once released, or found
+    /// named again (an in-flight commit) or gone from their server.
+    ForgetOrphans {
+        blob_id: String,
+        shard_ids: Vec<String>,
+    },
     /// Group commit: commands that reached the leader together, in one log
     /// entry. Each is applied as if alone (own id, own savepoint) and
     /// answers in [`Response::Batch`], in order.
@@ -323,6 +342,9 @@ impl Op {
             Op::FinishDrain { .. } => "FinishDrain",
             Op::RemoveBlob { .. } => "RemoveBlob",
             Op::MoveShards { .. } => "MoveShards",
+            Op::HoldOrphans { .. } => "HoldOrphans",
+            Op::ReleaseOrphans { .. } => "ReleaseOrphans",
+            Op::ForgetOrphans { .. } => "ForgetOrphans",
             Op::Batch(_) => "Batch",
             Op::Unreadable { .. } => "Unreadable",
         }
@@ -394,6 +416,10 @@ pub enum Response {
     },
     /// The answers of an [`Op::Batch`], in order.
     Batch(Vec<Response>),
+    /// Held orphan rows added, released or dropped by the command.
+    Orphans {
+        rows: u64,
+    },
     Err(MetaError),
 }
 

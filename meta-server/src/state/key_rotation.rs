@@ -25,8 +25,20 @@ pub async fn write_key(c: &mut SqliteConnection) -> Result<String, sqlx::Error> 
     Ok(reads::setting(c, WRITE_KEY).await?.unwrap_or_default())
 }
 
-async fn set_write_key(c: &mut SqliteConnection, fp: &str) -> Result<(), sqlx::Error> {
+/// Sets the write key as given, without checks: apply's own steps, and
+/// an offline restore that rewrapped every key to `fp` (ADR 0026).
+pub async fn set_write_key(c: &mut SqliteConnection, fp: &str) -> Result<(), sqlx::Error> {
     writes::put_setting(c, WRITE_KEY, Some(fp)).await
+}
+
+/// Records (or, None, removes) the open rotation without start's checks:
+/// only an offline restore's rewrap uses it, to apply `Op::Rewrap` from
+/// a key no rotation names (ADR 0026).
+pub async fn set_rotation(
+    c: &mut SqliteConnection,
+    r: Option<&KeyRotation>,
+) -> Result<(), sqlx::Error> {
+    writes::put_rotation(c, ROTATION, r).await
 }
 
 /// The open rotation, if any.

@@ -21,7 +21,9 @@
 //!     repair's (or a move's) swap of shards, and the rule that a shard
 //!     still named is never freed;
 //!   - [`lifecycle`]: draining, drained and removed blob-servers, the
-//!     mover's swaps, and the fence that keeps new maps off retired ones.
+//!     mover's swaps, and the fence that keeps new maps off retired ones;
+//!   - [`orphans`]: shards held after a restore, their release, and
+//!     dropping the rows of those deleted or named again.
 //! - [`reads`]: every read of the applied state (gets, scans, listings,
 //!   the durability view).
 //! - [`writes`]: every write to it; topics decide, writes store (and
@@ -39,6 +41,7 @@ pub mod model;
 pub mod multipart;
 pub mod object_lock;
 pub mod objects;
+pub mod orphans;
 pub mod outcome;
 pub mod reads;
 pub mod registry;

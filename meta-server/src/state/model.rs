@@ -6,8 +6,9 @@
 //! text stored and sent; conversions from the wire refuse other text.
 //!
 //! The records of the durability commands (a unit, a shard swap, a bad
-//! shard) are in `durability`; the conversions to and from protobuf in
-//! `wire`. Both are re-exported or implemented on the types here.
+//! shard) are in `durability`, those of the orphan hold in `orphans`;
+//! the conversions to and from protobuf in `wire`. They are re-exported
+//! or implemented on the types here.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,8 +17,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 mod durability;
+mod orphans;
 mod wire;
 pub use durability::{BadShard, ShardSwap, Unit};
+pub use orphans::{HeldOrphan, HeldShard};
 
 /// Text that names none of a state's values (from the wire or the DB).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -448,6 +451,20 @@ pub struct TlsMember {
     pub cert_ca: String,
     pub last_seen_ms: i64,
 }
+
+/// The hold a restore puts on orphan shards (ADR 0026): the setting
+/// `orphan_hold`, written by the restore into the restored DB. A shard no
+/// row names, written before `restored_at_ms`, may hold data committed
+/// after the backup: it is kept and listed until released.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanHold {
+    pub restored_at_ms: i64,
+    pub backup_index: u64,
+    pub backup_created_ms: i64,
+}
+
+/// The setting that holds the [`OrphanHold`] (JSON).
+pub const ORPHAN_HOLD: &str = "orphan_hold";
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,8 @@
 //! Every read of the applied state: gets, counts, scans, the S3
 //! listings (the `listing` submodule), the durability view (the
-//! `durability` submodule) and the blob-server lifecycle's reads (the
-//! `lifecycle` submodule), all re-exported here.
+//! `durability` submodule), the blob-server lifecycle's reads (the
+//! `lifecycle` submodule) and the orphan hold's (the `orphans`
+//! submodule), all re-exported here.
 //!
 //! Also the column codecs [`super::writes`] shares: integers and JSON.
 
@@ -19,6 +20,7 @@ use super::model::{
 mod durability;
 mod lifecycle;
 mod listing;
+mod orphans;
 pub use durability::{
     DegradedUnit, DurabilitySummary, SHARDS_REPAIRED, blob_state, degraded_units,
     durability_summary, referenced_shards, shard_is_named, shards_named_on, shards_repaired,
@@ -29,6 +31,7 @@ pub use lifecycle::{
     shards_named_by_blob, shards_named_on_count, units_on_blob, widest_width_on,
 };
 pub use listing::{Cursor, Entry, Page, Walk, decode_token, encode_token, list, prefix_successor};
+pub use orphans::{OrphanCounts, held_on, held_orphans, orphan_counts, orphan_hold};
 
 /// Largest page a listing returns, as in S3.
 pub const MAX_PAGE: u32 = 1000;

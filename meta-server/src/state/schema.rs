@@ -264,6 +264,26 @@ pub const MIGRATIONS: &[&str] = &[
         ON shard_refs (blob_id, bucket, key, version_id, upload_id, part_number, width);
     DROP INDEX shard_refs_by_blob;
     ",
+    // 9: backup and restore (ADR 0026). The cluster's id, kept for its
+    // life: its first CA's fingerprint (a running cluster: the issuing CA
+    // it has now). held_orphans: shards the sweep found after a restore
+    // that no row names, written before the restore: kept and listed
+    // until an operator releases them.
+    "
+    INSERT OR IGNORE INTO settings (key, value)
+        SELECT 'cluster_id', json_extract(value, '$.issuing') FROM settings
+        WHERE key = 'trust' AND json_extract(value, '$.issuing') IS NOT NULL;
+
+    CREATE TABLE held_orphans (
+        blob_id TEXT NOT NULL,
+        shard_id TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        modified_ms INTEGER NOT NULL,
+        found_ms INTEGER NOT NULL,
+        released INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (blob_id, shard_id)
+    );
+    ",
 ];
 
 /// The schema version this binary writes.

@@ -8,8 +8,8 @@
 //! part) rewrites that map's rows of `shard_refs` in the same call
 //! (`refs`); the durability commands' writes are in `durability`,
 //! the registry's (join tokens, blob-servers, key holders, TLS members)
-//! in `registry`, the blob-server lifecycle's in `lifecycle`; all
-//! re-exported here.
+//! in `registry`, the blob-server lifecycle's in `lifecycle`, the orphan
+//! hold's in `orphans`; all re-exported here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,12 +23,14 @@ use super::reads::{to_i64, version_cols};
 
 mod durability;
 mod lifecycle;
+mod orphans;
 mod refs;
 mod registry;
 pub use durability::{
     MapSite, add_shards_repaired, mark_blob_down, record_fault, set_last_scrub, set_unit_map,
 };
 pub use lifecycle::{add_shards_moved, remove_blob, set_fence, set_lifecycle};
+pub use orphans::{forget_orphan, hold_orphan, release_orphans};
 use refs::Scope;
 pub use registry::{
     blob_heartbeat, forget_member, put_join_token, put_key_holder, put_member, register_blob,

@@ -14,8 +14,9 @@ use hamster_meta::raft::{Entry, LogId, MetaNode, SnapshotMeta, StoredMembership}
 use hamster_meta::state::commands::{Command, MetaError, Op, Response};
 use hamster_meta::state::model::{
     AccessKey, BadShard, BlobServer, BlobState, Bucket, CaPhase, CaRotation, DefaultRetention,
-    JoinToken, KeyRotation, Lifecycle, LockMode, Part, RewrapTarget, Rewrapped, Role,
-    ShardLocation, ShardMap, ShardSwap, TrustBundle, Unit, Upload, Version, Versioning,
+    HeldShard, JoinToken, KeyRotation, Lifecycle, LockMode, OrphanHold, Part, RewrapTarget,
+    Rewrapped, Role, ShardLocation, ShardMap, ShardSwap, TrustBundle, Unit, Upload, Version,
+    Versioning,
 };
 use openraft::EntryPayload;
 
@@ -223,9 +224,12 @@ pub fn op_slot(op: &Op) -> usize {
         Op::FinishDrain { .. } => 35,
         Op::RemoveBlob { .. } => 36,
         Op::MoveShards { .. } => 37,
+        Op::HoldOrphans { .. } => 38,
+        Op::ReleaseOrphans { .. } => 39,
+        Op::ForgetOrphans { .. } => 40,
     }
 }
-pub const OP_VARIANTS: usize = 38;
+pub const OP_VARIANTS: usize = 41;
 
 /// Ops added after format versions existed: no v0 writer ever made one,
 /// so they have no v0 golden file.
@@ -238,6 +242,9 @@ pub const V1_ONLY_OPS: &[&str] = &[
     "FinishDrain",
     "RemoveBlob",
     "MoveShards",
+    "HoldOrphans",
+    "ReleaseOrphans",
+    "ForgetOrphans",
 ];
 
 /// A heartbeat with the store's size (shards and bytes), which older
@@ -507,7 +514,41 @@ pub fn ops() -> Vec<Op> {
             }],
             sources: vec!["030000112233445566778899aabbccddee".into()],
         },
+        Op::HoldOrphans {
+            blob_id: "blob-2".into(),
+            shards: vec![
+                HeldShard {
+                    shard_id: "0c0000112233445566778899aabbccddee".into(),
+                    bytes: 2_097_216,
+                    modified_ms: AT_MS - 86_400_000,
+                },
+                HeldShard {
+                    shard_id: "0c0100112233445566778899aabbccddee".into(),
+                    bytes: 64,
+                    modified_ms: AT_MS - 90_000_000,
+                },
+            ],
+        },
+        Op::ReleaseOrphans {
+            blob_id: Some("blob-2".into()),
+        },
+        Op::ForgetOrphans {
+            blob_id: "blob-2".into(),
+            shard_ids: vec![
+                "0c0000112233445566778899aabbccddee".into(),
+                "0c0100112233445566778899aabbccddee".into(),
+            ],
+        },
     ]
+}
+
+/// The hold a restore writes (the setting `orphan_hold`).
+pub fn orphan_hold() -> OrphanHold {
+    OrphanHold {
+        restored_at_ms: AT_MS,
+        backup_index: 123_456,
+        backup_created_ms: AT_MS - 3_600_000,
+    }
 }
 
 /// Position of each `MetaError` variant in [`errors`].
@@ -589,9 +630,10 @@ pub fn response_slot(r: &Response) -> usize {
         Response::Batch(_) => 12,
         Response::Err(_) => 13,
         Response::Swapped { .. } => 14,
+        Response::Orphans { .. } => 15,
     }
 }
-pub const RESPONSE_VARIANTS: usize = 15;
+pub const RESPONSE_VARIANTS: usize = 16;
 
 pub fn responses() -> Vec<Response> {
     vec![
@@ -636,6 +678,7 @@ pub fn responses() -> Vec<Response> {
         Response::Swapped {
             freed: vec![shard_map(10)],
         },
+        Response::Orphans { rows: 17 },
     ]
 }
 

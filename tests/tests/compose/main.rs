@@ -3,9 +3,12 @@
 //! healthy; S3 round trips through each gateway; two blob containers
 //! killed and every object still reads; the meta leader stopped and writes
 //! resume; scaled to 3 gateways and 8 blob-servers, the new members serve
-//! and store shards; a joined node's key is in no other volume or log; and
-//! the test leaves no container, network or volume behind. Each of these
-//! is a named step over the one compose project.
+//! and store shards; a joined node's key is in no other volume or log; the
+//! meta tier backed up, wiped and restored by the README's procedure
+//! ([`restore`]); and the test leaves no container, network or volume
+//! behind. Each of these is a named step over the one compose project.
+
+mod restore;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -134,8 +137,8 @@ struct Gateways {
 const FIRST: [(&str, usize); 2] = [("obj-0", 0), ("obj-1", 1)];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_compose_cluster_serves_survives_and_scales() {
-    let mut steps = Steps::new("the_compose_cluster_serves_survives_and_scales");
+async fn the_compose_cluster_serves_survives_scales_and_restores() {
+    let mut steps = Steps::new("the_compose_cluster_serves_survives_scales_and_restores");
     steps
         .require("the static binaries are built", async {
             for bin in ["meta-server", "blob-server", "gateway", "hamster"] {
@@ -222,6 +225,12 @@ async fn the_compose_cluster_serves_survives_and_scales() {
         )
         .await;
     steps
+        .run(
+            "the meta tier backed up, wiped and restored; objects read, writes resume",
+            restore::backup_wipe_restore(c, gws),
+        )
+        .await;
+    steps
         .run("teardown leaves nothing of the project", async {
             let down = ["down", "-v", "--remove-orphans", "--timeout", "5"];
             // Docker may still be releasing a stopped container's endpoint
@@ -280,29 +289,8 @@ async fn up(c: &Compose) -> anyhow::Result<Gateways> {
 }
 
 async fn leader_stopped(c: &Compose, gws: &Gateways) {
-    let status = c.ok(&[
-        "run",
-        "--rm",
-        "--no-deps",
-        "bootstrap",
-        "/hamster",
-        "status",
-        "--json",
-        "--admin-cert",
-        "/pki/admin.crt",
-        "--admin-key",
-        "/pki/admin.key",
-        "--trust",
-        "/pki/trust.pem",
-        "--meta",
-        "meta-1:7400,meta-2:7400,meta-3:7400",
-    ]);
-    let json = status
-        .lines()
-        .find(|l| l.starts_with('{'))
-        .expect("status json");
-    let leader: serde_json::Value = serde_json::from_str(json).expect("json");
-    let leader = leader["leader_raft_id"].as_u64().expect("leader");
+    let status = json_in(&admin(c, &[], &["status", "--json"]));
+    let leader = status["leader_raft_id"].as_u64().expect("leader");
     assert!(
         docker(&[
             "stop",
@@ -328,6 +316,37 @@ async fn leader_stopped(c: &Compose, gws: &Gateways) {
         }
         assert!(Instant::now() < deadline, "writes did not resume: {r:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `hamster ARGS` with the admin identity, in a one-shot container of the
+/// bootstrap service (which mounts the PKI) with `run_opts` (e.g. a
+/// volume): its stdout.
+fn admin(c: &Compose, run_opts: &[&str], args: &[&str]) -> String {
+    let mut a = vec!["run", "--rm", "--no-deps"];
+    a.extend_from_slice(run_opts);
+    a.extend_from_slice(&["bootstrap", "/hamster"]);
+    a.extend_from_slice(args);
+    a.extend_from_slice(&[
+        "--admin-cert",
+        "/pki/admin.crt",
+        "--admin-key",
+        "/pki/admin.key",
+        "--trust",
+        "/pki/trust.pem",
+        "--meta",
+        "meta-1:7400,meta-2:7400,meta-3:7400",
+    ]);
+    c.ok(&a)
+}
+
+/// The one JSON object in a command's output.
+fn json_in(out: &str) -> serde_json::Value {
+    let (start, end) = (out.find('{'), out.rfind('}'));
+    match (start, end) {
+        (Some(s), Some(e)) if s < e => serde_json::from_str(&out[s..=e])
+            .unwrap_or_else(|err| panic!("not one JSON object ({err}):\n{out}")),
+        _ => panic!("no JSON object in:\n{out}"),
     }
 }
 
