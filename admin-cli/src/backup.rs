@@ -17,6 +17,7 @@ use hamster_proto::pb::{BackupRequest, admin_client::AdminClient};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use crate::blob::human_bytes;
 use crate::conn::MetaConn;
 
 #[derive(Debug, clap::Args)]
@@ -159,7 +160,7 @@ fn print(a: &BackupArgs, h: &BackupHeader, bytes: u64, sha256: &str, started: In
     println!(
         "backup {}: {} at raft index {} (term {}), taken {}",
         a.out.display(),
-        size(bytes),
+        human_bytes(bytes),
         h.raft_index,
         h.raft_term,
         utc(h.created_ms)
@@ -178,21 +179,6 @@ fn print(a: &BackupArgs, h: &BackupHeader, bytes: u64, sha256: &str, started: In
     println!("  issuing CA     {}", or_none(&h.issuing_ca));
     println!("  sha256         {sha256}");
     println!("  took           {:.1} s", started.elapsed().as_secs_f64());
-}
-
-/// Bytes for people: "12.3 MiB".
-pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let (mut v, mut unit) = (bytes as f64, 0);
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 /// Milliseconds since the epoch as "YYYY-MM-DD HH:MM:SS UTC".
@@ -226,11 +212,5 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(1_700_000_000_123), "2023-11-14 22:13:20 UTC");
-    }
-
-    #[test]
-    fn sizes_print_in_binary_units() {
-        assert_eq!(size(512), "512 B");
-        assert_eq!(size(3 * 1024 * 1024 / 2), "1.5 MiB");
     }
 }

@@ -11,11 +11,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
-use hamster_proto::pb::admin_server::{Admin, AdminServer};
+use hamster_proto::pb::admin_server::Admin;
 use hamster_proto::pb::{BackupChunk, BackupRequest};
-use hamster_proto::pki::{self, CertAuthority, ExtraNames, Validity};
-use hamster_proto::tls::NodeTls;
-use hamster_proto::{PeerIdentity, Role, transport};
 use sha2::{Digest, Sha256};
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
@@ -46,74 +43,37 @@ impl Admin for Fake {
     }
 }
 
-struct Meta {
-    addr: String,
-    dir: tempfile::TempDir,
-}
+/// The scripted meta-server; the CLI writes its backups under `out/`.
+struct Meta(common::ScriptedMeta);
 
 impl Meta {
     fn start(fake: Fake) -> Self {
-        let pair = pki::generate_ca("test", Validity::starting_now(pki::CA_VALIDITY)).expect("ca");
-        let ca = CertAuthority::from_pem(&pair.cert_pem, &pair.key_pem).expect("ca");
-        let issue = |role, id| {
-            let identity = PeerIdentity::new(role, id).expect("id");
-            let (csr, key) = pki::generate_csr(&identity, &ExtraNames::default()).expect("csr");
-            let cert = ca
-                .sign_csr(&csr, &identity, Validity::starting_now(pki::LEAF_VALIDITY))
-                .expect("sign");
-            (cert, key)
-        };
-        let dir = tempfile::tempdir().expect("tmp");
-        let (cert, key) = issue(Role::Admin, "admin");
-        std::fs::write(dir.path().join("admin.crt"), cert).expect("write");
-        std::fs::write(dir.path().join("admin.key"), key).expect("write");
-        std::fs::write(dir.path().join("trust.pem"), &pair.cert_pem).expect("write");
-        let (cert, key) = issue(Role::Meta, "meta-1");
-        let tls = NodeTls::from_pem(&cert, &key, &pair.cert_pem).expect("meta tls");
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Its own runtime: the tests run the CLI as a blocking child process.
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                tx.send(listener.local_addr().expect("addr").to_string())
-                    .expect("send");
-                transport::server()
-                    .add_service(AdminServer::new(fake))
-                    .serve_with_incoming(transport::incoming(listener, tls))
-                    .await
-                    .expect("serve");
-            });
-        });
-        let addr = rx.recv().expect("address");
-        Self { addr, dir }
+        Self(common::ScriptedMeta::start(fake))
+    }
+
+    fn dir(&self) -> &Path {
+        self.0.dir.path()
     }
 
     fn out(&self) -> std::path::PathBuf {
-        self.dir.path().join("out").join("meta.hbk")
+        self.dir().join("out").join("meta.hbk")
     }
 
     /// Runs `hamster backup --out OUT ARGS` as the admin.
     fn backup(&self, args: &[&str]) -> Output {
-        let d: &Path = self.dir.path();
-        std::fs::create_dir_all(d.join("out")).expect("mkdir");
-        std::process::Command::new(env!("CARGO_BIN_EXE_hamster"))
+        std::fs::create_dir_all(self.dir().join("out")).expect("mkdir");
+        self.0
+            .hamster()
             .arg("backup")
             .arg(format!("--out={}", self.out().display()))
             .args(args)
-            .env("HAMSTER_ADMIN_CERT", d.join("admin.crt"))
-            .env("HAMSTER_ADMIN_KEY", d.join("admin.key"))
-            .env("HAMSTER_TRUST", d.join("trust.pem"))
-            .env("HAMSTER_META", &self.addr)
             .output()
             .expect("run hamster")
     }
 
     /// The files in the output dir.
     fn left(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.dir.path().join("out"))
+        let mut names: Vec<String> = std::fs::read_dir(self.dir().join("out"))
             .expect("read dir")
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -193,7 +153,7 @@ fn a_stream_that_breaks_leaves_no_file_and_an_old_one_untouched() {
         bytes: bytes[..bytes.len() / 2].to_vec(),
         error: Some(Status::unavailable("leader lost")),
     });
-    std::fs::create_dir_all(meta.dir.path().join("out")).expect("mkdir");
+    std::fs::create_dir_all(meta.dir().join("out")).expect("mkdir");
     std::fs::write(meta.out(), b"yesterday's backup").expect("write");
     let out = meta.backup(&["--force"]);
     assert!(!out.status.success());

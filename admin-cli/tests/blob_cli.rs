@@ -5,21 +5,19 @@
 //! refusal prints, the exit codes); the meta tier's own behaviour is
 //! tested with real processes in tests/.
 
+mod common;
+
 use std::collections::VecDeque;
-use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use hamster_proto::ErrorCode;
-use hamster_proto::pb::admin_server::{Admin, AdminServer};
+use hamster_proto::pb::admin_server::Admin;
 use hamster_proto::pb::{
     Balance, BlobBalance, BlobServer, DrainBlobRequest, DrainBlobResponse, ListBlobServersRequest,
     ListBlobServersResponse, RebalanceRequest, RebalanceResponse, RemoveBlobRequest,
     RemoveBlobResponse,
 };
-use hamster_proto::pki::{self, CertAuthority, ExtraNames, Validity};
-use hamster_proto::tls::NodeTls;
-use hamster_proto::{PeerIdentity, Role, transport};
 use tonic::{Request, Response, Status};
 
 /// What the scripted meta-server answers.
@@ -95,64 +93,24 @@ impl Admin for Fake {
     }
 }
 
-/// A scripted meta-server and the admin files to reach it.
+/// The scripted meta-server and its script.
 struct Meta {
     fake: Fake,
-    addr: String,
-    dir: tempfile::TempDir,
+    meta: common::ScriptedMeta,
 }
 
 impl Meta {
     fn start(script: Script) -> Self {
-        let pair = pki::generate_ca("test", Validity::starting_now(pki::CA_VALIDITY)).expect("ca");
-        let ca = CertAuthority::from_pem(&pair.cert_pem, &pair.key_pem).expect("ca");
-        let issue = |role, id| {
-            let identity = PeerIdentity::new(role, id).expect("id");
-            let (csr, key) = pki::generate_csr(&identity, &ExtraNames::default()).expect("csr");
-            let cert = ca
-                .sign_csr(&csr, &identity, Validity::starting_now(pki::LEAF_VALIDITY))
-                .expect("sign");
-            (cert, key)
-        };
-        let dir = tempfile::tempdir().expect("tmp");
-        let (cert, key) = issue(Role::Admin, "admin");
-        std::fs::write(dir.path().join("admin.crt"), cert).expect("write");
-        std::fs::write(dir.path().join("admin.key"), key).expect("write");
-        std::fs::write(dir.path().join("trust.pem"), &pair.cert_pem).expect("write");
-        let (cert, key) = issue(Role::Meta, "meta-1");
-        let tls = NodeTls::from_pem(&cert, &key, &pair.cert_pem).expect("meta tls");
         let fake = Fake(Arc::new(Mutex::new(script)));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let service = fake.clone();
-        // Its own runtime: the tests run the CLI as a blocking child process.
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                tx.send(listener.local_addr().expect("addr").to_string())
-                    .expect("send");
-                transport::server()
-                    .add_service(AdminServer::new(service))
-                    .serve_with_incoming(transport::incoming(listener, tls))
-                    .await
-                    .expect("serve");
-            });
-        });
-        let addr = rx.recv().expect("address");
-        Self { fake, addr, dir }
+        let meta = common::ScriptedMeta::start(fake.clone());
+        Self { fake, meta }
     }
 
     /// Runs `hamster ARGS` as the admin.
     fn hamster(&self, args: &[&str]) -> Output {
-        let d: &Path = self.dir.path();
-        std::process::Command::new(env!("CARGO_BIN_EXE_hamster"))
+        self.meta
+            .hamster()
             .args(args)
-            .env("HAMSTER_ADMIN_CERT", d.join("admin.crt"))
-            .env("HAMSTER_ADMIN_KEY", d.join("admin.key"))
-            .env("HAMSTER_TRUST", d.join("trust.pem"))
-            .env("HAMSTER_META", &self.addr)
             .output()
             .expect("run hamster")
     }

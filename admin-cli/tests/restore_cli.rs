@@ -60,16 +60,45 @@ impl Dev {
         path
     }
 
+    /// A backup file made to order around `body`, under this cluster's
+    /// master key and CA.
+    fn made(&self, body: &[u8]) -> Vec<u8> {
+        common::file(&common::header(body, &self.key, &self.ca), body)
+    }
+
+    /// A real backup whose write key is `write_key`, written as by
+    /// [`Dev::backup`].
+    async fn real(&self, write_key: &str) -> PathBuf {
+        let real = common::real_backup(&self.dir().join("pki"), write_key).await;
+        self.backup(&std::fs::read(&real).expect("read"))
+    }
+
+    /// A real backup older than a master-key rotation: the key it was
+    /// written under is now the node's next key.
+    async fn real_under_next_key(&self) -> PathBuf {
+        let old = hamster_proto::secrets::MasterKey::generate();
+        old.write_new(&self.dir().join("pki/master.next.key"))
+            .expect("next key");
+        self.real(&old.fingerprint()).await
+    }
+
     /// The meta-server's flags for the `--data-dir` form.
     fn node_flags(&self, data_dir: &Path) -> Vec<String> {
+        self.member_flags(data_dir, 1)
+    }
+
+    /// The `--data-dir` flags of meta-`raft_id` (provisioned in
+    /// `nodes/meta-ID/`, listening on port 7400 + ID).
+    fn member_flags(&self, data_dir: &Path, raft_id: u64) -> Vec<String> {
         let d = self.dir();
+        let node = d.join(format!("nodes/meta-{raft_id}"));
         vec![
             format!("--data-dir={}", data_dir.display()),
-            "--raft-id=1".into(),
-            "--listen=127.0.0.1:7401".into(),
+            format!("--raft-id={raft_id}"),
+            format!("--listen=127.0.0.1:{}", 7400 + raft_id),
             format!("--master-key-file={}", d.join("pki/master.key").display()),
-            format!("--trust={}", d.join("nodes/meta-1/trust.pem").display()),
-            format!("--tls-cert={}", d.join("nodes/meta-1/node.crt").display()),
+            format!("--trust={}", node.join("trust.pem").display()),
+            format!("--tls-cert={}", node.join("node.crt").display()),
         ]
     }
 }
@@ -113,7 +142,7 @@ fn dir_flag(dev: &Dev) -> String {
 fn a_truncated_backup_is_refused_by_check_and_by_restore_and_nothing_is_written() {
     let dev = Dev::new(&free_addr());
     let body = b"not really a database".repeat(50);
-    let whole = common::file(&common::header(&body, &dev.key, &dev.ca), &body);
+    let whole = dev.made(&body);
     let from = dev.backup(&whole[..whole.len() / 2]);
     let target = dev.dir().join("data/meta-9");
     let before = common::snapshot(dev.dir());
@@ -130,7 +159,7 @@ fn a_truncated_backup_is_refused_by_check_and_by_restore_and_nothing_is_written(
 fn a_corrupt_backup_is_refused_and_the_dev_dirs_are_not_moved() {
     let dev = Dev::new(&free_addr());
     let body = b"pages".repeat(100);
-    let mut bytes = common::file(&common::header(&body, &dev.key, &dev.ca), &body);
+    let mut bytes = dev.made(&body);
     let at = bytes.len() - 100;
     bytes[at] ^= 0x40;
     let from = dev.backup(&bytes);
@@ -155,10 +184,7 @@ fn a_corrupt_backup_is_refused_and_the_dev_dirs_are_not_moved() {
 fn a_data_dir_that_holds_state_is_refused_and_left_as_it_was() {
     let dev = Dev::new(&free_addr());
     let body = b"x".repeat(10);
-    let from = dev.backup(&common::file(
-        &common::header(&body, &dev.key, &dev.ca),
-        &body,
-    ));
+    let from = dev.backup(&dev.made(&body));
     let before = common::snapshot(dev.dir());
     let out = restore(&from, &dev.node_flags(&dev.dir().join("data/meta-1")));
     refused(&out, "already holds a meta-server's state");
@@ -190,14 +216,8 @@ async fn a_backup_under_a_master_key_the_node_lacks_is_refused_naming_the_key() 
 /// to the current key with the revoked blob-server removed.
 #[tokio::test]
 async fn an_older_backup_is_refused_without_the_flag_and_restored_with_it() {
-    use hamster_proto::secrets::MasterKey;
     let dev = Dev::new(&free_addr());
-    // The key the backup was written under is now the node's next key.
-    let old = MasterKey::generate();
-    old.write_new(&dev.dir().join("pki/master.next.key"))
-        .expect("next key");
-    let real = common::real_backup(&dev.dir().join("pki"), &old.fingerprint()).await;
-    let from = dev.backup(&std::fs::read(&real).expect("read"));
+    let from = dev.real_under_next_key().await;
     let trust = dev.dir().join("nodes/meta-1/trust.pem");
     std::fs::write(
         hamster_proto::revoke::file_for(&trust),
@@ -220,12 +240,7 @@ async fn an_older_backup_is_refused_without_the_flag_and_restored_with_it() {
         &from,
         &[dir_flag(&dev), "--accept-older".into(), "--json".into()],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let v = ok(&out);
     assert_eq!(v["raft_index"], 2, "{v}");
     assert_eq!(v["raft_term"], 3, "{v}");
     assert_eq!(v["accepted_older"].as_array().map(Vec::len), Some(2), "{v}");
@@ -275,8 +290,7 @@ async fn an_older_backup_is_refused_without_the_flag_and_restored_with_it() {
 #[tokio::test]
 async fn one_meta_server_is_restored_into_a_new_data_dir() {
     let dev = Dev::new(&free_addr());
-    let real = common::real_backup(&dev.dir().join("pki"), &dev.key).await;
-    let from = dev.backup(&std::fs::read(&real).expect("read"));
+    let from = dev.real(&dev.key).await;
     let target = dev.dir().join("data/meta-4");
     let mut flags = dev.node_flags(&target);
     flags.retain(|f| f != "--raft-id=1");
@@ -286,22 +300,14 @@ async fn one_meta_server_is_restored_into_a_new_data_dir() {
     let mut check = flags.clone();
     check.push("--check".into());
     let out = restore(&from, &check);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("would go ahead"), "{text}");
     assert!(text.contains("raft index     2 (term 3)"), "{text}");
     assert_eq!(common::snapshot(dev.dir()), before);
 
     let out = restore(&from, &flags);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("restored raft index 2 (term 3)"), "{text}");
     assert!(text.contains("hamster member add"), "{text}");
@@ -315,10 +321,7 @@ fn a_dev_restore_is_refused_while_a_meta_server_answers() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let dev = Dev::new(&listener.local_addr().expect("addr").to_string());
     let body = b"w".repeat(10);
-    let from = dev.backup(&common::file(
-        &common::header(&body, &dev.key, &dev.ca),
-        &body,
-    ));
+    let from = dev.backup(&dev.made(&body));
     let before = common::snapshot(dev.dir());
     refused(&restore(&from, &[dir_flag(&dev)]), "stop hamster dev first");
     assert_eq!(common::snapshot(dev.dir()), before);
@@ -352,12 +355,17 @@ fn data_entries(dir: &Path) -> Vec<String> {
     names
 }
 
-fn ok(out: &Output) -> serde_json::Value {
+/// Asserts that the command succeeded, showing its stderr if not.
+fn succeeded(out: &Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn ok(out: &Output) -> serde_json::Value {
+    succeeded(out);
     serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
@@ -369,8 +377,7 @@ fn ok(out: &Output) -> serde_json::Value {
 async fn an_interrupted_dev_swap_stops_hamster_dev_and_the_next_restore_finishes_it() {
     use hamster_admin::restore::journal::{self, Swap};
     let dev = Dev::new(&free_addr());
-    let real = common::real_backup(&dev.dir().join("pki"), &dev.key).await;
-    let from = dev.backup(&std::fs::read(&real).expect("read"));
+    let from = dev.real(&dev.key).await;
     let data = dev.dir().join("data");
     let swap = Swap {
         data_dir: data.join("meta-1"),
@@ -421,14 +428,9 @@ async fn an_interrupted_dev_swap_stops_hamster_dev_and_the_next_restore_finishes
 /// and a staging dir left by a killed restore is named, not written over.
 #[tokio::test]
 async fn a_refused_node_restore_leaves_the_data_dir_as_it_was() {
-    use hamster_proto::secrets::MasterKey;
     let dev = Dev::new(&free_addr());
     // Older than the node's key: refused inside the restore, after staging.
-    let old = MasterKey::generate();
-    old.write_new(&dev.dir().join("pki/master.next.key"))
-        .expect("next key");
-    let real = common::real_backup(&dev.dir().join("pki"), &old.fingerprint()).await;
-    let from = dev.backup(&std::fs::read(&real).expect("read"));
+    let from = dev.real_under_next_key().await;
     let flags = |data: &Path| {
         let mut f = dev.node_flags(data);
         f.push(format!(
@@ -539,16 +541,9 @@ async fn with_initial_members_only_the_lowest_raft_id_is_seeded() {
     let members = "--initial-members=1=meta-1@127.0.0.1:7401,2=meta-2@127.0.0.1:7402";
     let (d1, d2) = (dev.dir().join("data/m1"), dev.dir().join("data/m2"));
     let meta2 = |data: &Path| {
-        let d = dev.dir();
-        vec![
-            format!("--data-dir={}", data.display()),
-            "--raft-id=2".into(),
-            "--listen=127.0.0.1:7402".into(),
-            format!("--master-key-file={}", d.join("pki/master.key").display()),
-            format!("--trust={}", d.join("nodes/meta-2/trust.pem").display()),
-            format!("--tls-cert={}", d.join("nodes/meta-2/node.crt").display()),
-            members.into(),
-        ]
+        let mut f = dev.member_flags(data, 2);
+        f.push(members.into());
+        f
     };
 
     // A member that awaits still refuses a bad file or a missing key.
@@ -566,11 +561,7 @@ async fn with_initial_members_only_the_lowest_raft_id_is_seeded() {
 
     let from = dev.backup(&real);
     let text = restore(&from, &meta2(&d2));
-    assert!(
-        text.status.success(),
-        "{}",
-        String::from_utf8_lossy(&text.stderr)
-    );
+    succeeded(&text);
     let said = String::from_utf8_lossy(&text.stdout);
     assert!(
         said.contains("left empty: it will receive the state from meta-1 (raft id 1)"),

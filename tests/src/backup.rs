@@ -6,7 +6,7 @@
 //! and the secret bytes a backup file must never hold.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -24,28 +24,7 @@ impl Cluster {
     /// `restore`), logged to logs/hamster.log; never panics on the
     /// command's own failure.
     pub fn cli(&self, args: &[&str]) -> CliRun {
-        let out = Command::new(self.bins.join("hamster"))
-            .args(args)
-            .env("RUST_LOG", &self.log_level)
-            .env_remove("RUST_BACKTRACE")
-            .output()
-            .expect("run hamster");
-        let run = CliRun {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        let line = args.join(" ");
-        let log = self.root().join("logs/hamster.log");
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-        {
-            use std::io::Write;
-            let _ = writeln!(f, "$ hamster {line}\n{run}");
-        }
-        run
+        self.cli_run(args, Vec::new())()
     }
 
     /// A meta node's data directory.

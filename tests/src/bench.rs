@@ -10,6 +10,15 @@ use crate::Node;
 use crate::load::{LoadReport, quantile};
 use crate::s3::{ClusterSpec, S3Cluster, strings};
 
+/// The `i`-th command-line argument as a number, or `default` if it is
+/// absent or not one.
+pub fn arg(i: usize, default: usize) -> usize {
+    std::env::args()
+        .nth(i)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// MB (10^6 bytes) per second.
 pub fn mb(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64().max(1e-9) / 1e6

@@ -109,9 +109,19 @@ impl Cluster {
 
     /// The CLI run, ready to go on any thread.
     fn admin_run(&self, args: &[&str]) -> impl FnOnce() -> CliRun + Send + 'static {
+        self.cli_run(args, self.admin_flags())
+    }
+
+    /// `hamster ARGS FLAGS`, logged to logs/hamster.log as `hamster ARGS`,
+    /// ready to go on any thread; never panics on the command's own failure.
+    pub(crate) fn cli_run(
+        &self,
+        args: &[&str],
+        flags: Vec<String>,
+    ) -> impl FnOnce() -> CliRun + Send + 'static {
         let mut cmd = Command::new(self.bins.join("hamster"));
         cmd.args(args)
-            .args(self.admin_flags())
+            .args(flags)
             .env("RUST_LOG", &self.log_level)
             .env_remove("RUST_BACKTRACE");
         let log = self.root().join("logs/hamster.log");

@@ -147,6 +147,25 @@ pub async fn get_retention(
         .await
 }
 
+/// GetObjectLegalHold of `key` (version `id`, or the latest): the hold's
+/// status, None if it has none; panics if the call fails.
+pub async fn legal_hold_status(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    id: Option<&str>,
+) -> Option<ObjectLockLegalHoldStatus> {
+    let out = c
+        .get_object_legal_hold()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(id.map(str::to_string))
+        .send()
+        .await
+        .expect("legal hold");
+    out.legal_hold().and_then(|h| h.status()).cloned()
+}
+
 /// PutObjectLegalHold of `key`'s latest version, on or off.
 pub async fn put_legal_hold(
     c: &Client,

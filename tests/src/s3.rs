@@ -21,7 +21,7 @@ use aws_sdk_s3::types::{
 };
 use hamster_proto::pb;
 
-use crate::{Cluster, Kind, Node, path_str};
+use crate::{Cluster, Kind, Node, Steps, path_str};
 
 /// An aws-sdk-s3 error as (S3 error code, HTTP status).
 pub fn error_status<E: ProvideErrorMetadata>(
@@ -440,5 +440,18 @@ impl S3Cluster {
 
     pub fn client(&self) -> aws_sdk_s3::Client {
         self.c.s3_client(self.gw, &self.access_key_id, &self.secret)
+    }
+
+    /// A scenario's first step, "start": the cluster `spec` describes (if
+    /// it fails, the scenario stops there). Answers the cluster and a
+    /// client of its gateway.
+    pub async fn start_step(steps: &mut Steps, spec: &ClusterSpec) -> (Self, aws_sdk_s3::Client) {
+        let s = steps
+            .require("start", async {
+                Ok::<_, String>(Self::build_spec(spec).await)
+            })
+            .await;
+        let c = s.client();
+        (s, c)
     }
 }

@@ -11,8 +11,8 @@ use aws_sdk_s3::types::{
 };
 use hamster_tests::Steps;
 use hamster_tests::lock::{
-    DAY, create_lock_bucket, default_rule, get_lock_config, get_retention, lock_config, now_secs,
-    put, put_legal_hold, put_lock_config, put_retention, retention,
+    DAY, create_lock_bucket, default_rule, get_lock_config, get_retention, legal_hold_status,
+    lock_config, now_secs, put, put_legal_hold, put_lock_config, put_retention, retention,
 };
 use hamster_tests::s3::{
     S3Cluster, assert_s3_error, delete_version, error_status, get_version, head_version, read_body,
@@ -230,16 +230,9 @@ async fn explicit_headers(c: &Client, now: i64) -> anyhow::Result<String> {
         Some(&ObjectLockLegalHoldStatus::On)
     );
     assert_eq!(read_body(g).await, b"held bytes");
-    let lh = c
-        .get_object_legal_hold()
-        .bucket("lock")
-        .key("held")
-        .send()
-        .await
-        .expect("legal hold");
     assert_eq!(
-        lh.legal_hold().and_then(|h| h.status()),
-        Some(&ObjectLockLegalHoldStatus::On)
+        legal_hold_status(c, "lock", "held", None).await,
+        Some(ObjectLockLegalHoldStatus::On)
     );
     Ok(hv)
 }

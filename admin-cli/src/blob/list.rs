@@ -255,8 +255,10 @@ pub(super) mod tests {
     #[test]
     fn sizes_read_in_binary_units() {
         assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(1023), "1023 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
         assert_eq!(human_bytes(3 << 30), "3.0 GiB");
         assert_eq!(human_bytes(u64::MAX), "16384.0 PiB");
     }

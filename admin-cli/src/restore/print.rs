@@ -205,7 +205,7 @@ pub fn checked(a: &RestoreArgs, v: &Verdict, in_use: &[(&Path, String)], awaits:
         h.versions,
         h.buckets,
         h.access_keys,
-        crate::backup::size(h.db_bytes),
+        crate::blob::human_bytes(h.db_bytes),
         h.schema_version
     );
     println!(

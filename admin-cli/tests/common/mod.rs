@@ -1,13 +1,79 @@
-//! What the CLI tests share: backup files made to order (the real
+//! What the CLI tests share: a scripted meta-server over real mTLS and
+//! the admin files to reach it, backup files made to order (the real
 //! format, any body), and a cluster's PKI and master key on disk.
 
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::process::Command;
 
 use hamster_meta::backup::format::{self, BACKUP_FORMAT, BackupHeader, Summer};
-use hamster_proto::Role;
+use hamster_proto::pb::admin_server::{Admin, AdminServer};
+use hamster_proto::pki::{self, CertAuthority, ExtraNames, Validity};
 use hamster_proto::secrets::MasterKey;
+use hamster_proto::tls::NodeTls;
+use hamster_proto::{PeerIdentity, Role, transport};
+
+/// A meta-server answering the admin API with a test's script over real
+/// mTLS, and the admin's certificate, key and trust bundle in `dir`.
+pub struct ScriptedMeta {
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl ScriptedMeta {
+    /// A new CA, the admin's files and meta-1's certificate from it, and
+    /// `service` served on a loopback port.
+    pub fn start(service: impl Admin) -> Self {
+        let pair = pki::generate_ca("test", Validity::starting_now(pki::CA_VALIDITY)).expect("ca");
+        let ca = CertAuthority::from_pem(&pair.cert_pem, &pair.key_pem).expect("ca");
+        let issue = |role, id| {
+            let identity = PeerIdentity::new(role, id).expect("id");
+            let (csr, key) = pki::generate_csr(&identity, &ExtraNames::default()).expect("csr");
+            let cert = ca
+                .sign_csr(&csr, &identity, Validity::starting_now(pki::LEAF_VALIDITY))
+                .expect("sign");
+            (cert, key)
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let (cert, key) = issue(Role::Admin, "admin");
+        std::fs::write(dir.path().join("admin.crt"), cert).expect("write");
+        std::fs::write(dir.path().join("admin.key"), key).expect("write");
+        std::fs::write(dir.path().join("trust.pem"), &pair.cert_pem).expect("write");
+        let (cert, key) = issue(Role::Meta, "meta-1");
+        let tls = NodeTls::from_pem(&cert, &key, &pair.cert_pem).expect("meta tls");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Its own runtime: the tests run the CLI as a blocking child process.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                tx.send(listener.local_addr().expect("addr").to_string())
+                    .expect("send");
+                transport::server()
+                    .add_service(AdminServer::new(service))
+                    .serve_with_incoming(transport::incoming(listener, tls))
+                    .await
+                    .expect("serve");
+            });
+        });
+        let addr = rx.recv().expect("address");
+        Self { addr, dir }
+    }
+
+    /// The `hamster` binary, to run as the admin of this meta-server.
+    pub fn hamster(&self) -> Command {
+        let d: &Path = self.dir.path();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hamster"));
+        cmd.env("HAMSTER_ADMIN_CERT", d.join("admin.crt"))
+            .env("HAMSTER_ADMIN_KEY", d.join("admin.key"))
+            .env("HAMSTER_TRUST", d.join("trust.pem"))
+            .env("HAMSTER_META", &self.addr);
+        cmd
+    }
+}
 
 /// A header for `body`, naming `key` as the one master key it needs.
 pub fn header(body: &[u8], key: &str, ca: &str) -> BackupHeader {

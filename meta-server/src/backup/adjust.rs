@@ -31,7 +31,7 @@ use crate::rewrapper;
 use crate::state::apply::apply_entry;
 use crate::state::commands::{Command, Op, Response};
 use crate::state::model::{
-    BlobServer, KeyRotation, Lifecycle, ORPHAN_HOLD, OrphanHold, Rewrapped, TrustBundle,
+    BlobServer, KeyRotation, ORPHAN_HOLD, OrphanHold, Rewrapped, TrustBundle,
 };
 use crate::state::{ca_rotation, key_rotation, reads, schema, writes};
 
@@ -79,12 +79,10 @@ async fn adjust_on(
     let write_key = key_rotation::write_key(conn).await.map_err(db)?;
     let needed = check_keys(conn, header, node, &write_key).await?;
     let bundle = ca_rotation::bundle(conn).await.map_err(db)?;
-    let removed: BTreeSet<String> = reads::blob_servers(conn)
+    let removed: BTreeSet<String> = reads::removed_blob_servers(conn)
         .await
         .map_err(db)?
         .into_iter()
-        .filter(|s| s.lifecycle == Lifecycle::Removed)
-        .map(|s| s.id)
         .collect();
 
     let (current, next) = node.keyring.fingerprints();

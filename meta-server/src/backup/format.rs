@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Connection;
 
 use crate::raft::LogId;
+use crate::raft::state_machine::open_read_only;
 use crate::state::schema;
 
 pub const MAGIC: &[u8; 8] = b"HAMSTRBK";
@@ -260,13 +261,7 @@ pub fn remove_db(path: &Path) {
 
 async fn check_db(db: &Path, header: &BackupHeader) -> Result<(), BackupError> {
     let bad = |e: sqlx::Error| BackupError::Db(e.to_string());
-    let mut conn = sqlx::SqliteConnection::connect_with(
-        &sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(db)
-            .read_only(true),
-    )
-    .await
-    .map_err(bad)?;
+    let mut conn = open_read_only(db).await.map_err(bad)?;
     let checked = async {
         let found: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&mut conn)

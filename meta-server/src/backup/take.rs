@@ -17,8 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::format::{self, BackupError, BackupHeader, Summer};
 use crate::cluster::now_ms;
 use crate::raft::NodeId;
-use crate::raft::state_machine::{StateDb, vacuum};
-use crate::state::model::Lifecycle;
+use crate::raft::state_machine::{StateDb, open_read_only, vacuum};
 use crate::state::{ca_rotation, key_rotation, reads};
 
 /// Bytes per piece of the body, read and sent.
@@ -85,13 +84,7 @@ pub async fn facts(
     created_ms: i64,
 ) -> Result<BackupHeader, BackupError> {
     let db_bytes = std::fs::metadata(path)?.len();
-    let mut conn = SqliteConnection::connect_with(
-        &sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(path)
-            .read_only(true),
-    )
-    .await
-    .map_err(db_err)?;
+    let mut conn = open_read_only(path).await.map_err(db_err)?;
     let read = read_facts(&mut conn).await;
     let _ = conn.close().await;
     let mut header = read?;
@@ -111,13 +104,7 @@ async fn read_facts(c: &mut SqliteConnection) -> Result<BackupHeader, BackupErro
         .map_err(db_err)?;
     let write_key = key_rotation::write_key(c).await.map_err(db_err)?;
     let bundle = ca_rotation::bundle(c).await.map_err(db_err)?;
-    let removed_blob_servers = reads::blob_servers(c)
-        .await
-        .map_err(db_err)?
-        .into_iter()
-        .filter(|s| s.lifecycle == Lifecycle::Removed)
-        .map(|s| s.id)
-        .collect();
+    let removed_blob_servers = reads::removed_blob_servers(c).await.map_err(db_err)?;
     Ok(BackupHeader {
         format: format::BACKUP_FORMAT,
         cluster_id: ca_rotation::cluster_id(c).await.map_err(db_err)?,

@@ -153,6 +153,17 @@ pub async fn vacuum(conn: &mut sqlx::SqliteConnection, dest: &Path) -> Result<()
     Ok(())
 }
 
+/// A read-only connection to the SQLite file at `path` (a copy to check
+/// or read, not a DB in use).
+pub async fn open_read_only(path: &Path) -> Result<sqlx::SqliteConnection, sqlx::Error> {
+    sqlx::SqliteConnection::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true),
+    )
+    .await
+}
+
 impl StateDb {
     pub async fn open(dir: &Path) -> Result<Arc<Self>, schema::SchemaError> {
         let live = dir.join(STATE_DB);
@@ -372,13 +383,7 @@ async fn save_snapshot(
 /// integrity check, a schema this binary knows, and that it says it is
 /// what its meta says.
 async fn verify_snapshot_file(path: &Path, meta: &SnapshotMeta) -> Result<(), StorageError> {
-    let mut conn = sqlx::SqliteConnection::connect_with(
-        &sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(path)
-            .read_only(true),
-    )
-    .await
-    .map_err(snap_read)?;
+    let mut conn = open_read_only(path).await.map_err(snap_read)?;
     let check: String = sqlx::query_scalar("PRAGMA quick_check")
         .fetch_one(&mut conn)
         .await
@@ -550,13 +555,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         self.db.vacuum_into(&tmp).await.map_err(snap_write)?;
         // The copy says what it contains.
         let (last, membership) = {
-            let mut conn = sqlx::SqliteConnection::connect_with(
-                &sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(&tmp)
-                    .read_only(true),
-            )
-            .await
-            .map_err(snap_read)?;
+            let mut conn = open_read_only(&tmp).await.map_err(snap_read)?;
             let last: Option<LogId> = read_sm_meta::<Option<LogId>>(&mut conn, "last_applied")
                 .await?
                 .flatten();

@@ -13,7 +13,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::commands::Response;
 use super::model::{
-    AccessKey, BlobServer, Bucket, JoinToken, KeyHolder, Part, RewrapTarget, TlsMember,
+    AccessKey, BlobServer, Bucket, JoinToken, KeyHolder, Lifecycle, Part, RewrapTarget, TlsMember,
     UnknownName, Upload, Version,
 };
 
@@ -350,6 +350,16 @@ pub async fn blob_servers(c: &mut SqliteConnection) -> Result<Vec<BlobServer>, s
         .fetch_all(&mut *c)
         .await?;
     rows.iter().map(blob_server_row).collect()
+}
+
+/// The ids of the blob-servers removed for good, in id order.
+pub async fn removed_blob_servers(c: &mut SqliteConnection) -> Result<Vec<String>, sqlx::Error> {
+    Ok(blob_servers(c)
+        .await?
+        .into_iter()
+        .filter(|s| s.lifecycle == Lifecycle::Removed)
+        .map(|s| s.id)
+        .collect())
 }
 
 /// One blob-server, if it is registered.

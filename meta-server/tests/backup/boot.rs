@@ -6,20 +6,16 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hamster_meta::backup::reseed::{self, RAFT_LOG_DB};
-use hamster_meta::backup::restore::{Member, Plan, restore};
-use hamster_meta::backup::take;
-use hamster_meta::raft::log_store::LogStore;
-use hamster_meta::raft::state_machine::StateMachine;
-use hamster_meta::raft::{MetaNode, NodeId, Raft, TypeConfig};
+use hamster_meta::backup::reseed;
+use hamster_meta::raft::{MetaNode, NodeId, TypeConfig};
 use hamster_proto::secrets::MasterKey;
+use openraft::ServerState;
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{ServerState, SnapshotPolicy};
 
 use super::common::*;
 use super::fixture::*;
@@ -72,26 +68,8 @@ impl RaftNetwork<TypeConfig> for Alone {
 /// bucket `bucket` and checks it landed after index `after`, beside
 /// what was there (the restored "locked", and `kept`).
 async fn boots_and_writes(dir: &Path, id: NodeId, after: u64, bucket: &str, kept: &[&str]) {
-    let log = LogStore::open(&dir.join(RAFT_LOG_DB)).await.expect("log");
-    let db = StateDb::open(dir).await.expect("state");
-    let config = openraft::Config {
-        heartbeat_interval: 50,
-        election_timeout_min: 150,
-        election_timeout_max: 300,
-        snapshot_policy: SnapshotPolicy::Never,
-        ..Default::default()
-    }
-    .validate()
-    .expect("config");
-    let raft = Raft::new(
-        id,
-        Arc::new(config),
-        Alone,
-        log.clone(),
-        StateMachine::new(db.clone()),
-    )
-    .await
-    .expect("raft starts");
+    let node = Running::start(dir, id, Alone).await;
+    let raft = &node.raft;
     raft.wait(Some(Duration::from_secs(10)))
         .state(ServerState::Leader, "elected")
         .await
@@ -104,52 +82,24 @@ async fn boots_and_writes(dir: &Path, id: NodeId, after: u64, bucket: &str, kept
         "{:?}",
         written.data
     );
-    let mut c = db.acquire().await.expect("conn");
+    let mut c = node.db.acquire().await.expect("conn");
     for b in kept.iter().chain([&"locked", &bucket]) {
         assert!(q::bucket(&mut c, b).await.expect("read").is_some(), "{b}");
     }
     drop(c);
-    let voters: Vec<u64> = raft
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .voter_ids()
-        .collect();
-    assert_eq!(voters, vec![id]);
-    raft.shutdown().await.expect("shutdown");
-    log.close().await;
-    db.close().await;
+    assert_eq!(node.voters(), vec![id]);
+    node.stop().await;
 }
 
 #[tokio::test]
 async fn a_restored_node_elects_itself_and_takes_writes() {
-    let key = MasterKey::generate();
-    let pki = Pki::new("ca-1");
-    let src = Source::populated(&key, &pki).await;
-    let work = tempfile::tempdir().expect("tempdir");
-    let file = work.path().join("meta.hbk");
-    let header = take::write_file(&src.db, 1, &file).await.expect("backup");
-    let dir = work.path().join("data");
-    let plan = Plan {
-        backup: file,
-        members: vec![Member {
-            raft_id: 4,
-            name: "meta-4".into(),
-            addr: "127.0.0.1:1".into(),
-        }],
-        seed: vec![(4, dir.clone())],
-        accept_older: false,
-    };
-    restore(&plan, &NodeFiles::new(&key, None, &pki).facts())
-        .await
-        .expect("restore");
-    boots_and_writes(&dir, 4, header.raft_index, "after-restore", &[]).await;
+    let (b, dir) = restored_alone(4, "127.0.0.1:1").await;
+    boots_and_writes(&dir, 4, b.header.raft_index, "after-restore", &[]).await;
     // And again after a restart, from what it wrote since.
     boots_and_writes(
         &dir,
         4,
-        header.raft_index + 1,
+        b.header.raft_index + 1,
         "after-restart",
         &["after-restore"],
     )

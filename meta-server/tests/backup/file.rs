@@ -1,7 +1,7 @@
 //! The backup file: what its header says, that no secret is in it, and
 //! that a reader refuses every damaged or foreign file, leaving nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hamster_meta::backup::format::{self, BackupError, BackupHeader, Summer};
 use hamster_meta::backup::restore::restore;
@@ -11,32 +11,6 @@ use hamster_proto::secrets::MasterKey;
 
 use super::common::*;
 use super::fixture::*;
-
-struct Backup {
-    _src: Source,
-    key: MasterKey,
-    pki: Pki,
-    header: BackupHeader,
-    dir: TempDir,
-    path: PathBuf,
-}
-
-async fn backup() -> Backup {
-    let key = MasterKey::generate();
-    let pki = Pki::new("ca-1");
-    let src = Source::populated(&key, &pki).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("meta.hbk");
-    let header = take::write_file(&src.db, 1, &path).await.expect("backup");
-    Backup {
-        _src: src,
-        key,
-        pki,
-        header,
-        dir,
-        path,
-    }
-}
 
 /// The file's parts: (header, body), the checksum checked.
 fn split(bytes: &[u8]) -> (BackupHeader, Vec<u8>) {
@@ -69,7 +43,7 @@ async fn a_backup_says_what_it_holds_and_verifies() {
     let h = &b.header;
     assert_eq!(h.format, 1);
     assert_eq!(h.source_raft_id, 1);
-    assert_eq!((h.raft_term, h.raft_index), (TERM, b._src.index));
+    assert_eq!((h.raft_term, h.raft_index), (TERM, b.src.index));
     assert_eq!(h.schema_version, schema::current_version());
     assert_eq!(h.cluster_id, b.pki.fingerprint());
     assert_eq!(h.key_fingerprints, vec![b.key.fingerprint()]);
@@ -89,7 +63,7 @@ async fn a_backup_says_what_it_holds_and_verifies() {
     );
     assert_eq!(std::fs::metadata(&db).expect("db").len(), h.db_bytes);
     // The copy taken in the data dir is gone.
-    let left: Vec<String> = files_under(b._src.dir.path())
+    let left: Vec<String> = files_under(b.src.dir.path())
         .into_iter()
         .filter(|f| f.starts_with("backup-"))
         .collect();
@@ -119,7 +93,7 @@ async fn no_key_or_secret_is_in_a_backup() {
     // The search sees the DB itself: the public CA and the sealed secret
     // (useless without the master key) are there.
     assert!(contains(&bytes, body_of(&b.pki.ca.cert_pem)[0].as_bytes()));
-    let mut c = b._src.db.acquire().await.expect("conn");
+    let mut c = b.src.db.acquire().await.expect("conn");
     let stored = q::access_key(&mut c, "AK1")
         .await
         .expect("read")

@@ -1,21 +1,27 @@
 //! A meta-server's data dir as the backup tests need it: a state DB fed
 //! through the state machine (so `last_applied` is real), with data keys
 //! and an S3 secret really wrapped and sealed under a master key, a trust
-//! bundle of a real CA; and the files a restoring node holds (keys,
-//! trust, certificate, revoked set).
+//! bundle of a real CA, and a backup of it; the files a restoring node
+//! holds (keys, trust, certificate, revoked set); restore plans; and
+//! Raft started on a seeded data dir.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hamster_meta::backup::restore::{Member, NodeFacts, Plan};
+use hamster_meta::backup::format::BackupHeader;
+use hamster_meta::backup::reseed::RAFT_LOG_DB;
+use hamster_meta::backup::restore::{Member, NodeFacts, Plan, restore};
+use hamster_meta::backup::take;
+use hamster_meta::raft::log_store::LogStore;
 use hamster_meta::raft::state_machine::StateMachine;
-use hamster_meta::raft::{Entry, LogId};
+use hamster_meta::raft::{Entry, LogId, NodeId, Raft, TypeConfig};
 use hamster_proto::envelope::{DataKey, seal_secret, wrap_dek};
 use hamster_proto::identity::{PeerIdentity, Role as Who};
 use hamster_proto::pki::{self, CertAuthority, ExtraNames, Pair, Validity};
 use hamster_proto::secrets::MasterKey;
+use openraft::network::RaftNetworkFactory;
 use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, EntryPayload};
+use openraft::{CommittedLeaderId, EntryPayload, SnapshotPolicy};
 
 use super::common::*;
 
@@ -183,6 +189,34 @@ impl Source {
     }
 }
 
+/// A backup of a [`Source::populated`] cluster under master key `key`
+/// and CA `pki`: `path`, meta.hbk in the otherwise empty `dir`.
+pub struct Backup {
+    pub src: Source,
+    pub key: MasterKey,
+    pub pki: Pki,
+    pub header: BackupHeader,
+    pub dir: TempDir,
+    pub path: PathBuf,
+}
+
+pub async fn backup() -> Backup {
+    let key = MasterKey::generate();
+    let pki = Pki::new("ca-1");
+    let src = Source::populated(&key, &pki).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("meta.hbk");
+    let header = take::write_file(&src.db, 1, &path).await.expect("backup");
+    Backup {
+        src,
+        key,
+        pki,
+        header,
+        dir,
+        path,
+    }
+}
+
 /// The files a restoring node holds, in a dir of their own.
 pub struct NodeFiles {
     _dir: TempDir,
@@ -224,16 +258,43 @@ impl NodeFiles {
     }
 }
 
+/// Member `raft_id` of a restored cluster, named meta-ID, at `addr`.
+pub fn member(raft_id: u64, addr: &str) -> Member {
+    Member {
+        raft_id,
+        name: format!("meta-{raft_id}"),
+        addr: addr.into(),
+    }
+}
+
+/// A one-member cluster: member `raft_id` at `addr`, seeded in `dir`.
+pub fn one_member_plan(backup: &Path, raft_id: u64, addr: &str, dir: &Path) -> Plan {
+    Plan {
+        backup: backup.to_path_buf(),
+        members: vec![member(raft_id, addr)],
+        seed: vec![(raft_id, dir.to_path_buf())],
+        accept_older: false,
+    }
+}
+
+/// A [`backup`] restored as a one-member cluster (member `raft_id` at
+/// `addr`) into data/ beside it; answers the backup and that data dir.
+pub async fn restored_alone(raft_id: u64, addr: &str) -> (Backup, PathBuf) {
+    let b = backup().await;
+    let dir = b.dir.path().join("data");
+    let plan = one_member_plan(&b.path, raft_id, addr, &dir);
+    restore(&plan, &NodeFiles::new(&b.key, None, &b.pki).facts())
+        .await
+        .expect("restore");
+    (b, dir)
+}
+
 /// Three dev members and their data dirs under `root`.
 pub fn dev_plan(backup: &Path, root: &Path, accept_older: bool) -> Plan {
     Plan {
         backup: backup.to_path_buf(),
         members: (1..=3)
-            .map(|i| Member {
-                raft_id: i,
-                name: format!("meta-{i}"),
-                addr: format!("127.0.0.1:{}", 7400 + i),
-            })
+            .map(|i| member(i, &format!("127.0.0.1:{}", 7400 + i)))
             .collect(),
         seed: (1..=3)
             .map(|i| (i, root.join(format!("meta-{i}"))))
@@ -265,4 +326,60 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// Raft running on a data dir, with the state DB and log it runs on.
+pub struct Running {
+    pub raft: Raft,
+    pub db: Arc<StateDb>,
+    pub log: LogStore,
+}
+
+impl Running {
+    /// Starts Raft on `dir` (its raft-log.db and state.db) as node `id`,
+    /// with quick elections and no snapshots of its own, over `network`.
+    pub async fn start<N: RaftNetworkFactory<TypeConfig>>(
+        dir: &Path,
+        id: NodeId,
+        network: N,
+    ) -> Running {
+        let log = LogStore::open(&dir.join(RAFT_LOG_DB)).await.expect("log");
+        let db = StateDb::open(dir).await.expect("state");
+        let config = openraft::Config {
+            heartbeat_interval: 50,
+            election_timeout_min: 150,
+            election_timeout_max: 300,
+            snapshot_policy: SnapshotPolicy::Never,
+            ..Default::default()
+        }
+        .validate()
+        .expect("config");
+        let raft = Raft::new(
+            id,
+            Arc::new(config),
+            network,
+            log.clone(),
+            StateMachine::new(db.clone()),
+        )
+        .await
+        .expect("raft starts");
+        Running { raft, db, log }
+    }
+
+    /// The voters of the membership this node holds.
+    pub fn voters(&self) -> Vec<u64> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
+    pub async fn stop(self) {
+        self.raft.shutdown().await.expect("shutdown");
+        self.log.close().await;
+        self.db.close().await;
+    }
 }

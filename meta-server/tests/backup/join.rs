@@ -7,13 +7,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hamster_meta::backup::reseed::{self, AWAIT_MARKER, RAFT_LOG_DB, ReseedError};
-use hamster_meta::backup::restore::{Member, Plan, restore};
-use hamster_meta::backup::take;
-use hamster_meta::raft::log_store::LogStore;
-use hamster_meta::raft::state_machine::StateMachine;
+use hamster_meta::backup::reseed::{self, AWAIT_MARKER, ReseedError};
+use hamster_meta::backup::restore::{Plan, restore};
 use hamster_meta::raft::{MetaNode, NodeId, Raft, TypeConfig};
-use hamster_proto::secrets::MasterKey;
+use openraft::ServerState;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -22,7 +19,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{ServerState, SnapshotPolicy};
 
 use super::common::*;
 use super::fixture::*;
@@ -96,59 +92,30 @@ impl RaftNetwork<TypeConfig> for Conn {
     }
 }
 
-struct Running {
-    raft: Raft,
-    db: Arc<StateDb>,
-    log: LogStore,
-}
-
+/// Starts node `id` on `dir` and puts it on the router.
 async fn start(dir: &std::path::Path, id: NodeId, router: &Router) -> Running {
-    let log = LogStore::open(&dir.join(RAFT_LOG_DB)).await.expect("log");
-    let db = StateDb::open(dir).await.expect("state");
-    let config = openraft::Config {
-        heartbeat_interval: 50,
-        election_timeout_min: 150,
-        election_timeout_max: 300,
-        snapshot_policy: SnapshotPolicy::Never,
-        ..Default::default()
-    }
-    .validate()
-    .expect("config");
-    let raft = Raft::new(
-        id,
-        Arc::new(config),
-        router.clone(),
-        log.clone(),
-        StateMachine::new(db.clone()),
-    )
-    .await
-    .expect("raft starts");
-    router.0.lock().expect("router").insert(id, raft.clone());
-    Running { raft, db, log }
+    let node = Running::start(dir, id, router.clone()).await;
+    router
+        .0
+        .lock()
+        .expect("router")
+        .insert(id, node.raft.clone());
+    node
 }
 
 #[tokio::test]
 async fn a_waiting_member_joins_the_restored_leader_by_snapshot() {
-    let key = MasterKey::generate();
-    let pki = Pki::new("ca-1");
-    let src = Source::populated(&key, &pki).await;
-    let work = tempfile::tempdir().expect("tempdir");
-    let file = work.path().join("meta.hbk");
-    let header = take::write_file(&src.db, 1, &file).await.expect("backup");
-    let (dir1, dir2) = (work.path().join("meta-1"), work.path().join("meta-2"));
-    let member = |i: u64| Member {
-        raft_id: i,
-        name: format!("meta-{i}"),
-        addr: format!("127.0.0.1:{i}"),
-    };
+    let b = backup().await;
+    let work = b.dir.path();
+    let (dir1, dir2) = (work.join("meta-1"), work.join("meta-2"));
     // The cluster {1, 2}; only 1 holds the state.
     let plan = Plan {
-        backup: file,
-        members: vec![member(1), member(2)],
+        backup: b.path.clone(),
+        members: vec![member(1, "127.0.0.1:1"), member(2, "127.0.0.1:2")],
         seed: vec![(1, dir1.clone())],
         accept_older: false,
     };
-    restore(&plan, &NodeFiles::new(&key, None, &pki).facts())
+    restore(&plan, &NodeFiles::new(&b.key, None, &b.pki).facts())
         .await
         .expect("restore");
     reseed::await_leader(&dir2).expect("waits");
@@ -171,7 +138,7 @@ async fn a_waiting_member_joins_the_restored_leader_by_snapshot() {
         .expect("leads");
     let cmd = Command::new("", NOW, create("after-restore", false));
     let written = n1.raft.client_write(cmd).await.expect("a write commits");
-    assert!(written.log_id.index > header.raft_index);
+    assert!(written.log_id.index > b.header.raft_index);
     n2.raft
         .wait(Some(Duration::from_secs(20)))
         .applied_index(Some(written.log_id.index), "node 2 caught up")
@@ -189,19 +156,9 @@ async fn a_waiting_member_joins_the_restored_leader_by_snapshot() {
         .expect("the restored COMPLIANCE version");
     assert_eq!(kept.lock_mode, LockMode::Compliance);
     drop(c);
-    let voters: Vec<u64> = n2
-        .raft
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .voter_ids()
-        .collect();
-    assert_eq!(voters, vec![1, 2]);
+    assert_eq!(n2.voters(), vec![1, 2]);
 
     for n in [n1, n2] {
-        n.raft.shutdown().await.expect("shutdown");
-        n.log.close().await;
-        n.db.close().await;
+        n.stop().await;
     }
 }

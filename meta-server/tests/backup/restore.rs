@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use hamster_meta::backup::restore::{Member, Plan, RestoreError, restore};
-use hamster_meta::backup::{reseed, take};
+use hamster_meta::backup::reseed;
+use hamster_meta::backup::restore::{RestoreError, restore};
 use hamster_meta::raft::log_store::LogStore;
 use hamster_meta::raft::state_machine::StateMachine;
 use hamster_meta::raft::{LogId, StoredMembership};
@@ -53,23 +53,20 @@ fn unchanged_rows(dump: Vec<String>) -> Vec<String> {
 
 #[tokio::test]
 async fn restore_rebuilds_every_member_at_the_backup_index() {
-    let key = MasterKey::generate();
-    let pki = Pki::new("ca-1");
-    let mut src = Source::populated(&key, &pki).await;
-    let work = tempfile::tempdir().expect("tempdir");
-    let file = work.path().join("meta.hbk");
-    let header = take::write_file(&src.db, 1, &file).await.expect("backup");
-    let at_backup = unchanged_rows(src.dump().await);
+    let mut b = backup().await;
+    let (key, pki, header) = (&b.key, &b.pki, b.header.clone());
+    let at_backup = unchanged_rows(b.src.dump().await);
     // Written after the backup: not in the restored state.
-    src.ok(commit(Version {
-        kek_fingerprint: key.fingerprint(),
-        ..ver("plain", "after", "v-after", "after")
-    }))
-    .await;
+    b.src
+        .ok(commit(Version {
+            kek_fingerprint: key.fingerprint(),
+            ..ver("plain", "after", "v-after", "after")
+        }))
+        .await;
 
-    let root = work.path().join("dev");
-    let plan = dev_plan(&file, &root, false);
-    let node = NodeFiles::new(&key, None, &pki);
+    let root = b.dir.path().join("dev");
+    let plan = dev_plan(&b.path, &root, false);
+    let node = NodeFiles::new(key, None, pki);
     let report = restore(&plan, &node.facts()).await.expect("restore");
     assert_eq!(report.header, header);
     assert!(report.accepted_older.is_empty());
@@ -119,7 +116,7 @@ async fn restore_rebuilds_every_member_at_the_backup_index() {
             .await
             .expect("read")
             .expect("key");
-        let secret = open_secret(&key, "AK1", &ak.sealed_secret).expect("opens");
+        let secret = open_secret(key, "AK1", &ak.sealed_secret).expect("opens");
         assert_eq!(secret.as_str(), SECRET);
 
         let hold: OrphanHold = reads::setting_json(&mut c, ORPHAN_HOLD)
@@ -177,26 +174,7 @@ async fn restore_rebuilds_every_member_at_the_backup_index() {
 
 #[tokio::test]
 async fn one_node_restore_starts_a_cluster_of_one() {
-    let key = MasterKey::generate();
-    let pki = Pki::new("ca-1");
-    let src = Source::populated(&key, &pki).await;
-    let work = tempfile::tempdir().expect("tempdir");
-    let file = work.path().join("meta.hbk");
-    take::write_file(&src.db, 1, &file).await.expect("backup");
-    let dir = work.path().join("data");
-    let plan = Plan {
-        backup: file,
-        members: vec![Member {
-            raft_id: 7,
-            name: "meta-7".into(),
-            addr: "10.0.0.7:7400".into(),
-        }],
-        seed: vec![(7, dir.clone())],
-        accept_older: false,
-    };
-    restore(&plan, &NodeFiles::new(&key, None, &pki).facts())
-        .await
-        .expect("restore");
+    let (_backup, dir) = restored_alone(7, "10.0.0.7:7400").await;
     let s = open_seeded(&dir).await;
     let nodes: Vec<(u64, String)> = s
         .membership
@@ -209,18 +187,14 @@ async fn one_node_restore_starts_a_cluster_of_one() {
 
 #[tokio::test]
 async fn a_used_data_dir_or_a_missing_key_is_refused_and_nothing_is_written() {
-    let key = MasterKey::generate();
-    let pki = Pki::new("ca-1");
-    let src = Source::populated(&key, &pki).await;
-    let work = tempfile::tempdir().expect("tempdir");
-    let file = work.path().join("meta.hbk");
-    take::write_file(&src.db, 1, &file).await.expect("backup");
+    let b = backup().await;
+    let (key, pki, work) = (&b.key, &b.pki, &b.dir);
 
     let root = work.path().join("dev");
     std::fs::create_dir_all(root.join("meta-2")).expect("mkdir");
     std::fs::write(root.join("meta-2/raft-log.db"), b"old").expect("write");
-    let plan = dev_plan(&file, &root, true);
-    let e = restore(&plan, &NodeFiles::new(&key, None, &pki).facts())
+    let plan = dev_plan(&b.path, &root, true);
+    let e = restore(&plan, &NodeFiles::new(key, None, pki).facts())
         .await
         .expect_err("refused");
     assert!(
@@ -232,7 +206,7 @@ async fn a_used_data_dir_or_a_missing_key_is_refused_and_nothing_is_written() {
 
     // The node holds another key only: refused, naming the one needed.
     let other = MasterKey::generate();
-    let e = restore(&plan, &NodeFiles::new(&other, None, &pki).facts())
+    let e = restore(&plan, &NodeFiles::new(&other, None, pki).facts())
         .await
         .expect_err("refused");
     match &e {
@@ -258,27 +232,14 @@ async fn a_used_data_dir_or_a_missing_key_is_refused_and_nothing_is_written() {
 /// data dir that was there as it was, and removes one it created.
 #[tokio::test]
 async fn restore_works_inside_the_data_dir_alone() {
-    let key = MasterKey::generate();
-    let pki = Pki::new("ca-1");
-    let src = Source::populated(&key, &pki).await;
-    let work = tempfile::tempdir().expect("tempdir");
-    let file = work.path().join("meta.hbk");
-    take::write_file(&src.db, 1, &file).await.expect("backup");
+    let b = backup().await;
+    let (key, pki, work) = (&b.key, &b.pki, &b.dir);
     let dir = work.path().join("data");
-    let plan = |dir: &Path| Plan {
-        backup: file.clone(),
-        members: vec![Member {
-            raft_id: 1,
-            name: "meta-1".into(),
-            addr: "10.0.0.1:7400".into(),
-        }],
-        seed: vec![(1, dir.to_path_buf())],
-        accept_older: false,
-    };
+    let plan = |dir: &Path| one_member_plan(&b.path, 1, "10.0.0.1:7400", dir);
 
     // Refused (another key): the existing empty dir stays, empty.
     std::fs::create_dir(&dir).expect("mkdir");
-    let other = NodeFiles::new(&MasterKey::generate(), None, &pki);
+    let other = NodeFiles::new(&MasterKey::generate(), None, pki);
     restore(&plan(&dir), &other.facts())
         .await
         .expect_err("refused");
@@ -292,7 +253,7 @@ async fn restore_works_inside_the_data_dir_alone() {
 
     // A crashed restore's leftover copy, garbage: not "in use", removed.
     std::fs::write(dir.join(".restore-0badc0de.db"), b"x").expect("write");
-    let node = NodeFiles::new(&key, None, &pki);
+    let node = NodeFiles::new(key, None, pki);
     restore(&plan(&dir), &node.facts()).await.expect("restore");
     assert_eq!(files_under(work.path()), {
         let mut want: Vec<String> = files_under(&dir)

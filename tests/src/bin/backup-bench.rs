@@ -18,17 +18,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hamster_proto::pb;
+use hamster_tests::bench::arg;
 use hamster_tests::meta::commit;
 use hamster_tests::{Cluster, bin_dir, path_str};
 
 #[tokio::main]
 async fn main() {
-    let arg = |i: usize, default: usize| {
-        std::env::args()
-            .nth(i)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
     let (total, clients) = (arg(1, 1_000_000), arg(2, 32).max(1));
     let mut c = Cluster::new();
     c.log_level = "warn".into();

@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use hamster_tests::Cluster;
+use hamster_tests::bench::arg;
 use hamster_tests::meta::commit;
 
 struct Run {
@@ -25,10 +26,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let total: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5000);
+    let total = arg(1, 5000);
     let mut c = Cluster::new();
     c.log_level = "warn".into();
     let (idxs, leader, gw) = c.bench_meta_tier().await;

@@ -16,16 +16,11 @@ use hamster_proto::envelope::{DataKey, wrap_dek};
 use hamster_proto::pb::{self, admin_client::AdminClient};
 use hamster_proto::secrets::MasterKey;
 use hamster_tests::Cluster;
+use hamster_tests::bench::arg;
 use hamster_tests::meta::test_version;
 
 #[tokio::main]
 async fn main() {
-    let arg = |i: usize, default: usize| {
-        std::env::args()
-            .nth(i)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
     let (total, batch) = (arg(1, 20_000), arg(2, 500));
     let mut c = Cluster::new();
     c.log_level = "warn".into();

@@ -16,6 +16,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use hamster_gateway::pipeline::encrypt::{SEGMENT_SIZE, SegmentCipher};
 use hamster_gateway::pipeline::erasure::Coder;
 use hamster_proto::envelope::DataKey;
+use hamster_tests::bench::arg;
 use hamster_tests::s3::S3Cluster;
 use md5::{Digest, Md5};
 
@@ -70,10 +71,7 @@ fn mb(bytes: usize, d: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let per_stream: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4);
+    let per_stream = arg(1, 4);
     let s = S3Cluster::build_logged(3, 6, &[], &[], "warn").await;
     let c = s.client();
     c.create_bucket().bucket("bench").send().await.expect("mb");

@@ -102,12 +102,7 @@ async fn backup_restore_and_quorum_loss() {
         blob_args: strings(&["--scrub-pause-secs=86400"]),
         ..ClusterSpec::default()
     };
-    let s = steps
-        .require("start", async {
-            Ok::<_, String>(S3Cluster::build_spec(&spec).await)
-        })
-        .await;
-    let c = s.client();
+    let (s, c) = S3Cluster::start_step(&mut steps, &spec).await;
     let mut w = World {
         s,
         c,

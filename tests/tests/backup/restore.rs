@@ -7,7 +7,7 @@
 //! COMPLIANCE version cannot be deleted, and writes resume.
 
 use aws_sdk_s3::types::ObjectLockLegalHoldStatus;
-use hamster_tests::lock::get_retention;
+use hamster_tests::lock::{get_retention, legal_hold_status};
 use hamster_tests::path_str;
 use hamster_tests::s3::{
     assert_s3_error, delete_version, error_status, get_version, pattern, put_version,
@@ -94,17 +94,9 @@ pub async fn everything_reads(w: &World) {
         );
     }
     let (key, id) = &l.held;
-    let lh =
-        w.c.get_object_legal_hold()
-            .bucket("locked")
-            .key(key)
-            .version_id(id)
-            .send()
-            .await
-            .expect("legal hold");
     assert_eq!(
-        lh.legal_hold().and_then(|h| h.status()),
-        Some(&ObjectLockLegalHoldStatus::On)
+        legal_hold_status(&w.c, "locked", key, Some(id)).await,
+        Some(ObjectLockLegalHoldStatus::On)
     );
     for a in &w.during {
         match get_version(&w.c, "load", &a.key, None).await {

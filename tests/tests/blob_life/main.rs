@@ -61,12 +61,7 @@ async fn blob_servers_drain_remove_and_rebalance() {
         blob_args: strings(&["--scrub-pause-secs=86400"]),
         ..ClusterSpec::default()
     };
-    let s = steps
-        .require("start", async {
-            Ok::<_, String>(S3Cluster::build_spec(&spec).await)
-        })
-        .await;
-    let c = s.client();
+    let (s, c) = S3Cluster::start_step(&mut steps, &spec).await;
     let mut w = World {
         s,
         c,

@@ -62,12 +62,7 @@ async fn scrub_and_repair_keep_every_byte() {
         blob_args: strings(&["--scrub-pause-secs=2", "--scrub-rate=200"]),
         ..ClusterSpec::default()
     };
-    let s = steps
-        .require("start", async {
-            Ok::<_, String>(S3Cluster::build_spec(&spec).await)
-        })
-        .await;
-    let c = s.client();
+    let (s, c) = S3Cluster::start_step(&mut steps, &spec).await;
     let mut w = World {
         s,
         c,
