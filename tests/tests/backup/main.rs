@@ -201,6 +201,33 @@ async fn wait_readable(w: &World, bucket: &str, key: &str) -> Vec<u8> {
     }
 }
 
+/// PUTs `bucket/key` once the cluster takes writes again. Right after the
+/// meta tier comes back, blob-servers' heartbeats have not reached the new
+/// leader yet, and a PUT is refused with 503 SlowDown (too few fresh
+/// servers, nothing committed) until they do: retried on that answer only.
+async fn put_when_writable(w: &World, bucket: &str, key: &str, data: &[u8]) {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let r =
+            w.c.put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(aws_sdk_s3::primitives::ByteStream::from(data.to_vec()))
+                .send()
+                .await;
+        match r {
+            Ok(_) => return,
+            Err(e)
+                if hamster_tests::s3::error_status(&e).0.as_deref() == Some("SlowDown")
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
+            Err(e) => panic!("put {bucket}/{key}: {e:?}"),
+        }
+    }
+}
+
 /// Waits until the meta tier has `n` voters, all live, agreeing on a
 /// leader; answers the leader.
 async fn wait_members(w: &World, metas: &[Node], n: usize) -> Node {

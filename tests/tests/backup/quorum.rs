@@ -53,7 +53,7 @@ pub async fn force_new_cluster(w: &mut World) {
     read_all(w, "after --force-new-cluster").await;
     assert_read_back(&w.c, "data", &written, "after --force-new-cluster").await;
     let data = pattern(123_456, 91);
-    put_version(&w.c, "data", "after-force", &data).await;
+    put_when_writable(w, "data", "after-force", &data).await;
     assert_eq!(get_bytes(&w.c, "data", "after-force").await, Ok(data));
 
     // The flag left in place must not split the grown cluster again.
@@ -75,6 +75,6 @@ pub async fn force_new_cluster(w: &mut World) {
     w.s.c.wait_healthy(survivor).await;
     wait_members(w, &metas, 3).await;
     let data = pattern(2_000, 92);
-    put_version(&w.c, "data", "after-rejoin", &data).await;
+    put_when_writable(w, "data", "after-rejoin", &data).await;
     assert_eq!(get_bytes(&w.c, "data", "after-rejoin").await, Ok(data));
 }

@@ -9,9 +9,7 @@
 use aws_sdk_s3::types::ObjectLockLegalHoldStatus;
 use hamster_tests::lock::{get_retention, legal_hold_status};
 use hamster_tests::path_str;
-use hamster_tests::s3::{
-    assert_s3_error, delete_version, error_status, get_version, pattern, put_version,
-};
+use hamster_tests::s3::{assert_s3_error, delete_version, error_status, get_version, pattern};
 
 use crate::*;
 
@@ -135,6 +133,6 @@ pub async fn locks_hold_and_writes_resume(w: &World) {
     assert_s3_error(r, "AccessDenied", 403);
 
     let data = pattern(150_000, 77);
-    put_version(&w.c, "data", "after-restore", &data).await;
+    put_when_writable(w, "data", "after-restore", &data).await;
     assert_eq!(get_bytes(&w.c, "data", "after-restore").await, Ok(data));
 }
