@@ -137,9 +137,7 @@ fn sync_parent(path: &Path) -> anyhow::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing {}", dir.display()))
+    crate::init::sync_dir(dir)
 }
 
 fn print(a: &BackupArgs, h: &BackupHeader, bytes: u64, sha256: &str, started: Instant) {

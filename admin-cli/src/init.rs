@@ -87,7 +87,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<()> {
 }
 
 /// Makes the new directory entries durable.
-fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("fsync {}", dir.display()))

@@ -74,11 +74,7 @@ pub fn remove(dev_dir: &Path) -> anyhow::Result<()> {
     sync_dir(dev_dir)
 }
 
-pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing {}", dir.display()))
-}
+pub use crate::init::sync_dir;
 
 /// `hamster dev`'s refusal while a journal exists.
 pub fn refuse_if_pending(dev_dir: &Path) -> anyhow::Result<()> {

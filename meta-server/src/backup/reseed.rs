@@ -190,16 +190,13 @@ pub fn await_leader(data_dir: &Path) -> Result<(), ReseedError> {
     )
 }
 
-/// Writes `text` to `path` and makes it durable (temp file, fsync,
-/// rename, fsync of the dir).
+/// Writes `text` to `path` durably (the state machine's temp file,
+/// fsync, rename, fsync of the dir).
 fn write_durably(path: &Path, text: &str) -> Result<(), ReseedError> {
-    let tmp = path.with_extension("writing");
-    std::fs::write(&tmp, text)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    Ok(crate::raft::state_machine::write_durably(
+        path,
+        text.as_bytes(),
+    )?)
 }
 
 /// Whether a previous force left its marker, and the index it names

@@ -306,7 +306,7 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Writes `data` to `path` durably (temp file, fsync, rename, fsync dir).
-fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("writing");
     let mut f = std::fs::File::create(&tmp)?;
