@@ -114,6 +114,8 @@ async fn bootstrap(a: &BootstrapStep) -> anyhow::Result<()> {
         let r = AdminClient::new(channel)
             .create_access_key(pb::CreateAccessKeyRequest {
                 name: "compose".into(),
+                // Absent: it may create buckets (ADR 0027).
+                can_create_bucket: None,
             })
             .await
             .context("creating the first access key")?

@@ -347,7 +347,10 @@ async fn access_key(dir: &Path, admin: &AdminConn, meta: &str) -> anyhow::Result
     let path = dir.join("access-key.json");
     if !path.exists() {
         let r = AdminClient::new(admin.channel(meta)?)
-            .create_access_key(pb::CreateAccessKeyRequest { name: "dev".into() })
+            .create_access_key(pb::CreateAccessKeyRequest {
+                name: "dev".into(),
+                can_create_bucket: None,
+            })
             .await
             .context("creating the first access key")?
             .into_inner();

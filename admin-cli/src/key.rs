@@ -1,10 +1,13 @@
 //! `hamster key create|list|delete`: S3 access keys. A meta-server makes
 //! the secret, stores it sealed under the master key, and hands it back
 //! once (ADR 0007); it is printed (or written to --out) and never again.
+//! A key reaches only buckets it owns or is granted on (ADR 0027), and
+//! creates buckets only if made with `--can-create-bucket` (true, the
+//! default; `--can-create-bucket false` makes a key that only uses
+//! buckets it is granted).
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use hamster_proto::pb::{
     CreateAccessKeyRequest, DeleteAccessKeyRequest, ListAccessKeysRequest,
     admin_client::AdminClient,
@@ -27,9 +30,24 @@ pub enum KeyCommand {
 pub struct CreateArgs {
     #[command(flatten)]
     pub meta: MetaConn,
+    /// A label for the key (S3's DisplayName; `--name` is the same).
+    #[arg(value_name = "NAME", conflicts_with = "name")]
+    pub label: Option<String>,
     /// A label for the key.
     #[arg(long, default_value = "")]
     pub name: String,
+    /// Whether the key may create buckets (it owns those it creates).
+    /// The bare flag means true; give NAME before it (a word right after
+    /// the bare flag is read as its value).
+    #[arg(
+        long,
+        value_name = "true|false",
+        num_args = 0..=1,
+        default_value = "true",
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub can_create_bucket: bool,
     /// Write {"access_key_id", "secret_access_key"} to this file (0600)
     /// instead of printing the secret.
     #[arg(long)]
@@ -50,10 +68,11 @@ pub async fn run(cmd: &KeyCommand) -> anyhow::Result<()> {
         KeyCommand::Create(a) => {
             let r = AdminClient::new(a.meta.channel()?)
                 .create_access_key(CreateAccessKeyRequest {
-                    name: a.name.clone(),
+                    name: a.label.clone().unwrap_or_else(|| a.name.clone()),
+                    can_create_bucket: Some(a.can_create_bucket),
                 })
                 .await
-                .context("create access key")?
+                .map_err(|s| anyhow::anyhow!("create access key: {}", s.message()))?
                 .into_inner();
             let id = r.key.map(|k| k.access_key_id).unwrap_or_default();
             let secret = zeroize::Zeroizing::new(r.secret_access_key);
@@ -79,7 +98,7 @@ pub async fn run(cmd: &KeyCommand) -> anyhow::Result<()> {
             let keys = AdminClient::new(a.meta.channel()?)
                 .list_access_keys(ListAccessKeysRequest {})
                 .await
-                .context("list access keys")?
+                .map_err(|s| anyhow::anyhow!("list access keys: {}", s.message()))?
                 .into_inner()
                 .keys;
             if a.json {
@@ -91,13 +110,25 @@ pub async fn run(cmd: &KeyCommand) -> anyhow::Result<()> {
                             "name": k.name,
                             "created_at_ms": k.created_at_ms,
                             "enabled": k.enabled,
+                            "can_create_bucket": k.can_create_bucket,
                         })
                     })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
+                let yes = |b: bool| if b { "yes" } else { "no" };
+                println!(
+                    "{:<24} {:<8} {:<15} NAME",
+                    "ACCESS KEY ID", "ENABLED", "CREATE BUCKETS"
+                );
                 for k in keys {
-                    println!("{}\t{}\t{}", k.access_key_id, k.enabled, k.name);
+                    println!(
+                        "{:<24} {:<8} {:<15} {}",
+                        k.access_key_id,
+                        yes(k.enabled),
+                        yes(k.can_create_bucket),
+                        k.name
+                    );
                 }
             }
         }
@@ -107,7 +138,7 @@ pub async fn run(cmd: &KeyCommand) -> anyhow::Result<()> {
                     access_key_id: a.access_key_id.clone(),
                 })
                 .await
-                .context("delete access key")?;
+                .map_err(|s| anyhow::anyhow!("delete access key: {}", s.message()))?;
             println!("deleted access key {}", a.access_key_id);
         }
     }

@@ -8,7 +8,8 @@
 //! - [`health`]: `hamster health` — ask any node over mTLS who it is.
 //! - [`status`]: `hamster status` — the meta tier: leader, indexes, members.
 //! - [`key`]: `hamster key create|list|delete` — S3 access keys.
-//! - [`bucket`]: `hamster bucket list|delete` — buckets, under S3's rules.
+//! - [`bucket`]: `hamster bucket list|info|create|delete|allow|deny|set|defaults|adopt`
+//!   — buckets, their owners, grants and retention limits, under S3's rules.
 //! - [`member`]: `hamster member add|remove` — meta tier membership.
 //! - [`compose`]: `hamster compose init|bootstrap` — compose.yaml's one-shot steps.
 //! - [`dev`]: `hamster dev` — a whole cluster as local processes.
@@ -75,7 +76,7 @@ pub enum Command {
     /// S3 access keys: create (secret shown once), list, delete.
     #[command(subcommand)]
     Key(key::KeyCommand),
-    /// Buckets: list, or delete an empty one.
+    /// Buckets: list, inspect, create, delete; owners, grants, retention limits.
     #[command(subcommand)]
     Bucket(bucket::BucketCommand),
     /// The erasure profile for new objects.

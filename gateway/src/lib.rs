@@ -5,8 +5,9 @@
 //! - [`listener`]: the S3 endpoint (HTTP, or HTTPS given a certificate);
 //!   s3s parses, routes and checks SigV4.
 //! - [`s3`]: the S3 dispatch, one file per S3 topic (buckets, put, get,
-//!   delete, list, ...), the SigV4 secret lookup, and the one place errors
-//!   become S3 codes.
+//!   delete, list, ACLs, ...), access keys (SigV4 secret and rights, one
+//!   cache), the access check (which right each operation needs, ADR
+//!   0027), and the one place errors become S3 codes.
 //! - [`pipeline`]: the data path, one module per stage — chunk, encrypt,
 //!   erasure, placement, fanout (ack rule), then commit; and back: fanin
 //!   (hedged, rebuilding from parity), decrypt.
@@ -125,7 +126,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         hedge_after: Duration::from_millis(args.hedge_after_ms),
     };
     let mut builder = s3s::service::S3ServiceBuilder::new(gateway);
-    builder.set_auth(s3::auth::Auth::new(meta, keys));
+    // One cache of access keys (secret and rights) for SigV4 and rights.
+    let access_keys = Arc::new(s3::auth::Keys::new(meta.clone(), keys));
+    builder.set_auth(s3::auth::Auth::new(access_keys.clone()));
+    builder.set_access(s3::access::Access::new(access_keys, meta));
     if !args.domain.is_empty() {
         let host = s3s::host::MultiDomain::new(&args.domain)
             .map_err(|e| anyhow::anyhow!("--domain: {e}"))?;

@@ -91,7 +91,7 @@ impl MetaTier {
         Ok(Self::over(addrs, channels))
     }
 
-    fn over(addrs: Vec<String>, channels: Vec<Channel>) -> Self {
+    pub(crate) fn over(addrs: Vec<String>, channels: Vec<Channel>) -> Self {
         Self {
             addrs,
             channels,
@@ -337,6 +337,7 @@ mod tests {
                 ..Default::default()
             }),
             request_id: hamster_proto::ids::new_request_id(),
+            access_key_id: "AKID".into(),
         };
         let sent = prost::Message::encode_to_vec(&req);
         crate::meta_call!(tier, commit_version, req.clone())
@@ -353,6 +354,7 @@ mod tests {
             let got: pb::CommitVersionRequest =
                 prost::Message::decode(&body[5..]).expect("a request");
             assert_eq!(got.request_id, req.request_id);
+            assert_eq!(got.access_key_id, "AKID");
             assert_eq!(
                 got.version.expect("version").version_id,
                 req.version.as_ref().expect("v").version_id

@@ -138,11 +138,7 @@ async fn propose(raft: &Raft, mut batch: Vec<(Command, Reply)>) {
     let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
     let at_ms = cmds.iter().map(|c| c.at_ms).max().unwrap_or_default();
     let n = cmds.len();
-    let entry = Command {
-        id: String::new(),
-        at_ms,
-        op: Op::Batch(cmds),
-    };
+    let entry = Command::new(String::new(), at_ms, Op::Batch(cmds));
     match raft.client_write(entry).await {
         Ok(r) => match r.data {
             Response::Batch(answers) if answers.len() == n => {

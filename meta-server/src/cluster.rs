@@ -19,7 +19,7 @@ use crate::raft::log_store::LogStore;
 use crate::raft::network::Peers;
 use crate::raft::state_machine::StateDb;
 use crate::raft::{MetaNode, NodeId, Raft};
-use crate::state::commands::{Command, MetaError, Op, Response};
+use crate::state::commands::{Actor, Command, MetaError, Op, Response};
 use crate::state::outcome::ApplyError;
 
 /// What a node asks the leader to do on its behalf.
@@ -113,11 +113,28 @@ impl Meta {
     /// keeps ids of different callers apart (`grpc::meta` scopes them by
     /// certificate identity) and never reuses one for another op.
     pub async fn write_as(&self, id: String, op: Op) -> Result<Response, CallError> {
-        let cmd = Command {
-            id,
-            at_ms: now_ms(),
-            op,
-        };
+        // A bucket op without an actor is an old log's, never ours: every
+        // caller names one through `write_for` (ADR 0027).
+        if op.needs_actor() {
+            return Err(CallError::Failed(format!(
+                "{} must name who it acts for",
+                op.name()
+            )));
+        }
+        let cmd = Command::new(id, now_ms(), op);
+        self.run(ForwardRequest::Write(Box::new(cmd))).await
+    }
+
+    /// Proposes `op` acting for `by` (ADR 0027), under the caller's
+    /// command id or a fresh one: apply checks `by`'s rights.
+    pub async fn write_for(
+        &self,
+        by: Actor,
+        id: Option<String>,
+        op: Op,
+    ) -> Result<Response, CallError> {
+        let id = id.unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+        let cmd = Command::new(id, now_ms(), op).by(by);
         self.run(ForwardRequest::Write(Box::new(cmd))).await
     }
 

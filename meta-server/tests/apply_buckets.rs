@@ -15,6 +15,8 @@ async fn create_and_delete_bucket() {
         versioning: Versioning::Unversioned,
         object_lock_enabled: false,
         default_retention: None,
+        owner: String::new(),
+        max_retention_days: None,
     };
     assert_eq!(r, Response::Bucket(plain.clone()));
     assert_eq!(db.bucket("plain").await, Some(plain.clone()));
@@ -27,6 +29,8 @@ async fn create_and_delete_bucket() {
         versioning: Versioning::Enabled,
         object_lock_enabled: true,
         default_retention: None,
+        owner: String::new(),
+        max_retention_days: None,
     };
     assert_eq!(r, Response::Bucket(locked.clone()));
     assert_eq!(db.bucket("locked").await, Some(locked.clone()));

@@ -28,6 +28,7 @@ fn create_bucket(name: &str) -> Op {
     Op::CreateBucket {
         name: name.into(),
         object_lock_enabled: false,
+        owner: None,
     }
 }
 
@@ -64,7 +65,7 @@ async fn user_version(path: &Path) -> i64 {
 fn commands_are_written_with_the_version_first_batches_included() {
     let cmd = s::command("c1", Op::Batch(vec![s::command("c2", create_bucket("b"))]));
     let json = String::from_utf8(serde_json::to_vec(&cmd).expect("encode")).expect("utf-8");
-    assert_eq!(format::COMMAND, 1);
+    assert_eq!(format::COMMAND_WITHOUT_ACTOR, 1);
     assert!(json.starts_with(r#"{"v":1,"id":"c1","#), "{json}");
     assert!(json.contains(r#"{"Batch":[{"v":1,"id":"c2","#), "{json}");
 }
@@ -89,11 +90,11 @@ fn a_command_without_a_version_is_version_0_and_reads_the_same() {
 #[test]
 fn a_newer_command_is_refused_before_its_op_is_read() {
     // An op this binary has never heard of: the version speaks first.
-    let newer = r#"{"v":2,"id":"c1","at_ms":5,"op":{"SomeFutureOp":{"x":1}}}"#;
+    let newer = r#"{"v":3,"id":"c1","at_ms":5,"op":{"SomeFutureOp":{"x":1}}}"#;
     let err = serde_json::from_str::<Command>(newer).expect_err("refused");
     assert!(
         err.to_string()
-            .contains("command format version 2 is newer than this binary's 1; upgrade"),
+            .contains("command format version 3 is newer than this binary's 2; upgrade"),
         "{err}"
     );
     // Inside a batch too.
@@ -105,7 +106,7 @@ fn a_newer_command_is_refused_before_its_op_is_read() {
         r#"{{"log_id":{{"leader_id":{{"term":1,"node_id":1}},"index":3}},"payload":{{"Normal":{newer}}}}}"#
     );
     let err = serde_json::from_str::<Entry>(&entry).expect_err("refused");
-    assert!(err.to_string().contains("version 2 is newer"), "{err}");
+    assert!(err.to_string().contains("version 3 is newer"), "{err}");
 }
 
 #[test]
@@ -312,4 +313,43 @@ async fn a_received_snapshot_db_newer_than_the_binary_is_refused() {
         .await
         .expect("install");
     assert_eq!(sm.applied_state().await.expect("state").0, meta.last_log_id);
+}
+
+// ---------- actors (ADR 0027) ----------
+
+/// A command naming its actor is version 2, so a node that does not know
+/// actors refuses it (TooNew) instead of applying it unchecked; one
+/// without keeps version 1, readable by every node.
+#[test]
+fn a_command_naming_its_actor_is_version_2() {
+    use hamster_meta::state::commands::Actor;
+    assert_eq!(format::COMMAND, 2);
+    let by = s::command("c1", create_bucket("b")).by(Actor::Key("AK1".into()));
+    let json = String::from_utf8(serde_json::to_vec(&by).expect("encode")).expect("utf-8");
+    assert!(
+        json.starts_with(r#"{"v":2,"id":"c1","at_ms":"#)
+            && json.contains(r#","by":{"key":"AK1"},"op":"#),
+        "{json}"
+    );
+    let back: Command = serde_json::from_str(&json).expect("decode");
+    assert_eq!(back, by);
+    // A batch without an actor stays 1; its inner command with one is 2.
+    let batch = s::command("c0", Op::Batch(vec![by]));
+    let json = String::from_utf8(serde_json::to_vec(&batch).expect("encode")).expect("utf-8");
+    assert!(json.starts_with(r#"{"v":1,"id":"c0","#), "{json}");
+    assert!(json.contains(r#"{"Batch":[{"v":2,"id":"c1","#), "{json}");
+}
+
+#[test]
+fn an_actor_in_a_version_1_or_unversioned_command_is_refused() {
+    for json in [
+        r#"{"v":1,"id":"c1","at_ms":5,"by":{"key":"AK1"},"op":{"DeleteBucket":{"name":"b"}}}"#,
+        r#"{"id":"c1","at_ms":5,"by":{"key":"AK1"},"op":{"DeleteBucket":{"name":"b"}}}"#,
+    ] {
+        let e = serde_json::from_str::<Command>(json).expect_err("refused");
+        assert!(e.to_string().contains("version 2"), "{e}");
+    }
+    let too_new = r#"{"v":3,"id":"c1","at_ms":5,"op":{"DeleteBucket":{"name":"b"}}}"#;
+    let e = serde_json::from_str::<Command>(too_new).expect_err("too new");
+    assert!(e.to_string().contains("newer"), "{e}");
 }

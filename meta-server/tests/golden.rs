@@ -169,6 +169,9 @@ fn every_command_matches_its_golden_file() {
     // bytes) is pinned with them too.
     let cmd = s::command("cmd-hb-store", s::heartbeat_with_store());
     check("command/v1/BlobHeartbeat-store.json", &cmd, &mut failures);
+    for (rel, cmd) in s::commands_with_actors() {
+        check(rel, &cmd, &mut failures);
+    }
     report(failures);
 }
 
@@ -182,6 +185,13 @@ fn every_response_and_error_matches_its_golden_file() {
             &mut failures,
         );
     }
+    // A bucket with an owner and a limit of its own (ADR 0027); the
+    // sample above, without them, keeps the bytes from before.
+    check(
+        "response/Bucket-owned.json",
+        &Response::Bucket(s::owned_bucket()),
+        &mut failures,
+    );
     for e in s::errors() {
         let name = variant_name(&e);
         check(

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use hamster_meta::raft::state_machine::StateDb;
+use hamster_meta::state::access;
 use hamster_meta::state::model::{AccessKey, Bucket, Lifecycle, ShardMap, Unit, Version};
 use hamster_meta::state::reads as q;
 use hamster_meta::state::schema::{self, SchemaError};
@@ -25,6 +26,8 @@ fn fixture() -> PathBuf {
 
 /// The rows the fixture holds, as the reads should return them.
 fn v1_bucket() -> Bucket {
+    // Migration 10 gives it no owner, though the fixture has one key:
+    // owners come from the log (Op::AdoptBuckets), not from a migration.
     s::bucket()
 }
 fn v1_version() -> Version {
@@ -42,6 +45,8 @@ fn v1_access_key() -> AccessKey {
         enabled: true,
         // Added by migration 4: '' for secrets sealed before rotations.
         kek_fingerprint: String::new(),
+        // Added by migration 10: every existing key may create buckets.
+        can_create_bucket: true,
     }
 }
 
@@ -71,7 +76,7 @@ async fn build_fixture(path: &Path) {
         .execute(&mut c)
         .await
         .expect("stamp");
-    let b = v1_bucket();
+    let b = s::bucket();
     sqlx::query("INSERT INTO buckets VALUES (?, ?, ?, ?, ?)")
         .bind(&b.name)
         .bind(b.created_at_ms)
@@ -510,4 +515,91 @@ async fn migration_8_puts_every_known_server_in_service() {
         !indexes.contains(&"shard_refs_by_blob".to_string()),
         "{indexes:?}"
     );
+}
+
+/// A state DB at schema 9 (before per-key authorization) with these
+/// access keys and plain buckets.
+async fn schema_9_db(dir: &Path, keys: &[&str], buckets: &[&str]) {
+    let mut c = SqliteConnection::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.join("state.db"))
+            .create_if_missing(true),
+    )
+    .await
+    .expect("create");
+    for sql in &schema::MIGRATIONS[..9] {
+        sqlx::raw_sql(*sql).execute(&mut c).await.expect("schema");
+    }
+    sqlx::raw_sql("PRAGMA user_version = 9")
+        .execute(&mut c)
+        .await
+        .expect("stamp");
+    for k in keys {
+        sqlx::query(
+            "INSERT INTO access_keys (id, name, sealed_secret, created_at_ms, enabled, kek_fingerprint) \
+             VALUES (?, 'n', X'01', 1, 1, 'kek')",
+        )
+        .bind(k)
+        .execute(&mut c)
+        .await
+        .expect("key");
+    }
+    for b in buckets {
+        sqlx::query(
+            "INSERT INTO buckets (name, created_at_ms, versioning, object_lock_enabled, lock_config) \
+             VALUES (?, 1, '', 0, '')",
+        )
+        .bind(b)
+        .execute(&mut c)
+        .await
+        .expect("bucket");
+    }
+    c.close().await.expect("close");
+}
+
+/// Migration 10 (ADR 0027) changes the schema, not who owns what: it
+/// runs at each replica's own log position, so an owner it derived from
+/// the keys ("the only key made them") could differ between replicas
+/// that migrated before and after a key was created. Every existing
+/// bucket stays ownerless whatever the number of keys; every key may
+/// create buckets; no grants, no limits of their own, the cluster
+/// default 36500 days.
+#[tokio::test]
+async fn migration_10_leaves_every_bucket_ownerless_whatever_the_keys() {
+    for keys in [&[][..], &["AKIAONLY"][..], &["AKIAONE", "AKIATWO"][..]] {
+        let dir = tempfile::tempdir().expect("tmp");
+        schema_9_db(dir.path(), keys, &["logs", "photos"]).await;
+        let db = StateDb::open(dir.path()).await.expect("open v9");
+        let mut c = db.acquire().await.expect("conn");
+        let owners: Vec<(String, String, Option<u32>)> = q::buckets(&mut c)
+            .await
+            .expect("buckets")
+            .into_iter()
+            .map(|b| (b.name, b.owner, b.max_retention_days))
+            .collect();
+        assert_eq!(
+            owners,
+            vec![
+                ("logs".into(), String::new(), None),
+                ("photos".into(), String::new(), None),
+            ],
+            "{keys:?}"
+        );
+        for k in keys {
+            assert_eq!(q::key_grants(&mut c, k).await.expect("grants"), vec![]);
+            let key = q::access_key(&mut c, k).await.expect("key").expect("kept");
+            assert!(key.can_create_bucket, "{k}");
+        }
+        let grants: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bucket_grants")
+            .fetch_one(&mut *c)
+            .await
+            .expect("grants");
+        assert_eq!(grants, 0);
+        assert_eq!(
+            access::cluster_max_retention_days(&mut c)
+                .await
+                .expect("limit"),
+            36_500
+        );
+    }
 }

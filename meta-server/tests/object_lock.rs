@@ -519,6 +519,7 @@ async fn no_command_can_remove_a_compliance_locked_version() {
     let cmd = Command {
         id: "replayed".into(),
         at_ms: NOW,
+        by: None,
         op: del_bypass("vault", "doc", "v1"),
     };
     for seq in [1_000, 1_001] {

@@ -127,6 +127,11 @@ error_codes! {
     ShardCorrupt => DataLoss,
     /// A range outside the shard.
     OutOfRange => OutOfRange,
+
+    // --- Added later (kept last: the order is pinned) ---
+    /// CreateBucket of a bucket the caller's key already owns (another
+    /// key's bucket is BucketAlreadyExists).
+    BucketAlreadyOwnedByYou => AlreadyExists,
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -225,6 +230,7 @@ mod tests {
             "NoSuchShard",
             "ShardCorrupt",
             "OutOfRange",
+            "BucketAlreadyOwnedByYou",
         ];
         let names: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(names, pinned);

@@ -1,12 +1,23 @@
 //! The environment of the tests with real S3 clients (the aws CLI,
 //! rclone, restic, s3cmd): a cluster, a directory for the clients' files,
 //! the clients run with the cluster's credentials, and sample files.
+//!
+//! The clients' key has only its own buckets (ADR 0027): another key's
+//! bucket, [`OTHER_BUCKET`], exists in the cluster, and a client must
+//! neither list nor read it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use aws_sdk_s3::primitives::ByteStream;
+
 use crate::files_under;
 use crate::s3::S3Cluster;
+
+/// Another key's bucket, holding [`OTHER_KEY`]: there in every [`Env`],
+/// invisible to the clients.
+pub const OTHER_BUCKET: &str = "not-yours";
+pub const OTHER_KEY: &str = "private.txt";
 
 /// A test's cluster and where its files go.
 pub struct Env {
@@ -15,11 +26,39 @@ pub struct Env {
 }
 
 impl Env {
+    /// A cluster whose other key ("other") owns [`OTHER_BUCKET`].
     pub async fn start() -> Self {
+        let s = S3Cluster::start(1, 3).await;
+        let other = s.tenant("other", &[]);
+        other
+            .s3
+            .create_bucket()
+            .bucket(OTHER_BUCKET)
+            .send()
+            .await
+            .expect("the other key's bucket");
+        other
+            .s3
+            .put_object()
+            .bucket(OTHER_BUCKET)
+            .key(OTHER_KEY)
+            .body(ByteStream::from_static(b"the other key's"))
+            .send()
+            .await
+            .expect("the other key's object");
         Self {
-            s: S3Cluster::start(1, 3).await,
+            s,
             dir: tempfile::tempdir().expect("tmp"),
         }
+    }
+
+    /// Panics if a client's bucket listing shows [`OTHER_BUCKET`], or
+    /// does not show `own`.
+    pub fn assert_own_buckets_only(&self, listing: &str, own: &str) {
+        assert!(
+            listing.contains(own) && !listing.contains(OTHER_BUCKET),
+            "a listing of {own} only, not {OTHER_BUCKET}:\n{listing}"
+        );
     }
 
     pub fn endpoint(&self) -> String {

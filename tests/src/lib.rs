@@ -18,7 +18,9 @@
 //! checks every byte and times each request), [`bench`] (what the
 //! benchmark binaries share), [`dev`] (`hamster dev` runs and the CLI with
 //! their env file),
-//! [`lock`] (object-lock builders), [`backup`] (offline CLI runs, meta
+//! [`lock`] (object-lock builders), [`authz`] (access keys with their own
+//! clients, the admin CLI's bucket commands, the rights cache window),
+//! [`backup`] (offline CLI runs, meta
 //! nodes wiped and re-added, a load that records acknowledgements, the
 //! secrets a backup must not hold), [`clients`] (real S3 clients run
 //! against a cluster), [`sigv4`] (a hand signer for requests
@@ -43,6 +45,7 @@ use hamster_proto::tls::{NodeTls, TlsPaths};
 use hamster_proto::{Role, transport};
 use tonic::transport::Channel;
 
+pub mod authz;
 pub mod backup;
 pub mod bench;
 pub mod blobs;

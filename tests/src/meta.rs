@@ -1,5 +1,6 @@
 //! Helpers for tests against the meta tier: status, waiting for a leader,
-//! and committing test versions as a gateway would.
+//! and committing test versions as a gateway would, acting for an access
+//! key (ADR 0027: the meta tier refuses a gateway's write that names none).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,22 +85,60 @@ impl Cluster {
     }
 
     /// For the load tools: a 3-node meta tier, healthy, with the bucket
-    /// "bench"; answers (nodes, leader, a gateway identity).
-    pub async fn bench_meta_tier(&mut self) -> (Vec<Node>, Node, Arc<NodeTls>) {
+    /// "bench" owned by [`Cluster::meta_key`]; answers (nodes, leader, a
+    /// gateway identity, that key's id).
+    pub async fn bench_meta_tier(&mut self) -> (Vec<Node>, Node, Arc<NodeTls>, String) {
         let metas = self.start_meta_cluster(3);
         for &m in &metas {
             self.wait_healthy(m).await;
         }
         let leader = self.wait_leader(&metas).await;
         let gw = self.gateway_identity("gw-bench");
+        let key = self.meta_key(leader).await;
         self.meta_client(leader, &gw)
             .create_bucket(pb::CreateBucketRequest {
                 name: "bench".into(),
                 object_lock_enabled: false,
+                access_key_id: key.clone(),
             })
             .await
             .expect("bucket");
-        (metas, leader, gw)
+        (metas, leader, gw, key)
+    }
+
+    /// The access key a test's gateway calls act for: made once per
+    /// cluster through `node` with Admin.CreateAccessKey (its id is kept
+    /// in the cluster directory; its secret is never needed, since those
+    /// calls are not signed S3 requests). A bucket it creates is its own.
+    pub async fn meta_key(&self, node: Node) -> String {
+        let file = self.root().join("meta-key-id");
+        if let Ok(id) = std::fs::read_to_string(&file) {
+            return id;
+        }
+        let id = self.admin_create_key(node, "meta-tests", None).await;
+        std::fs::write(&file, &id).expect("write the key id");
+        id
+    }
+
+    /// Admin.CreateAccessKey through `node`: the new key's id.
+    /// `can_create_bucket` None: the default (it may).
+    pub async fn admin_create_key(
+        &self,
+        node: Node,
+        name: &str,
+        can_create_bucket: Option<bool>,
+    ) -> String {
+        AdminClient::new(self.channel(node, &self.admin_tls()))
+            .create_access_key(pb::CreateAccessKeyRequest {
+                name: name.into(),
+                can_create_bucket,
+            })
+            .await
+            .expect("create access key")
+            .into_inner()
+            .key
+            .expect("the new key")
+            .access_key_id
     }
 
     /// The fingerprint of the master key `hamster init` made.
@@ -146,10 +185,12 @@ pub fn test_version(kek: &str, bucket: &str, key: &str, n: u64) -> pb::ObjectVer
     }
 }
 
-/// Commits a test version of `key`.
+/// Commits a test version of `key`, acting for the access key
+/// `access_key_id` (which needs write on `bucket`).
 pub async fn commit(
     client: &mut MetaClient<Channel>,
     kek: &str,
+    access_key_id: &str,
     bucket: &str,
     key: &str,
     n: u64,
@@ -158,6 +199,7 @@ pub async fn commit(
         .commit_version(pb::CommitVersionRequest {
             version: Some(test_version(kek, bucket, key, n)),
             request_id: String::new(),
+            access_key_id: access_key_id.into(),
         })
         .await?;
     r.into_inner()

@@ -291,8 +291,15 @@ impl Cluster {
 
     /// `hamster key create`: a new S3 access key (id, secret).
     pub fn create_access_key(&self, name: &str) -> (String, String) {
+        self.create_access_key_with(name, &[])
+    }
+
+    /// `hamster key create` with `extra` flags (`--can-create-bucket
+    /// false`): a new S3 access key (id, secret).
+    pub fn create_access_key_with(&self, name: &str, extra: &[&str]) -> (String, String) {
         let out = self.root().join(format!("key-{name}.json"));
         let mut args = vec!["key", "create", "--name", name, "--out", path_str(&out)];
+        args.extend(extra);
         let flags = self.admin_flags();
         args.extend(flags.iter().map(String::as_str));
         self.hamster(&args);

@@ -1,9 +1,11 @@
 //! Real S3 clients with their default settings against a real cluster:
 //! rclone, restic and s3cmd (the aws CLI is in compat_aws.rs). `.ci/run`
 //! installs them (PyPI: awscli, s3cmd; Debian: rclone, restic, curl); a
-//! missing tool fails its test, it is never skipped.
+//! missing tool fails its test, it is never skipped. Each runs with a key
+//! that has only its own buckets, beside another key's bucket it must
+//! neither list nor read.
 
-use hamster_tests::clients::{Env, random_file, sample_tree, tree};
+use hamster_tests::clients::{Env, OTHER_BUCKET, OTHER_KEY, random_file, sample_tree, tree};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rclone_copy_sync_check() {
@@ -29,6 +31,12 @@ async fn rclone_copy_sync_check() {
     assert!(!ls.contains("a.bin"), "sync kept a deleted file:\n{ls}");
     e.run("rclone", &["copy", "ham:rclone/data", "back"], &envs);
     assert_eq!(tree(&e.path("back")), tree(&e.path("src")));
+    // The other key's bucket: not listed, not readable.
+    let lsd = e.run("rclone", &["lsd", "ham:"], &envs);
+    e.assert_own_buckets_only(&lsd, "rclone");
+    let other = format!("ham:{OTHER_BUCKET}/{OTHER_KEY}");
+    let (ok, _, text) = e.run_status("rclone", &["cat", &other], &envs);
+    assert!(!ok && text.contains("AccessDenied"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -59,6 +67,10 @@ async fn restic_backup_check_restore() {
         &envs,
     );
     assert_eq!(tree(&e.path("restored/src")), tree(&e.path("src")));
+    // restic lists no buckets; its key sees its repository's only.
+    let listed = e.s.client().list_buckets().send().await.expect("list");
+    let names: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(names, ["restic-repo"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -99,4 +111,19 @@ async fn s3cmd_put_get_ls_del_and_multipart() {
     s3cmd(&["del", "s3://s3cmd/small.bin"]);
     let ls = s3cmd(&["ls", "s3://s3cmd"]);
     assert!(!ls.contains("small.bin"), "{ls}");
+    // The other key's bucket: not listed, not readable.
+    e.assert_own_buckets_only(&s3cmd(&["ls"]), "s3://s3cmd");
+    let other = format!("s3://{OTHER_BUCKET}/{OTHER_KEY}");
+    let (ok, _, text) = e.run_status(
+        "s3cmd",
+        &[
+            "-c",
+            cfg.to_str().expect("utf8"),
+            "get",
+            &other,
+            "other.down",
+        ],
+        &[],
+    );
+    assert!(!ok && text.contains("403"), "{text}");
 }

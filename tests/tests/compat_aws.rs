@@ -2,12 +2,14 @@
 //! cluster, each scenario in named steps over one cluster: multipart cp,
 //! sync, presigned URLs, the multipart calls one by one, versioning and
 //! object lock. `.ci/run` installs it (PyPI: awscli; Debian: curl); a
-//! missing tool fails its test, it is never skipped.
+//! missing tool fails its test, it is never skipped. The CLI's key has
+//! only its own buckets, beside another key's bucket it must neither list
+//! nor read.
 
 use std::process::Command;
 
 use hamster_tests::Steps;
-use hamster_tests::clients::{Env, random_file, sample_tree, tree};
+use hamster_tests::clients::{Env, OTHER_BUCKET, OTHER_KEY, random_file, sample_tree, tree};
 
 /// RFC 3339, `days` from now: the aws CLI's date arguments.
 fn days_from_now(days: i64) -> String {
@@ -35,6 +37,19 @@ async fn aws_cli_s3_and_s3api() {
         .require("s3 mb makes a bucket", async {
             e.aws(&["s3", "mb", "s3://awscli"]);
         })
+        .await;
+    steps
+        .run(
+            "another key's bucket is neither listed nor readable",
+            async {
+                e.assert_own_buckets_only(&e.aws(&["s3", "ls"]), "awscli");
+                let out = e.aws_fails(&["s3", "ls", &format!("s3://{OTHER_BUCKET}")]);
+                assert!(out.contains("AccessDenied"), "{out}");
+                let other = format!("s3://{OTHER_BUCKET}/{OTHER_KEY}");
+                let out = e.aws_fails(&["s3", "cp", &other, "other.down"]);
+                assert!(out.contains("403"), "{out}");
+            },
+        )
         .await;
     steps
         .run("s3 cp of 20 MiB goes multipart and comes back", async {

@@ -12,12 +12,16 @@ use hamster_tests::{Cluster, Node};
 
 const BUCKET: &str = "bucket-1";
 
+/// Creates `BUCKET` through `node`, owned by the cluster's test key
+/// ([`Cluster::meta_key`]), which every commit below acts for.
 async fn create_bucket(c: &Cluster, node: Node) {
     let gw = c.gateway_identity("gw-test");
+    let key = c.meta_key(node).await;
     c.meta_client(node, &gw)
         .create_bucket(pb::CreateBucketRequest {
             name: BUCKET.into(),
             object_lock_enabled: false,
+            access_key_id: key,
         })
         .await
         .expect("create bucket");
@@ -27,12 +31,14 @@ async fn create_bucket(c: &Cluster, node: Node) {
 async fn commit_range(c: &Cluster, node: Node, from: u64, to: u64, parallel: usize) {
     let gw = c.gateway_identity("gw-test");
     let kek = c.kek_fingerprint();
+    let key_id = c.meta_key(node).await;
     let next = Arc::new(Mutex::new(from));
     let mut tasks = Vec::new();
     for _ in 0..parallel {
         let mut client = c.meta_client(node, &gw);
         let next = next.clone();
         let kek = kek.clone();
+        let key_id = key_id.clone();
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = {
@@ -43,7 +49,7 @@ async fn commit_range(c: &Cluster, node: Node, from: u64, to: u64, parallel: usi
                     *g += 1;
                     *g - 1
                 };
-                commit(&mut client, &kek, BUCKET, &format!("k{n:06}"), n)
+                commit(&mut client, &kek, &key_id, BUCKET, &format!("k{n:06}"), n)
                     .await
                     .expect("commit");
             }
@@ -178,13 +184,14 @@ async fn leader_sigkill_mid_stream_loses_no_acknowledged_commit() {
     let writer = {
         let (acked, stop, mut clients) = (acked.clone(), stop.clone(), clients);
         let kek = c.kek_fingerprint();
+        let key_id = c.meta_key(leader).await;
         tokio::spawn(async move {
             let mut n = 0u64;
             let mut failures = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let key = format!("k{n:06}");
                 let client = &mut clients[(n as usize) % 3];
-                match commit(client, &kek, BUCKET, &key, n).await {
+                match commit(client, &kek, &key_id, BUCKET, &key, n).await {
                     Ok(_) => acked.lock().expect("lock").push(key),
                     Err(_) => failures += 1, // not acknowledged: may or may not exist
                 }
@@ -263,9 +270,11 @@ async fn node_down_during_10000_commits_catches_up_by_snapshot() {
 async fn without_quorum_writes_fail_clearly_and_nothing_half_applied_appears() {
     let (mut c, idxs, leader) = three_nodes(&["--call-wait-ms=3000"]).await;
     let gw = c.gateway_identity("gw-test");
+    let key_id = c.meta_key(leader).await;
     commit(
         &mut c.meta_client(leader, &gw),
         &c.kek_fingerprint(),
+        &key_id,
         BUCKET,
         "before",
         1,
@@ -281,9 +290,16 @@ async fn without_quorum_writes_fail_clearly_and_nothing_half_applied_appears() {
     }
     let mut client = c.meta_client(keep, &gw);
     let start = Instant::now();
-    let err = commit(&mut client, &c.kek_fingerprint(), BUCKET, "during", 2)
-        .await
-        .expect_err("no quorum");
+    let err = commit(
+        &mut client,
+        &c.kek_fingerprint(),
+        &key_id,
+        BUCKET,
+        "during",
+        2,
+    )
+    .await
+    .expect_err("no quorum");
     let took = start.elapsed();
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
     assert!(err.message().contains("meta tier unavailable"), "{err:?}");
@@ -304,9 +320,16 @@ async fn without_quorum_writes_fail_clearly_and_nothing_half_applied_appears() {
     c.wait_healthy(others[0]).await;
     let back = [keep, others[0]];
     c.wait_leader(&back).await;
-    commit(&mut client, &c.kek_fingerprint(), BUCKET, "after", 3)
-        .await
-        .expect("commit with quorum back");
+    commit(
+        &mut client,
+        &c.kek_fingerprint(),
+        &key_id,
+        BUCKET,
+        "after",
+        3,
+    )
+    .await
+    .expect("commit with quorum back");
     let keys = list_all(&mut client, BUCKET).await.expect("list");
     assert!(keys.contains(&"before".to_string()) && keys.contains(&"after".to_string()));
     // The failed write was never acknowledged: it is absent, or (had it
@@ -412,6 +435,7 @@ async fn members_are_added_as_learner_then_voter_and_removed() {
     commit(
         &mut c.meta_client(new, &gw),
         &c.kek_fingerprint(),
+        &c.meta_key(new).await,
         BUCKET,
         "after-remove",
         1,

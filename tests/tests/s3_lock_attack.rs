@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{
 };
 use hamster_meta::cluster::{ForwardError, ForwardRequest};
 use hamster_meta::raft::codec;
-use hamster_meta::state::commands::{Command, MetaError, Op, Response};
+use hamster_meta::state::commands::{Actor, Command, MetaError, Op, Response};
 use hamster_meta::state::model::LockMode;
 use hamster_proto::pb;
 use hamster_proto::pb::meta_client::MetaClient;
@@ -200,18 +200,25 @@ async fn admin(s: &S3Cluster, vault: &Vault) {
     assert!(!ok && out.contains("not empty"), "{out}");
     let admin = s.c.admin_tls();
     let mut as_admin = s.c.meta_client(s.metas[0], &admin);
-    meta_delete_denied(&mut as_admin, vault, "admin on Meta").await;
+    meta_delete_denied(&mut as_admin, s, vault, "admin on Meta").await;
 }
 
 /// DeleteObject of the version, with the bypass, straight to the Meta
-/// service as `meta`'s certificate: PermissionDenied.
-async fn meta_delete_denied(meta: &mut MetaClient<Channel>, vault: &Vault, who: &str) {
+/// service as `meta`'s certificate, acting for the bucket's owner (whose
+/// rights include the bypass): PermissionDenied.
+async fn meta_delete_denied(
+    meta: &mut MetaClient<Channel>,
+    s: &S3Cluster,
+    vault: &Vault,
+    who: &str,
+) {
     let e = meta
         .delete_object(pb::DeleteObjectRequest {
             bucket: "vault".into(),
             key: "doc".into(),
             version_id: vault.v.clone(),
             bypass_governance: true,
+            access_key_id: s.access_key_id.clone(),
             ..Default::default()
         })
         .await
@@ -223,7 +230,7 @@ async fn meta_delete_denied(meta: &mut MetaClient<Channel>, vault: &Vault, who: 
 async fn rogue_gateway(s: &S3Cluster, vault: &Vault) {
     let gw = s.c.gateway_identity("rogue-gw");
     let mut as_gw = s.c.meta_client(s.metas[0], &gw);
-    meta_delete_denied(&mut as_gw, vault, "gateway delete").await;
+    meta_delete_denied(&mut as_gw, s, vault, "gateway delete").await;
     let e = as_gw
         .put_object_retention(pb::PutObjectRetentionRequest {
             bucket: "vault".into(),
@@ -232,14 +239,16 @@ async fn rogue_gateway(s: &S3Cluster, vault: &Vault) {
             mode: String::new(),
             retain_until_ms: 0,
             bypass_governance: true,
+            access_key_id: s.access_key_id.clone(),
         })
         .await
         .expect_err("gateway retention removal");
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
 }
 
-/// A meta certificate forwarding commands stamped far in the future: the
-/// leader stamps its own time, so the retention still holds.
+/// A meta certificate forwarding commands stamped far in the future, for
+/// the bucket's owner and for an admin: the leader stamps its own time,
+/// so the retention still holds, and no actor lifts COMPLIANCE.
 async fn forged(s: &S3Cluster, vault: &Vault) {
     let v = &vault.v;
     let meta_tls = s.c.identity(&s.c.node(s.metas[0]).dir);
@@ -261,18 +270,26 @@ async fn forged(s: &S3Cluster, vault: &Vault) {
             bypass_governance: true,
         },
     ];
-    for op in forged {
+    let actors = [
+        Actor::Key(s.access_key_id.clone()),
+        Actor::Admin("forged-admin".into()),
+    ];
+    for (op, by) in forged
+        .iter()
+        .flat_map(|op| actors.iter().map(move |by| (op, by)))
+    {
         let cmd = Command::new(
-            format!("forged-{}", op.name()),
+            format!("forged-{}-{by:?}", op.name()),
             (vault.until + 365 * DAY) * 1000,
-            op,
-        );
+            op.clone(),
+        )
+        .by(by.clone());
         let payload = codec::encode(&ForwardRequest::Write(Box::new(cmd))).expect("encode");
         let answer = raft.forward(payload).await.expect("forward").into_inner();
         let r: Result<Response, ForwardError> = codec::decode(&answer).expect("decode");
         assert!(
             matches!(r, Ok(Response::Err(MetaError::AccessDenied(_)))),
-            "{r:?}"
+            "{by:?}: {r:?}"
         );
     }
 }

@@ -76,6 +76,7 @@ async fn orphan_shards_are_swept_and_committed_ones_kept() {
             .commit_version(pb::CommitVersionRequest {
                 version: Some(v),
                 request_id: String::new(),
+                access_key_id: s.access_key_id.clone(),
             })
             .await
             .expect_err("stale commit");

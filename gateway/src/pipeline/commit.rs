@@ -13,6 +13,8 @@
 //!   may create are chosen once, before the first attempt, and sent
 //!   again by every retry, so a retry whose first answer was lost gets
 //!   the first outcome instead of a second version (ADR 0024).
+//! - Every call names the access key the request was signed with: the
+//!   meta tier decides at apply whether that key may write (ADR 0027).
 //!
 //! Times are the meta tier's: the leader stamps a version with the time
 //! of the batch that commits it, so one write has one clock (the gateway
@@ -51,21 +53,23 @@ pub struct Committer<'a> {
     pub keys: &'a Keyring,
     /// Channels to blob-servers, to discard and free shards.
     pub pool: &'a Pool,
+    /// The S3 access key the request was signed with (every call names it).
+    pub access_key_id: &'a str,
+}
+
+/// The key new data keys are wrapped with: the cluster's write key,
+/// which this gateway must hold. A gateway without it refuses writes
+/// rather than wrap keys the cluster would not take.
+pub fn write_key(cluster: &ClusterView, keys: &Keyring) -> Result<Arc<MasterKey>, SplitKey> {
+    let fp = cluster.write_key();
+    keys.for_write(&fp).ok_or_else(|| {
+        tracing::error!(cluster_write_key = %fp, this_gateway = %keys.describe(),
+            "split key: refusing a write; this gateway does not hold the cluster's write key");
+        SplitKey(fp)
+    })
 }
 
 impl Committer<'_> {
-    /// The key new data keys are wrapped with: the cluster's write key,
-    /// which this gateway must hold. A gateway without it refuses writes
-    /// rather than wrap keys the cluster would not take.
-    pub fn write_key(&self) -> Result<Arc<MasterKey>, SplitKey> {
-        let fp = self.cluster.write_key();
-        self.keys.for_write(&fp).ok_or_else(|| {
-            tracing::error!(cluster_write_key = %fp, this_gateway = %self.keys.describe(),
-                "split key: refusing a write; this gateway does not hold the cluster's write key");
-            SplitKey(fp)
-        })
-    }
-
     /// Commits stored shards as a new version of `template` (bucket, key,
     /// metadata, lock): the one moment the object exists. Shards of the
     /// version it replaced are freed; a refused commit removes the new
@@ -101,6 +105,7 @@ impl Committer<'_> {
                         pb::CommitVersionRequest {
                             version: Some(version),
                             request_id,
+                            access_key_id: self.access_key_id.to_string(),
                         }
                     )
                 },
@@ -155,6 +160,7 @@ impl Committer<'_> {
                             upload_id: upload_id.into(),
                             part: Some(part),
                             request_id,
+                            access_key_id: self.access_key_id.to_string(),
                         }
                     )
                 },
@@ -180,6 +186,7 @@ impl Committer<'_> {
         mut req: pb::CompleteMultipartRequest,
     ) -> Result<pb::ObjectVersion, MetaError> {
         name_request(&mut req.request_id);
+        req.access_key_id = self.access_key_id.to_string();
         if req.version_id.is_empty() {
             req.version_id = ids::new_version_id(crate::now_ms());
         }
@@ -191,6 +198,7 @@ impl Committer<'_> {
     /// Aborts a multipart upload and frees the shards of its parts.
     pub async fn abort(&self, mut req: pb::AbortMultipartRequest) -> Result<(), MetaError> {
         name_request(&mut req.request_id);
+        req.access_key_id = self.access_key_id.to_string();
         let r = meta_call!(self.meta, abort_multipart, req).await?;
         self.free(r.freed);
         Ok(())
@@ -204,6 +212,7 @@ impl Committer<'_> {
         mut req: pb::DeleteObjectRequest,
     ) -> Result<pb::DeleteObjectResponse, MetaError> {
         name_request(&mut req.request_id);
+        req.access_key_id = self.access_key_id.to_string();
         if req.version_id.is_empty() && req.marker_version_id.is_empty() {
             req.marker_version_id = ids::new_version_id(crate::now_ms());
         }

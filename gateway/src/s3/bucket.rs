@@ -1,11 +1,14 @@
-//! CreateBucket, DeleteBucket (must be empty), HeadBucket, ListBuckets,
-//! and the bucket lookup other topics check first.
+//! CreateBucket, DeleteBucket (must be empty), HeadBucket, ListBuckets
+//! (the key's own buckets, paged), and the bucket lookup other topics
+//! check first. The meta tier decides, with the key each call names,
+//! whether the key may (ADR 0027).
 
 use hamster_proto::pb;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
+use super::access::{Caller, key_id};
 use super::fields::timestamp;
 use crate::meta_call;
 
@@ -28,6 +31,7 @@ pub async fn create(
     gw: &Gateway,
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
+    let by = key_id(&req);
     let name = req.input.bucket;
     let lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
     meta_call!(
@@ -36,6 +40,7 @@ pub async fn create(
         pb::CreateBucketRequest {
             name: name.clone(),
             object_lock_enabled: lock,
+            access_key_id: by,
         }
     )
     .await?;
@@ -48,8 +53,17 @@ pub async fn delete(
     gw: &Gateway,
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
+    let access_key_id = key_id(&req);
     let name = req.input.bucket;
-    meta_call!(gw.meta, delete_bucket, pb::DeleteBucketRequest { name }).await?;
+    meta_call!(
+        gw.meta,
+        delete_bucket,
+        pb::DeleteBucketRequest {
+            name,
+            access_key_id
+        }
+    )
+    .await?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 
@@ -61,11 +75,44 @@ pub async fn head(
     Ok(S3Response::new(HeadBucketOutput::default()))
 }
 
+/// S3's limit on max-buckets (and the meta tier's page).
+const MAX_BUCKETS: i32 = 10_000;
+
+/// max-buckets: 1 to 10000; absent, the meta tier's default page.
+fn max_buckets(m: Option<i32>) -> S3Result<u32> {
+    match m {
+        None => Ok(0),
+        Some(n @ 1..=MAX_BUCKETS) => Ok(n.unsigned_abs()),
+        Some(_) => Err(s3_error!(
+            InvalidArgument,
+            "max-buckets must be between 1 and 10000"
+        )),
+    }
+}
+
+/// ListBuckets: the buckets the key owns or has a grant on (the meta
+/// tier filters), paged by name; Owner is the requesting key.
 pub async fn list(
     gw: &Gateway,
-    _req: S3Request<ListBucketsInput>,
+    req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
-    let r = meta_call!(gw.meta, list_buckets, pb::ListBucketsRequest {}).await?;
+    let access_key_id = key_id(&req);
+    let display_name = req
+        .extensions
+        .get::<Caller>()
+        .map_or_else(|| access_key_id.clone(), |c| c.0.display_name.clone());
+    let i = req.input;
+    let r = meta_call!(
+        gw.meta,
+        list_buckets,
+        pb::ListBucketsRequest {
+            access_key_id: access_key_id.clone(),
+            prefix: i.prefix.clone().unwrap_or_default(),
+            continuation_token: i.continuation_token.clone().unwrap_or_default(),
+            max_buckets: max_buckets(i.max_buckets)?,
+        }
+    )
+    .await?;
     let buckets = r
         .buckets
         .into_iter()
@@ -78,9 +125,29 @@ pub async fn list(
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
         owner: Some(Owner {
-            display_name: Some("hamster".into()),
-            id: Some("hamster".into()),
+            display_name: Some(display_name),
+            id: Some(access_key_id),
         }),
-        ..Default::default()
+        continuation_token: (!r.next_continuation_token.is_empty())
+            .then_some(r.next_continuation_token),
+        prefix: i.prefix,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_buckets_is_1_to_10000() {
+        assert_eq!(max_buckets(None).ok(), Some(0));
+        assert_eq!(max_buckets(Some(1)).ok(), Some(1));
+        assert_eq!(max_buckets(Some(10_000)).ok(), Some(10_000));
+        for bad in [0, -1, 10_001, i32::MAX, i32::MIN] {
+            let e = max_buckets(Some(bad))
+                .err()
+                .map(|e| e.code().as_str().to_string());
+            assert_eq!(e.as_deref(), Some("InvalidArgument"), "{bad}");
+        }
+    }
 }

@@ -68,6 +68,7 @@ pub async fn copy(
     gw: &Gateway,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
+    let by = super::access::key_id(&req);
     let i = req.input;
     check_key(&i.key)?;
     let replace = i
@@ -135,7 +136,7 @@ pub async fn copy(
         legal_hold: lock.legal_hold,
         ..Default::default()
     };
-    let v = gw.committer().version(stored, template).await?;
+    let v = gw.committer(&by).version(stored, template).await?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(ETag::Strong(v.etag.clone())),

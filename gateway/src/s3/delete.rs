@@ -21,6 +21,7 @@ pub async fn delete(
     gw: &Gateway,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let by = super::access::key_id(&req);
     let i = req.input;
     let call = pb::DeleteObjectRequest {
         bucket: i.bucket.clone(),
@@ -30,7 +31,7 @@ pub async fn delete(
         // Named (request id, marker id) by the commit stage.
         ..Default::default()
     };
-    match gw.committer().delete(call).await {
+    match gw.committer(&by).delete(call).await {
         Ok(r) => Ok(S3Response::new(DeleteObjectOutput {
             delete_marker: r.delete_marker.then_some(true),
             version_id: (r.delete_marker || i.version_id.is_some())
@@ -53,6 +54,7 @@ pub async fn delete_many(
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
     use futures::StreamExt;
+    let by = super::access::key_id(&req);
     let i = req.input;
     let objects = i.delete.objects;
     if objects.is_empty() || objects.len() > MAX_BATCH {
@@ -75,7 +77,8 @@ pub async fn delete_many(
                 // the commit stage: one outcome per key.
                 ..Default::default()
             };
-            async move { (o, gw.committer().delete(call).await) }
+            let by = &by;
+            async move { (o, gw.committer(by).delete(call).await) }
         })
         .buffered(PARALLEL)
         .collect()

@@ -30,8 +30,9 @@ impl From<SplitKey> for S3Error {
 /// see (they are a bug or a cluster problem, not the client's doing).
 fn s3_code(code: ErrorCode) -> Option<S3ErrorCode> {
     Some(match code {
-        // Buckets are one owner's: a second create is "yours".
-        ErrorCode::BucketAlreadyExists => S3ErrorCode::BucketAlreadyOwnedByYou,
+        // Another key's bucket, and one's own (ADR 0027): both 409.
+        ErrorCode::BucketAlreadyExists => S3ErrorCode::BucketAlreadyExists,
+        ErrorCode::BucketAlreadyOwnedByYou => S3ErrorCode::BucketAlreadyOwnedByYou,
         ErrorCode::NoSuchBucket => S3ErrorCode::NoSuchBucket,
         ErrorCode::NoSuchKey => S3ErrorCode::NoSuchKey,
         ErrorCode::NoSuchVersion => S3ErrorCode::NoSuchVersion,
@@ -183,8 +184,9 @@ mod tests {
     #[test]
     fn refusals_keep_their_s3_codes() {
         for (code, s3, http) in [
+            (ErrorCode::BucketAlreadyExists, "BucketAlreadyExists", 409),
             (
-                ErrorCode::BucketAlreadyExists,
+                ErrorCode::BucketAlreadyOwnedByYou,
                 "BucketAlreadyOwnedByYou",
                 409,
             ),

@@ -1,11 +1,11 @@
 //! What several S3 topics answer or check alike: timestamps, the
-//! x-amz-version-id header, the key length limit, and the headers a
-//! version stores for GET to give back.
+//! x-amz-version-id header, the key length limit, the headers a
+//! version stores for GET to give back, and a bucket's Owner.
 
 use std::collections::HashMap;
 
 use hamster_proto::pb;
-use s3s::dto::{Timestamp, TimestampFormat};
+use s3s::dto::{Initiator, Owner, Timestamp, TimestampFormat};
 use s3s::{S3Result, s3_error};
 
 /// Unix milliseconds as an S3 timestamp.
@@ -60,4 +60,26 @@ pub fn stored_headers(
         }
     }
     h
+}
+
+/// The Owner of a bucket's listings: its owner key (objects are the
+/// bucket owner's, ADR 0027); None for an ownerless bucket.
+pub fn owner(b: &pb::Bucket) -> Option<Owner> {
+    (!b.owner.is_empty()).then(|| Owner {
+        id: Some(b.owner.clone()),
+        display_name: Some(if b.owner_name.is_empty() {
+            b.owner.clone()
+        } else {
+            b.owner_name.clone()
+        }),
+    })
+}
+
+/// The Initiator of a bucket's uploads: the bucket's owner, like Owner
+/// (the key that began an upload is not recorded).
+pub fn initiator(b: &pb::Bucket) -> Option<Initiator> {
+    owner(b).map(|o| Initiator {
+        id: o.id,
+        display_name: o.display_name,
+    })
 }

@@ -200,7 +200,7 @@ pub async fn ingest(
     let body = body
         .map(|b| b.map_err(|e| body_error(&*e)).boxed())
         .unwrap_or_else(|| futures::stream::empty().boxed());
-    let kek = gw.committer().write_key()?;
+    let kek = crate::pipeline::commit::write_key(&gw.cluster, &gw.keys)?;
     let stored = write(body, profile, &candidates, &kek, &gw.pool, |bytes| {
         hasher.update(bytes)
     })

@@ -1,14 +1,15 @@
 //! Listings: ListObjectsV2 and ListObjects (V1) — prefix, delimiter and
 //! common prefixes, continuation tokens, start-after and marker,
 //! encoding-type=url, max-keys up to 1000 (the meta tier pages) — and
-//! GetBucketLocation.
+//! GetBucketLocation. Every entry's Owner is the bucket's owner (objects
+//! are the bucket owner's, ADR 0027): V1 always, V2 with fetch-owner.
 
 use hamster_proto::{ErrorCode, pb};
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use super::fields::timestamp;
+use super::fields::{owner, timestamp};
 use crate::meta_call;
 
 const MAX_KEYS: i32 = 1000;
@@ -52,7 +53,14 @@ struct Page {
     last: Option<String>,
 }
 
-async fn page(gw: &Gateway, call: pb::ListObjectsRequest, url: bool) -> S3Result<Page> {
+/// `with_owner`: each object carries the bucket's owner (V1 always, V2
+/// with fetch-owner), read beside the page.
+async fn page(
+    gw: &Gateway,
+    call: pb::ListObjectsRequest,
+    url: bool,
+    with_owner: bool,
+) -> S3Result<Page> {
     if call.max_keys == 0 {
         // Nothing asked for; a missing bucket is still NoSuchBucket.
         gw.bucket(&call.bucket).await?;
@@ -64,14 +72,23 @@ async fn page(gw: &Gateway, call: pb::ListObjectsRequest, url: bool) -> S3Result
             last: None,
         });
     }
-    let r = meta_call!(gw.meta, list_objects, call)
-        .await
-        .map_err(|e| match e.code() {
-            Some(ErrorCode::InvalidArgument) => {
-                s3_error!(InvalidArgument, "invalid continuation token")
-            }
-            _ => e.into(),
-        })?;
+    let bucket = call.bucket.clone();
+    let list = async {
+        meta_call!(gw.meta, list_objects, call)
+            .await
+            .map_err(|e| match e.code() {
+                Some(ErrorCode::InvalidArgument) => {
+                    s3_error!(InvalidArgument, "invalid continuation token")
+                }
+                _ => e.into(),
+            })
+    };
+    let (owner, r) = if with_owner {
+        let (b, r) = futures::try_join!(gw.bucket(&bucket), list)?;
+        (owner(&b), r)
+    } else {
+        (None, list.await?)
+    };
     let enc = |s: String| if url { url_encode(&s) } else { s };
     let last = [
         r.objects.last().map(|o| o.key.clone()),
@@ -92,6 +109,7 @@ async fn page(gw: &Gateway, call: pb::ListObjectsRequest, url: bool) -> S3Result
                 storage_class: Some(ObjectStorageClass::from_static(
                     ObjectStorageClass::STANDARD,
                 )),
+                owner: owner.clone(),
                 ..Default::default()
             })
             .collect(),
@@ -123,7 +141,7 @@ pub async fn list_v2(
         continuation_token: i.continuation_token.clone().unwrap_or_default(),
         max_keys: max as u32,
     };
-    let p = page(gw, call, url).await?;
+    let p = page(gw, call, url, i.fetch_owner == Some(true)).await?;
     let enc = |s: Option<String>| if url { s.map(|s| url_encode(&s)) } else { s };
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(i.bucket),
@@ -157,7 +175,7 @@ pub async fn list_v1(
         max_keys: max as u32,
         ..Default::default()
     };
-    let p = page(gw, call, url).await?;
+    let p = page(gw, call, url, true).await?;
     let enc = |s: Option<String>| if url { s.map(|s| url_encode(&s)) } else { s };
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(i.bucket),
@@ -217,19 +235,25 @@ pub async fn list_versions(
         gw.bucket(&i.bucket).await?;
         return Ok(S3Response::new(out));
     }
-    let r = meta_call!(
-        gw.meta,
-        list_versions,
-        pb::ListVersionsRequest {
-            bucket: i.bucket.clone(),
-            prefix: i.prefix.clone().unwrap_or_default(),
-            delimiter: i.delimiter.clone().unwrap_or_default(),
-            key_marker: i.key_marker.clone().unwrap_or_default(),
-            version_id_marker: i.version_id_marker.clone().unwrap_or_default(),
-            max_keys: max as u32,
-        }
-    )
-    .await?;
+    // The bucket for its owner: every version's and marker's Owner.
+    let (bucket, r) = futures::try_join!(gw.bucket(&i.bucket), async {
+        Ok::<_, S3Error>(
+            meta_call!(
+                gw.meta,
+                list_versions,
+                pb::ListVersionsRequest {
+                    bucket: i.bucket.clone(),
+                    prefix: i.prefix.clone().unwrap_or_default(),
+                    delimiter: i.delimiter.clone().unwrap_or_default(),
+                    key_marker: i.key_marker.clone().unwrap_or_default(),
+                    version_id_marker: i.version_id_marker.clone().unwrap_or_default(),
+                    max_keys: max as u32,
+                }
+            )
+            .await?,
+        )
+    })?;
+    let owner = owner(&bucket);
     let mut versions = Vec::new();
     let mut markers = Vec::new();
     for v in r.versions {
@@ -244,7 +268,7 @@ pub async fn list_versions(
                 key: Some(enc(v.key)),
                 last_modified: Some(timestamp(v.created_at_ms)),
                 version_id,
-                ..Default::default()
+                owner: owner.clone(),
             });
         } else {
             versions.push(ObjectVersion {
@@ -257,6 +281,7 @@ pub async fn list_versions(
                     ObjectVersionStorageClass::STANDARD,
                 )),
                 version_id,
+                owner: owner.clone(),
                 ..Default::default()
             });
         }

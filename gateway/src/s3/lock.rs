@@ -1,15 +1,18 @@
 //! Object lock: the bucket's lock configuration, each version's retention
 //! and legal hold, and the lock headers of writes and reads.
 //!
-//! The gateway only translates. Whether a change is allowed — shortening,
-//! removing, bypassing — is decided by the meta tier where the command is
-//! applied, at the command's time (meta-server `state::object_lock`).
+//! The gateway only translates (and answers early what it can: a lock on
+//! a bucket without one, a retention beyond the bucket's maximum).
+//! Whether a change is allowed — shortening, removing, bypassing, by
+//! whom — is decided by the meta tier where the command is applied, at
+//! the command's time (meta-server `state::object_lock`, `state::access`).
 
 use hamster_proto::pb;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
+use super::access::key_id;
 use super::fields::timestamp;
 use super::get::resolve;
 use crate::meta_call;
@@ -71,14 +74,48 @@ pub fn apply_requested(
     Ok(())
 }
 
-/// Lock settings on a write to a bucket without object lock: 400
-/// InvalidRequest, as S3 answers, before any shard is written.
+/// Lock settings on a write to a bucket without object lock, or a
+/// retention beyond the bucket's maximum: 400 InvalidRequest, as S3
+/// answers, before any shard is written.
 pub fn check_bucket(bucket: &pb::Bucket, template: &pb::ObjectVersion) -> S3Result<()> {
     let locked = !template.lock_mode.is_empty() || template.legal_hold;
     if locked && !bucket.object_lock_enabled {
         return Err(s3_error!(
             InvalidRequest,
             "Bucket is missing Object Lock Configuration"
+        ));
+    }
+    if !template.lock_mode.is_empty() {
+        check_max_retention(bucket, template.retain_until_ms, crate::now_ms())?;
+    }
+    Ok(())
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Slack on the early maximum-retention check. The meta tier measures
+/// from the command's time on the leader, a little later than this
+/// gateway's now and on another clock, so a retention at exactly the
+/// maximum must not be refused here alone: only beyond it by more than
+/// this, and the meta tier decides the rest exactly at apply.
+const MAX_RETENTION_SLACK_MS: i64 = 10 * 60 * 1000;
+
+/// A retention until `until_ms` must end within the bucket's maximum
+/// retention of now (ADR 0027). The early answer only, with
+/// [`MAX_RETENTION_SLACK_MS`]: the meta tier decides at apply, with its
+/// own clock. 0 days: no limit known here.
+pub fn check_max_retention(bucket: &pb::Bucket, until_ms: i64, now_ms: i64) -> S3Result<()> {
+    let days = bucket.max_retention_days;
+    if days == 0 {
+        return Ok(());
+    }
+    let limit = now_ms
+        .saturating_add(i64::from(days).saturating_mul(DAY_MS))
+        .saturating_add(MAX_RETENTION_SLACK_MS);
+    if until_ms > limit {
+        return Err(s3_error!(
+            InvalidRequest,
+            "retention beyond the bucket's maximum of {days} days"
         ));
     }
     Ok(())
@@ -106,6 +143,7 @@ pub async fn put_configuration(
     gw: &Gateway,
     req: S3Request<PutObjectLockConfigurationInput>,
 ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+    let by = key_id(&req);
     let i = req.input;
     let config = i
         .object_lock_configuration
@@ -123,6 +161,7 @@ pub async fn put_configuration(
     }
     let mut call = pb::PutObjectLockConfigurationRequest {
         bucket: i.bucket,
+        access_key_id: by,
         ..Default::default()
     };
     if let Some(d) = config.rule.and_then(|r| r.default_retention) {
@@ -172,6 +211,7 @@ pub async fn put_retention(
     gw: &Gateway,
     req: S3Request<PutObjectRetentionInput>,
 ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+    let by = key_id(&req);
     let i = req.input;
     let r = i.retention.unwrap_or_default();
     // An empty Retention removes it (GOVERNANCE with the bypass only).
@@ -185,6 +225,9 @@ pub async fn put_retention(
             ));
         }
     };
+    if !mode.is_empty() {
+        check_max_retention(&gw.bucket(&i.bucket).await?, until, crate::now_ms())?;
+    }
     let call = pb::PutObjectRetentionRequest {
         bucket: i.bucket,
         key: i.key,
@@ -192,6 +235,7 @@ pub async fn put_retention(
         mode,
         retain_until_ms: until,
         bypass_governance: i.bypass_governance_retention.unwrap_or(false),
+        access_key_id: by,
     };
     meta_call!(gw.meta, put_object_retention, call).await?;
     Ok(S3Response::new(PutObjectRetentionOutput::default()))
@@ -237,6 +281,7 @@ pub async fn put_legal_hold(
     gw: &Gateway,
     req: S3Request<PutObjectLegalHoldInput>,
 ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+    let by = key_id(&req);
     let i = req.input;
     let status = i
         .legal_hold
@@ -247,6 +292,7 @@ pub async fn put_legal_hold(
         key: i.key,
         version_id: i.version_id.unwrap_or_default(),
         on: legal_hold_on(status.as_str())?,
+        access_key_id: by,
     };
     meta_call!(gw.meta, put_object_legal_hold, call).await?;
     Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
@@ -268,4 +314,52 @@ pub async fn get_legal_hold(
             status: Some(ObjectLockLegalHoldStatus::from_static(status)),
         }),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retention_beyond_the_bucket_maximum_is_refused_early() {
+        let now = 1_700_000_000_000;
+        let b = pb::Bucket {
+            object_lock_enabled: true,
+            max_retention_days: 30,
+            ..Default::default()
+        };
+        // Exactly at the maximum, and a little beyond it by this gateway's
+        // clock (the leader's command time is later): the meta tier decides.
+        assert!(check_max_retention(&b, now + 30 * DAY_MS, now).is_ok());
+        let edge = now + 30 * DAY_MS + MAX_RETENTION_SLACK_MS;
+        assert!(check_max_retention(&b, edge, now).is_ok());
+        assert!(check_max_retention(&b, now + 30 * DAY_MS, now - 9 * 60 * 1000).is_ok());
+        let e = check_max_retention(&b, edge + 1, now).expect_err("beyond");
+        assert_eq!(e.code().as_str(), "InvalidRequest");
+        assert_eq!(
+            e.message(),
+            Some("retention beyond the bucket's maximum of 30 days")
+        );
+        assert!(check_max_retention(&b, now + 31 * DAY_MS, now).is_err());
+        // 0: an older meta tier that does not say; the meta tier decides.
+        let unknown = pb::Bucket {
+            max_retention_days: 0,
+            ..b.clone()
+        };
+        assert!(check_max_retention(&unknown, i64::MAX, now).is_ok());
+        // Through a write's lock headers, and only with a retention.
+        let mut t = pb::ObjectVersion {
+            lock_mode: COMPLIANCE.into(),
+            retain_until_ms: crate::now_ms() + 31 * DAY_MS,
+            ..Default::default()
+        };
+        assert!(check_bucket(&b, &t).is_err());
+        t.retain_until_ms = crate::now_ms() + 29 * DAY_MS;
+        assert!(check_bucket(&b, &t).is_ok());
+        let hold_only = pb::ObjectVersion {
+            legal_hold: true,
+            ..Default::default()
+        };
+        assert!(check_bucket(&b, &hold_only).is_ok());
+    }
 }

@@ -13,14 +13,23 @@
 //! - [`versioning`]: PutBucketVersioning, GetBucketVersioning.
 //! - [`lock`]: object lock — configuration, retention, legal hold, headers.
 //! - [`list`]: ListObjects V1 and V2, ListObjectVersions, GetBucketLocation.
-//! - [`auth`]: SigV4 secrets from the meta tier.
+//! - [`acl`]: Get/Put Bucket and Object ACLs, and `x-amz-acl` on writes:
+//!   the owner and grants shown, only "private" accepted (else 501).
+//! - [`auth`]: access keys from the meta tier — the SigV4 secret and the
+//!   key's rights, cached together.
+//! - [`access`]: who may do what — the one place that maps each
+//!   operation to the right it needs (read, write, owner), checked
+//!   before any work (ADR 0027).
 //! - [`error`]: the one place errors become S3 error codes.
 //! - [`fields`]: what several topics answer alike: timestamps, the
 //!   version id header, the key length limit, stored headers.
 //!
 //! Any operation not implemented here answers 501 NotImplemented (the
-//! s3s default), never a wrong success.
+//! s3s default), never a wrong success. Every operation implemented here
+//! has its right in [`access`] (a unit test there fails if one has not).
 
+pub mod access;
+pub mod acl;
 pub mod auth;
 pub mod bucket;
 pub mod conditions;
@@ -60,13 +69,15 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// The commit stage, over this gateway's tiers.
-    pub fn committer(&self) -> Committer<'_> {
+    /// The commit stage, over this gateway's tiers, for a request signed
+    /// with `access_key_id` (`access::key_id`).
+    pub fn committer<'a>(&'a self, access_key_id: &'a str) -> Committer<'a> {
         Committer {
             meta: &self.meta,
             cluster: &self.cluster,
             keys: &self.keys,
             pool: &self.pool,
+            access_key_id,
         }
     }
 }
@@ -274,5 +285,33 @@ impl S3 for Gateway {
         req: S3Request<GetObjectLegalHoldInput>,
     ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
         lock::get_legal_hold(self, req).await
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        acl::get_bucket_acl(self, req).await
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        acl::get_object_acl(self, req).await
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        acl::put_bucket_acl(self, req).await
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        acl::put_object_acl(self, req).await
     }
 }

@@ -6,11 +6,11 @@
 
 use hamster_proto::pb;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::copy::{copy_source_body, source_range};
-use super::fields::{check_key, stored_headers, timestamp, version_header};
+use super::fields::{check_key, initiator, owner, stored_headers, timestamp, version_header};
 use super::ingest::{Declared, declared, ingest};
 use crate::meta_call;
 
@@ -21,6 +21,7 @@ pub async fn create(
     gw: &Gateway,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let by = super::access::key_id(&req);
     let i = req.input;
     check_key(&i.key)?;
     let mut template = pb::ObjectVersion {
@@ -44,6 +45,11 @@ pub async fn create(
         i.object_lock_retain_until_date.as_ref(),
         i.object_lock_legal_hold_status.as_ref(),
     )?;
+    if !template.lock_mode.is_empty() || template.legal_hold {
+        // Early, as PutObject: no lock on a bucket without it, nothing
+        // beyond its maximum retention (the meta tier checks again).
+        super::lock::check_bucket(&gw.bucket(&i.bucket).await?, &template)?;
+    }
     let r = meta_call!(
         gw.meta,
         begin_multipart,
@@ -56,6 +62,7 @@ pub async fn create(
             template: Some(template),
             // A retry after a lost answer gets the first upload, not a second.
             request_id: hamster_proto::ids::new_request_id(),
+            access_key_id: by,
         }
     )
     .await?;
@@ -98,6 +105,7 @@ pub async fn upload_part(
     gw: &Gateway,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
+    let by = super::access::key_id(&req);
     let S3Request {
         mut input,
         trailing_headers,
@@ -108,7 +116,7 @@ pub async fn upload_part(
     let declared = declared!(input);
     let (stored, sums) = ingest(gw, input.body.take(), declared, trailing_headers).await?;
     let etag = gw
-        .committer()
+        .committer(&by)
         .part(&input.bucket, &input.key, &input.upload_id, number, stored)
         .await?;
     Ok(S3Response::new(UploadPartOutput {
@@ -126,6 +134,7 @@ pub async fn upload_part_copy(
     gw: &Gateway,
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let by = super::access::key_id(&req);
     let i = req.input;
     let number = part_number(i.part_number)?;
     upload_exists(gw, &i.bucket, &i.key, &i.upload_id).await?;
@@ -143,7 +152,7 @@ pub async fn upload_part_copy(
     let (body, _) = copy_source_body(gw, &i.copy_source, &conditions, range).await?;
     let (stored, _) = ingest(gw, Some(body), Declared::none(), None).await?;
     let etag = gw
-        .committer()
+        .committer(&by)
         .part(&i.bucket, &i.key, &i.upload_id, number, stored)
         .await?;
     Ok(S3Response::new(UploadPartCopyOutput {
@@ -162,6 +171,7 @@ pub async fn complete(
     gw: &Gateway,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let by = super::access::key_id(&req);
     let i = req.input;
     let listed = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
     if listed.is_empty() {
@@ -184,7 +194,7 @@ pub async fn complete(
         });
     }
     let v = gw
-        .committer()
+        .committer(&by)
         .complete(pb::CompleteMultipartRequest {
             bucket: i.bucket.clone(),
             key: i.key.clone(),
@@ -208,8 +218,9 @@ pub async fn abort(
     gw: &Gateway,
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let by = super::access::key_id(&req);
     let i = req.input;
-    gw.committer()
+    gw.committer(&by)
         .abort(pb::AbortMultipartRequest {
             bucket: i.bucket,
             key: i.key,
@@ -226,18 +237,23 @@ pub async fn list_uploads(
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let i = req.input;
     let max = i.max_uploads.unwrap_or(MAX_PAGE).clamp(0, MAX_PAGE);
-    let r = meta_call!(
-        gw.meta,
-        list_uploads,
-        pb::ListUploadsRequest {
-            bucket: i.bucket.clone(),
-            prefix: i.prefix.clone().unwrap_or_default(),
-            key_marker: i.key_marker.clone().unwrap_or_default(),
-            upload_id_marker: i.upload_id_marker.clone().unwrap_or_default(),
-            max_uploads: max.max(1) as u32,
-        }
-    )
-    .await?;
+    // The bucket for its owner (every upload's Owner and Initiator).
+    let (bucket, r) = futures::try_join!(gw.bucket(&i.bucket), async {
+        Ok::<_, S3Error>(
+            meta_call!(
+                gw.meta,
+                list_uploads,
+                pb::ListUploadsRequest {
+                    bucket: i.bucket.clone(),
+                    prefix: i.prefix.clone().unwrap_or_default(),
+                    key_marker: i.key_marker.clone().unwrap_or_default(),
+                    upload_id_marker: i.upload_id_marker.clone().unwrap_or_default(),
+                    max_uploads: max.max(1) as u32,
+                }
+            )
+            .await?,
+        )
+    })?;
     let uploads = if max == 0 { Vec::new() } else { r.uploads };
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(i.bucket),
@@ -256,6 +272,8 @@ pub async fn list_uploads(
                     upload_id: Some(u.upload_id),
                     initiated: Some(timestamp(u.initiated_at_ms)),
                     storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                    owner: owner(&bucket),
+                    initiator: initiator(&bucket),
                     ..Default::default()
                 })
                 .collect(),
@@ -271,18 +289,22 @@ pub async fn list_parts(
     let i = req.input;
     let max = i.max_parts.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     let marker = i.part_number_marker.unwrap_or(0).max(0);
-    let r = meta_call!(
-        gw.meta,
-        list_parts,
-        pb::ListPartsRequest {
-            bucket: i.bucket.clone(),
-            key: i.key.clone(),
-            upload_id: i.upload_id.clone(),
-            part_number_marker: marker as u32,
-            max_parts: max as u32,
-        }
-    )
-    .await?;
+    let (bucket, r) = futures::try_join!(gw.bucket(&i.bucket), async {
+        Ok::<_, S3Error>(
+            meta_call!(
+                gw.meta,
+                list_parts,
+                pb::ListPartsRequest {
+                    bucket: i.bucket.clone(),
+                    key: i.key.clone(),
+                    upload_id: i.upload_id.clone(),
+                    part_number_marker: marker as u32,
+                    max_parts: max as u32,
+                }
+            )
+            .await?,
+        )
+    })?;
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),
@@ -292,6 +314,8 @@ pub async fn list_parts(
         is_truncated: Some(r.is_truncated),
         next_part_number_marker: r.is_truncated.then_some(r.next_part_number_marker as i32),
         storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+        owner: owner(&bucket),
+        initiator: initiator(&bucket),
         parts: Some(
             r.parts
                 .into_iter()

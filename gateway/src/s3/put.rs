@@ -14,6 +14,7 @@ pub async fn put(
     gw: &Gateway,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
+    let by = super::access::key_id(&req);
     let S3Request {
         mut input,
         trailing_headers,
@@ -45,14 +46,15 @@ pub async fn put(
         input.object_lock_retain_until_date.as_ref(),
         input.object_lock_legal_hold_status.as_ref(),
     )?;
-    // A missing bucket, or lock headers it cannot honour, are refused
-    // before any shard is written (the meta tier checks again at commit).
+    // A missing bucket, or lock headers it cannot honour (no object lock,
+    // a retention beyond its maximum), are refused before any shard is
+    // written (the meta tier checks again at commit).
     lock::check_bucket(&gw.bucket(&input.bucket).await?, &template)?;
     let declared = declared!(input);
     let (stored, checksums) = ingest(gw, input.body.take(), declared, trailing_headers).await?;
 
     let (size, md5) = (stored.size, stored.md5.clone());
-    let committed = gw.committer().version(stored, template).await?;
+    let committed = gw.committer(&by).version(stored, template).await?;
     let version_id = version_header(&committed);
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(ETag::Strong(md5)),

@@ -14,6 +14,7 @@ pub async fn put(
     gw: &Gateway,
     req: S3Request<PutBucketVersioningInput>,
 ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+    let by = super::access::key_id(&req);
     let i = req.input;
     let c = i.versioning_configuration;
     let mfa_delete = c.mfa_delete.as_ref().map(MFADelete::as_str);
@@ -35,6 +36,7 @@ pub async fn put(
     let call = pb::PutBucketVersioningRequest {
         bucket: i.bucket,
         status: status.to_string(),
+        access_key_id: by,
     };
     meta_call!(gw.meta, put_bucket_versioning, call).await?;
     Ok(S3Response::new(PutBucketVersioningOutput::default()))

@@ -3,7 +3,8 @@
 //! if need be): a new member joins as a learner, catches up, then votes.
 //! Repair: scrub passes started on every blob-server, their progress,
 //! and the durability view. Blob-server lifecycle (list, drain, undrain,
-//! remove, rebalance): `blob_admin`.
+//! remove, rebalance): `blob_admin`. Buckets, owners, grants and limits,
+//! acting as the admin certificate (ADR 0027): `buckets`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use hamster_proto::pb::{self, node_client::NodeClient};
 use openraft::ServerState;
 use tonic::{Request, Response, Status};
 
+use super::buckets;
 use super::errors::{ServiceError, expect_ok, unexpected};
 use crate::ca::CaStore;
 use crate::cluster::{ForwardRequest, Meta, now_ms};
@@ -86,6 +88,7 @@ fn key_info(k: &AccessKey) -> pb::AccessKey {
         name: k.name.clone(),
         created_at_ms: k.created_at_ms,
         enabled: k.enabled,
+        can_create_bucket: k.can_create_bucket,
     }
 }
 
@@ -362,7 +365,8 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         req: Request<pb::CreateAccessKeyRequest>,
     ) -> Result<Response<pb::CreateAccessKeyResponse>, Status> {
-        let name = req.into_inner().name;
+        let r = req.into_inner();
+        let name = r.name;
         if name.len() > 256 {
             return Err(
                 ServiceError::InvalidArgument("a key name is at most 256 bytes".into()).into(),
@@ -377,6 +381,7 @@ impl pb::admin_server::Admin for AdminService {
             created_at_ms: now_ms(),
             enabled: true,
             kek_fingerprint: kek.fingerprint(),
+            can_create_bucket: r.can_create_bucket.unwrap_or(true),
         };
         let info = key_info(&key);
         expect_ok(self.meta.write(Op::PutAccessKey { key }).await?)?;
@@ -477,14 +482,15 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(pb::SetProfileResponse {}))
     }
 
+    /// Every bucket, a page at a time; with an access key id, only those
+    /// that key reaches (what it would list through S3).
     async fn list_buckets(
         &self,
-        _req: Request<pb::ListBucketsRequest>,
+        req: Request<pb::ListBucketsRequest>,
     ) -> Result<Response<pb::ListBucketsResponse>, Status> {
-        let buckets = self.meta.read(async |c| q::buckets(c).await).await?;
-        Ok(Response::new(pb::ListBucketsResponse {
-            buckets: buckets.into_iter().map(Into::into).collect(),
-        }))
+        let r = req.into_inner();
+        let key = (!r.access_key_id.is_empty()).then_some(r.access_key_id.as_str());
+        Ok(Response::new(buckets::list(&self.meta, key, &r).await?))
     }
 
     /// The same command as S3's DeleteBucket, so the same rules: a bucket
@@ -493,14 +499,101 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         req: Request<pb::DeleteBucketRequest>,
     ) -> Result<Response<pb::DeleteBucketResponse>, Status> {
+        let by = buckets::admin(&req)?;
         let name = req.into_inner().name;
-        expect_ok(
-            self.meta
-                .write(Op::DeleteBucket { name: name.clone() })
-                .await?,
-        )?;
+        let op = Op::DeleteBucket { name: name.clone() };
+        expect_ok(self.meta.write_for(by, None, op).await?)?;
         tracing::info!(bucket = %name, "bucket deleted by the admin");
         Ok(Response::new(pb::DeleteBucketResponse {}))
+    }
+
+    async fn create_bucket(
+        &self,
+        req: Request<pb::AdminCreateBucketRequest>,
+    ) -> Result<Response<pb::CreateBucketResponse>, Status> {
+        let by = buckets::admin(&req)?;
+        let out = buckets::create(&self.meta, by, req.into_inner()).await?;
+        if let Some(b) = &out.bucket {
+            tracing::info!(bucket = %b.name, owner = %b.owner, "bucket created by the admin");
+        }
+        Ok(Response::new(out))
+    }
+
+    async fn bucket_info(
+        &self,
+        req: Request<pb::BucketInfoRequest>,
+    ) -> Result<Response<pb::BucketInfoResponse>, Status> {
+        let name = req.into_inner().name;
+        Ok(Response::new(buckets::info(&self.meta, name).await?))
+    }
+
+    async fn allow_bucket(
+        &self,
+        req: Request<pb::AllowBucketRequest>,
+    ) -> Result<Response<pb::AllowBucketResponse>, Status> {
+        let by = buckets::admin(&req)?;
+        let out = buckets::allow(&self.meta, by, req.into_inner()).await?;
+        if let Some(g) = &out.grant {
+            tracing::info!(bucket = %g.bucket, access_key_id = %g.access_key_id,
+                read = g.read, write = g.write, owner = g.owner, "bucket rights granted");
+        }
+        Ok(Response::new(out))
+    }
+
+    async fn deny_bucket(
+        &self,
+        req: Request<pb::DenyBucketRequest>,
+    ) -> Result<Response<pb::DenyBucketResponse>, Status> {
+        let by = buckets::admin(&req)?;
+        let r = req.into_inner();
+        let (bucket, key) = (r.bucket.clone(), r.access_key_id.clone());
+        buckets::deny(&self.meta, by, r).await?;
+        tracing::info!(%bucket, access_key_id = %key, "bucket rights removed");
+        Ok(Response::new(pb::DenyBucketResponse {}))
+    }
+
+    async fn set_bucket(
+        &self,
+        req: Request<pb::SetBucketRequest>,
+    ) -> Result<Response<pb::SetBucketResponse>, Status> {
+        let by = buckets::admin(&req)?;
+        let r = req.into_inner();
+        let changes = r.owner.is_some() || r.max_retention_days.is_some();
+        let out = buckets::set(&self.meta, by, r).await?;
+        if let Some(b) = out.bucket.as_ref().filter(|_| changes) {
+            tracing::info!(bucket = %b.name, owner = %b.owner,
+                max_retention_days = b.max_retention_days, "bucket settings changed");
+        }
+        Ok(Response::new(out))
+    }
+
+    async fn set_bucket_defaults(
+        &self,
+        req: Request<pb::SetBucketDefaultsRequest>,
+    ) -> Result<Response<pb::SetBucketDefaultsResponse>, Status> {
+        let by = buckets::admin(&req)?;
+        let r = req.into_inner();
+        let changes = r.max_retention_days.is_some();
+        let out = buckets::defaults(&self.meta, by, r).await?;
+        if changes {
+            tracing::info!(
+                max_retention_days = out.max_retention_days,
+                "cluster bucket defaults changed"
+            );
+        }
+        Ok(Response::new(out))
+    }
+
+    /// Owner "": the cluster's only access key.
+    async fn adopt_buckets(
+        &self,
+        req: Request<pb::AdoptBucketsRequest>,
+    ) -> Result<Response<pb::AdoptBucketsResponse>, Status> {
+        let by = buckets::admin(&req)?;
+        let out = buckets::adopt(&self.meta, by, req.into_inner()).await?;
+        tracing::info!(owner = %out.owner, buckets = out.buckets.len(),
+            "ownerless buckets adopted");
+        Ok(Response::new(out))
     }
     /// Starts a scrub pass on every blob-server not down and records the
     /// shards missing from their lists; answers at once (ScrubProgress

@@ -154,6 +154,7 @@ impl MetaError {
         match self {
             MetaError::NoSuchBucket(_) => ErrorCode::NoSuchBucket,
             MetaError::BucketAlreadyExists(_) => ErrorCode::BucketAlreadyExists,
+            MetaError::BucketAlreadyOwnedByYou(_) => ErrorCode::BucketAlreadyOwnedByYou,
             MetaError::BucketNotEmpty(_) => ErrorCode::BucketNotEmpty,
             MetaError::NoSuchKey(_) => ErrorCode::NoSuchKey,
             MetaError::NoSuchVersion(_) => ErrorCode::NoSuchVersion,
@@ -211,6 +212,7 @@ mod tests {
         let all = vec![
             MetaError::NoSuchBucket(s()),
             MetaError::BucketAlreadyExists(s()),
+            MetaError::BucketAlreadyOwnedByYou(s()),
             MetaError::BucketNotEmpty(s()),
             MetaError::NoSuchKey(s()),
             MetaError::NoSuchVersion(s()),
@@ -241,6 +243,9 @@ mod tests {
                     MetaError::NoSuchBucket(_) => ("NoSuchBucket", Code::NotFound),
                     MetaError::BucketAlreadyExists(_) => {
                         ("BucketAlreadyExists", Code::AlreadyExists)
+                    }
+                    MetaError::BucketAlreadyOwnedByYou(_) => {
+                        ("BucketAlreadyOwnedByYou", Code::AlreadyExists)
                     }
                     MetaError::BucketNotEmpty(_) => ("BucketNotEmpty", Code::FailedPrecondition),
                     MetaError::NoSuchKey(_) => ("NoSuchKey", Code::NotFound),

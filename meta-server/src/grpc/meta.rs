@@ -3,6 +3,8 @@
 //! are linearizable. A write whose caller named its request (`request_id`)
 //! is proposed under an id scoped by the caller's certificate, so its
 //! retries on any node are one command with one outcome (ADR 0024).
+//! Every write acts for the access key the gateway authenticated
+//! (`access_key_id`), whose rights apply checks (ADR 0027).
 
 use std::sync::Arc;
 
@@ -10,9 +12,10 @@ use hamster_proto::{PeerIdentity, ids, pb, shard_id, transport};
 use rand::Rng;
 use tonic::{Request, Response, Status};
 
+use super::buckets::{self, answer_bucket, answered, bucket_of, grant_pb};
 use super::errors::{ServiceError, expect_ok, unexpected};
 use crate::cluster::{CallError, Meta, now_ms};
-use crate::state::commands::{MetaError, Op, Response as R};
+use crate::state::commands::{Actor, MetaError, Op, Response as R};
 use crate::state::model::{DefaultRetention, Upload, Version, Versioning};
 use crate::state::outcome::{ApplyError, reject};
 use crate::state::reads::{self as q, Cursor, Entry, Walk};
@@ -26,13 +29,22 @@ impl MetaService {
         Self { meta }
     }
 
-    /// Proposes `op` under the caller's command id, or a fresh one.
-    async fn propose(&self, id: Option<String>, op: Op) -> Result<R, CallError> {
-        match id {
-            Some(id) => self.meta.write_as(id, op).await,
-            None => self.meta.write(op).await,
-        }
+    /// Proposes `op` for `by` under the caller's command id, or a fresh one.
+    async fn propose(&self, by: Actor, id: Option<String>, op: Op) -> Result<R, CallError> {
+        self.meta.write_for(by, id, op).await
     }
+}
+
+/// Who a gateway's call acts for: the access key it authenticated. No
+/// key is an older gateway's call, refused rather than let through
+/// unchecked (ADR 0027).
+pub fn key_actor(access_key_id: &str) -> Result<Actor, ServiceError> {
+    if access_key_id.is_empty() {
+        return Err(ServiceError::AccessDenied(
+            "no access key id: the gateway is older than the meta tier; upgrade it".into(),
+        ));
+    }
+    Ok(Actor::Key(access_key_id.to_string()))
 }
 
 /// The command id a write proposes under: `req:ROLE:NODE_ID:REQUEST_ID`
@@ -198,35 +210,29 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::CreateBucketRequest>,
     ) -> Reply<pb::CreateBucketResponse> {
         let r = req.into_inner();
-        match self
-            .meta
-            .write(Op::CreateBucket {
-                name: r.name,
-                object_lock_enabled: r.object_lock_enabled,
-            })
-            .await?
-        {
-            R::Bucket(b) => Ok(Response::new(pb::CreateBucketResponse {
-                bucket: Some(b.into()),
-            })),
-            other => Err(unexpected(other).into()),
-        }
+        let by = key_actor(&r.access_key_id)?;
+        let op = Op::CreateBucket {
+            name: r.name,
+            object_lock_enabled: r.object_lock_enabled,
+            owner: None,
+        };
+        let b = bucket_of(self.propose(by, None, op).await?)?;
+        Ok(Response::new(pb::CreateBucketResponse {
+            bucket: Some(answered(&self.meta, b).await?),
+        }))
     }
 
     async fn delete_bucket(
         &self,
         req: Request<pb::DeleteBucketRequest>,
     ) -> Reply<pb::DeleteBucketResponse> {
-        match self
-            .meta
-            .write(Op::DeleteBucket {
-                name: req.into_inner().name,
-            })
-            .await?
-        {
-            R::Ok => Ok(Response::new(pb::DeleteBucketResponse {})),
-            other => Err(unexpected(other).into()),
-        }
+        let r = req.into_inner();
+        let by = key_actor(&r.access_key_id)?;
+        expect_ok(
+            self.propose(by, None, Op::DeleteBucket { name: r.name })
+                .await?,
+        )?;
+        Ok(Response::new(pb::DeleteBucketResponse {}))
     }
 
     async fn head_bucket(
@@ -234,21 +240,26 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::HeadBucketRequest>,
     ) -> Reply<pb::HeadBucketResponse> {
         let name = req.into_inner().name;
-        let b = self.meta.read(async |c| q::bucket(c, &name).await).await?;
-        let b = b.ok_or(MetaError::NoSuchBucket(name))?;
-        Ok(Response::new(pb::HeadBucketResponse {
-            bucket: Some(b.into()),
-        }))
+        let b = self
+            .meta
+            .read_or_refuse(async |c| match q::bucket(c, &name).await? {
+                Some(b) => Ok(answer_bucket(c, b).await?),
+                None => reject(MetaError::NoSuchBucket(name.clone())),
+            })
+            .await??;
+        Ok(Response::new(pb::HeadBucketResponse { bucket: Some(b) }))
     }
 
+    /// The buckets the key owns or is granted on, a page at a time.
     async fn list_buckets(
         &self,
-        _req: Request<pb::ListBucketsRequest>,
+        req: Request<pb::ListBucketsRequest>,
     ) -> Reply<pb::ListBucketsResponse> {
-        let buckets = self.meta.read(async |c| q::buckets(c).await).await?;
-        Ok(Response::new(pb::ListBucketsResponse {
-            buckets: buckets.into_iter().map(Into::into).collect(),
-        }))
+        let r = req.into_inner();
+        // Refused like a write: with no key every bucket would be listed.
+        key_actor(&r.access_key_id)?;
+        let key = Some(r.access_key_id.as_str());
+        Ok(Response::new(buckets::list(&self.meta, key, &r).await?))
     }
 
     async fn commit_version(
@@ -256,6 +267,7 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::CommitVersionRequest>,
     ) -> Reply<pb::CommitVersionResponse> {
         let (r, id) = named(req, |r| &r.request_id)?;
+        let by = key_actor(&r.access_key_id)?;
         let v = r
             .version
             .ok_or_else(|| ServiceError::Malformed("version is required".into()))?;
@@ -264,7 +276,7 @@ impl pb::meta_server::Meta for MetaService {
         // The leader's batcher sets the version's time (batch::stamp);
         // a clock (the gateway's, else this node's) only seeds the id.
         version.version_id = version_id_or_new(std::mem::take(&mut version.version_id))?;
-        match self.propose(id, Op::CommitVersion { version }).await? {
+        match self.propose(by, id, Op::CommitVersion { version }).await? {
             R::Committed {
                 version,
                 freed,
@@ -410,6 +422,7 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::DeleteObjectRequest>,
     ) -> Reply<pb::DeleteObjectResponse> {
         let (r, id) = named(req, |r| &r.request_id)?;
+        let by = key_actor(&r.access_key_id)?;
         let op = Op::DeleteObject {
             bucket: r.bucket,
             key: r.key,
@@ -417,7 +430,7 @@ impl pb::meta_server::Meta for MetaService {
             marker_version_id: version_id_or_new(r.marker_version_id)?,
             bypass_governance: r.bypass_governance,
         };
-        match self.propose(id, op).await? {
+        match self.propose(by, id, op).await? {
             R::Deleted {
                 version_id,
                 delete_marker,
@@ -436,11 +449,12 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::PutBucketVersioningRequest>,
     ) -> Reply<pb::PutBucketVersioningResponse> {
         let r = req.into_inner();
+        let by = key_actor(&r.access_key_id)?;
         let op = Op::PutBucketVersioning {
             bucket: r.bucket,
             status: r.status.parse()?,
         };
-        expect_ok(self.meta.write(op).await?)?;
+        expect_ok(self.propose(by, None, op).await?)?;
         Ok(Response::new(pb::PutBucketVersioningResponse {}))
     }
 
@@ -449,6 +463,7 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::PutObjectLockConfigurationRequest>,
     ) -> Reply<pb::PutObjectLockConfigurationResponse> {
         let r = req.into_inner();
+        let by = key_actor(&r.access_key_id)?;
         let default_retention = (!r.default_mode.is_empty()).then_some(DefaultRetention {
             mode: r.default_mode.parse()?,
             days: r.default_days,
@@ -458,7 +473,7 @@ impl pb::meta_server::Meta for MetaService {
             bucket: r.bucket,
             default_retention,
         };
-        expect_ok(self.meta.write(op).await?)?;
+        expect_ok(self.propose(by, None, op).await?)?;
         Ok(Response::new(pb::PutObjectLockConfigurationResponse {}))
     }
 
@@ -467,6 +482,7 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::PutObjectRetentionRequest>,
     ) -> Reply<pb::PutObjectRetentionResponse> {
         let r = req.into_inner();
+        let by = key_actor(&r.access_key_id)?;
         let op = Op::PutRetention {
             bucket: r.bucket,
             key: r.key,
@@ -475,7 +491,7 @@ impl pb::meta_server::Meta for MetaService {
             retain_until_ms: r.retain_until_ms,
             bypass_governance: r.bypass_governance,
         };
-        let version_id = locked(self.meta.write(op).await?)?;
+        let version_id = locked(self.propose(by, None, op).await?)?;
         Ok(Response::new(pb::PutObjectRetentionResponse { version_id }))
     }
 
@@ -484,13 +500,14 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::PutObjectLegalHoldRequest>,
     ) -> Reply<pb::PutObjectLegalHoldResponse> {
         let r = req.into_inner();
+        let by = key_actor(&r.access_key_id)?;
         let op = Op::PutLegalHold {
             bucket: r.bucket,
             key: r.key,
             version_id: r.version_id,
             on: r.on,
         };
-        let version_id = locked(self.meta.write(op).await?)?;
+        let version_id = locked(self.propose(by, None, op).await?)?;
         Ok(Response::new(pb::PutObjectLegalHoldResponse { version_id }))
     }
 
@@ -499,6 +516,7 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::BeginMultipartRequest>,
     ) -> Reply<pb::BeginMultipartResponse> {
         let (r, id) = named(req, |r| &r.request_id)?;
+        let by = key_actor(&r.access_key_id)?;
         let u = r
             .upload
             .ok_or_else(|| ServiceError::Malformed("upload is required".into()))?;
@@ -516,7 +534,7 @@ impl pb::meta_server::Meta for MetaService {
             initiated_at_ms: now_ms(),
             template,
         };
-        match self.propose(id, Op::BeginMultipart { upload }).await? {
+        match self.propose(by, id, Op::BeginMultipart { upload }).await? {
             R::Upload(u) => Ok(Response::new(pb::BeginMultipartResponse {
                 upload: Some(u.into()),
             })),
@@ -529,6 +547,7 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::CommitPartRequest>,
     ) -> Reply<pb::CommitPartResponse> {
         let (r, id) = named(req, |r| &r.request_id)?;
+        let by = key_actor(&r.access_key_id)?;
         let part = r
             .part
             .ok_or_else(|| ServiceError::Malformed("part is required".into()))?;
@@ -539,7 +558,7 @@ impl pb::meta_server::Meta for MetaService {
             upload_id: r.upload_id,
             part: part.into(),
         };
-        match self.propose(id, op).await? {
+        match self.propose(by, id, op).await? {
             R::PartStored { replaced } => Ok(Response::new(pb::CommitPartResponse {
                 replaced: replaced.map(Into::into),
             })),
@@ -552,6 +571,7 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::CompleteMultipartRequest>,
     ) -> Reply<pb::CompleteMultipartResponse> {
         let (r, id) = named(req, |r| &r.request_id)?;
+        let by = key_actor(&r.access_key_id)?;
         let op = Op::CompleteMultipart {
             bucket: r.bucket,
             key: r.key,
@@ -563,7 +583,7 @@ impl pb::meta_server::Meta for MetaService {
                 .collect(),
             version_id: version_id_or_new(r.version_id)?,
         };
-        match self.propose(id, op).await? {
+        match self.propose(by, id, op).await? {
             R::Completed {
                 version,
                 freed,
@@ -581,12 +601,13 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::AbortMultipartRequest>,
     ) -> Reply<pb::AbortMultipartResponse> {
         let (r, id) = named(req, |r| &r.request_id)?;
+        let by = key_actor(&r.access_key_id)?;
         let op = Op::AbortMultipart {
             bucket: r.bucket,
             key: r.key,
             upload_id: r.upload_id,
         };
-        match self.propose(id, op).await? {
+        match self.propose(by, id, op).await? {
             R::Aborted { freed } => Ok(Response::new(pb::AbortMultipartResponse {
                 freed: freed.into_iter().map(Into::into).collect(),
             })),
@@ -658,16 +679,45 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::LookupAccessKeyRequest>,
     ) -> Reply<pb::LookupAccessKeyResponse> {
         let id = req.into_inner().access_key_id;
-        let key = self
+        let (key, grants) = self
             .meta
-            .read(async |c| q::access_key(c, &id).await)
-            .await?;
-        let key = key.ok_or(MetaError::NoSuchAccessKey(id))?;
+            .read_or_refuse(async |c| {
+                let Some(key) = q::access_key(c, &id).await? else {
+                    return reject(MetaError::NoSuchAccessKey(id.clone()));
+                };
+                Ok((key, q::key_grants(c, &id).await?))
+            })
+            .await??;
         Ok(Response::new(pb::LookupAccessKeyResponse {
             access_key_id: key.id,
             sealed_secret: key.sealed_secret,
             enabled: key.enabled,
             kek_fingerprint: key.kek_fingerprint,
+            can_create_bucket: key.can_create_bucket,
+            grants: grants.into_iter().map(grant_pb).collect(),
+            name: key.name,
+        }))
+    }
+
+    /// A bucket's owner and the grants on it: what Get*Acl show.
+    async fn bucket_grants(
+        &self,
+        req: Request<pb::BucketGrantsRequest>,
+    ) -> Reply<pb::BucketGrantsResponse> {
+        let name = req.into_inner().bucket;
+        let (bucket, grants) = self
+            .meta
+            .read_or_refuse(async |c| {
+                let Some(b) = q::bucket(c, &name).await? else {
+                    return reject(MetaError::NoSuchBucket(name.clone()));
+                };
+                let grants = buckets::grants_on(c, &b).await?;
+                Ok((answer_bucket(c, b).await?, grants))
+            })
+            .await??;
+        Ok(Response::new(pb::BucketGrantsResponse {
+            bucket: Some(bucket),
+            grants,
         }))
     }
 }

@@ -1,6 +1,7 @@
 //! The meta-server's gRPC services (the Raft one lives in `raft::service`).
 //!
-//! - [`meta`]: buckets, versions, listings, multipart — for gateways.
+//! - [`meta`]: buckets, versions, listings, multipart, key lookups —
+//!   for gateways, each write acting for the request's access key.
 //! - [`join`]: joins by token on the join port (CSR signed here).
 //! - [`registry`]: blob-server register, heartbeat, list.
 //! - [`ca_admin`]: CA rotation for the admin: open, advance, status.
@@ -8,6 +9,8 @@
 //! - [`admin`]: status and membership, for the admin certificate.
 //! - [`blob_admin`]: the blob-server lifecycle for the admin: list,
 //!   drain, undrain, remove.
+//! - [`buckets`]: buckets as answered (owner's name, retention limit),
+//!   bucket pages, and the admin's bucket RPCs: owners, grants, limits.
 //! - [`backup`]: `Admin.Backup`, the backup file streamed from a
 //!   committed state (ADR 0026).
 //! - [`orphans`]: shards held since a restore: list and release.
@@ -17,6 +20,7 @@
 pub mod admin;
 pub mod backup;
 pub mod blob_admin;
+pub mod buckets;
 pub mod ca_admin;
 pub mod certs;
 pub mod errors;
@@ -24,3 +28,6 @@ pub mod join;
 pub mod meta;
 pub mod orphans;
 pub mod registry;
+
+#[cfg(test)]
+mod tests;

@@ -16,7 +16,8 @@ use tonic::{Request, Response, Status};
 
 use super::codec::{decode, encode};
 use super::{NodeId, Snapshot, TypeConfig};
-use crate::cluster::{ForwardRequest, Meta};
+use crate::cluster::{ForwardError, ForwardRequest, Meta};
+use crate::state::commands::{MetaError, Op, Response as StateResponse};
 
 pub struct RaftService {
     meta: Arc<Meta>,
@@ -101,6 +102,22 @@ impl RaftService {
 
 type Reply = Result<Response<RaftPayload>, Status>;
 
+/// A forwarded write this node will not propose, answered as apply would
+/// refuse it: a bucket command with no actor (apply lets those through
+/// only because an old log holds them: ADR 0027), or a batch (only the
+/// leader's batcher makes those, from commands it checked).
+fn unforwardable(fwd: &ForwardRequest) -> Option<StateResponse> {
+    let ForwardRequest::Write(cmd) = fwd else {
+        return None;
+    };
+    let why = match &cmd.op {
+        Op::Batch(_) => "a batch cannot be forwarded",
+        op if op.needs_actor() && cmd.by.is_none() => "a bucket command must name who it acts for",
+        _ => return None,
+    };
+    Some(StateResponse::Err(MetaError::AccessDenied(why.into())))
+}
+
 #[tonic::async_trait]
 impl pb::raft_server::Raft for RaftService {
     async fn append_entries(&self, req: Request<RaftPayload>) -> Reply {
@@ -124,6 +141,9 @@ impl pb::raft_server::Raft for RaftService {
 
     async fn forward(&self, req: Request<RaftPayload>) -> Reply {
         let fwd: ForwardRequest = decode(req.get_ref())?;
+        if let Some(refused) = unforwardable(&fwd) {
+            return Ok(Response::new(encode(&Ok::<_, ForwardError>(refused))?));
+        }
         Ok(Response::new(encode(&self.meta.handle_local(&fwd).await)?))
     }
 

@@ -1,6 +1,7 @@
 //! Applies one command to the metadata DB, inside the batch transaction:
 //! a batch command by command, each de-duplicated by its id and run under
-//! its own savepoint, and dispatched to its topic's module.
+//! its own savepoint, its actor's rights checked (`access`), and
+//! dispatched to its topic's module.
 //!
 //! Deterministic: everything comes from the command (its timestamp, its
 //! ids) and the log index (`seq`), never from a clock or an RNG. A topic
@@ -16,8 +17,8 @@ use super::commands::{Command, Op, Response};
 use super::model::{Heartbeat, KeyHolder, Role, TlsMember};
 use super::outcome::{ApplyError, Outcome, invalid};
 use super::{
-    buckets, ca_rotation, durability, key_rotation, lifecycle, multipart, object_lock, objects,
-    orphans, reads, registry, writes,
+    access, buckets, ca_rotation, durability, grants, key_rotation, lifecycle, multipart,
+    object_lock, objects, orphans, reads, registry, writes,
 };
 
 /// How long a command id is remembered, in command time. Far longer than
@@ -85,16 +86,25 @@ pub async fn apply(
     Ok(resp)
 }
 
-/// Hands the command to its topic.
+/// Checks the actor's rights, then hands the command to its topic.
 async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome {
+    // One place decides who may (ADR 0027), before any topic reads or
+    // writes, under the command's savepoint like the rest.
+    access::check(c, cmd).await?;
     let at = cmd.at_ms;
     match &cmd.op {
         Op::CreateBucket {
             name,
             object_lock_enabled,
-        } => buckets::create(c, at, name, *object_lock_enabled).await,
+            owner,
+        } => {
+            let by = cmd.by.as_ref();
+            buckets::create(c, at, by, name, *object_lock_enabled, owner.as_deref()).await
+        }
         Op::DeleteBucket { name } => buckets::delete(c, name).await,
-        Op::CommitVersion { version } => objects::commit(c, seq, at, version.clone()).await,
+        Op::CommitVersion { version } => {
+            objects::commit(c, seq, at, cmd.by.as_ref(), version.clone()).await
+        }
         Op::DeleteObject {
             bucket,
             key,
@@ -120,7 +130,10 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
         Op::PutLockConfiguration {
             bucket,
             default_retention,
-        } => object_lock::put_lock_configuration(c, bucket, default_retention.as_ref()).await,
+        } => {
+            let d = default_retention.as_ref();
+            object_lock::put_lock_configuration(c, cmd.by.as_ref(), bucket, d).await
+        }
         Op::PutRetention {
             bucket,
             key,
@@ -132,6 +145,7 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             object_lock::put_retention(
                 c,
                 at,
+                cmd.by.as_ref(),
                 bucket,
                 key,
                 version_id,
@@ -147,7 +161,7 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             version_id,
             on,
         } => object_lock::put_legal_hold(c, bucket, key, version_id, *on).await,
-        Op::BeginMultipart { upload } => multipart::begin(c, at, upload).await,
+        Op::BeginMultipart { upload } => multipart::begin(c, at, cmd.by.as_ref(), upload).await,
         Op::CommitPart {
             bucket,
             key,
@@ -273,6 +287,23 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
         Op::HoldOrphans { blob_id, shards } => orphans::hold(c, at, blob_id, shards).await,
         Op::ReleaseOrphans { blob_id } => orphans::release(c, blob_id.as_deref()).await,
         Op::ForgetOrphans { blob_id, shard_ids } => orphans::forget(c, blob_id, shard_ids).await,
+        Op::AllowBucket {
+            bucket,
+            key_id,
+            read,
+            write,
+            owner,
+        } => grants::allow(c, bucket, key_id, *read, *write, *owner).await,
+        Op::DenyBucket { bucket, key_id } => grants::deny(c, bucket, key_id).await,
+        Op::SetBucket {
+            bucket,
+            owner,
+            max_retention_days,
+        } => grants::set_bucket(c, bucket, owner.as_deref(), *max_retention_days).await,
+        Op::SetBucketDefaults { max_retention_days } => {
+            grants::set_defaults(c, *max_retention_days).await
+        }
+        Op::AdoptBuckets { owner } => grants::adopt(c, owner.as_deref()).await,
         // Batches are unpacked by apply_entry; one inside a batch is refused.
         Op::Batch(_) => invalid("a batch inside a batch"),
         // The version that wrote it refused it too (ADR 0020).

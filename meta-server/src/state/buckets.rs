@@ -1,9 +1,11 @@
 //! Buckets: creating and deleting them. (Versioning and lock settings
-//! are object lock's, in [`super::object_lock`].)
+//! are object lock's, in [`super::object_lock`]; grants and owners after
+//! creation, [`super::grants`]'.)
 
 use sqlx::SqliteConnection;
 
-use super::commands::{MetaError, Response};
+use super::access;
+use super::commands::{Actor, MetaError, Response};
 use super::model::{Bucket, Versioning};
 use super::outcome::{Outcome, invalid, reject};
 use super::{reads, writes};
@@ -19,12 +21,27 @@ pub fn valid_bucket_name(name: &str) -> bool {
         && !name.contains("..")
 }
 
-pub async fn create(c: &mut SqliteConnection, at: i64, name: &str, lock: bool) -> Outcome {
+/// A new bucket. Who owns it and whether `by` may create it is
+/// [`access::creator`]'s; a name taken answers BucketAlreadyOwnedByYou
+/// to the key that owns it, BucketAlreadyExists to anyone else.
+pub async fn create(
+    c: &mut SqliteConnection,
+    at: i64,
+    by: Option<&Actor>,
+    name: &str,
+    lock: bool,
+    owner: Option<&str>,
+) -> Outcome {
+    let owner = access::creator(c, by, owner).await?;
     if !valid_bucket_name(name) {
         return invalid(format!("invalid bucket name {name:?}"));
     }
-    if reads::bucket(c, name).await?.is_some() {
-        return reject(MetaError::BucketAlreadyExists(name.into()));
+    if let Some(b) = reads::bucket(c, name).await? {
+        return reject(if access::owns(by, &b) {
+            MetaError::BucketAlreadyOwnedByYou(name.into())
+        } else {
+            MetaError::BucketAlreadyExists(name.into())
+        });
     }
     // Object lock needs versioning, so a lock bucket starts versioned.
     let versioning = if lock {
@@ -32,16 +49,20 @@ pub async fn create(c: &mut SqliteConnection, at: i64, name: &str, lock: bool) -
     } else {
         Versioning::Unversioned
     };
-    writes::insert_bucket(c, name, at, versioning, lock).await?;
+    writes::insert_bucket(c, name, at, versioning, lock, &owner).await?;
     Ok(Response::Bucket(Bucket {
         name: name.into(),
         created_at_ms: at,
         versioning,
         object_lock_enabled: lock,
         default_retention: None,
+        owner,
+        max_retention_days: None,
     }))
 }
 
+/// Deletes an empty bucket (for admins too: a version, a delete marker
+/// or an open upload keeps it), and the grants on it.
 pub async fn delete(c: &mut SqliteConnection, name: &str) -> Outcome {
     if reads::bucket(c, name).await?.is_none() {
         return reject(MetaError::NoSuchBucket(name.into()));

@@ -24,7 +24,20 @@ pub struct Command {
     pub id: String,
     /// Milliseconds since the Unix epoch, taken by the proposer.
     pub at_ms: i64,
+    /// Who asks (ADR 0027): apply decides with it whether they may. None:
+    /// a command from before actors existed, or the cluster's own.
+    pub by: Option<Actor>,
     pub op: Op,
+}
+
+/// Who a command acts for: what apply checks the bucket's rights of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// An S3 access key id a gateway authenticated.
+    Key(String),
+    /// An admin certificate's node id.
+    Admin(String),
 }
 
 impl Command {
@@ -32,17 +45,32 @@ impl Command {
         Self {
             id: id.into(),
             at_ms,
+            by: None,
             op,
         }
     }
+
+    /// The same command, acting for `by`.
+    pub fn by(mut self, by: Actor) -> Self {
+        self.by = Some(by);
+        self
+    }
 }
 
+/// What a command does. The right each bucket op needs of its actor
+/// (write, or owner for configuration, lock changes, bypass and
+/// DeleteBucket) is decided in one place, `state::access::need_of`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
+    /// By a key: the key owns the new bucket (`owner` must be None). By an
+    /// admin: `owner` names the owning key (None: no owner yet).
     CreateBucket {
         name: String,
         object_lock_enabled: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
+    /// Deletes an empty bucket and the grants on it.
     DeleteBucket {
         name: String,
     },
@@ -54,7 +82,8 @@ pub enum Op {
     },
     /// Delete a version by id, or (no id) the current object: on a
     /// versioning-enabled bucket that writes a delete marker with
-    /// `marker_version_id`.
+    /// `marker_version_id`. `bypass_governance` needs the owner's right,
+    /// asked for whether or not a retention needs it.
     DeleteObject {
         bucket: String,
         key: String,
@@ -98,7 +127,11 @@ pub enum Op {
         upload_id: String,
         part: Part,
     },
-    /// `parts` are (part number, ETag) as the client listed them.
+    /// `parts` are (part number, ETag) as the client listed them. The
+    /// bucket's maximum retention is not checked again here: the upload's
+    /// retention (its template) was checked when it began
+    /// (BeginMultipart), so an upload begun within the limit completes
+    /// even if the limit was lowered since.
     CompleteMultipart {
         bucket: String,
         key: String,
@@ -114,6 +147,8 @@ pub enum Op {
     PutAccessKey {
         key: AccessKey,
     },
+    /// Also drops the key's grants and leaves the buckets it owned
+    /// ownerless.
     DeleteAccessKey {
         id: String,
     },
@@ -286,6 +321,45 @@ pub enum Op {
         blob_id: String,
         shard_ids: Vec<String>,
     },
+    /// Adds rights on a bucket to a key (admins only; ADR 0027): the
+    /// union with its grant, owner implying read and write.
+    AllowBucket {
+        bucket: String,
+        key_id: String,
+        read: bool,
+        write: bool,
+        owner: bool,
+    },
+    /// Removes every right a key has on a bucket (admins only); refused
+    /// for the bucket's owner.
+    DenyBucket {
+        bucket: String,
+        key_id: String,
+    },
+    /// An admin's change of a bucket's owner (`Some("")`: none) or its
+    /// maximum retention (`Some(0)`: the cluster default; at most
+    /// 365000 days); refused if the limit would fall below the bucket's
+    /// default retention.
+    SetBucket {
+        bucket: String,
+        owner: Option<String>,
+        max_retention_days: Option<u32>,
+    },
+    /// The cluster's default maximum retention (admins only; 1 to 365000
+    /// days), refused while a bucket it bounds has a longer default
+    /// retention.
+    SetBucketDefaults {
+        max_retention_days: u32,
+    },
+    /// Gives every ownerless bucket an owner (admins only; ADR 0027): the
+    /// key named, which must exist, or (None) the cluster's only access
+    /// key, refused when there are several or none. Migration 10 leaves
+    /// buckets made before owners existed ownerless, since a migration
+    /// runs at each replica's own log position: ownership must come from
+    /// the log, i.e. this command.
+    AdoptBuckets {
+        owner: Option<String>,
+    },
     /// Group commit: commands that reached the leader together, in one log
     /// entry. Each is applied as if alone (own id, own savepoint) and
     /// answers in [`Response::Batch`], in order.
@@ -345,9 +419,41 @@ impl Op {
             Op::HoldOrphans { .. } => "HoldOrphans",
             Op::ReleaseOrphans { .. } => "ReleaseOrphans",
             Op::ForgetOrphans { .. } => "ForgetOrphans",
+            Op::AllowBucket { .. } => "AllowBucket",
+            Op::DenyBucket { .. } => "DenyBucket",
+            Op::SetBucket { .. } => "SetBucket",
+            Op::SetBucketDefaults { .. } => "SetBucketDefaults",
+            Op::AdoptBuckets { .. } => "AdoptBuckets",
             Op::Batch(_) => "Batch",
             Op::Unreadable { .. } => "Unreadable",
         }
+    }
+}
+
+impl Op {
+    /// Ops that act on a bucket for someone: apply checks the actor's
+    /// rights (`state::access`), and a forwarded one must name its actor.
+    pub fn needs_actor(&self) -> bool {
+        matches!(
+            self,
+            Op::CreateBucket { .. }
+                | Op::DeleteBucket { .. }
+                | Op::CommitVersion { .. }
+                | Op::DeleteObject { .. }
+                | Op::PutBucketVersioning { .. }
+                | Op::PutLockConfiguration { .. }
+                | Op::PutRetention { .. }
+                | Op::PutLegalHold { .. }
+                | Op::BeginMultipart { .. }
+                | Op::CommitPart { .. }
+                | Op::CompleteMultipart { .. }
+                | Op::AbortMultipart { .. }
+                | Op::AllowBucket { .. }
+                | Op::DenyBucket { .. }
+                | Op::SetBucket { .. }
+                | Op::SetBucketDefaults { .. }
+                | Op::AdoptBuckets { .. }
+        )
     }
 }
 
@@ -420,6 +526,18 @@ pub enum Response {
     Orphans {
         rows: u64,
     },
+    /// A key's rights on a bucket, after an AllowBucket.
+    Grant(super::model::BucketGrant),
+    /// The cluster's bucket defaults, after a SetBucketDefaults.
+    Defaults {
+        max_retention_days: u32,
+    },
+    /// After an AdoptBuckets: the owner given and the buckets that got it,
+    /// in name order.
+    Adopted {
+        owner: String,
+        buckets: Vec<String>,
+    },
     Err(MetaError),
 }
 
@@ -430,6 +548,9 @@ pub enum MetaError {
     NoSuchBucket(String),
     #[error("bucket {0} already exists")]
     BucketAlreadyExists(String),
+    /// CreateBucket by the key that owns the bucket already.
+    #[error("bucket {0} is already yours")]
+    BucketAlreadyOwnedByYou(String),
     #[error("bucket {0} is not empty")]
     BucketNotEmpty(String),
     #[error("no such key {0}")]

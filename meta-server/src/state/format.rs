@@ -1,7 +1,9 @@
 //! Format versions of what the meta tier stores (ADR 0020), and the
 //! encoding of a [`Command`] with its version.
 //!
-//! A Raft command is JSON `{"v":1,"id":..,"at_ms":..,"op":..}`: the version
+//! A Raft command is JSON `{"v":1,"id":..,"at_ms":..,"op":..}`, or
+//! `{"v":2,"id":..,"at_ms":..,"by":..,"op":..}` when it names the actor
+//! it acts for (ADR 0027): the version
 //! comes first, so a reader refuses a command newer than it knows before
 //! it meets an `Op` it cannot parse. A command without `v` was written
 //! before versions existed: version 0, the same layout as 1. The version
@@ -20,8 +22,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::commands::{Command, Op};
 
-/// The command layout this binary writes.
-pub const COMMAND: u64 = 1;
+/// The newest command layout this binary reads and writes: 2, a command
+/// that names its actor (`by`, ADR 0027).
+pub const COMMAND: u64 = 2;
+
+/// The layout of a command without an actor: written as 1, so nodes
+/// that do not know actors still read it. One with an actor is 2, which
+/// such a node refuses (TooNew) instead of applying it unchecked.
+pub const COMMAND_WITHOUT_ACTOR: u64 = 1;
 
 /// Something stored in a format newer than this binary knows.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -53,10 +61,22 @@ impl Serialize for Command {
             st.serialize_field("op", raw)?;
             return st.end();
         }
-        let mut st = s.serialize_struct("Command", 4)?;
-        st.serialize_field("v", &COMMAND)?;
+        let mut st = s.serialize_struct("Command", 5)?;
+        let v = if self.by.is_some() {
+            COMMAND
+        } else {
+            COMMAND_WITHOUT_ACTOR
+        };
+        st.serialize_field("v", &v)?;
         st.serialize_field("id", &self.id)?;
         st.serialize_field("at_ms", &self.at_ms)?;
+        // Absent when None, so commands without an actor keep the bytes
+        // they had before actors existed (ADR 0027).
+        if let Some(by) = &self.by {
+            st.serialize_field("by", by)?;
+        } else {
+            st.skip_field("by")?;
+        }
         st.serialize_field("op", &self.op)?;
         st.end()
     }
@@ -68,6 +88,7 @@ enum Field {
     V,
     Id,
     AtMs,
+    By,
     Op,
     Other,
 }
@@ -85,6 +106,7 @@ impl<'de> Deserialize<'de> for Field {
                     "v" => Field::V,
                     "id" => Field::Id,
                     "at_ms" => Field::AtMs,
+                    "by" => Field::By,
                     "op" => Field::Op,
                     _ => Field::Other,
                 })
@@ -110,6 +132,7 @@ impl<'de> Visitor<'de> for CommandVisitor {
         let mut version: Option<u64> = None;
         let mut id: Option<String> = None;
         let mut at_ms: Option<i64> = None;
+        let mut by: Option<super::commands::Actor> = None;
         let mut op: Option<Op> = None;
         while let Some(field) = map.next_key::<Field>()? {
             match field {
@@ -138,6 +161,12 @@ impl<'de> Visitor<'de> for CommandVisitor {
                     }
                     at_ms = Some(map.next_value()?);
                 }
+                Field::By => {
+                    if by.is_some() {
+                        return Err(de::Error::duplicate_field("by"));
+                    }
+                    by = Some(map.next_value()?);
+                }
                 Field::Op => {
                     if op.is_some() {
                         return Err(de::Error::duplicate_field("op"));
@@ -153,10 +182,17 @@ impl<'de> Visitor<'de> for CommandVisitor {
                 }
             }
         }
+        // Only a version-2 writer names an actor.
+        if by.is_some() && version.unwrap_or(0) < COMMAND {
+            return Err(de::Error::custom(
+                "a command naming its actor must be format version 2",
+            ));
+        }
         // No version: written before versions existed (v0 = v1's layout).
         Ok(Command {
             id: id.unwrap_or_default(),
             at_ms: at_ms.ok_or_else(|| de::Error::missing_field("at_ms"))?,
+            by,
             op: op.ok_or_else(|| de::Error::missing_field("op"))?,
         })
     }
@@ -196,6 +232,6 @@ fn legacy_op(raw: serde_json::Value) -> Op {
 
 impl<'de> Deserialize<'de> for Command {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_struct("Command", &["v", "id", "at_ms", "op"], CommandVisitor)
+        d.deserialize_struct("Command", &["v", "id", "at_ms", "by", "op"], CommandVisitor)
     }
 }

@@ -6,11 +6,16 @@
 //! - [`format`]: format versions of stored records; a command's encoding.
 //! - [`model`]: the stored records and their conversions to/from protobuf.
 //! - [`apply`]: applies one command inside the batch transaction: the
-//!   de-duplication, the savepoint, and the dispatch to a topic below.
+//!   de-duplication, the savepoint, the rights check, and the dispatch to
+//!   a topic below.
+//! - [`access`]: who may do what (ADR 0027): the rights a command's actor
+//!   needs on its bucket, decided once for every command before its
+//!   topic; who may create buckets; a bucket's maximum retention.
 //! - [`outcome`]: what a topic answers: a response, a rejection or a
 //!   storage failure.
 //! - Topics, each a command's rules at the command's time:
-//!   - [`buckets`]: creating and deleting buckets;
+//!   - [`buckets`]: creating and deleting buckets (and who owns a new one);
+//!   - [`grants`]: an admin's grants, owners and retention limits;
 //!   - [`objects`]: committing versions, deleting them, delete markers;
 //!   - [`multipart`]: uploads and their parts;
 //!   - [`object_lock`]: versioning state, retention and legal holds;
@@ -29,12 +34,14 @@
 //! - [`writes`]: every write to it; topics decide, writes store (and
 //!   keep `shard_refs` exact with every shard map they write).
 
+pub mod access;
 pub mod apply;
 pub mod buckets;
 pub mod ca_rotation;
 pub mod commands;
 pub mod durability;
 pub mod format;
+pub mod grants;
 pub mod key_rotation;
 pub mod lifecycle;
 pub mod model;

@@ -173,6 +173,22 @@ pub struct Bucket {
     /// Object lock's default retention for new versions that carry none.
     #[serde(default)]
     pub default_retention: Option<DefaultRetention>,
+    /// The access key that owns the bucket ("": none; ADR 0027).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+    /// The bucket's own maximum retention in days (None: the cluster's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retention_days: Option<u32>,
+}
+
+/// A key's rights on a bucket (ADR 0027). Owner implies read and write.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketGrant {
+    pub bucket: String,
+    pub key_id: String,
+    pub read: bool,
+    pub write: bool,
+    pub owner: bool,
 }
 
 /// A bucket's default retention: a mode and a period of whole days or
@@ -262,6 +278,17 @@ pub struct AccessKey {
     /// the cluster's first key).
     #[serde(default)]
     pub kek_fingerprint: String,
+    /// Whether the key may create buckets (ADR 0027; absent: yes).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub can_create_bucket: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(v: &bool) -> bool {
+    *v
 }
 
 /// A gateway or meta-server and the master keys it reported holding.

@@ -4,23 +4,28 @@
 use md5::{Digest, Md5};
 use sqlx::SqliteConnection;
 
-use super::commands::{MetaError, Response};
+use super::commands::{Actor, MetaError, Response};
 use super::model::{Part, Upload, Version};
 use super::object_lock;
 use super::objects::{store_version, valid_key};
 use super::outcome::{ApplyError, Outcome, invalid, reject};
-use super::{durability, key_rotation, lifecycle};
+use super::{access, durability, key_rotation, lifecycle};
 use super::{reads, writes};
 
 /// S3's minimum size of every part but the last.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
-pub async fn begin(c: &mut SqliteConnection, at: i64, u: &Upload) -> Outcome {
+/// Opens an upload. Its template's retention is checked against the
+/// bucket's maximum here, once (for a command naming an actor, ADR
+/// 0027): [`complete`] does not check it again, so an upload begun within
+/// the limit completes even if the limit was lowered since.
+pub async fn begin(c: &mut SqliteConnection, at: i64, by: Option<&Actor>, u: &Upload) -> Outcome {
     let Some(bucket) = reads::bucket(c, &u.bucket).await? else {
         return reject(MetaError::NoSuchBucket(u.bucket.clone()));
     };
     // The lock settings the completed object will carry, checked now.
     object_lock::check_new_lock(&bucket, &u.template, at)?;
+    access::check_retention_limit(c, by, &bucket, at, u.template.retain_until_ms).await?;
     if !valid_key(&u.key) {
         return invalid("key must be 1 to 1024 bytes");
     }

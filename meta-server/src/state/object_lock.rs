@@ -10,14 +10,19 @@
 //! - an unexpired COMPLIANCE retention can only be lengthened: nothing
 //!   deletes, shortens, removes or downgrades it until it expires;
 //! - a lock bucket stays versioned, and lock settings exist only on lock
-//!   buckets.
+//!   buckets;
+//! - no retention (a version's, an upload's, a default) reaches beyond
+//!   the bucket's maximum (`access::check_retention_limit`).
+//!
+//! Who may ask for these (the owner, for every change here) is
+//! [`super::access`]'s, checked before.
 
 use sqlx::SqliteConnection;
 
-use super::commands::{MetaError, Response};
+use super::commands::{Actor, MetaError, Response};
 use super::model::{Bucket, DefaultRetention, LockMode, Version, Versioning};
 use super::outcome::{ApplyError, Outcome, reject};
-use super::{reads, writes};
+use super::{access, reads, writes};
 
 const DAY_MS: i64 = 86_400_000;
 /// S3's limits on a default retention period.
@@ -53,6 +58,10 @@ pub fn check_new_lock(bucket: &Bucket, v: &Version, at: i64) -> Result<(), MetaE
 }
 
 /// A new version with the bucket's default retention, if it carries none.
+/// That never reaches beyond the bucket's maximum retention: a default
+/// longer than the limit in force is refused when set, and so is a limit
+/// below the default (ADR 0027). An old log's default, set unchecked, is
+/// within S3's 100 years, the default limit.
 pub fn with_default(bucket: &Bucket, mut v: Version, at: i64) -> Version {
     if let Some(d) = bucket.default_retention.as_ref()
         && bucket.object_lock_enabled
@@ -134,7 +143,7 @@ async fn lockable(
     bucket: &str,
     key: &str,
     version_id: &str,
-) -> Result<Version, ApplyError> {
+) -> Result<(Bucket, Version), ApplyError> {
     let Some(b) = reads::bucket(c, bucket).await? else {
         return reject(MetaError::NoSuchBucket(bucket.into()));
     };
@@ -158,7 +167,7 @@ async fn lockable(
             "a delete marker has no retention or legal hold".into(),
         ));
     }
-    Ok(v)
+    Ok((b, v))
 }
 
 pub async fn put_bucket_versioning(
@@ -185,8 +194,11 @@ pub async fn put_bucket_versioning(
     Ok(Response::Ok)
 }
 
+/// A lock bucket's default retention. `by` is the command's actor: the
+/// bucket's maximum retention binds a command that names one (ADR 0027).
 pub async fn put_lock_configuration(
     c: &mut SqliteConnection,
+    by: Option<&Actor>,
     bucket: &str,
     default: Option<&DefaultRetention>,
 ) -> Outcome {
@@ -200,6 +212,9 @@ pub async fn put_lock_configuration(
     }
     if let Some(d) = default {
         check_default(d)?;
+        // A default within the limit in force stays within it: lowering
+        // the limit below it is refused (`grants`).
+        access::check_default_limit(c, by, &b, d).await?;
     }
     // A default applies to versions written later: existing versions keep
     // their own retention whatever happens to the default.
@@ -211,6 +226,7 @@ pub async fn put_lock_configuration(
 pub async fn put_retention(
     c: &mut SqliteConnection,
     at: i64,
+    by: Option<&Actor>,
     bucket: &str,
     key: &str,
     version_id: &str,
@@ -218,8 +234,9 @@ pub async fn put_retention(
     until: i64,
     bypass: bool,
 ) -> Outcome {
-    let mut v = lockable(c, bucket, key, version_id).await?;
+    let (b, mut v) = lockable(c, bucket, key, version_id).await?;
     check_retention(mode, until, at)?;
+    access::check_retention_limit(c, by, &b, at, until).await?;
     check_retention_change(&v, mode, until, at, bypass)?;
     v.lock_mode = mode;
     v.retain_until_ms = until;
@@ -236,7 +253,7 @@ pub async fn put_legal_hold(
     version_id: &str,
     on: bool,
 ) -> Outcome {
-    let mut v = lockable(c, bucket, key, version_id).await?;
+    let (_, mut v) = lockable(c, bucket, key, version_id).await?;
     v.legal_hold = on;
     writes::set_lock(c, &v).await?;
     Ok(Response::Locked {

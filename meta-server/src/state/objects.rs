@@ -7,11 +7,11 @@
 
 use sqlx::SqliteConnection;
 
-use super::commands::{MetaError, Response};
+use super::commands::{Actor, MetaError, Response};
 use super::model::{ShardMap, Version, Versioning};
 use super::object_lock::{self, deletion_blocked};
 use super::outcome::{ApplyError, Outcome, invalid, reject};
-use super::{durability, key_rotation, lifecycle};
+use super::{access, durability, key_rotation, lifecycle};
 use super::{reads, writes};
 
 /// The version id of the "null" version (unversioned and suspended buckets).
@@ -98,7 +98,15 @@ pub(super) async fn store_version(
     Ok((v, freed, versioned))
 }
 
-pub async fn commit(c: &mut SqliteConnection, seq: i64, at: i64, v: Version) -> Outcome {
+/// A PUT's version. `by` is the command's actor: the bucket's maximum
+/// retention binds a command that names one (ADR 0027).
+pub async fn commit(
+    c: &mut SqliteConnection,
+    seq: i64,
+    at: i64,
+    by: Option<&Actor>,
+    v: Version,
+) -> Outcome {
     if v.delete_marker {
         return invalid("delete markers are made by DeleteObject");
     }
@@ -112,6 +120,7 @@ pub async fn commit(c: &mut SqliteConnection, seq: i64, at: i64, v: Version) -> 
     // an old log replays to the times it had.
     if let Some(b) = reads::bucket(c, &v.bucket).await? {
         object_lock::check_new_lock(&b, &v, at)?;
+        access::check_retention_limit(c, by, &b, at, v.retain_until_ms).await?;
     }
     key_rotation::check_write_key(c, &v.kek_fingerprint).await?;
     if let Some(map) = &v.shard_map {

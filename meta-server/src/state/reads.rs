@@ -1,5 +1,6 @@
 //! Every read of the applied state: gets, counts, scans, the S3
-//! listings (the `listing` submodule), the durability view (the
+//! listings (the `listing` submodule), pages and counts of buckets
+//! (`buckets`), grants (`grants`), the durability view (the
 //! `durability` submodule), the blob-server lifecycle's reads (the
 //! `lifecycle` submodule) and the orphan hold's (the `orphans`
 //! submodule), all re-exported here.
@@ -17,15 +18,21 @@ use super::model::{
     UnknownName, Upload, Version,
 };
 
+mod buckets;
 mod durability;
+mod grants;
 mod lifecycle;
 mod listing;
 mod orphans;
+pub use buckets::{
+    BucketStats, MAX_BUCKETS_PAGE, bucket_stats, buckets_on_cluster_limit, buckets_page,
+};
 pub use durability::{
     DegradedUnit, DurabilitySummary, SHARDS_REPAIRED, blob_state, degraded_units,
     durability_summary, referenced_shards, shard_is_named, shards_named_on, shards_repaired,
     unit_map, version_parts,
 };
+pub use grants::{access_key_ids, bucket_grants, grant, key_grants, ownerless_buckets};
 pub use lifecycle::{
     SHARDS_MOVED, UnitOnBlob, blob_fence, blob_lifecycle, revoked_identities, shards_moved,
     shards_named_by_blob, shards_named_on_count, units_on_blob, widest_width_on,
@@ -72,6 +79,10 @@ fn bucket_row(r: &SqliteRow) -> Result<Bucket, sqlx::Error> {
         default_retention: (!lock_config.is_empty())
             .then(|| from_json(&lock_config))
             .transpose()?,
+        owner: r.get("owner"),
+        max_retention_days: r
+            .get::<Option<i64>, _>("max_retention_days")
+            .map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
     })
 }
 
@@ -286,6 +297,7 @@ fn access_key_row(r: &SqliteRow) -> AccessKey {
         created_at_ms: r.get("created_at_ms"),
         enabled: r.get("enabled"),
         kek_fingerprint: r.get("kek_fingerprint"),
+        can_create_bucket: r.get("can_create_bucket"),
     }
 }
 

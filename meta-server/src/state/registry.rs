@@ -28,6 +28,8 @@ pub async fn put_access_key(c: &mut SqliteConnection, k: &AccessKey) -> Outcome 
     Ok(Response::Ok)
 }
 
+/// Deletes a key with its rights: its grants go, and the buckets it
+/// owned stay, ownerless, until an admin names an owner (ADR 0027).
 pub async fn delete_access_key(c: &mut SqliteConnection, id: &str) -> Outcome {
     if !writes::delete_access_key(c, id).await? {
         return reject(MetaError::NoSuchAccessKey(id.into()));

@@ -284,6 +284,29 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (blob_id, shard_id)
     );
     ",
+    // 10: per-key authorization (ADR 0027). A bucket's owner ('' : none)
+    // and its own maximum retention (NULL: the cluster's, the settings row
+    // 'max_retention_days', absent: 36500); grants per (bucket, key); who
+    // may create buckets. Every existing bucket stays ownerless: this runs
+    // at each replica's own log position, so anything derived from the
+    // data here (e.g. "the only key made them") could differ between
+    // replicas. Owners come from the log: Op::AdoptBuckets, Op::SetBucket.
+    "
+    ALTER TABLE buckets ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    ALTER TABLE buckets ADD COLUMN max_retention_days INTEGER;
+    ALTER TABLE access_keys ADD COLUMN can_create_bucket INTEGER NOT NULL DEFAULT 1;
+
+    CREATE TABLE bucket_grants (
+        bucket TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        can_read INTEGER NOT NULL,
+        can_write INTEGER NOT NULL,
+        is_owner INTEGER NOT NULL,
+        PRIMARY KEY (bucket, key_id)
+    );
+    CREATE INDEX bucket_grants_by_key ON bucket_grants (key_id, bucket);
+    CREATE INDEX buckets_by_owner ON buckets (owner, name);
+    ",
 ];
 
 /// The schema version this binary writes.

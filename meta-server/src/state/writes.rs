@@ -9,7 +9,8 @@
 //! (`refs`); the durability commands' writes are in `durability`,
 //! the registry's (join tokens, blob-servers, key holders, TLS members)
 //! in `registry`, the blob-server lifecycle's in `lifecycle`, the orphan
-//! hold's in `orphans`; all re-exported here.
+//! hold's in `orphans`, bucket grants and owners in `grants`; all
+//! re-exported here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,12 +23,16 @@ use super::model::{
 use super::reads::{to_i64, version_cols};
 
 mod durability;
+mod grants;
 mod lifecycle;
 mod orphans;
 mod refs;
 mod registry;
 pub use durability::{
     MapSite, add_shards_repaired, mark_blob_down, record_fault, set_last_scrub, set_unit_map,
+};
+pub use grants::{
+    adopt_buckets, delete_grant, put_grant, set_bucket_max_retention, set_bucket_owner,
 };
 pub use lifecycle::{add_shards_moved, remove_blob, set_fence, set_lifecycle};
 pub use orphans::{forget_orphan, hold_orphan, release_orphans};
@@ -44,24 +49,34 @@ pub fn json<T: serde::Serialize>(v: &T) -> Result<String, sqlx::Error> {
 
 // ---------- buckets ----------
 
+/// A new bucket owned by `owner` ("": none), with the cluster's
+/// retention limit.
 pub async fn insert_bucket(
     c: &mut SqliteConnection,
     name: &str,
     at: i64,
     versioning: Versioning,
     object_lock_enabled: bool,
+    owner: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO buckets (name, created_at_ms, versioning, object_lock_enabled, lock_config) VALUES (?, ?, ?, ?, '')")
+    sqlx::query("INSERT INTO buckets (name, created_at_ms, versioning, object_lock_enabled, lock_config, owner) VALUES (?, ?, ?, ?, '', ?)")
         .bind(name)
         .bind(at)
         .bind(versioning.as_str())
         .bind(object_lock_enabled)
+        .bind(owner)
         .execute(&mut *c)
         .await?;
     Ok(())
 }
 
+/// Removes a bucket and every grant on it (a bucket made later under the
+/// same name starts with none).
 pub async fn delete_bucket(c: &mut SqliteConnection, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM bucket_grants WHERE bucket = ?")
+        .bind(name)
+        .execute(&mut *c)
+        .await?;
     sqlx::query("DELETE FROM buckets WHERE name = ?")
         .bind(name)
         .execute(&mut *c)
@@ -335,25 +350,39 @@ pub async fn rewrap_upload_part(
 // ---------- access keys ----------
 
 pub async fn insert_access_key(c: &mut SqliteConnection, k: &AccessKey) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO access_keys (id, name, sealed_secret, created_at_ms, enabled, kek_fingerprint) VALUES (?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO access_keys (id, name, sealed_secret, created_at_ms, enabled, kek_fingerprint, can_create_bucket) VALUES (?, ?, ?, ?, ?, ?, ?)")
         .bind(&k.id)
         .bind(&k.name)
         .bind(&k.sealed_secret)
         .bind(k.created_at_ms)
         .bind(k.enabled)
         .bind(&k.kek_fingerprint)
+        .bind(k.can_create_bucket)
         .execute(&mut *c)
         .await?;
     Ok(())
 }
 
-/// True if there was such a key.
+/// Removes a key with its rights: its grants go and the buckets it owned
+/// are left ownerless (so a key made later with the same id gets
+/// nothing). True if there was such a key.
 pub async fn delete_access_key(c: &mut SqliteConnection, id: &str) -> Result<bool, sqlx::Error> {
     let n = sqlx::query("DELETE FROM access_keys WHERE id = ?")
         .bind(id)
         .execute(&mut *c)
         .await?;
-    Ok(n.rows_affected() > 0)
+    if n.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM bucket_grants WHERE key_id = ?")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("UPDATE buckets SET owner = '' WHERE owner = ?")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(true)
 }
 
 /// Records `fp` as the sealing key of every secret that names none.

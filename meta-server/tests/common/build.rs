@@ -96,6 +96,7 @@ pub fn create(name: &str, object_lock_enabled: bool) -> Op {
     Op::CreateBucket {
         name: name.into(),
         object_lock_enabled,
+        owner: None,
     }
 }
 
@@ -184,6 +185,7 @@ pub fn access_key(id: &str) -> AccessKey {
         created_at_ms: NOW - 1,
         enabled: true,
         kek_fingerprint: "kek-a".into(),
+        can_create_bucket: true,
     }
 }
 

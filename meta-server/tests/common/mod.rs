@@ -20,10 +20,11 @@ pub use std::sync::Arc;
 
 pub use hamster_meta::raft::state_machine::StateDb;
 pub use hamster_meta::state::apply::apply;
-pub use hamster_meta::state::commands::{Command, MetaError, Op, Response};
+pub use hamster_meta::state::commands::{Actor, Command, MetaError, Op, Response};
 pub use hamster_meta::state::model::{
-    AccessKey, BadShard, BlobServer, BlobState, Bucket, CaPhase, DefaultRetention, Lifecycle,
-    LockMode, Part, Role, ShardLocation, ShardMap, ShardSwap, Unit, Upload, Version, Versioning,
+    AccessKey, BadShard, BlobServer, BlobState, Bucket, BucketGrant, CaPhase, DefaultRetention,
+    Lifecycle, LockMode, Part, Role, ShardLocation, ShardMap, ShardSwap, Unit, Upload, Version,
+    Versioning,
 };
 pub use hamster_meta::state::multipart::MIN_PART_SIZE;
 pub use hamster_meta::state::reads::{self as q, Cursor, Entry, Walk};
@@ -96,10 +97,39 @@ impl Db {
     /// Applies `op` and expects it to be rejected with `want` (see
     /// [`same_error`]) and to leave every table exactly as it was.
     pub async fn reject_at(&mut self, at: i64, op: Op, want: MetaError) {
+        self.reject_cmd(at, None, op, want).await;
+    }
+
+    /// Applies `op` at `at` for `by`, as the next log entry.
+    pub async fn run_by_at(&mut self, at: i64, by: Option<Actor>, op: Op) -> Response {
+        self.seq += 1;
+        let seq = self.seq;
+        let mut cmd = Command::new("", at, op);
+        cmd.by = by;
+        self.apply_cmd(seq, &cmd).await
+    }
+
+    /// Applies `op` for `by` and expects it to succeed.
+    pub async fn ok_by(&mut self, by: Actor, op: Op) -> Response {
+        let name = op.name();
+        let r = self.run_by_at(NOW, Some(by.clone()), op).await;
+        assert!(
+            !matches!(r, Response::Err(_)),
+            "{name} by {by:?} was rejected: {r:?}"
+        );
+        r
+    }
+
+    /// [`Db::reject`] for a command acting for `by`.
+    pub async fn reject_by(&mut self, by: Option<Actor>, op: Op, want: MetaError) {
+        self.reject_cmd(NOW, by, op, want).await;
+    }
+
+    async fn reject_cmd(&mut self, at: i64, by: Option<Actor>, op: Op, want: MetaError) {
         let before = dump(self.c()).await;
-        let what = format!("{op:?}");
+        let what = format!("{op:?} by {by:?}");
         let what = what.get(..300).unwrap_or(&what).to_string();
-        let got = self.run_at(at, op).await;
+        let got = self.run_by_at(at, by, op).await;
         match &got {
             Response::Err(e) if same_error(e, &want) => {}
             other => panic!("{what}\n  expected rejection {want:?}\n  got {other:?}"),

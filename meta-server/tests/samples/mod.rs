@@ -11,12 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hamster_meta::raft::state_machine::StoredSnapshotMeta;
 use hamster_meta::raft::{Entry, LogId, MetaNode, SnapshotMeta, StoredMembership};
-use hamster_meta::state::commands::{Command, MetaError, Op, Response};
+use hamster_meta::state::commands::{Actor, Command, MetaError, Op, Response};
 use hamster_meta::state::model::{
-    AccessKey, BadShard, BlobServer, BlobState, Bucket, CaPhase, CaRotation, DefaultRetention,
-    HeldShard, JoinToken, KeyRotation, Lifecycle, LockMode, OrphanHold, Part, RewrapTarget,
-    Rewrapped, Role, ShardLocation, ShardMap, ShardSwap, TrustBundle, Unit, Upload, Version,
-    Versioning,
+    AccessKey, BadShard, BlobServer, BlobState, Bucket, BucketGrant, CaPhase, CaRotation,
+    DefaultRetention, HeldShard, JoinToken, KeyRotation, Lifecycle, LockMode, OrphanHold, Part,
+    RewrapTarget, Rewrapped, Role, ShardLocation, ShardMap, ShardSwap, TrustBundle, Unit, Upload,
+    Version, Versioning,
 };
 use openraft::EntryPayload;
 
@@ -24,6 +24,11 @@ pub const AT_MS: i64 = 1_714_000_000_123;
 
 pub fn command(id: &str, op: Op) -> Command {
     Command::new(id, AT_MS, op)
+}
+
+/// A command acting for `by` (ADR 0027): `"by"` follows `"at_ms"`.
+pub fn command_by(id: &str, by: Actor, op: Op) -> Command {
+    Command::new(id, AT_MS, op).by(by)
 }
 
 pub fn shard_map(seed: u8) -> ShardMap {
@@ -118,6 +123,42 @@ pub fn bucket() -> Bucket {
         versioning: Versioning::Enabled,
         object_lock_enabled: true,
         default_retention: Some(default_retention()),
+        // Empty and None are left out: the encoding before owners.
+        owner: String::new(),
+        max_retention_days: None,
+    }
+}
+
+/// A bucket with an owner and a retention limit of its own.
+pub fn owned_bucket() -> Bucket {
+    Bucket {
+        owner: "AKIAEXAMPLE".into(),
+        max_retention_days: Some(3650),
+        ..bucket()
+    }
+}
+
+/// The access key of the PutAccessKey sample (`can_create_bucket` true
+/// is left out: the encoding before it existed).
+pub fn access_key(can_create_bucket: bool) -> AccessKey {
+    AccessKey {
+        id: "AKIAEXAMPLE".into(),
+        name: "backup-job".into(),
+        sealed_secret: vec![1, 9, 8, 7, 6],
+        created_at_ms: AT_MS - 7,
+        enabled: true,
+        kek_fingerprint: "kek-fp-2024".into(),
+        can_create_bucket,
+    }
+}
+
+pub fn grant() -> BucketGrant {
+    BucketGrant {
+        bucket: "photos".into(),
+        key_id: "AKIAREADER".into(),
+        read: true,
+        write: false,
+        owner: false,
     }
 }
 
@@ -227,9 +268,14 @@ pub fn op_slot(op: &Op) -> usize {
         Op::HoldOrphans { .. } => 38,
         Op::ReleaseOrphans { .. } => 39,
         Op::ForgetOrphans { .. } => 40,
+        Op::AllowBucket { .. } => 41,
+        Op::DenyBucket { .. } => 42,
+        Op::SetBucket { .. } => 43,
+        Op::SetBucketDefaults { .. } => 44,
+        Op::AdoptBuckets { .. } => 45,
     }
 }
-pub const OP_VARIANTS: usize = 41;
+pub const OP_VARIANTS: usize = 46;
 
 /// Ops added after format versions existed: no v0 writer ever made one,
 /// so they have no v0 golden file.
@@ -245,6 +291,11 @@ pub const V1_ONLY_OPS: &[&str] = &[
     "HoldOrphans",
     "ReleaseOrphans",
     "ForgetOrphans",
+    "AllowBucket",
+    "DenyBucket",
+    "SetBucket",
+    "SetBucketDefaults",
+    "AdoptBuckets",
 ];
 
 /// A heartbeat with the store's size (shards and bytes), which older
@@ -265,6 +316,7 @@ pub fn ops() -> Vec<Op> {
         Op::CreateBucket {
             name: "photos".into(),
             object_lock_enabled: true,
+            owner: None,
         },
         Op::DeleteBucket {
             name: "old-logs".into(),
@@ -319,14 +371,7 @@ pub fn ops() -> Vec<Op> {
             upload_id: "upload-0a0b".into(),
         },
         Op::PutAccessKey {
-            key: AccessKey {
-                id: "AKIAEXAMPLE".into(),
-                name: "backup-job".into(),
-                sealed_secret: vec![1, 9, 8, 7, 6],
-                created_at_ms: AT_MS - 7,
-                enabled: true,
-                kek_fingerprint: "kek-fp-2024".into(),
-            },
+            key: access_key(true),
         },
         Op::DeleteAccessKey {
             id: "AKIAOLD".into(),
@@ -422,6 +467,7 @@ pub fn ops() -> Vec<Op> {
                 Op::CreateBucket {
                     name: "logs".into(),
                     object_lock_enabled: false,
+                    owner: None,
                 },
             ),
             command("batch-b", Op::DeleteBucket { name: "tmp".into() }),
@@ -539,6 +585,92 @@ pub fn ops() -> Vec<Op> {
                 "0c0100112233445566778899aabbccddee".into(),
             ],
         },
+        Op::AllowBucket {
+            bucket: "photos".into(),
+            key_id: "AKIAREADER".into(),
+            read: true,
+            write: true,
+            owner: false,
+        },
+        Op::DenyBucket {
+            bucket: "photos".into(),
+            key_id: "AKIAREADER".into(),
+        },
+        Op::SetBucket {
+            bucket: "photos".into(),
+            owner: Some("AKIAEXAMPLE".into()),
+            max_retention_days: Some(3650),
+        },
+        Op::SetBucketDefaults {
+            max_retention_days: 7300,
+        },
+        Op::AdoptBuckets {
+            owner: Some("AKIAEXAMPLE".into()),
+        },
+    ]
+}
+
+/// Second samples, where one encoding per op is not enough (ADR 0027):
+/// (golden file, command). Commands naming their actor (a key, an
+/// admin), a CreateBucket naming an owner, a key that may not create
+/// buckets.
+pub fn commands_with_actors() -> Vec<(&'static str, Command)> {
+    vec![
+        (
+            "command/v2/DeleteObject-by-key.json",
+            command_by(
+                "cmd-by-key",
+                Actor::Key("AKIAEXAMPLE".into()),
+                Op::DeleteObject {
+                    bucket: "photos".into(),
+                    key: "2024/cat.jpg".into(),
+                    version_id: None,
+                    marker_version_id: "0000000000000043-d00d".into(),
+                    bypass_governance: false,
+                },
+            ),
+        ),
+        (
+            "command/v2/CreateBucket-owner.json",
+            command_by(
+                "cmd-by-admin",
+                Actor::Admin("admin-ops".into()),
+                Op::CreateBucket {
+                    name: "photos".into(),
+                    object_lock_enabled: true,
+                    owner: Some("AKIAEXAMPLE".into()),
+                },
+            ),
+        ),
+        (
+            "command/v2/SetBucket-no-owner.json",
+            command_by(
+                "cmd-set-none",
+                Actor::Admin("admin-ops".into()),
+                Op::SetBucket {
+                    bucket: "photos".into(),
+                    owner: Some(String::new()),
+                    max_retention_days: None,
+                },
+            ),
+        ),
+        (
+            "command/v2/AdoptBuckets-by-admin.json",
+            command_by(
+                "cmd-adopt",
+                Actor::Admin("admin-ops".into()),
+                Op::AdoptBuckets { owner: None },
+            ),
+        ),
+        (
+            "command/v1/PutAccessKey-no-create.json",
+            command(
+                "cmd-key-no-create",
+                Op::PutAccessKey {
+                    key: access_key(false),
+                },
+            ),
+        ),
     ]
 }
 
@@ -577,9 +709,10 @@ pub fn error_slot(e: &MetaError) -> usize {
         MetaError::BlobServerRemoved(_) => 20,
         MetaError::BlobServerRetired(_) => 21,
         MetaError::NotEnoughBlobServers(_) => 22,
+        MetaError::BucketAlreadyOwnedByYou(_) => 23,
     }
 }
-pub const ERROR_VARIANTS: usize = 23;
+pub const ERROR_VARIANTS: usize = 24;
 
 pub fn errors() -> Vec<MetaError> {
     vec![
@@ -609,6 +742,7 @@ pub fn errors() -> Vec<MetaError> {
             "draining blob-3 leaves 2 servers in service; maps on it need 3 distinct servers"
                 .into(),
         ),
+        MetaError::BucketAlreadyOwnedByYou("photos".into()),
     ]
 }
 
@@ -631,9 +765,12 @@ pub fn response_slot(r: &Response) -> usize {
         Response::Err(_) => 13,
         Response::Swapped { .. } => 14,
         Response::Orphans { .. } => 15,
+        Response::Grant(_) => 16,
+        Response::Defaults { .. } => 17,
+        Response::Adopted { .. } => 18,
     }
 }
-pub const RESPONSE_VARIANTS: usize = 16;
+pub const RESPONSE_VARIANTS: usize = 19;
 
 pub fn responses() -> Vec<Response> {
     vec![
@@ -679,6 +816,14 @@ pub fn responses() -> Vec<Response> {
             freed: vec![shard_map(10)],
         },
         Response::Orphans { rows: 17 },
+        Response::Grant(grant()),
+        Response::Defaults {
+            max_retention_days: 36_500,
+        },
+        Response::Adopted {
+            owner: "AKIAEXAMPLE".into(),
+            buckets: vec!["logs".into(), "photos".into()],
+        },
     ]
 }
 

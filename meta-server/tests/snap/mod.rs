@@ -19,6 +19,7 @@ pub fn entry(index: u64, bucket: &str) -> Entry {
             Op::CreateBucket {
                 name: bucket.into(),
                 object_lock_enabled: false,
+                owner: None,
             },
         )),
     }

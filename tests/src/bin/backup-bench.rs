@@ -31,7 +31,7 @@ async fn main() {
     // repair planner would take every shard for lost and scan them all
     // each pass, which at ~1M versions starves the state machine.
     c.meta_args.push("--repair-every-ms=0".into());
-    let (metas, leader, gw) = c.bench_meta_tier().await;
+    let (metas, leader, gw, _key) = c.bench_meta_tier().await;
     println!("backup-bench: 3 meta-servers on loopback, {total} versions, {clients} clients");
 
     let t0 = Instant::now();
@@ -211,16 +211,19 @@ async fn fill(
         })
     };
     let mut tasks = Vec::new();
+    let key_id = c.meta_key(leader).await;
     for t in 0..clients {
         let mut client = c.meta_client(leader, gw);
         let kek = c.kek_fingerprint();
+        let key_id = key_id.clone();
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             let mut last = String::new();
             for n in (t..total).step_by(clients) {
                 let key = format!("c{t:03}/{n:07}");
                 let mut tries = 0;
-                while let Err(e) = commit(&mut client, &kek, "bench", &key, n as u64).await {
+                while let Err(e) = commit(&mut client, &kek, &key_id, "bench", &key, n as u64).await
+                {
                     tries += 1;
                     assert!(tries < 50, "commit {key}: {e}");
                     tokio::time::sleep(Duration::from_millis(200)).await;

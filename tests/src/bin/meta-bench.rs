@@ -29,7 +29,7 @@ async fn main() {
     let total = arg(1, 5000);
     let mut c = Cluster::new();
     c.log_level = "warn".into();
-    let (idxs, leader, gw) = c.bench_meta_tier().await;
+    let (idxs, leader, gw, key_id) = c.bench_meta_tier().await;
     let follower = *idxs.iter().find(|i| **i != leader).expect("follower");
 
     let runs = [
@@ -62,12 +62,13 @@ async fn main() {
         for t in 0..run.clients {
             let mut client = c.meta_client(target, &gw);
             let kek = c.kek_fingerprint();
+            let key_id = key_id.clone();
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(per_client);
                 for n in 0..per_client {
                     let key = format!("r{r}/c{t:02}/{n:06}");
                     let t0 = Instant::now();
-                    commit(&mut client, &kek, "bench", &key, n as u64)
+                    commit(&mut client, &kek, &key_id, "bench", &key, n as u64)
                         .await
                         .expect("commit");
                     lat.push(t0.elapsed());

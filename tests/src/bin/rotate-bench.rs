@@ -28,7 +28,7 @@ async fn main() {
     c.meta_args
         .push(format!("--next-master-key-file={}", next.display()));
     c.meta_args.push(format!("--rewrap-batch={batch}"));
-    let (idxs, leader, gw) = c.bench_meta_tier().await;
+    let (idxs, leader, gw, key_id) = c.bench_meta_tier().await;
     let old = MasterKey::load(&c.pki_dir().join("master.key")).expect("key");
     let kek = old.fingerprint();
 
@@ -38,6 +38,7 @@ async fn main() {
     let mut tasks = Vec::new();
     for w in 0..writers {
         let mut client = c.meta_client(leader, &gw);
+        let key_id = key_id.clone();
         let (kek, wrapped): (String, Vec<Vec<u8>>) = (
             kek.clone(),
             (w..total)
@@ -56,6 +57,7 @@ async fn main() {
                     .commit_version(pb::CommitVersionRequest {
                         version: Some(v),
                         request_id: String::new(),
+                        access_key_id: key_id.clone(),
                     })
                     .await
                     .expect("commit");

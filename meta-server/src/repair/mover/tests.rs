@@ -129,6 +129,7 @@ mod against_the_state {
         db.ok(Op::CreateBucket {
             name: "bkt".into(),
             object_lock_enabled: false,
+            owner: None,
         })
         .await;
         for i in 0..7 {

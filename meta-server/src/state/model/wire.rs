@@ -110,6 +110,11 @@ impl From<Bucket> for pb::Bucket {
             default_lock_mode: d.mode.as_str().into(),
             default_lock_days: d.days,
             default_lock_years: d.years,
+            owner: b.owner,
+            // Filled by the service: the owner key's name, and the limit
+            // in force (the bucket's own, else the cluster's).
+            owner_name: String::new(),
+            max_retention_days: b.max_retention_days.unwrap_or(0),
         }
     }
 }

@@ -1,0 +1,289 @@
+//! How often a refusal asks the meta tier (`Access::allow` against a fake
+//! `Meta` service that counts calls): at most one key lookup per key per
+//! second, a refused bucket remembered for as long, and a bucket created
+//! or granted a moment ago still usable at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hamster_proto::ErrorCode;
+use hamster_proto::envelope::seal_secret;
+use hamster_proto::keyring::Keyring;
+use hamster_proto::secrets::MasterKey;
+use s3s::auth::{Credentials, SecretKey};
+use tonic::Status;
+use tonic::transport::Channel;
+
+use super::*;
+use crate::s3::auth::{Keys, RECHECK_EVERY};
+
+const KEY: &str = "AKTEST";
+
+/// What the fake meta tier knows, and the calls it was sent.
+#[derive(Default)]
+struct State {
+    grants: Vec<pb::BucketGrant>,
+    buckets: HashMap<String, pb::Bucket>,
+    calls: Vec<String>,
+}
+
+#[derive(Clone)]
+struct FakeMeta {
+    state: Arc<Mutex<State>>,
+    sealed: Vec<u8>,
+}
+
+impl tonic::server::NamedService for FakeMeta {
+    const NAME: &'static str = "hamster.v1.Meta";
+}
+
+/// One gRPC answer frame, then an OK trailer, then the end.
+struct Answer(Option<Bytes>, bool);
+
+impl tonic::codegen::Body for Answer {
+    type Data = Bytes;
+    type Error = Status;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Status>>> {
+        if let Some(data) = self.0.take() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(data))));
+        }
+        if std::mem::replace(&mut self.1, true) {
+            return Poll::Ready(None);
+        }
+        let mut t = http::HeaderMap::new();
+        t.insert("grpc-status", http::HeaderValue::from_static("0"));
+        Poll::Ready(Some(Ok(hyper::body::Frame::trailers(t))))
+    }
+}
+
+fn framed(msg: &impl prost::Message) -> Bytes {
+    let body = msg.encode_to_vec();
+    let mut out = vec![0];
+    out.extend_from_slice(&u32::try_from(body.len()).expect("small").to_be_bytes());
+    out.extend_from_slice(&body);
+    Bytes::from(out)
+}
+
+impl FakeMeta {
+    fn answer(&self, method: &str, body: &[u8]) -> Result<Bytes, Status> {
+        let mut st = self.state.lock().expect("lock");
+        st.calls.push(method.to_string());
+        match method {
+            "LookupAccessKey" => Ok(framed(&pb::LookupAccessKeyResponse {
+                access_key_id: KEY.into(),
+                sealed_secret: self.sealed.clone(),
+                enabled: true,
+                can_create_bucket: true,
+                grants: st.grants.clone(),
+                ..Default::default()
+            })),
+            "HeadBucket" => {
+                let req: pb::HeadBucketRequest =
+                    prost::Message::decode(body.get(5..).unwrap_or_default())
+                        .map_err(|e| Status::internal(e.to_string()))?;
+                match st.buckets.get(&req.name) {
+                    Some(b) => Ok(framed(&pb::HeadBucketResponse {
+                        bucket: Some(b.clone()),
+                    })),
+                    None => Err(ErrorCode::NoSuchBucket.status("no such bucket")),
+                }
+            }
+            other => Err(Status::unimplemented(other.to_string())),
+        }
+    }
+}
+
+impl tonic::codegen::Service<http::Request<tonic::body::Body>> for FakeMeta {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        let me = self.clone();
+        Box::pin(async move {
+            let method = req.uri().path().rsplit('/').next().unwrap_or_default();
+            let method = method.to_string();
+            let mut body = req.into_body();
+            let mut bytes = Vec::new();
+            while let Some(Ok(frame)) = std::future::poll_fn(|cx| {
+                tonic::codegen::Body::poll_frame(std::pin::Pin::new(&mut body), cx)
+            })
+            .await
+            {
+                if let Ok(data) = frame.into_data() {
+                    bytes.extend_from_slice(&data);
+                }
+            }
+            Ok(match me.answer(&method, &bytes) {
+                Ok(data) => {
+                    let mut r =
+                        http::Response::new(tonic::body::Body::new(Answer(Some(data), false)));
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/grpc"),
+                    );
+                    r
+                }
+                Err(status) => status.into_http(),
+            })
+        })
+    }
+}
+
+/// An `Access` over a fake meta tier that knows one key, `KEY`.
+async fn access() -> (Access, Arc<Mutex<State>>) {
+    let kek = MasterKey::generate();
+    let sealed = seal_secret(&kek, KEY, "secret");
+    let keyring = Arc::new(Keyring::of(kek, None));
+    let state = Arc::new(Mutex::new(State::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let fake = FakeMeta {
+        state: state.clone(),
+        sealed,
+    };
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(fake)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy();
+    let meta = Arc::new(MetaTier::over(vec![addr], vec![channel]));
+    let keys = Arc::new(Keys::new(meta.clone(), keyring));
+    (Access::new(keys, meta), state)
+}
+
+fn bucket(st: &Arc<Mutex<State>>, name: &str, owner: &str) {
+    let b = pb::Bucket {
+        name: name.into(),
+        owner: owner.into(),
+        ..Default::default()
+    };
+    st.lock().expect("lock").buckets.insert(name.into(), b);
+}
+
+fn grant(st: &Arc<Mutex<State>>, bucket: &str, read: bool, owner: bool) {
+    st.lock().expect("lock").grants.push(pb::BucketGrant {
+        bucket: bucket.into(),
+        access_key_id: KEY.into(),
+        read,
+        write: owner,
+        owner,
+    });
+}
+
+/// (LookupAccessKey, HeadBucket) calls so far.
+fn calls(st: &Arc<Mutex<State>>) -> (usize, usize) {
+    let st = st.lock().expect("lock");
+    let n = |m: &str| st.calls.iter().filter(|c| *c == m).count();
+    (n("LookupAccessKey"), n("HeadBucket"))
+}
+
+fn request<T>(input: T) -> S3Request<T> {
+    S3Request {
+        input,
+        method: http::Method::GET,
+        uri: http::Uri::from_static("/"),
+        headers: http::HeaderMap::new(),
+        extensions: http::Extensions::new(),
+        credentials: Some(Credentials {
+            access_key: KEY.into(),
+            secret_key: SecretKey::from("secret"),
+        }),
+        region: None,
+        service: None,
+        trailing_headers: None,
+    }
+}
+
+/// GetObject on `b`: "" if allowed, else the S3 error code.
+async fn get(a: &Access, b: &str) -> String {
+    let input = GetObjectInput::builder()
+        .bucket(b.into())
+        .key("k".into())
+        .build()
+        .expect("input");
+    match a.get_object(&mut request(input)).await {
+        Ok(()) => String::new(),
+        Err(e) => e.code().as_str().to_string(),
+    }
+}
+
+async fn put(a: &Access, b: &str) -> String {
+    let input = PutObjectInput {
+        bucket: b.into(),
+        key: "k".into(),
+        ..Default::default()
+    };
+    match a.put_object(&mut request(input)).await {
+        Ok(()) => String::new(),
+        Err(e) => e.code().as_str().to_string(),
+    }
+}
+
+#[tokio::test]
+async fn hammering_a_bucket_it_may_not_use_costs_two_meta_reads_a_second() {
+    let (a, st) = access().await;
+    bucket(&st, "theirs", "OTHER");
+    for _ in 0..20 {
+        assert_eq!(get(&a, "theirs").await, "AccessDenied");
+        assert_eq!(put(&a, "theirs").await, "AccessDenied");
+    }
+    // The lookup that filled the cache, and one HeadBucket: 403, not 404.
+    assert_eq!(calls(&st), (1, 1));
+    tokio::time::sleep(RECHECK_EVERY).await;
+    for _ in 0..20 {
+        assert_eq!(get(&a, "theirs").await, "AccessDenied");
+    }
+    // One recheck of the key and one of the bucket in the next second.
+    assert_eq!(calls(&st), (2, 2));
+    // A missing bucket is 404, asked each time (it may be created any
+    // moment, through any gateway), but the key is not looked up again.
+    for _ in 0..3 {
+        assert_eq!(get(&a, "missing").await, "NoSuchBucket");
+    }
+    assert_eq!(calls(&st), (2, 5));
+}
+
+#[tokio::test]
+async fn a_bucket_created_or_granted_a_moment_ago_works_at_once() {
+    let (a, st) = access().await;
+    bucket(&st, "mine", KEY);
+    grant(&st, "mine", true, true);
+    bucket(&st, "theirs", "OTHER");
+    bucket(&st, "other", "OTHER");
+    assert_eq!(get(&a, "mine").await, "");
+    assert_eq!(calls(&st), (1, 0));
+    // Granted after the cache was filled: the first refusal looks again.
+    grant(&st, "theirs", true, false);
+    assert_eq!(get(&a, "theirs").await, "");
+    assert_eq!(calls(&st), (2, 0));
+    // Created by this key (through any gateway) within the same second:
+    // the meta tier names it the owner, so the key is looked up again.
+    bucket(&st, "new", KEY);
+    grant(&st, "new", true, true);
+    assert_eq!(put(&a, "new").await, "");
+    assert_eq!(calls(&st), (3, 1));
+    // A grant on another key's bucket within that second waits for the
+    // next recheck: at most a second.
+    grant(&st, "other", true, false);
+    assert_eq!(get(&a, "other").await, "AccessDenied");
+    assert_eq!(get(&a, "other").await, "AccessDenied");
+    assert_eq!(calls(&st), (3, 2));
+    tokio::time::sleep(RECHECK_EVERY).await;
+    assert_eq!(get(&a, "other").await, "");
+    assert_eq!(calls(&st), (4, 2));
+}
