@@ -184,6 +184,9 @@ macro_rules! meta_call {
 }
 
 #[cfg(test)]
+pub(crate) mod fake;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use hamster_proto::pb;
@@ -222,103 +225,19 @@ mod tests {
     /// What the fake servers were sent: (server, path, request body).
     type Seen = Arc<std::sync::Mutex<Vec<(usize, String, Vec<u8>)>>>;
 
-    /// A fake `Meta` service: records each call's path and request bytes
-    /// (as `server`), answers an empty message (every response's default).
-    #[derive(Clone)]
-    struct Recorder {
-        server: usize,
-        seen: Seen,
-    }
-
-    impl tonic::server::NamedService for Recorder {
-        const NAME: &'static str = "hamster.v1.Meta";
-    }
-
-    /// A gRPC answer body: one frame holding an empty message, then OK.
-    struct EmptyAnswer(u8);
-
-    impl tonic::codegen::Body for EmptyAnswer {
-        type Data = bytes::Bytes;
-        type Error = Status;
-        fn poll_frame(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Status>>> {
-            let step = self.0;
-            self.0 += 1;
-            std::task::Poll::Ready(match step {
-                0 => Some(Ok(hyper::body::Frame::data(bytes::Bytes::from_static(&[
-                    0, 0, 0, 0, 0,
-                ])))),
-                1 => {
-                    let mut t = http::HeaderMap::new();
-                    t.insert("grpc-status", http::HeaderValue::from_static("0"));
-                    Some(Ok(hyper::body::Frame::trailers(t)))
-                }
-                _ => None,
-            })
-        }
-    }
-
-    impl tonic::codegen::Service<http::Request<tonic::body::Body>> for Recorder {
-        type Response = http::Response<tonic::body::Body>;
-        type Error = std::convert::Infallible;
-        type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
-
-        fn poll_ready(
-            &mut self,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Result<(), Self::Error>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-            let (server, seen) = (self.server, self.seen.clone());
-            Box::pin(async move {
-                let path = req.uri().path().to_string();
-                let mut body = req.into_body();
-                let mut bytes = Vec::new();
-                while let Some(Ok(frame)) = std::future::poll_fn(|cx| {
-                    tonic::codegen::Body::poll_frame(std::pin::Pin::new(&mut body), cx)
-                })
-                .await
-                {
-                    if let Ok(data) = frame.into_data() {
-                        bytes.extend_from_slice(&data);
-                    }
-                }
-                seen.lock().expect("lock").push((server, path, bytes));
-                let mut answer = http::Response::new(tonic::body::Body::new(EmptyAnswer(0)));
-                answer.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/grpc"),
-                );
-                Ok(answer)
-            })
-        }
-    }
-
-    /// A tier over `n` fake meta-servers, and what they were sent.
+    /// A tier over `n` fake meta-servers, and what they were sent; each
+    /// answers an empty message (every response's default).
     async fn fake_tier(n: usize) -> (MetaTier, Seen) {
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen: Seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (mut addrs, mut channels) = (Vec::new(), Vec::new());
         for server in 0..n {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let addr = listener.local_addr().expect("addr").to_string();
-            let service = Recorder {
-                server,
-                seen: seen.clone(),
-            };
-            tokio::spawn(
-                tonic::transport::Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-            );
-            let channel = Channel::from_shared(format!("http://{addr}"))
-                .expect("uri")
-                .connect_lazy();
+            let seen = seen.clone();
+            let (addr, channel) = fake::serve(move |path, body| {
+                let call = (server, path.to_string(), body.to_vec());
+                seen.lock().expect("lock").push(call);
+                Ok(fake::framed(&()))
+            })
+            .await;
             addrs.push(addr);
             channels.push(channel);
         }

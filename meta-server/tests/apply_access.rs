@@ -6,34 +6,6 @@
 mod common;
 
 use common::*;
-use hamster_meta::state::access::{self, Rights};
-
-const DAY: i64 = 86_400_000;
-
-fn key(id: &str) -> Actor {
-    Actor::Key(id.into())
-}
-
-fn admin() -> Actor {
-    Actor::Admin("admin-1".into())
-}
-
-fn allow(bucket: &str, key_id: &str, read: bool, write: bool, owner: bool) -> Op {
-    Op::AllowBucket {
-        bucket: bucket.into(),
-        key_id: key_id.into(),
-        read,
-        write,
-        owner,
-    }
-}
-
-fn deny(bucket: &str, key_id: &str) -> Op {
-    Op::DenyBucket {
-        bucket: bucket.into(),
-        key_id: key_id.into(),
-    }
-}
 
 fn create_owned(name: &str, lock: bool, owner: Option<&str>) -> Op {
     Op::CreateBucket {
@@ -89,25 +61,14 @@ fn governed(bucket: &str, id: &str, until: i64) -> Version {
     }
 }
 
-/// Keys alice, bob and carol; alice owns "abc" (plain) and "vault" (lock,
-/// one GOVERNANCE version "g1" and an open upload "u1").
+/// [`access_world`], and in "vault" one GOVERNANCE version "g1" and an
+/// open upload "u1".
 async fn world() -> Db {
-    let mut db = Db::new().await;
-    for k in ["alice", "bob", "carol"] {
-        db.ok(Op::PutAccessKey { key: access_key(k) }).await;
-    }
-    db.ok_by(key("alice"), create("abc", false)).await;
-    db.ok_by(key("alice"), create("vault", true)).await;
+    let mut db = access_world().await;
     db.ok_by(key("alice"), commit(governed("vault", "g1", NOW + DAY)))
         .await;
     db.ok_by(key("alice"), begin("vault", "up", "u1")).await;
     db
-}
-
-async fn rights(db: &mut Db, key_id: &str, bucket: &str) -> Rights {
-    access::rights(db.c(), key_id, bucket)
-        .await
-        .expect("rights")
 }
 
 /// Every op that needs write on `bucket`, in an order that succeeds.
@@ -140,16 +101,15 @@ async fn a_key_owns_what_it_creates_and_others_get_nothing() {
     let mut db = world().await;
     let b = db.bucket("abc").await.expect("abc");
     assert_eq!(b.owner, "alice");
-    assert_eq!(rights(&mut db, "alice", "abc").await, Rights::ALL);
-    assert_eq!(rights(&mut db, "bob", "abc").await, Rights::NONE);
+    assert_eq!(db.rights("alice", "abc").await, Rights::ALL);
+    assert_eq!(db.rights("bob", "abc").await, Rights::NONE);
 
     for op in write_ops("abc").into_iter().chain(owner_ops()) {
         db.reject_by(Some(key("bob")), op, denied()).await;
     }
     // A key no one made, and the empty key, are refused the same way.
     for who in ["mallory", ""] {
-        db.reject_by(Some(key(who)), commit(ver("abc", "k", "x", "x")), denied())
-            .await;
+        db.write_refused(who, "abc").await;
     }
     // The owner may do all of it.
     for op in write_ops("abc") {
@@ -163,35 +123,23 @@ async fn read_and_write_grants_open_exactly_their_ops() {
     let r = db
         .ok_by(admin(), allow("abc", "bob", true, false, false))
         .await;
-    let want = BucketGrant {
-        bucket: "abc".into(),
-        key_id: "bob".into(),
-        read: true,
-        write: false,
-        owner: false,
-    };
-    assert_eq!(r, Response::Grant(want));
+    assert_eq!(r, Response::Grant(grant("abc", "bob", true, false, false)));
     assert_eq!(
-        rights(&mut db, "bob", "abc").await,
+        db.rights("bob", "abc").await,
         Rights {
             read: true,
             ..Rights::NONE
         }
     );
     // Reads are not commands: a read grant opens no command.
-    db.reject_by(
-        Some(key("bob")),
-        commit(ver("abc", "k", "x", "x")),
-        denied(),
-    )
-    .await;
+    db.write_refused("bob", "abc").await;
 
     db.ok_by(admin(), allow("abc", "bob", false, true, false))
         .await;
     db.ok_by(admin(), allow("vault", "bob", false, true, false))
         .await;
     assert_eq!(
-        rights(&mut db, "bob", "abc").await,
+        db.rights("bob", "abc").await,
         Rights {
             read: true,
             write: true,
@@ -209,7 +157,7 @@ async fn read_and_write_grants_open_exactly_their_ops() {
     db.ok_by(admin(), allow("abc", "carol", false, true, false))
         .await;
     assert_eq!(
-        rights(&mut db, "carol", "abc").await,
+        db.rights("carol", "abc").await,
         Rights {
             write: true,
             ..Rights::NONE
@@ -223,13 +171,8 @@ async fn read_and_write_grants_open_exactly_their_ops() {
         db.run_by_at(NOW, Some(admin()), deny("abc", "bob")).await,
         Response::Ok
     );
-    assert_eq!(rights(&mut db, "bob", "abc").await, Rights::NONE);
-    db.reject_by(
-        Some(key("bob")),
-        commit(ver("abc", "k", "x", "x")),
-        denied(),
-    )
-    .await;
+    assert_eq!(db.rights("bob", "abc").await, Rights::NONE);
+    db.write_refused("bob", "abc").await;
 }
 
 #[tokio::test]
@@ -272,7 +215,7 @@ async fn a_writer_has_none_of_the_owners_powers() {
     // A grant with owner gives the owner's powers.
     db.ok_by(admin(), allow("vault", "bob", false, false, true))
         .await;
-    assert_eq!(rights(&mut db, "bob", "vault").await, Rights::ALL);
+    assert_eq!(db.rights("bob", "vault").await, Rights::ALL);
     db.ok_by(key("bob"), legal_hold("vault", "old", true)).await;
     db.ok_by(key("bob"), legal_hold("vault", "old", false))
         .await;
@@ -355,13 +298,8 @@ async fn a_disabled_or_deleted_key_is_refused_and_its_rights_go() {
     db.ok(Op::PutAccessKey { key: off }).await;
     db.ok_by(admin(), allow("abc", "dora", true, true, true))
         .await;
-    assert_eq!(rights(&mut db, "dora", "abc").await, Rights::NONE);
-    db.reject_by(
-        Some(key("dora")),
-        commit(ver("abc", "k", "x", "x")),
-        denied(),
-    )
-    .await;
+    assert_eq!(db.rights("dora", "abc").await, Rights::NONE);
+    db.write_refused("dora", "abc").await;
     db.reject_by(Some(key("dora")), create("dora-new", false), denied())
         .await;
 
@@ -373,23 +311,18 @@ async fn a_disabled_or_deleted_key_is_refused_and_its_rights_go() {
     assert_eq!(db.bucket("abc").await.expect("kept").owner, "");
     assert_eq!(db.bucket("vault").await.expect("kept").owner, "");
     // Other keys keep their grants.
-    assert!(rights(&mut db, "bob", "abc").await.write);
+    assert!(db.rights("bob", "abc").await.write);
     // A key made again under the same id gets nothing back.
     db.ok(Op::PutAccessKey {
         key: access_key("alice"),
     })
     .await;
-    assert_eq!(rights(&mut db, "alice", "abc").await, Rights::NONE);
+    assert_eq!(db.rights("alice", "abc").await, Rights::NONE);
     assert_eq!(
         q::key_grants(db.c(), "alice").await.expect("grants"),
         vec![]
     );
-    db.reject_by(
-        Some(key("alice")),
-        commit(ver("abc", "k", "x", "x")),
-        denied(),
-    )
-    .await;
+    db.write_refused("alice", "abc").await;
 
     // Deleting bob drops his grant rows.
     db.ok(Op::DeleteAccessKey { id: "bob".into() }).await;
@@ -447,13 +380,8 @@ async fn create_bucket_says_whose_it_is() {
     let r = db.ok_by(admin(), create_owned("bkt3", true, None)).await;
     assert!(matches!(r, Response::Bucket(b) if b.owner.is_empty()));
     // An ownerless bucket: no key reaches it until an admin grants it.
-    assert_eq!(rights(&mut db, "alice", "bkt3").await, Rights::NONE);
-    db.reject_by(
-        Some(key("alice")),
-        commit(ver("bkt3", "k", "v", "x")),
-        denied(),
-    )
-    .await;
+    assert_eq!(db.rights("alice", "bkt3").await, Rights::NONE);
+    db.write_refused("alice", "bkt3").await;
 
     // A key that may not create buckets.
     let no = AccessKey {
@@ -483,9 +411,9 @@ async fn a_deleted_bucket_takes_its_grants_and_a_new_one_starts_clean() {
     db.ok_by(key("alice"), delete_bucket("abc")).await;
     assert!(rows_of(&db.dump().await, "bucket_grants").is_empty());
     db.ok_by(key("carol"), create("abc", false)).await;
-    assert_eq!(rights(&mut db, "bob", "abc").await, Rights::NONE);
-    assert_eq!(rights(&mut db, "alice", "abc").await, Rights::NONE);
-    assert_eq!(rights(&mut db, "carol", "abc").await, Rights::ALL);
+    assert_eq!(db.rights("bob", "abc").await, Rights::NONE);
+    assert_eq!(db.rights("alice", "abc").await, Rights::NONE);
+    assert_eq!(db.rights("carol", "abc").await, Rights::ALL);
 }
 
 #[tokio::test]

@@ -5,11 +5,6 @@
 mod common;
 
 use common::*;
-use hamster_meta::state::access::{self, Rights};
-
-fn admin() -> Actor {
-    Actor::Admin("admin-1".into())
-}
 
 fn adopt(owner: Option<&str>) -> Op {
     Op::AdoptBuckets {
@@ -48,10 +43,7 @@ async fn the_only_key_adopts_every_ownerless_bucket() {
     assert_eq!(r, adopted("solo", &["alpha", "zeta"]));
     for b in ["alpha", "zeta"] {
         assert_eq!(owner_of(&mut db, b).await, "solo");
-        assert_eq!(
-            access::rights(db.c(), "solo", b).await.expect("r"),
-            Rights::ALL
-        );
+        assert_eq!(db.rights("solo", b).await, Rights::ALL);
     }
     // Nothing left ownerless: an empty answer, nothing changed.
     let before = db.dump().await;
@@ -104,12 +96,6 @@ async fn with_several_keys_the_admin_names_the_owner() {
         "owned: untouched"
     );
     assert_eq!(q::grant(db.c(), "aaa", "bob").await.expect("g"), None);
-    assert_eq!(
-        access::rights(db.c(), "bob", "aaa").await.expect("r"),
-        Rights::ALL
-    );
-    assert_eq!(
-        access::rights(db.c(), "bob", "alices").await.expect("r"),
-        Rights::NONE
-    );
+    assert_eq!(db.rights("bob", "aaa").await, Rights::ALL);
+    assert_eq!(db.rights("bob", "alices").await, Rights::NONE);
 }

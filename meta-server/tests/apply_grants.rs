@@ -6,34 +6,6 @@
 mod common;
 
 use common::*;
-use hamster_meta::state::access;
-
-const DAY: i64 = 86_400_000;
-
-fn key(id: &str) -> Actor {
-    Actor::Key(id.into())
-}
-
-fn admin() -> Actor {
-    Actor::Admin("admin-1".into())
-}
-
-fn allow(bucket: &str, key_id: &str, read: bool, write: bool, owner: bool) -> Op {
-    Op::AllowBucket {
-        bucket: bucket.into(),
-        key_id: key_id.into(),
-        read,
-        write,
-        owner,
-    }
-}
-
-fn deny(bucket: &str, key_id: &str) -> Op {
-    Op::DenyBucket {
-        bucket: bucket.into(),
-        key_id: key_id.into(),
-    }
-}
 
 fn set_owner(bucket: &str, owner: &str) -> Op {
     Op::SetBucket {
@@ -57,20 +29,6 @@ fn set_defaults(days: u32) -> Op {
     }
 }
 
-fn grant(bucket: &str, key_id: &str, read: bool, write: bool, owner: bool) -> BucketGrant {
-    BucketGrant {
-        bucket: bucket.into(),
-        key_id: key_id.into(),
-        read,
-        write,
-        owner,
-    }
-}
-
-fn invalid_request() -> MetaError {
-    MetaError::InvalidRequest(String::new())
-}
-
 /// A version of "doc" on `bucket` retained (GOVERNANCE) for `days`.
 fn retained(bucket: &str, id: &str, days: i64) -> Op {
     commit(Version {
@@ -91,20 +49,9 @@ fn default_days(bucket: &str, days: u32, years: u32) -> Op {
     }
 }
 
-/// Keys alice, bob and carol; alice owns "abc" and the lock bucket "vault".
-async fn world() -> Db {
-    let mut db = Db::new().await;
-    for k in ["alice", "bob", "carol"] {
-        db.ok(Op::PutAccessKey { key: access_key(k) }).await;
-    }
-    db.ok_by(key("alice"), create("abc", false)).await;
-    db.ok_by(key("alice"), create("vault", true)).await;
-    db
-}
-
 #[tokio::test]
 async fn allow_adds_rights_and_deny_removes_them() {
-    let mut db = world().await;
+    let mut db = access_world().await;
     db.reject_by(
         Some(admin()),
         allow("abc", "bob", false, false, false),
@@ -163,7 +110,7 @@ async fn allow_adds_rights_and_deny_removes_them() {
 
 #[tokio::test]
 async fn set_bucket_names_an_owner_or_none() {
-    let mut db = world().await;
+    let mut db = access_world().await;
     let r = db.ok_by(admin(), set_owner("abc", "bob")).await;
     let Response::Bucket(b) = r else {
         panic!("{r:?}")
@@ -172,23 +119,13 @@ async fn set_bucket_names_an_owner_or_none() {
     assert_eq!(db.bucket("abc").await.expect("abc").owner, "bob");
     // Now alice may be denied: she holds nothing on it.
     db.ok_by(admin(), deny("abc", "alice")).await;
-    db.reject_by(
-        Some(key("alice")),
-        commit(ver("abc", "k", "x", "x")),
-        denied(),
-    )
-    .await;
+    db.write_refused("alice", "abc").await;
     db.ok_by(key("bob"), commit(ver("abc", "k", "x", "x")))
         .await;
 
     db.ok_by(admin(), set_owner("abc", "")).await;
     assert_eq!(db.bucket("abc").await.expect("abc").owner, "");
-    db.reject_by(
-        Some(key("bob")),
-        commit(ver("abc", "k", "x", "x")),
-        denied(),
-    )
-    .await;
+    db.write_refused("bob", "abc").await;
 
     db.reject_by(
         Some(admin()),
@@ -212,7 +149,7 @@ async fn set_bucket_names_an_owner_or_none() {
 
 #[tokio::test]
 async fn no_retention_reaches_beyond_the_bucket_maximum() {
-    let mut db = world().await;
+    let mut db = access_world().await;
     let c = db.c();
     assert_eq!(
         access::cluster_max_retention_days(c).await.expect("n"),
@@ -304,7 +241,7 @@ async fn no_retention_reaches_beyond_the_bucket_maximum() {
 
 #[tokio::test]
 async fn the_cluster_default_bounds_buckets_without_their_own() {
-    let mut db = world().await;
+    let mut db = access_world().await;
     for bad in [0, 365_001] {
         db.reject_by(Some(admin()), set_defaults(bad), invalid())
             .await;
@@ -349,7 +286,7 @@ async fn the_cluster_default_bounds_buckets_without_their_own() {
 
 #[tokio::test]
 async fn a_key_lists_the_buckets_it_reaches_a_page_at_a_time() {
-    let mut db = world().await;
+    let mut db = access_world().await;
     db.ok_by(
         admin(),
         Op::CreateBucket {
@@ -399,7 +336,7 @@ async fn a_key_lists_the_buckets_it_reaches_a_page_at_a_time() {
 
 #[tokio::test]
 async fn grants_read_back_for_a_key_and_for_a_bucket() {
-    let mut db = world().await;
+    let mut db = access_world().await;
     db.ok_by(admin(), allow("vault", "carol", true, false, false))
         .await;
     db.ok_by(admin(), allow("abc", "carol", false, true, false))
@@ -450,7 +387,7 @@ async fn grants_read_back_for_a_key_and_for_a_bucket() {
 /// bucket to someone else later leaves it nothing.
 #[tokio::test]
 async fn ownership_includes_the_owners_grant_and_leaves_with_it() {
-    let mut db = world().await;
+    let mut db = access_world().await;
     // To the current owner: the full grant answered, nothing stored.
     let r = db
         .ok_by(admin(), allow("abc", "alice", true, false, false))
@@ -467,25 +404,14 @@ async fn ownership_includes_the_owners_grant_and_leaves_with_it() {
     );
     db.ok_by(admin(), set_owner("abc", "bob")).await;
     assert_eq!(q::grant(db.c(), "abc", "bob").await.expect("g"), None);
-    assert_eq!(
-        access::rights(db.c(), "bob", "abc").await.expect("r"),
-        access::Rights::ALL
-    );
+    assert_eq!(db.rights("bob", "abc").await, Rights::ALL);
     db.ok_by(admin(), set_owner("abc", "carol")).await;
-    assert_eq!(
-        access::rights(db.c(), "bob", "abc").await.expect("r"),
-        access::Rights::NONE
-    );
+    assert_eq!(db.rights("bob", "abc").await, Rights::NONE);
     assert_eq!(
         q::bucket_grants(db.c(), "abc").await.expect("grants"),
         vec![]
     );
-    db.reject_by(
-        Some(key("bob")),
-        commit(ver("abc", "k", "x", "x")),
-        denied(),
-    )
-    .await;
+    db.write_refused("bob", "abc").await;
 }
 
 /// An old log's command was accepted with no maximum retention; replaying
@@ -494,7 +420,7 @@ async fn ownership_includes_the_owners_grant_and_leaves_with_it() {
 /// PutRetention's and a default retention.
 #[tokio::test]
 async fn an_old_command_is_not_held_to_the_maximum_retention() {
-    let mut db = world().await;
+    let mut db = access_world().await;
     db.ok_by(admin(), set_limit("vault", 10)).await;
     db.ok_by(key("alice"), retained("vault", "v5", 5)).await;
     let mut up = upload("vault", "doc", "u1");
@@ -536,7 +462,7 @@ async fn an_old_command_is_not_held_to_the_maximum_retention() {
 
 #[tokio::test]
 async fn bucket_stats_count_current_objects_versions_and_uploads() {
-    let mut db = world().await;
+    let mut db = access_world().await;
     db.ok_by(
         key("alice"),
         Op::PutBucketVersioning {

@@ -8,8 +8,6 @@ mod common;
 
 use common::*;
 
-const DAY: i64 = 86_400_000;
-
 fn versioning(bucket: &str, status: &str) -> Op {
     Op::PutBucketVersioning {
         bucket: bucket.into(),
@@ -54,10 +52,6 @@ fn locked(mode: &str, until: i64, v: Version) -> Version {
         retain_until_ms: until,
         ..v
     }
-}
-
-fn invalid_request() -> MetaError {
-    MetaError::InvalidRequest(String::new())
 }
 
 fn same_kind(got: &Response, want: &MetaError) -> bool {

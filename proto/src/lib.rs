@@ -10,6 +10,7 @@
 //! - [`tls`]: rustls configs whose certificate and trust are read per handshake.
 //! - [`transport`]: the mTLS accept loop, peer identity per connection, client channels.
 //! - [`authz`]: the table of roles each service admits, and the layer enforcing it.
+//! - [`access`]: an access key's rights on a bucket and its S3 DisplayName, alike in every tier.
 //! - [`revoke`]: identities removed from the cluster, refused at the handshake and per call.
 //! - [`health`]: the `Node` service.
 //! - [`secrets`]: master key, S3 keys, 0600 files; secrets never print.
@@ -21,6 +22,7 @@
 //! - [`ids`]: request ids and version ids, minted alike by gateways and the meta tier.
 //! - [`free`]: deleting freed shards on blob-servers, alike from every tier.
 
+pub mod access;
 pub mod authz;
 pub mod envelope;
 pub mod error;

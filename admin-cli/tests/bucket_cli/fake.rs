@@ -258,6 +258,16 @@ impl Meta {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs `hamster ARGS`, expected to fail (exit 1) saying `says` on
+    /// stderr; answers its stderr.
+    pub fn refused(&self, args: &[&str], says: &str) -> String {
+        let out = self.hamster(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        err
+    }
+
     /// Every request received so far (and forgets them).
     pub fn asked(&self) -> Vec<Asked> {
         std::mem::take(&mut self.fake.script().asked)

@@ -129,14 +129,10 @@ impl Guarded for ListBucketsInput {
 
 impl Guarded for CreateBucketInput {
     fn needs(&self) -> S3Result<Vec<Need>> {
-        let grants = [
-            &self.grant_full_control,
-            &self.grant_read,
-            &self.grant_read_acp,
-            &self.grant_write,
-            &self.grant_write_acp,
-        ];
-        acl::check_requested(self.acl.as_ref().map(BucketCannedACL::as_str), &grants)?;
+        acl::check_requested(
+            self.acl.as_ref().map(BucketCannedACL::as_str),
+            &acl::grant_headers!(self),
+        )?;
         Ok(vec![Need::CreateBucket])
     }
 }

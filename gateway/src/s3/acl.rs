@@ -22,6 +22,22 @@ fn not_supported() -> S3Error {
     )
 }
 
+/// The five `x-amz-grant-*` headers of an input that takes them all
+/// (CreateBucket, Put{Bucket,Object}Acl), for [`check_requested`] and
+/// [`check_put`]. Object writes take four (no `x-amz-grant-write`).
+macro_rules! grant_headers {
+    ($i:expr) => {
+        [
+            &$i.grant_full_control,
+            &$i.grant_read,
+            &$i.grant_read_acp,
+            &$i.grant_write,
+            &$i.grant_write_acp,
+        ]
+    };
+}
+pub(crate) use grant_headers;
+
 /// The canned ACLs that mean "the bucket owner only". On a bucket,
 /// `bucket-owner-full-control` means nothing, so only a write takes it.
 fn owner_only_canned(acl: &str, object: bool) -> bool {
@@ -183,13 +199,7 @@ pub async fn put_bucket_acl(
     let b = gw.bucket(&i.bucket).await?;
     check_put(
         i.acl.as_ref().map(BucketCannedACL::as_str),
-        &[
-            &i.grant_full_control,
-            &i.grant_read,
-            &i.grant_read_acp,
-            &i.grant_write,
-            &i.grant_write_acp,
-        ],
+        &grant_headers!(i),
         i.access_control_policy.as_ref(),
         &b.owner,
         false,
@@ -206,13 +216,7 @@ pub async fn put_object_acl(
     resolve(gw, &i.bucket, &i.key, i.version_id.as_deref()).await?;
     check_put(
         i.acl.as_ref().map(ObjectCannedACL::as_str),
-        &[
-            &i.grant_full_control,
-            &i.grant_read,
-            &i.grant_read_acp,
-            &i.grant_write,
-            &i.grant_write_acp,
-        ],
+        &grant_headers!(i),
         i.access_control_policy.as_ref(),
         &b.owner,
         true,
@@ -223,6 +227,7 @@ pub async fn put_object_acl(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::s3::error::code_of as code;
 
     const OWNER: &str = "AKOWNER";
 
@@ -234,12 +239,6 @@ mod tests {
                 id: Some(id.into()),
             }),
         }
-    }
-
-    fn code(r: S3Result<()>) -> String {
-        r.err()
-            .map(|e| e.code().as_str().to_string())
-            .unwrap_or_default()
     }
 
     #[test]

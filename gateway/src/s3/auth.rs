@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hamster_proto::ErrorCode;
+pub use hamster_proto::access::Rights;
+use hamster_proto::access::display_name;
 use hamster_proto::envelope::open_secret;
 use hamster_proto::keyring::Keyring;
 use hamster_proto::pb;
@@ -23,23 +25,6 @@ use crate::meta::MetaTier;
 
 /// How long a key's secret and rights are trusted without asking again.
 pub const TTL: Duration = Duration::from_secs(5);
-
-/// A key's rights on one bucket. Owner implies read and write.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Rights {
-    pub read: bool,
-    pub write: bool,
-    pub owner: bool,
-}
-
-impl Rights {
-    pub fn can_read(self) -> bool {
-        self.owner || self.read
-    }
-    pub fn can_write(self) -> bool {
-        self.owner || self.write
-    }
-}
 
 /// One access key as the meta tier described it, secret unsealed.
 pub struct KeyInfo {
@@ -65,11 +50,7 @@ impl KeyInfo {
         }
         Self {
             id: k.access_key_id.clone(),
-            display_name: if k.name.is_empty() {
-                k.access_key_id.clone()
-            } else {
-                k.name.clone()
-            },
+            display_name: display_name(&k.access_key_id, &k.name),
             secret,
             can_create_bucket: k.can_create_bucket,
             grants,

@@ -5,7 +5,7 @@
 
 use hamster_proto::pb;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::access::{Caller, key_id};
@@ -24,6 +24,16 @@ impl Gateway {
         )
         .await?;
         r.bucket.ok_or_else(|| s3_error!(NoSuchBucket))
+    }
+
+    /// The bucket (for its owner: a listing's Owner and Initiator) and
+    /// `call`'s answer, asked at once.
+    pub async fn bucket_and<T, E: Into<S3Error>>(
+        &self,
+        name: &str,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> S3Result<(pb::Bucket, T)> {
+        futures::try_join!(self.bucket(name), async { call.await.map_err(Into::into) })
     }
 }
 

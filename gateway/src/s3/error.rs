@@ -161,6 +161,15 @@ pub fn internal(what: &str, e: impl std::fmt::Display) -> S3Error {
     s3_error!(InternalError)
 }
 
+/// An answer as the unit tests compare it: "" if it is Ok, else its S3
+/// error code.
+#[cfg(test)]
+pub(crate) fn code_of<T>(r: s3s::S3Result<T>) -> String {
+    r.err()
+        .map(|e| e.code().as_str().to_string())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use hamster_proto::access::display_name;
 use hamster_proto::pb;
 use s3s::dto::{Initiator, Owner, Timestamp, TimestampFormat};
 use s3s::{S3Result, s3_error};
@@ -67,11 +68,7 @@ pub fn stored_headers(
 pub fn owner(b: &pb::Bucket) -> Option<Owner> {
     (!b.owner.is_empty()).then(|| Owner {
         id: Some(b.owner.clone()),
-        display_name: Some(if b.owner_name.is_empty() {
-            b.owner.clone()
-        } else {
-            b.owner_name.clone()
-        }),
+        display_name: Some(display_name(&b.owner, &b.owner_name)),
     })
 }
 

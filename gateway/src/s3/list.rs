@@ -6,7 +6,7 @@
 
 use hamster_proto::{ErrorCode, pb};
 use s3s::dto::*;
-use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::fields::{owner, timestamp};
@@ -84,7 +84,7 @@ async fn page(
             })
     };
     let (owner, r) = if with_owner {
-        let (b, r) = futures::try_join!(gw.bucket(&bucket), list)?;
+        let (b, r) = gw.bucket_and(&bucket, list).await?;
         (owner(&b), r)
     } else {
         (None, list.await?)
@@ -236,8 +236,9 @@ pub async fn list_versions(
         return Ok(S3Response::new(out));
     }
     // The bucket for its owner: every version's and marker's Owner.
-    let (bucket, r) = futures::try_join!(gw.bucket(&i.bucket), async {
-        Ok::<_, S3Error>(
+    let (bucket, r) = gw
+        .bucket_and(
+            &i.bucket,
             meta_call!(
                 gw.meta,
                 list_versions,
@@ -249,10 +250,9 @@ pub async fn list_versions(
                     version_id_marker: i.version_id_marker.clone().unwrap_or_default(),
                     max_keys: max as u32,
                 }
-            )
-            .await?,
+            ),
         )
-    })?;
+        .await?;
     let owner = owner(&bucket);
     let mut versions = Vec::new();
     let mut markers = Vec::new();

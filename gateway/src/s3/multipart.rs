@@ -6,7 +6,7 @@
 
 use hamster_proto::pb;
 use s3s::dto::*;
-use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::copy::{copy_source_body, source_range};
@@ -238,8 +238,9 @@ pub async fn list_uploads(
     let i = req.input;
     let max = i.max_uploads.unwrap_or(MAX_PAGE).clamp(0, MAX_PAGE);
     // The bucket for its owner (every upload's Owner and Initiator).
-    let (bucket, r) = futures::try_join!(gw.bucket(&i.bucket), async {
-        Ok::<_, S3Error>(
+    let (bucket, r) = gw
+        .bucket_and(
+            &i.bucket,
             meta_call!(
                 gw.meta,
                 list_uploads,
@@ -250,10 +251,9 @@ pub async fn list_uploads(
                     upload_id_marker: i.upload_id_marker.clone().unwrap_or_default(),
                     max_uploads: max.max(1) as u32,
                 }
-            )
-            .await?,
+            ),
         )
-    })?;
+        .await?;
     let uploads = if max == 0 { Vec::new() } else { r.uploads };
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(i.bucket),
@@ -289,8 +289,9 @@ pub async fn list_parts(
     let i = req.input;
     let max = i.max_parts.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     let marker = i.part_number_marker.unwrap_or(0).max(0);
-    let (bucket, r) = futures::try_join!(gw.bucket(&i.bucket), async {
-        Ok::<_, S3Error>(
+    let (bucket, r) = gw
+        .bucket_and(
+            &i.bucket,
             meta_call!(
                 gw.meta,
                 list_parts,
@@ -301,10 +302,9 @@ pub async fn list_parts(
                     part_number_marker: marker as u32,
                     max_parts: max as u32,
                 }
-            )
-            .await?,
+            ),
         )
-    })?;
+        .await?;
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(i.bucket),
         key: Some(i.key),

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use hamster_proto::access::display_name;
 use hamster_proto::{Role, pb, transport};
 use sqlx::SqliteConnection;
 use tonic::Request;
@@ -37,8 +38,7 @@ pub fn buckets_page_size(max: u32) -> u32 {
 pub fn owner_name(owner: &str, key: Option<&AccessKey>) -> String {
     match key {
         _ if owner.is_empty() => String::new(),
-        Some(k) if !k.name.is_empty() => k.name.clone(),
-        Some(k) => k.id.clone(),
+        Some(k) => display_name(&k.id, &k.name),
         None => String::new(),
     }
 }

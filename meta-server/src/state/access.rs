@@ -20,6 +20,7 @@
 
 use std::fmt;
 
+pub use hamster_proto::access::Rights;
 use sqlx::SqliteConnection;
 
 use super::commands::{Actor, Command, MetaError, Op};
@@ -45,31 +46,13 @@ impl fmt::Display for Need {
     }
 }
 
-/// What a key may do on a bucket. Owner implies read and write.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Rights {
-    pub read: bool,
-    pub write: bool,
-    pub owner: bool,
-}
-
-impl Rights {
-    pub const NONE: Rights = Rights {
-        read: false,
-        write: false,
-        owner: false,
-    };
-    pub const ALL: Rights = Rights {
-        read: true,
-        write: true,
-        owner: true,
-    };
-
-    pub fn allows(self, need: Need) -> bool {
-        match need {
-            Need::Read => self.read || self.owner,
-            Need::Write => self.write || self.owner,
-            Need::Owner => self.owner,
+impl Need {
+    /// Whether `r` includes this right (owner implies read and write).
+    pub fn met_by(self, r: Rights) -> bool {
+        match self {
+            Need::Read => r.can_read(),
+            Need::Write => r.can_write(),
+            Need::Owner => r.owner,
         }
     }
 }
@@ -141,7 +124,7 @@ pub async fn require(
         return Ok(());
     };
     let grant = reads::grant(c, bucket, key_id).await?;
-    if rights_on(&b, key_id, grant.as_ref()).allows(need) {
+    if need.met_by(rights_on(&b, key_id, grant.as_ref())) {
         return Ok(());
     }
     reject(MetaError::AccessDenied(format!(

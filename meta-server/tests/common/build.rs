@@ -226,6 +226,51 @@ pub fn invalid_part() -> MetaError {
     MetaError::InvalidPart(String::new())
 }
 
+pub fn invalid_request() -> MetaError {
+    MetaError::InvalidRequest(String::new())
+}
+
+// Per-key authorization (ADR 0027): who a command acts for, and the
+// admin's grant commands.
+
+/// A command acting for access key `id`.
+pub fn key(id: &str) -> Actor {
+    Actor::Key(id.into())
+}
+
+/// A command acting for an admin.
+pub fn admin() -> Actor {
+    Actor::Admin("admin-1".into())
+}
+
+pub fn allow(bucket: &str, key_id: &str, read: bool, write: bool, owner: bool) -> Op {
+    Op::AllowBucket {
+        bucket: bucket.into(),
+        key_id: key_id.into(),
+        read,
+        write,
+        owner,
+    }
+}
+
+pub fn deny(bucket: &str, key_id: &str) -> Op {
+    Op::DenyBucket {
+        bucket: bucket.into(),
+        key_id: key_id.into(),
+    }
+}
+
+/// A grant as AllowBucket answers it and the grant reads return it.
+pub fn grant(bucket: &str, key_id: &str, read: bool, write: bool, owner: bool) -> BucketGrant {
+    BucketGrant {
+        bucket: bucket.into(),
+        key_id: key_id.into(),
+        read,
+        write,
+        owner,
+    }
+}
+
 /// Sorts shard maps so sets of freed maps compare regardless of order.
 pub fn sorted(mut maps: Vec<ShardMap>) -> Vec<ShardMap> {
     maps.sort_by(|a, b| a.shards[0].shard_id.cmp(&b.shards[0].shard_id));

@@ -19,6 +19,7 @@ pub use std::collections::{BTreeMap, BTreeSet};
 pub use std::sync::Arc;
 
 pub use hamster_meta::raft::state_machine::StateDb;
+pub use hamster_meta::state::access::{self, Rights};
 pub use hamster_meta::state::apply::apply;
 pub use hamster_meta::state::commands::{Actor, Command, MetaError, Op, Response};
 pub use hamster_meta::state::model::{
@@ -37,6 +38,9 @@ pub use tempfile::TempDir;
 /// "Now" for most commands: a fixed time, far in the past of the wall
 /// clock, so a test passes only if apply uses the command's time.
 pub const NOW: i64 = 1_600_000_000_000;
+
+/// A day in milliseconds, for retention times.
+pub const DAY: i64 = 86_400_000;
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -123,6 +127,17 @@ impl Db {
     /// [`Db::reject`] for a command acting for `by`.
     pub async fn reject_by(&mut self, by: Option<Actor>, op: Op, want: MetaError) {
         self.reject_cmd(NOW, by, op, want).await;
+    }
+
+    /// A write by key `key_id` to `bucket` (a version of "k") is refused
+    /// with AccessDenied and changes nothing.
+    pub async fn write_refused(&mut self, key_id: &str, bucket: &str) {
+        self.reject_by(
+            Some(key(key_id)),
+            commit(ver(bucket, "k", "x", "x")),
+            denied(),
+        )
+        .await;
     }
 
     async fn reject_cmd(&mut self, at: i64, by: Option<Actor>, op: Op, want: MetaError) {
@@ -216,6 +231,13 @@ impl Db {
             .expect("uploads")
     }
 
+    /// The rights `key_id` has on `bucket`, as apply decides them.
+    pub async fn rights(&mut self, key_id: &str, bucket: &str) -> Rights {
+        access::rights(self.c(), key_id, bucket)
+            .await
+            .expect("rights")
+    }
+
     pub async fn access_key(&mut self, id: &str) -> Option<AccessKey> {
         q::access_key(self.c(), id).await.expect("key")
     }
@@ -242,6 +264,18 @@ impl Db {
     pub async fn all_versions_of(&mut self, bucket: &str, key: &str) -> Vec<(String, bool, bool)> {
         all_versions_of(self.c(), bucket, key).await
     }
+}
+
+/// Keys alice, bob and carol; alice owns "abc" (plain) and "vault" (lock
+/// enabled): where the per-key authorization tests start.
+pub async fn access_world() -> Db {
+    let mut db = Db::new().await;
+    for k in ["alice", "bob", "carol"] {
+        db.ok(Op::PutAccessKey { key: access_key(k) }).await;
+    }
+    db.ok_by(key("alice"), create("abc", false)).await;
+    db.ok_by(key("alice"), create("vault", true)).await;
+    db
 }
 
 /// Rejections whose text is only a message are compared by variant; those

@@ -14,7 +14,7 @@ use hamster_tests::authz::{Tenant, within_cache_window};
 use hamster_tests::s3::assert_s3_error;
 
 use crate::World;
-use crate::grants::{denied, doc_intact, status_of};
+use crate::grants::{denied, doc_intact, head_bucket_fails, head_object_fails};
 
 /// 501 NotImplemented.
 #[track_caller]
@@ -272,14 +272,7 @@ async fn canned_on_writes(w: &World) {
             .send()
             .await,
     );
-    let e = a
-        .head_object()
-        .bucket("alice-data")
-        .key("public")
-        .send()
-        .await
-        .expect_err("not written");
-    assert_eq!(status_of(&e), Some(404), "{e:?}");
+    head_object_fails(a, "alice-data", "public", 404).await;
     not_implemented(
         a.copy_object()
             .bucket("alice-data")
@@ -304,11 +297,5 @@ async fn canned_on_writes(w: &World) {
             .send()
             .await,
     );
-    let e = a
-        .head_bucket()
-        .bucket("public-bucket")
-        .send()
-        .await
-        .expect_err("not created");
-    assert_eq!(status_of(&e), Some(404), "{e:?}");
+    head_bucket_fails(a, "public-bucket", 404).await;
 }

@@ -14,7 +14,7 @@ use hamster_tests::s3::versioning_status;
 use tonic::transport::Channel;
 
 use crate::World;
-use crate::grants::{bucket_names, doc_intact, put, status_of};
+use crate::grants::{bucket_names, doc_intact, exists, head_bucket_fails, put};
 
 /// Forwards `op` acting for `by`, under a fresh command id, as another
 /// meta node would: the leader's answer.
@@ -52,23 +52,6 @@ fn delete(key: &str) -> Op {
     }
 }
 
-/// Whether alice sees `key` in her bucket.
-async fn exists(w: &World, key: &str) -> bool {
-    let r = w
-        .alice
-        .s3
-        .head_object()
-        .bucket("alice-data")
-        .key(key)
-        .send()
-        .await;
-    match r {
-        Ok(_) => true,
-        Err(e) if status_of(&e) == Some(404) => false,
-        Err(e) => panic!("HEAD {key}: {e:?}"),
-    }
-}
-
 pub async fn forward(w: &World) {
     let s = &w.s;
     let meta_tls = s.c.identity(&s.c.node(s.metas[0]).dir);
@@ -85,7 +68,7 @@ pub async fn forward(w: &World) {
     w.allow("alice-data", &w.bob, &["--write"]);
     let r = send(raft, &delete("target"), Some(&bob)).await;
     assert!(matches!(r, Ok(Response::Deleted { .. })), "{r:?}");
-    assert!(!exists(w, "target").await);
+    assert!(!exists(&w.alice, "alice-data", "target").await);
 
     // Denied since: the same command again (a new id, as a replay past
     // the de-duplication window would come) is refused at apply.
@@ -94,7 +77,10 @@ pub async fn forward(w: &World) {
         .await
         .expect("put");
     refused(raft, &delete("target"), Some(&bob)).await;
-    assert!(exists(w, "target").await, "a replayed delete applied");
+    assert!(
+        exists(&w.alice, "alice-data", "target").await,
+        "a replayed delete applied"
+    );
 
     // Naming bob, with no grant at all: data, configuration, rights.
     let kek = s.c.kek_fingerprint();
@@ -139,16 +125,10 @@ pub async fn forward(w: &World) {
         refused(raft, op, None).await;
     }
 
-    assert!(!exists(w, "forged").await);
+    assert!(!exists(&w.alice, "alice-data", "forged").await);
     doc_intact(w).await;
     assert_eq!(versioning_status(a, "alice-data").await, None);
     let names = bucket_names(&w.bob).await;
     assert!(!names.iter().any(|n| n == "alice-data"), "{names:?}");
-    let e = a
-        .head_bucket()
-        .bucket("forged-bucket")
-        .send()
-        .await
-        .expect_err("no forged bucket");
-    assert_eq!(status_of(&e), Some(404), "{e:?}");
+    head_bucket_fails(a, "forged-bucket", 404).await;
 }

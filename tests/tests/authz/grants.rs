@@ -3,12 +3,16 @@
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::copy_object::CopyObjectError;
+use aws_sdk_s3::operation::delete_object::DeleteObjectError;
 use aws_sdk_s3::operation::put_object::PutObjectError;
 use aws_sdk_s3::operation::upload_part::UploadPartError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use hamster_tests::authz::{Tenant, within_cache_window};
-use hamster_tests::s3::{S3Result, assert_s3_error, error_status, get_bytes};
+use hamster_tests::s3::{
+    S3Result, assert_s3_error, delete_version, error_status, get_bytes, head_version,
+};
 
 use crate::{DOC, World};
 
@@ -48,12 +52,50 @@ pub async fn put(c: &Client, bucket: &str, key: &str, body: &[u8]) -> S3Result<(
         .map(drop)
 }
 
+/// CopyObject of `source` ("bucket/key") to `bucket/key` as `c`.
+pub async fn copy(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    source: &str,
+) -> S3Result<(), CopyObjectError> {
+    c.copy_object()
+        .bucket(bucket)
+        .key(key)
+        .copy_source(source)
+        .send()
+        .await
+        .map(drop)
+}
+
+/// DeleteObject of `bucket/key` (no version id) as `c`.
+pub async fn delete(c: &Client, bucket: &str, key: &str) -> S3Result<(), DeleteObjectError> {
+    delete_version(c, bucket, key, None, false).await.map(drop)
+}
+
 /// Whether `bucket/key` exists, as its owner sees it.
-async fn exists(owner: &Tenant, bucket: &str, key: &str) -> bool {
-    match owner.s3.head_object().bucket(bucket).key(key).send().await {
+pub async fn exists(owner: &Tenant, bucket: &str, key: &str) -> bool {
+    match head_version(&owner.s3, bucket, key, None).await {
         Ok(_) => true,
         Err(e) if status_of(&e) == Some(404) => false,
         Err(e) => panic!("HEAD {bucket}/{key}: {e:?}"),
+    }
+}
+
+/// HeadObject of `bucket/key` as `c` fails with `status` (a HEAD answer
+/// carries no error code).
+pub async fn head_object_fails(c: &Client, bucket: &str, key: &str, status: u16) {
+    match head_version(c, bucket, key, None).await {
+        Ok(_) => panic!("HEAD {bucket}/{key} answered, not {status}"),
+        Err(e) => assert_eq!(status_of(&e), Some(status), "HEAD {bucket}/{key}: {e:?}"),
+    }
+}
+
+/// HeadBucket of `bucket` as `c` fails with `status`.
+pub async fn head_bucket_fails(c: &Client, bucket: &str, status: u16) {
+    match c.head_bucket().bucket(bucket).send().await {
+        Ok(_) => panic!("HEAD {bucket} answered, not {status}"),
+        Err(e) => assert_eq!(status_of(&e), Some(status), "HEAD {bucket}: {e:?}"),
     }
 }
 
@@ -99,29 +141,10 @@ pub async fn strangers(w: &World) {
 
     let b = &w.bob.s3;
     denied(b.get_object().bucket("alice-data").key("doc").send().await);
-    let e = b
-        .head_object()
-        .bucket("alice-data")
-        .key("doc")
-        .send()
-        .await
-        .expect_err("HEAD");
-    assert_eq!(status_of(&e), Some(403), "{e:?}");
-    let e = b
-        .head_bucket()
-        .bucket("alice-data")
-        .send()
-        .await
-        .expect_err("HEAD bucket");
-    assert_eq!(status_of(&e), Some(403), "{e:?}");
+    head_object_fails(b, "alice-data", "doc", 403).await;
+    head_bucket_fails(b, "alice-data", 403).await;
     denied(put(b, "alice-data", "doc", b"bob was here").await);
-    denied(
-        b.delete_object()
-            .bucket("alice-data")
-            .key("doc")
-            .send()
-            .await,
-    );
+    denied(delete(b, "alice-data", "doc").await);
     let id = ObjectIdentifier::builder().key("doc").build().expect("id");
     let del = Delete::builder().objects(id).build().expect("delete");
     denied(
@@ -135,14 +158,7 @@ pub async fn strangers(w: &World) {
     denied(b.list_objects().bucket("alice-data").send().await);
     denied(b.list_object_versions().bucket("alice-data").send().await);
     denied(b.list_multipart_uploads().bucket("alice-data").send().await);
-    denied(
-        b.copy_object()
-            .bucket("bob-data")
-            .key("stolen")
-            .copy_source("alice-data/doc")
-            .send()
-            .await,
-    );
+    denied(copy(b, "bob-data", "stolen", "alice-data/doc").await);
     multipart_refused(w, "no grant").await;
     // bob's own upload cannot copy a part from alice's bucket either.
     let up = b
@@ -277,32 +293,15 @@ pub async fn read(w: &World) {
     names.sort();
     assert_eq!(names, ["alice-data", "bob-data"]);
     // Copy from alice's bucket into bob's own: read on the source is enough.
-    b.copy_object()
-        .bucket("bob-data")
-        .key("copied")
-        .copy_source("alice-data/doc")
-        .send()
+    copy(b, "bob-data", "copied", "alice-data/doc")
         .await
         .expect("copy from");
     assert_eq!(get_bytes(b, "bob-data", "copied").await.as_deref(), Ok(DOC));
 
     // Writes stay closed.
     denied(put(b, "alice-data", "doc", b"bob was here").await);
-    denied(
-        b.delete_object()
-            .bucket("alice-data")
-            .key("doc")
-            .send()
-            .await,
-    );
-    denied(
-        b.copy_object()
-            .bucket("alice-data")
-            .key("from-bob")
-            .copy_source("bob-data/bob-doc")
-            .send()
-            .await,
-    );
+    denied(delete(b, "alice-data", "doc").await);
+    denied(copy(b, "alice-data", "from-bob", "bob-data/bob-doc").await);
     multipart_refused(w, "read only").await;
     doc_intact(w).await;
     assert!(!exists(&w.alice, "alice-data", "from-bob").await);
@@ -320,18 +319,9 @@ pub async fn write(w: &World) {
     })
     .await;
     assert!(exists(&w.alice, "alice-data", "from-bob").await);
-    b.delete_object()
-        .bucket("alice-data")
-        .key("from-bob")
-        .send()
-        .await
-        .expect("delete");
+    delete(b, "alice-data", "from-bob").await.expect("delete");
     assert!(!exists(&w.alice, "alice-data", "from-bob").await);
-    b.copy_object()
-        .bucket("alice-data")
-        .key("copied-in")
-        .copy_source("bob-data/bob-doc")
-        .send()
+    copy(b, "alice-data", "copied-in", "bob-data/bob-doc")
         .await
         .expect("copy into");
     assert_eq!(
@@ -382,13 +372,7 @@ pub async fn deny(w: &World) {
     w.deny("alice-data", &w.bob);
     let b = &w.bob.s3;
     denied(put(b, "alice-data", "after-deny", b"too late").await);
-    denied(
-        b.delete_object()
-            .bucket("alice-data")
-            .key("doc")
-            .send()
-            .await,
-    );
+    denied(delete(b, "alice-data", "doc").await);
     denied(
         b.create_multipart_upload()
             .bucket("alice-data")

@@ -8,7 +8,7 @@ use hamster_tests::authz::{Tenant, within_cache_window};
 use hamster_tests::s3::{assert_s3_error, delete_version, set_versioning, versioning};
 
 use crate::World;
-use crate::grants::{denied, put, status_of};
+use crate::grants::{denied, head_bucket_fails, put};
 
 /// (ID, DisplayName) of an Owner or Initiator.
 fn who(id: Option<&str>, name: Option<&str>) -> (String, String) {
@@ -39,15 +39,7 @@ pub async fn create(w: &World) {
 
     let carol = w.s.tenant("carol", &["--can-create-bucket", "false"]);
     denied(carol.s3.create_bucket().bucket("carol-bucket").send().await);
-    let e = w
-        .alice
-        .s3
-        .head_bucket()
-        .bucket("carol-bucket")
-        .send()
-        .await
-        .expect_err("no bucket made");
-    assert_eq!(status_of(&e), Some(404), "{e:?}");
+    head_bucket_fails(&w.alice.s3, "carol-bucket", 404).await;
     // carol's own ListBuckets works, and is empty.
     let out = carol.s3.list_buckets().send().await.expect("list buckets");
     assert!(out.buckets().is_empty());

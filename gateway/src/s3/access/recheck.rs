@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hamster_proto::ErrorCode;
@@ -14,10 +13,11 @@ use hamster_proto::keyring::Keyring;
 use hamster_proto::secrets::MasterKey;
 use s3s::auth::{Credentials, SecretKey};
 use tonic::Status;
-use tonic::transport::Channel;
 
 use super::*;
+use crate::meta::fake::{self, framed};
 use crate::s3::auth::{Keys, RECHECK_EVERY};
+use crate::s3::error::code_of;
 
 const KEY: &str = "AKTEST";
 
@@ -29,44 +29,11 @@ struct State {
     calls: Vec<String>,
 }
 
-#[derive(Clone)]
+/// What the fake meta-server answers from: the key's sealed secret and
+/// `State`.
 struct FakeMeta {
     state: Arc<Mutex<State>>,
     sealed: Vec<u8>,
-}
-
-impl tonic::server::NamedService for FakeMeta {
-    const NAME: &'static str = "hamster.v1.Meta";
-}
-
-/// One gRPC answer frame, then an OK trailer, then the end.
-struct Answer(Option<Bytes>, bool);
-
-impl tonic::codegen::Body for Answer {
-    type Data = Bytes;
-    type Error = Status;
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Status>>> {
-        if let Some(data) = self.0.take() {
-            return Poll::Ready(Some(Ok(hyper::body::Frame::data(data))));
-        }
-        if std::mem::replace(&mut self.1, true) {
-            return Poll::Ready(None);
-        }
-        let mut t = http::HeaderMap::new();
-        t.insert("grpc-status", http::HeaderValue::from_static("0"));
-        Poll::Ready(Some(Ok(hyper::body::Frame::trailers(t))))
-    }
-}
-
-fn framed(msg: &impl prost::Message) -> Bytes {
-    let body = msg.encode_to_vec();
-    let mut out = vec![0];
-    out.extend_from_slice(&u32::try_from(body.len()).expect("small").to_be_bytes());
-    out.extend_from_slice(&body);
-    Bytes::from(out)
 }
 
 impl FakeMeta {
@@ -98,69 +65,21 @@ impl FakeMeta {
     }
 }
 
-impl tonic::codegen::Service<http::Request<tonic::body::Body>> for FakeMeta {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        let me = self.clone();
-        Box::pin(async move {
-            let method = req.uri().path().rsplit('/').next().unwrap_or_default();
-            let method = method.to_string();
-            let mut body = req.into_body();
-            let mut bytes = Vec::new();
-            while let Some(Ok(frame)) = std::future::poll_fn(|cx| {
-                tonic::codegen::Body::poll_frame(std::pin::Pin::new(&mut body), cx)
-            })
-            .await
-            {
-                if let Ok(data) = frame.into_data() {
-                    bytes.extend_from_slice(&data);
-                }
-            }
-            Ok(match me.answer(&method, &bytes) {
-                Ok(data) => {
-                    let mut r =
-                        http::Response::new(tonic::body::Body::new(Answer(Some(data), false)));
-                    r.headers_mut().insert(
-                        http::header::CONTENT_TYPE,
-                        http::HeaderValue::from_static("application/grpc"),
-                    );
-                    r
-                }
-                Err(status) => status.into_http(),
-            })
-        })
-    }
-}
-
 /// An `Access` over a fake meta tier that knows one key, `KEY`.
 async fn access() -> (Access, Arc<Mutex<State>>) {
     let kek = MasterKey::generate();
     let sealed = seal_secret(&kek, KEY, "secret");
     let keyring = Arc::new(Keyring::of(kek, None));
     let state = Arc::new(Mutex::new(State::default()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
     let fake = FakeMeta {
         state: state.clone(),
         sealed,
     };
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(fake)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect_lazy();
+    let (addr, channel) = fake::serve(move |path, body| {
+        let method = path.rsplit('/').next().unwrap_or_default();
+        fake.answer(method, body)
+    })
+    .await;
     let meta = Arc::new(MetaTier::over(vec![addr], vec![channel]));
     let keys = Arc::new(Keys::new(meta.clone(), keyring));
     (Access::new(keys, meta), state)
@@ -216,10 +135,7 @@ async fn get(a: &Access, b: &str) -> String {
         .key("k".into())
         .build()
         .expect("input");
-    match a.get_object(&mut request(input)).await {
-        Ok(()) => String::new(),
-        Err(e) => e.code().as_str().to_string(),
-    }
+    code_of(a.get_object(&mut request(input)).await)
 }
 
 async fn put(a: &Access, b: &str) -> String {
@@ -228,10 +144,7 @@ async fn put(a: &Access, b: &str) -> String {
         key: "k".into(),
         ..Default::default()
     };
-    match a.put_object(&mut request(input)).await {
-        Ok(()) => String::new(),
-        Err(e) => e.code().as_str().to_string(),
-    }
+    code_of(a.put_object(&mut request(input)).await)
 }
 
 #[tokio::test]

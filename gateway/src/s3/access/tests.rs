@@ -4,6 +4,7 @@ use s3s::auth::SecretKey;
 
 use super::*;
 use crate::s3::auth::Rights;
+use crate::s3::error::code_of;
 
 /// The `async fn` names in the impl block that starts with `header`.
 fn fns_in(src: &str, header: &str) -> BTreeSet<String> {
@@ -317,12 +318,7 @@ fn bucket_creation_and_listing() {
 
 #[test]
 fn public_acl_headers_are_refused_before_any_right_is_looked_at() {
-    let code = |g: &dyn Guarded| {
-        g.needs()
-            .err()
-            .map(|e| e.code().as_str().to_string())
-            .unwrap_or_default()
-    };
+    let code = |g: &dyn Guarded| code_of(g.needs());
     let put = |acl: &str| PutObjectInput {
         bucket: "b".into(),
         key: "k".into(),
