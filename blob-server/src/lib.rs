@@ -173,6 +173,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .capacity_bytes
         .unwrap_or_else(|| registration::disk_space(&args.data_dir).0);
     let scrub_rate = pace::scrub_rate(args.scrub_rate, capacity);
+    let tmp_cleaner = store.clone();
     let parts = assemble(
         store,
         node.tls.clone(),
@@ -187,6 +188,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "scrub and repair limits"
     );
     tokio::spawn(parts.reporter.clone().run());
+    tokio::spawn(tmp_cleaner.run_tmp_cleaner());
     tokio::spawn(
         parts
             .scrubber

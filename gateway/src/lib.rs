@@ -3,7 +3,9 @@
 //! A request flows through these modules in order:
 //!
 //! - [`listener`]: the S3 endpoint (HTTP, or HTTPS given a certificate);
-//!   s3s parses, routes and checks SigV4.
+//!   its guard refuses what needs no body or key (PostObject, SigV2,
+//!   presigned URLs over a week), then s3s parses, routes and checks
+//!   SigV4.
 //! - [`s3`]: the S3 dispatch, one file per S3 topic (buckets, put, get,
 //!   delete, list, ACLs, ...), access keys (SigV4 secret and rights, one
 //!   cache), the access check (which right each operation needs, ADR
@@ -64,6 +66,11 @@ pub struct Args {
     /// path-style requests work either way. Comma-separated.
     #[arg(long, env = "HAMSTER_S3_DOMAIN", value_delimiter = ',')]
     pub domain: Vec<String>,
+    /// Accept SigV2 (Authorization: AWS id:sig, and v2 presigned URLs).
+    /// Off by default: a v2 presigned URL carries its own expiry, with
+    /// no upper bound, and v2 signs less of the request than v4.
+    #[arg(long, env = "HAMSTER_ALLOW_SIGV2")]
+    pub allow_sigv2: bool,
     /// Ask parity when data shards have not all answered after this long.
     #[arg(long, default_value_t = 250)]
     pub hedge_after_ms: u64,
@@ -88,6 +95,18 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// s3s' limits. PostObject is refused before s3s ([`listener::guard`]);
+/// should a form reach s3s anyway, it may buffer no file byte and a few
+/// KiB of fields, not the 5 GiB and 20 MiB of its defaults.
+fn s3s_config() -> s3s::config::S3Config {
+    let mut c = s3s::config::S3Config::default();
+    c.post_object_max_file_size = 0;
+    c.form_max_field_size = 4096;
+    c.form_max_fields_size = 16 * 1024;
+    c.form_max_parts = 16;
+    c
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -135,7 +154,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--domain: {e}"))?;
         builder.set_host(listener::Domains(host));
     }
-    let service = builder.build();
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        s3s_config(),
+    ))));
+    let service = listener::guard::Guard {
+        inner: builder.build(),
+        allow_sigv2: args.allow_sigv2,
+    };
+    if args.allow_sigv2 {
+        tracing::warn!("SigV2 is enabled (--allow-sigv2)");
+    }
     let tls = match (&args.s3_tls_cert, &args.s3_tls_key) {
         (Some(c), Some(k)) => Some(listener::tls_config(c, k)?),
         _ => None,

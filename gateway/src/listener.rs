@@ -1,6 +1,9 @@
 //! The S3 endpoint: HTTP/1.1 and HTTP/2 over plain TCP, or over TLS when
 //! the gateway is given a certificate (a public-facing one, separate from
 //! its cluster identity: S3 clients do not speak the cluster's mTLS).
+//! Every request passes [`guard`] before s3s.
+
+pub mod guard;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,7 +15,6 @@ use hyper_util::server::conn::auto::Builder;
 use rustls::ServerConfig;
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
-use s3s::service::S3Service;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -69,7 +71,7 @@ impl S3Listener {
     }
 
     /// Serves until the task is dropped; one task per connection.
-    pub async fn serve(self, service: S3Service) {
+    pub async fn serve(self, service: guard::Guard) {
         loop {
             let (tcp, peer) = match self.listener.accept().await {
                 Ok(c) => c,

@@ -40,10 +40,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hamster_proto::Role;
 use hamster_proto::pb;
+use hamster_proto::pb::blob_client::BlobClient;
 use hamster_proto::shard_id;
 use hamster_proto::transport::Pool;
-use hamster_proto::{Role, free};
 use openraft::ServerState;
 
 use crate::cluster::{Meta, now_ms};
@@ -55,7 +56,8 @@ use crate::state::reads as q;
 mod judge;
 pub use judge::{Judged, judge};
 
-/// Per delete of an orphan shard.
+/// Per delete of an orphan shard. A server that lets one pass keeps the
+/// rest of its deletes for the next round (see [`delete_on`]).
 const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shards per HoldOrphans or ForgetOrphans command.
 const HOLD_BATCH: usize = 1000;
@@ -77,6 +79,50 @@ pub struct Round {
     /// Named shards found missing from their servers, recorded as faults.
     pub missing: usize,
     pub servers_unreachable: usize,
+}
+
+/// What [`delete_on`] did on one server.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Deleted {
+    pub deleted: Vec<String>,
+    /// A call got no answer in time: the server was left for this round.
+    pub stalled: bool,
+}
+
+/// Deletes `ids` on one server in turn, each call within `per_call`. At
+/// the first call with no answer in time the rest wait for the next round,
+/// so a hung server costs a round one deadline, not one per orphan, and
+/// the sweep moves on to the next server. A refused delete is not a hang:
+/// the next id is tried.
+pub async fn delete_on<F, Fut>(ids: Vec<String>, per_call: Duration, mut delete: F) -> Deleted
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let mut out = Deleted::default();
+    for id in ids {
+        match tokio::time::timeout(per_call, delete(id.clone())).await {
+            Ok(Ok(())) => out.deleted.push(id),
+            Ok(Err(e)) => tracing::debug!(shard = %id, error = %e, "sweep: delete refused"),
+            Err(_) => {
+                tracing::warn!(shard = %id, timeout = ?per_call,
+                    "sweep: no answer to a delete; leaving this server until the next round");
+                out.stalled = true;
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// One DeleteShard call (no deadline of its own: [`delete_on`] sets it).
+async fn delete_shard(pool: &Pool, address: &str, shard_id: String) -> Result<(), String> {
+    let ch = pool.channel(address).map_err(|e| e.to_string())?;
+    BlobClient::new(ch)
+        .delete_shard(pb::DeleteShardRequest { shard_id })
+        .await
+        .map(|_| ())
+        .map_err(|s| s.message().to_string())
 }
 
 /// The shards `named` on a server (read after its listing) that were
@@ -175,20 +221,15 @@ impl Sweep {
             round.missing += self.record_missing(&s, &entries, before).await;
             let held = held.remove(&s.id).unwrap_or_default();
             let j = judge(&entries, &named, before, hold.as_ref(), &held);
-            let orphans = j
-                .delete
-                .into_iter()
-                .map(|id| (s.address.clone(), id))
-                .collect();
-            round.deleted += free::delete_shards(pool, orphans, DELETE_TIMEOUT).await;
-            // One at a time: only the row of a shard deleted is dropped.
+            let call = |id| delete_shard(pool, &s.address, id);
+            let orphans = delete_on(j.delete, DELETE_TIMEOUT, call).await;
+            round.deleted += orphans.deleted.len();
+            // Only the row of a shard deleted is dropped.
             let mut forget = j.forget;
-            for id in j.delete_released {
-                let one = vec![(s.address.clone(), id.clone())];
-                if free::delete_shards(pool, one, DELETE_TIMEOUT).await == 1 {
-                    round.deleted += 1;
-                    forget.push(id);
-                }
+            if !orphans.stalled {
+                let released = delete_on(j.delete_released, DELETE_TIMEOUT, call).await;
+                round.deleted += released.deleted.len();
+                forget.extend(released.deleted);
             }
             round.held += self.hold(&s.id, j.hold).await;
             round.forgotten += self.forget(&s.id, forget).await;
@@ -284,6 +325,46 @@ mod tests {
 
     fn id(created_ms: i64, index: usize) -> String {
         shard_id::shard(&shard_id::new_object(created_ms), index)
+    }
+
+    #[tokio::test]
+    async fn a_hung_server_costs_one_deadline_and_the_rest_wait() {
+        let ids: Vec<String> = (0..1000).map(|i| format!("s{i}")).collect();
+        let calls = std::cell::Cell::new(0);
+        let per_call = Duration::from_millis(100);
+        let t0 = tokio::time::Instant::now();
+        // Answers the first two, then never again (a hung blob-server).
+        let d = delete_on(ids, per_call, |_| {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n > 2 {
+                    std::future::pending::<()>().await;
+                }
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(d.deleted, ["s0", "s1"]);
+        assert!(d.stalled);
+        assert_eq!(calls.get(), 3, "no call after the one that hung");
+        // Generous: one deadline per orphan would be 100 s.
+        assert!(t0.elapsed() < Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn a_refused_delete_is_not_a_hang() {
+        let ids: Vec<String> = (0..4).map(|i| format!("s{i}")).collect();
+        let d = delete_on(ids, DELETE_TIMEOUT, |id| async move {
+            if id == "s1" {
+                Err("refused".to_string())
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(d.deleted, ["s0", "s2", "s3"]);
+        assert!(!d.stalled);
     }
 
     #[test]

@@ -198,3 +198,54 @@ async fn a_snapshot_carries_the_blob_server_lifecycle() {
         vec!["hamster://blob/blob-3"]
     );
 }
+
+/// The state DB, its WAL, the Raft log, snapshots (built and installed),
+/// backup copies and files from before this rule: all 0600 (issue 20).
+#[tokio::test]
+async fn every_file_the_meta_server_writes_in_its_data_dir_is_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    // A DB file from before the rule, 0644: narrowed at open.
+    let old = dir.path().join("state.db");
+    std::fs::write(&old, b"").expect("old db");
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let db = StateDb::open(dir.path()).await.expect("open");
+    let log = hamster_meta::raft::log_store::LogStore::open(&dir.path().join("raft-log.db"))
+        .await
+        .expect("log");
+    let mut sm = StateMachine::new(db.clone());
+    sm.apply(vec![entry(1, "bucket-a")]).await.expect("apply");
+    let snap = snapshot(&mut sm).await;
+    sm.install_snapshot(&snap.meta, snap.snapshot)
+        .await
+        .expect("install");
+    sm.apply(vec![entry(2, "bucket-b")]).await.expect("apply");
+    let out = dir.path().join("backup.hbk");
+    hamster_meta::backup::take::write_file(&db, 1, &out)
+        .await
+        .expect("backup");
+    let mut seen = Vec::new();
+    for e in std::fs::read_dir(dir.path()).expect("list") {
+        let e = e.expect("entry");
+        let mode = e.metadata().expect("stat").permissions().mode() & 0o777;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().expect("type").is_file() {
+            assert_eq!(mode, 0o600, "{name} is {mode:o}");
+        }
+        seen.push(name);
+    }
+    seen.sort();
+    for expected in [
+        "state.db",
+        "state.db-wal",
+        "raft-log.db",
+        "snapshot.json",
+        "backup.hbk",
+    ] {
+        assert!(
+            seen.iter().any(|n| n == expected),
+            "{expected} not in {seen:?}"
+        );
+    }
+    drop(log);
+}

@@ -52,6 +52,7 @@ pub mod blobs;
 pub mod clients;
 pub mod dev;
 pub mod durability;
+pub mod limits;
 pub mod load;
 pub mod lock;
 pub mod meta;

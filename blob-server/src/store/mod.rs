@@ -6,14 +6,15 @@
 //! - [`walk`]: listings (whole or an error), the scrub's walk, expiry
 //!   of quarantined copies.
 //! - [`count`]: live shards and bytes, exact, for the heartbeat.
+//! - [`tmp`]: temp files of writes in progress, and their cleaner.
 //! - this module: where shards live, durable writes, verified reads.
 //!
 //! Layout under the data dir: `shards/AB/CD/ID` (AB, CD: the first bytes of
 //! SHA-256(ID), to spread files over directories), `tmp/` for writes in
-//! progress, emptied at start-up, and `quarantine/ID` for shards found
-//! corrupt: moved aside, never served or listed, removed by a delete. A
-//! write is acknowledged only after the file is fsynced, linked into place
-//! and its directory fsynced.
+//! progress (emptied at start-up, orphans cleaned every 30 s), and
+//! `quarantine/ID` for shards found corrupt: moved aside, never served or
+//! listed, removed by a delete. A write is acknowledged only after the file
+//! is fsynced, linked into place and its directory fsynced.
 //!
 //! A shard id is written once (invariant 10): a write to an id that exists,
 //! or whose copy is in quarantine, is refused, so no writer (a gateway, a
@@ -23,6 +24,7 @@
 
 pub mod count;
 pub mod format;
+mod tmp;
 pub mod verify;
 pub mod walk;
 
@@ -35,6 +37,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use count::Counts;
 use format::{BlockWriter, CRC_LEN, FormatError, HEADER_LEN, Header};
+use tmp::{LiveTemps, TempFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -99,6 +102,8 @@ pub struct Store {
     root: PathBuf,
     /// Shared by every clone: one count per store.
     counts: Arc<Counts>,
+    /// The temp files of writes in progress (the cleaner leaves them).
+    live: Arc<LiveTemps>,
 }
 
 /// Whether anything is at `path`.
@@ -142,6 +147,7 @@ impl Store {
         let store = Self {
             root: root.to_path_buf(),
             counts: Arc::new(Counts::new()),
+            live: Arc::default(),
         };
         store.recount().await?;
         Ok(store)
@@ -181,8 +187,8 @@ impl Store {
             return Err(StoreError::Exists(id.into()));
         }
         let nonce: u64 = rand::random();
-        let tmp = TempFile(self.root.join("tmp").join(format!("{id}.{nonce:016x}")));
-        let mut file = tokio::fs::File::create(&tmp.0)
+        let tmp = TempFile::register(self, format!("{id}.{nonce:016x}"));
+        let mut file = tokio::fs::File::create(&tmp.path)
             .await
             .map_err(io("creating a temp file"))?;
         // Room for the header, written last when the lengths are known.
@@ -359,21 +365,6 @@ async fn remove(path: &Path, id: &str) -> Result<bool, StoreError> {
     }
 }
 
-/// A file in tmp/, removed when dropped: committed, the shard lives on
-/// under its own name; not, it was never acknowledged. A crash leaves it
-/// to the next start-up, which empties tmp/.
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_file(&self.0)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(file = %self.0.display(), error = %e, "could not remove a temp file");
-        }
-    }
-}
-
 /// A shard being written; dropped without commit, nothing remains.
 pub struct ShardWrite {
     id: String,
@@ -445,7 +436,7 @@ impl ShardWrite {
         // of one id cannot both land, whatever passed `create`'s check.
         {
             let _counted = self.counts.enter(self.stripe).await;
-            match tokio::fs::hard_link(&self.tmp.0, &self.dest).await {
+            match tokio::fs::hard_link(&self.tmp.path, &self.dest).await {
                 Ok(()) => self.counts.added(self.stripe, header.file_len()),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     return Err(StoreError::Exists(self.id));

@@ -72,6 +72,16 @@ pub const RECHECK_EVERY: Duration = Duration::from_secs(1);
 /// At most this many refused buckets are remembered per key.
 const REFUSED_MAX: usize = 64;
 
+/// How long an id the meta tier did not know (or knew disabled) is
+/// refused without asking again: random ids repeated by a scanner cost
+/// one quorum read per id per `UNKNOWN_TTL`, not one per request. A key
+/// created just after a refused try works once this has passed.
+pub const UNKNOWN_TTL: Duration = Duration::from_secs(5);
+
+/// At most this many unknown ids are remembered (a flood of distinct
+/// ids must not grow memory without bound).
+const UNKNOWN_MAX: usize = 10_000;
+
 struct Entry {
     key: Arc<KeyInfo>,
     /// When `key` was looked up.
@@ -83,9 +93,10 @@ struct Entry {
     refused: HashMap<String, Instant>,
 }
 
-/// Entries younger than `TTL`, by access key id.
+/// Entries younger than `TTL`, by access key id; and ids found unknown,
+/// with when.
 #[derive(Default)]
-struct Cache(HashMap<String, Entry>);
+struct Cache(HashMap<String, Entry>, HashMap<String, Instant>);
 
 fn within(since: Instant, now: Instant, span: Duration) -> bool {
     now.saturating_duration_since(since) < span
@@ -100,6 +111,7 @@ impl Cache {
     /// Stores a lookup; what refusals remembered stays (it expires alone).
     fn put(&mut self, id: String, key: Arc<KeyInfo>, now: Instant) {
         self.0.retain(|_, e| within(e.at, now, TTL));
+        self.1.remove(&id);
         match self.0.get_mut(&id) {
             Some(e) => {
                 e.key = key;
@@ -128,6 +140,21 @@ impl Cache {
         }
         e.rechecked = Some(now);
         true
+    }
+
+    fn known_unknown(&self, id: &str, now: Instant) -> bool {
+        self.1.get(id).is_some_and(|t| within(*t, now, UNKNOWN_TTL))
+    }
+
+    /// Remembers that the meta tier did not know `id` (or knew it disabled).
+    fn put_unknown(&mut self, id: &str, now: Instant) {
+        self.0.remove(id);
+        if self.1.len() >= UNKNOWN_MAX {
+            self.1.retain(|_, t| within(*t, now, UNKNOWN_TTL));
+        }
+        if self.1.len() < UNKNOWN_MAX {
+            self.1.insert(id.to_string(), now);
+        }
     }
 
     fn refused_recently(&self, id: &str, bucket: &str, now: Instant) -> bool {
@@ -221,8 +248,16 @@ impl Keys {
     }
 
     /// The key as the meta tier has it now (the cache is updated).
-    /// Unknown or disabled: InvalidAccessKeyId.
+    /// Unknown or disabled: InvalidAccessKeyId, remembered for
+    /// `UNKNOWN_TTL` (no lookup meanwhile).
     pub async fn refresh(&self, id: &str) -> S3Result<Arc<KeyInfo>> {
+        if self
+            .cache
+            .lock()
+            .is_ok_and(|c| c.known_unknown(id, Instant::now()))
+        {
+            return Err(s3_error!(InvalidAccessKeyId));
+        }
         let found = crate::meta_call!(
             self.meta,
             lookup_access_key,
@@ -233,10 +268,8 @@ impl Keys {
         .await;
         let key = match found {
             Ok(k) if k.enabled => k,
-            Ok(_) => return Err(s3_error!(InvalidAccessKeyId)),
-            Err(e) if e.code() == Some(ErrorCode::NoSuchAccessKey) => {
-                return Err(s3_error!(InvalidAccessKeyId));
-            }
+            Ok(_) => return Err(self.unknown(id)),
+            Err(e) if e.code() == Some(ErrorCode::NoSuchAccessKey) => return Err(self.unknown(id)),
             Err(e) => return Err(e.into()),
         };
         let secret = self.open(&key)?;
@@ -245,6 +278,14 @@ impl Keys {
             cache.put(id.to_string(), info.clone(), Instant::now());
         }
         Ok(info)
+    }
+
+    /// InvalidAccessKeyId, remembered for `UNKNOWN_TTL`.
+    fn unknown(&self, id: &str) -> s3s::S3Error {
+        if let Ok(mut c) = self.cache.lock() {
+            c.put_unknown(id, Instant::now());
+        }
+        s3_error!(InvalidAccessKeyId)
     }
 
     /// The key's secret, unsealed by the master key it names.
@@ -291,6 +332,9 @@ impl S3Auth for Auth {
         Ok(self.keys.get(access_key).await?.secret.clone())
     }
 }
+
+#[cfg(test)]
+mod unknown;
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::conditions::Conditions;
-use super::fields::{check_key, stored_headers, timestamp, version_header};
+use super::fields::{check_key, check_metadata, stored_headers, timestamp, version_header};
 use super::get::{object_body, resolve};
 use super::ingest::{Declared, ingest};
 
@@ -75,6 +75,9 @@ pub async fn copy(
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    if replace {
+        check_metadata(&i.metadata)?;
+    }
     if let CopySource::Bucket {
         bucket,
         key,

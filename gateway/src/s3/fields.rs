@@ -1,12 +1,12 @@
 //! What several S3 topics answer or check alike: timestamps, the
-//! x-amz-version-id header, the key length limit, the headers a
+//! x-amz-version-id header, the key and user metadata limits, the headers a
 //! version stores for GET to give back, and a bucket's Owner.
 
 use std::collections::HashMap;
 
 use hamster_proto::access::display_name;
 use hamster_proto::pb;
-use s3s::dto::{Initiator, Owner, Timestamp, TimestampFormat};
+use s3s::dto::{Initiator, Metadata, Owner, Timestamp, TimestampFormat};
 use s3s::{S3Result, s3_error};
 
 /// Unix milliseconds as an S3 timestamp.
@@ -30,6 +30,26 @@ pub const MAX_KEY_LEN: usize = 1024;
 pub fn check_key(key: &str) -> S3Result<()> {
     if key.len() > MAX_KEY_LEN {
         return Err(s3_error!(KeyTooLongError, "keys are at most 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// S3's limit on user metadata: the bytes of every x-amz-meta- name
+/// (without the prefix) and value, summed, as AWS counts them. Above it
+/// a version would carry up to the 8 KB header limit through Raft.
+pub const MAX_USER_METADATA: usize = 2048;
+
+/// MetadataTooLarge for user metadata S3 would refuse; checked before
+/// the body is read.
+pub fn check_metadata(metadata: &Option<Metadata>) -> S3Result<()> {
+    let size = metadata.iter().flatten().fold(0usize, |n, (k, v)| {
+        n.saturating_add(k.len()).saturating_add(v.len())
+    });
+    if size > MAX_USER_METADATA {
+        return Err(s3_error!(
+            MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size of {MAX_USER_METADATA} bytes"
+        ));
     }
     Ok(())
 }

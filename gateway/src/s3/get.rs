@@ -241,6 +241,24 @@ pub async fn head(
     }))
 }
 
+/// The bytes a Range header asks for, and its Content-Range (None: the
+/// whole object, answered 200). A suffix range on an empty object
+/// (`bytes=-N`, N > 0) is the one range RFC 9110 §14.1.1 finds satisfiable
+/// there, and AWS answers it 200 with the empty body (readers of file
+/// tails, e.g. Trino and arrow's object_store, rely on it). s3s resolves
+/// it to `0..0`, whose Content-Range would underflow `end - 1`. Any other
+/// range on an empty object is 416 InvalidRange (s3s's check, as AWS).
+fn satisfiable(r: &s3s::dto::Range, size: u64) -> S3Result<(Range<u64>, Option<String>)> {
+    let range = r
+        .check(size)
+        .map_err(|_| s3_error!(InvalidRange, "the range is outside the object"))?;
+    if range.is_empty() {
+        return Ok((range, None));
+    }
+    let cr = format!("bytes {}-{}/{}", range.start, range.end - 1, size);
+    Ok((range, Some(cr)))
+}
+
 pub async fn get(
     gw: &Gateway,
     req: S3Request<GetObjectInput>,
@@ -256,13 +274,7 @@ pub async fn get(
     .check_read(&v.etag, v.created_at_ms)?;
     let (range, content_range) = match &i.range {
         None => (0..v.size, None),
-        Some(r) => {
-            let range = r
-                .check(v.size)
-                .map_err(|_| s3_error!(InvalidRange, "the range is outside the object"))?;
-            let cr = format!("bytes {}-{}/{}", range.start, range.end - 1, v.size);
-            (range, Some(cr))
-        }
+        Some(r) => satisfiable(r, v.size)?,
     };
     let body = StreamingBlob::wrap(object_body(gw, &v, range.clone()).await?);
     let d = describe(&v);
@@ -286,4 +298,70 @@ pub async fn get(
         object_lock_legal_hold_status: d.lock.legal_hold,
         ..Default::default()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::satisfiable;
+    use s3s::S3ErrorCode;
+    use s3s::dto::Range;
+
+    #[test]
+    fn a_suffix_range_on_an_empty_object_is_the_whole_empty_object_not_an_underflow() {
+        let (r, cr) = satisfiable(&Range::Suffix { length: 1 }, 0).expect("satisfiable");
+        assert_eq!((r, cr), (0..0, None), "200, empty body, as AWS");
+        // Every other range on an empty object, and bytes=-0: 416.
+        for r in [
+            Range::Int {
+                first: 0,
+                last: None,
+            },
+            Range::Int {
+                first: 0,
+                last: Some(0),
+            },
+            Range::Suffix { length: 0 },
+        ] {
+            let e = satisfiable(&r, 0).expect_err("unsatisfiable");
+            assert_eq!(*e.code(), S3ErrorCode::InvalidRange);
+            assert_eq!(e.status_code().map(|s| s.as_u16()), Some(416));
+        }
+    }
+
+    #[test]
+    fn satisfiable_ranges_keep_their_content_range() {
+        let cases = [
+            (Range::Suffix { length: 1 }, 4..5, "bytes 4-4/5"),
+            (Range::Suffix { length: 9 }, 0..5, "bytes 0-4/5"),
+            (
+                Range::Int {
+                    first: 1,
+                    last: Some(2),
+                },
+                1..3,
+                "bytes 1-2/5",
+            ),
+            (
+                Range::Int {
+                    first: 3,
+                    last: None,
+                },
+                3..5,
+                "bytes 3-4/5",
+            ),
+        ];
+        for (asked, range, cr) in cases {
+            let got = satisfiable(&asked, 5).expect("satisfiable");
+            assert_eq!(got, (range, Some(cr.to_string())));
+        }
+        let e = satisfiable(
+            &Range::Int {
+                first: 5,
+                last: None,
+            },
+            5,
+        )
+        .expect_err("past the end");
+        assert_eq!(*e.code(), S3ErrorCode::InvalidRange);
+    }
 }

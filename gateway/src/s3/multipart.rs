@@ -10,7 +10,9 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::copy::{copy_source_body, source_range};
-use super::fields::{check_key, initiator, owner, stored_headers, timestamp, version_header};
+use super::fields::{
+    check_key, check_metadata, initiator, owner, stored_headers, timestamp, version_header,
+};
 use super::ingest::{Declared, declared, ingest};
 use crate::meta_call;
 
@@ -24,6 +26,7 @@ pub async fn create(
     let by = super::access::key_id(&req);
     let i = req.input;
     check_key(&i.key)?;
+    check_metadata(&i.metadata)?;
     let mut template = pb::ObjectVersion {
         bucket: i.bucket.clone(),
         key: i.key.clone(),

@@ -6,7 +6,7 @@ use hamster_proto::pb;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
-use super::fields::{check_key, stored_headers, version_header};
+use super::fields::{check_key, check_metadata, stored_headers, version_header};
 use super::ingest::{declared, ingest};
 use super::{Gateway, lock};
 
@@ -21,6 +21,7 @@ pub async fn put(
         ..
     } = req;
     check_key(&input.key)?;
+    check_metadata(&input.metadata)?;
     let mut template = pb::ObjectVersion {
         bucket: input.bucket.clone(),
         key: input.key.clone(),

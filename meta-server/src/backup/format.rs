@@ -232,7 +232,7 @@ pub async fn verify_into(path: &Path, db_out: &Path) -> Result<BackupHeader, Bac
     let result = async {
         let (from, to) = (path.to_path_buf(), db_out.to_path_buf());
         let header = tokio::task::spawn_blocking(move || {
-            let mut out = File::create(&to)?;
+            let mut out = crate::raft::private::create(&to)?;
             let header = scan(&from, Some(&mut out))?;
             out.sync_all()?;
             Ok::<_, BackupError>(header)

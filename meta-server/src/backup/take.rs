@@ -273,7 +273,7 @@ pub async fn write_file(
 ) -> Result<BackupHeader, BackupError> {
     let copy = copy(db, source_raft_id).await?;
     let header = copy.header.clone();
-    let mut f = tokio::fs::File::create(out).await?;
+    let mut f = tokio::fs::File::from_std(crate::raft::private::create(out)?);
     let mut stream = std::pin::pin!(chunks(copy));
     while let Some(chunk) = stream.next().await {
         f.write_all(&chunk?).await?;

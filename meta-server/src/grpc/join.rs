@@ -1,16 +1,23 @@
 //! The `Join` service (ADR 0015), on the --join-listen port: TLS that
 //! authenticates this server only, since a joiner has no certificate yet.
-//! `Trust` hands out the public trust bundle; `Join` spends one use of a
-//! token through Raft (checked at apply, at the command's time), then has
-//! the joiner's CSR signed by the issuing CA (`crate::ca::Issuer`).
+//! `Trust` hands out the public trust bundle; `Join` checks a token on a
+//! linearizable read, and only a token that passes is spent through Raft
+//! (checked again at apply, at the command's time: that decides races on
+//! its uses), then has the joiner's CSR signed by the issuing CA
+//! (`crate::ca::Issuer`). Both calls are rate-limited per source address,
+//! so a flood of forged tokens costs neither log entries nor many reads.
 
-use std::net::SocketAddr;
+mod limit;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
+use hamster_proto::PeerIdentity;
 use hamster_proto::join::JoinToken;
 use hamster_proto::pb;
-use hamster_proto::{PeerIdentity, Role};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -18,11 +25,17 @@ use tonic::{Request, Response, Status};
 
 use super::errors::{ServiceError, unexpected};
 use crate::ca::Issuer;
-use crate::cluster::Meta;
+use crate::cluster::{Meta, now_ms};
 use crate::state::ca_rotation;
 use crate::state::commands::{MetaError, Op, Response as R};
-use crate::state::model::Lifecycle;
+use crate::state::model::{Lifecycle, Role as ModelRole};
 use crate::state::reads as q;
+use crate::state::registry::check_join_token;
+use limit::Limiter;
+
+/// The address a join-port call came from (set per connection by [`serve`]).
+#[derive(Clone, Copy, Debug)]
+struct Source(SocketAddr);
 
 pub struct JoinService {
     meta: Arc<Meta>,
@@ -31,6 +44,7 @@ pub struct JoinService {
     /// The trust bundle file this node serves with before the meta tier
     /// has recorded one (public).
     trust_file: PathBuf,
+    limiter: Limiter,
 }
 
 impl JoinService {
@@ -39,7 +53,22 @@ impl JoinService {
             meta,
             issuer,
             trust_file,
+            limiter: Limiter::default(),
         }
+    }
+
+    /// Spends one call of the caller's allowance; refuses past it.
+    fn admit<T>(&self, req: &Request<T>) -> Result<Option<SocketAddr>, ServiceError> {
+        let remote = req.extensions().get::<Source>().map(|s| s.0);
+        // Only `serve` calls this service, and it always sets the source.
+        let ip = remote.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        if !self.limiter.allow(ip, Instant::now()) {
+            tracing::debug!(?remote, "join port: rate limit");
+            return Err(ServiceError::Unavailable(
+                "too many join-port calls from this address; retry in a few seconds".into(),
+            ));
+        }
+        Ok(remote)
     }
 
     /// The published bundle; this node's trust file until there is one.
@@ -60,8 +89,9 @@ impl JoinService {
 impl pb::join_server::Join for JoinService {
     async fn trust(
         &self,
-        _req: Request<pb::TrustRequest>,
+        req: Request<pb::TrustRequest>,
     ) -> Result<Response<pb::TrustResponse>, Status> {
+        self.admit(&req)?;
         Ok(Response::new(pb::TrustResponse {
             trust_pem: self.trust_pem().await?,
         }))
@@ -71,41 +101,53 @@ impl pb::join_server::Join for JoinService {
         &self,
         req: Request<pb::JoinRequest>,
     ) -> Result<Response<pb::JoinResponse>, Status> {
-        let remote = req.remote_addr();
+        let remote = self.admit(&req)?;
         let r = req.into_inner();
         let token = JoinToken::parse(&r.token)
             .map_err(|_| ServiceError::AccessDenied("malformed join token".into()))?;
         let identity = PeerIdentity::new(token.role, &r.node_id)
             .map_err(|e| ServiceError::InvalidArgument(format!("node id: {e}")))?;
-        if token.role == Role::Blob {
-            // An id already registered belongs to a running blob-server;
-            // a removed one's is refused for good (its certificate is
-            // revoked, and a new one would un-revoke nothing).
-            let id = r.node_id.clone();
-            let known = self
-                .meta
-                .read(async |c| q::blob_lifecycle(c, &id).await)
-                .await?;
-            match known {
-                None => {}
-                Some(Lifecycle::Removed) => {
-                    tracing::warn!(?remote, node_id = %r.node_id,
-                        "join refused: a removed blob-server's id (join under a new --node-id)");
-                    return Err(MetaError::BlobServerRemoved(r.node_id).into());
-                }
-                Some(_) => {
-                    return Err(ServiceError::NodeExists(format!(
-                        "blob id {} is taken",
-                        r.node_id
-                    ))
-                    .into());
-                }
+        let role: ModelRole = token.role.into();
+        let secret_hash = token.secret_hash();
+        // The token first, on a read: a forged one is refused before
+        // anything is proposed, and learns nothing about node ids.
+        let (id, node_id) = (token.id.clone(), r.node_id.clone());
+        let (stored, known) = self
+            .meta
+            .read(async |c| {
+                let t = q::join_token(c, &id).await?;
+                let known = match role {
+                    ModelRole::Blob => q::blob_lifecycle(c, &node_id).await?,
+                    _ => None,
+                };
+                Ok((t, known))
+            })
+            .await?;
+        if let Err(e) = check_join_token(stored.as_ref(), now_ms(), &token.id, &secret_hash, role) {
+            tracing::warn!(?remote, token = %token.id, node_id = %r.node_id, reason = %e, "join refused");
+            // An unknown, spent, expired or wrong token: AccessDenied.
+            return Err(e.into());
+        }
+        // An id already registered belongs to a running blob-server; a
+        // removed one's is refused for good (its certificate is revoked,
+        // and a new one would un-revoke nothing).
+        match known {
+            None => {}
+            Some(Lifecycle::Removed) => {
+                tracing::warn!(?remote, node_id = %r.node_id,
+                    "join refused: a removed blob-server's id (join under a new --node-id)");
+                return Err(MetaError::BlobServerRemoved(r.node_id).into());
+            }
+            Some(_) => {
+                return Err(
+                    ServiceError::NodeExists(format!("blob id {} is taken", r.node_id)).into(),
+                );
             }
         }
         let op = Op::UseJoinToken {
             id: token.id.clone(),
-            secret_hash: token.secret_hash(),
-            role: token.role.into(),
+            secret_hash,
+            role,
         };
         match self.meta.write(op).await? {
             R::Ok => {}
@@ -155,6 +197,10 @@ pub async fn serve(
                         return;
                     }
                 };
+                let routes = WithSource {
+                    inner: routes,
+                    source: Source(remote),
+                };
                 let svc = hyper_util::service::TowerToHyperService::new(routes);
                 if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tls), svc)
@@ -166,4 +212,29 @@ pub async fn serve(
         }
     });
     Ok(local)
+}
+
+/// Tags each request of a connection with the address it came from.
+#[derive(Clone)]
+struct WithSource<S> {
+    inner: S,
+    source: Source,
+}
+
+impl<S, B> tonic::codegen::Service<tonic::codegen::http::Request<B>> for WithSource<S>
+where
+    S: tonic::codegen::Service<tonic::codegen::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: tonic::codegen::http::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.source);
+        self.inner.call(req)
+    }
 }

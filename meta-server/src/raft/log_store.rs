@@ -68,6 +68,7 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError {
 
 /// Opens a SQLite file in WAL mode with full fsync on commit.
 pub async fn open_pool(path: &Path, max_connections: u32) -> Result<SqlitePool, sqlx::Error> {
+    super::private::prepare_db(path)?;
     let opts = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)

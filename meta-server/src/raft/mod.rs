@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod log_store;
 pub mod network;
+pub mod private;
 pub mod service;
 pub mod state_machine;
 

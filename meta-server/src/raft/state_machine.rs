@@ -146,6 +146,8 @@ fn remove_temp_copies(dir: &Path) -> std::io::Result<()> {
 /// `VACUUM INTO dest` on `conn`: a consistent copy of its DB in one read
 /// transaction. `dest` must not exist.
 pub async fn vacuum(conn: &mut sqlx::SqliteConnection, dest: &Path) -> Result<(), sqlx::Error> {
+    // Made 0600 first: SQLite would create it 0644.
+    super::private::prepare_db(dest)?;
     sqlx::query("VACUUM INTO ?")
         .bind(dest.to_string_lossy().to_string())
         .execute(conn)
@@ -309,7 +311,7 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
 pub(crate) fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("writing");
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = super::private::create(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;

@@ -34,6 +34,9 @@ use crate::state::reads as q;
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long listing one server's shards may take.
 const LIST_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a listing may go without a word (the answer, then each entry):
+/// a hung server is given up on in this, not in [`LIST_TIMEOUT`].
+pub const LIST_IDLE: Duration = Duration::from_secs(30);
 /// A server not heard from for this long is not asked (blob-servers
 /// heartbeat every 10 s by default).
 const SILENT_MS: i64 = 30_000;
@@ -165,23 +168,41 @@ pub async fn list_shards(
     // A fresh connection: a pooled one may be near its maximum age, and
     // the server closes it 30 s after that, in-flight calls included.
     let ch = transport::channel(address, pool.tls(), &[Role::Blob]).map_err(|e| e.to_string())?;
+    let silent = || tonic::Status::deadline_exceeded(format!("silent for {LIST_IDLE:?}"));
     let list = async {
-        let mut stream = BlobClient::new(ch)
-            .list_shards(pb::ListShardsRequest {
-                modified_before_ms: before_ms,
-            })
-            .await?
+        let mut client = BlobClient::new(ch);
+        let call = client.list_shards(pb::ListShardsRequest {
+            modified_before_ms: before_ms,
+        });
+        let stream = tokio::time::timeout(LIST_IDLE, call)
+            .await
+            .map_err(|_| silent())??
             .into_inner();
-        let mut out = Vec::new();
-        while let Some(e) = stream.message().await? {
-            out.push(e);
-        }
-        Ok::<_, tonic::Status>(out)
+        collect_within(stream, LIST_IDLE).await
     };
     match tokio::time::timeout(LIST_TIMEOUT, list).await {
         Ok(Ok(entries)) => Ok(entries),
         Ok(Err(s)) => Err(s.message().to_string()),
         Err(_) => Err(format!("no whole list within {LIST_TIMEOUT:?}")),
+    }
+}
+
+/// Every item of `stream`, each within `idle` of the one before.
+async fn collect_within<T>(
+    mut stream: impl futures::Stream<Item = Result<T, tonic::Status>> + Unpin,
+    idle: Duration,
+) -> Result<Vec<T>, tonic::Status> {
+    use futures::StreamExt;
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(item)) => out.push(item?),
+            Ok(None) => return Ok(out),
+            Err(_) => {
+                let msg = format!("silent for {idle:?}");
+                return Err(tonic::Status::deadline_exceeded(msg));
+            }
+        }
     }
 }
 
@@ -241,5 +262,29 @@ async fn status(pool: &Pool, address: &str) -> Result<pb::ScrubResponse, String>
         Ok(Ok(r)) => Ok(r.into_inner()),
         Ok(Err(s)) => Err(s.message().to_string()),
         Err(_) => Err(format!("no answer within {CALL_TIMEOUT:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use futures::StreamExt;
+
+    #[tokio::test]
+    async fn a_listing_that_goes_silent_is_given_up_on_after_the_idle_deadline() {
+        // Two entries, then nothing, never ended (a hung blob-server).
+        let entries = futures::stream::iter([Ok(1), Ok(2)]);
+        let hung = entries.chain(futures::stream::pending());
+        let idle = Duration::from_millis(100);
+        let t0 = tokio::time::Instant::now();
+        let e = collect_within(Box::pin(hung), idle)
+            .await
+            .expect_err("silent");
+        assert_eq!(e.code(), tonic::Code::DeadlineExceeded);
+        // Generous: only a wait for the whole list would come near it.
+        assert!(t0.elapsed() < Duration::from_secs(60));
+        let whole = futures::stream::iter([Ok(1), Ok(2)]);
+        assert_eq!(collect_within(whole, idle).await.expect("list"), [1, 2]);
     }
 }

@@ -69,11 +69,28 @@ pub async fn use_join_token(
     secret_hash: &str,
     role: Role,
 ) -> Outcome {
-    let Some(t) = reads::join_token(c, id).await? else {
-        return reject(MetaError::AccessDenied("unknown join token".into()));
+    let t = reads::join_token(c, id).await?;
+    check_join_token(t.as_ref(), at, id, secret_hash, role)?;
+    writes::spend_join_token(c, id).await?;
+    Ok(Response::Ok)
+}
+
+/// Whether token `id` (stored as `t`) may be spent at `at` by a caller
+/// holding a secret hashing to `secret_hash`, for `role`. The join port
+/// runs it on a read before proposing (a forged token costs no log entry)
+/// and apply runs it again (that run decides races on the use count).
+pub fn check_join_token(
+    t: Option<&JoinToken>,
+    at: i64,
+    id: &str,
+    secret_hash: &str,
+    role: Role,
+) -> Result<(), MetaError> {
+    let Some(t) = t else {
+        return Err(MetaError::AccessDenied("unknown join token".into()));
     };
-    let refuse = |why: &str| reject(MetaError::AccessDenied(format!("join token {id}: {why}")));
-    if t.secret_hash != secret_hash {
+    let refuse = |why: &str| Err(MetaError::AccessDenied(format!("join token {id}: {why}")));
+    if !same_secret(&t.secret_hash, secret_hash) {
         return refuse("wrong secret");
     }
     if t.role != role {
@@ -85,8 +102,18 @@ pub async fn use_join_token(
     if t.uses_left == 0 {
         return refuse("used up");
     }
-    writes::spend_join_token(c, id).await?;
-    Ok(Response::Ok)
+    Ok(())
+}
+
+/// Compares two secret hashes in time that does not depend on where they
+/// differ (their length is public: hex SHA-256).
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 pub async fn register_blob(c: &mut SqliteConnection, at: i64, s: &BlobServer) -> Outcome {
@@ -104,4 +131,52 @@ pub async fn blob_heartbeat(c: &mut SqliteConnection, hb: &Heartbeat) -> Outcome
         return reject(MetaError::NoSuchBlobServer(hb.id.clone()));
     }
     Ok(Response::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(uses_left: u32) -> JoinToken {
+        JoinToken {
+            id: "ab".into(),
+            role: Role::Blob,
+            secret_hash: "f0".repeat(32),
+            uses_left,
+            expires_at_ms: 1_000,
+            created_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_join_token_is_checked_secret_role_expiry_and_uses() {
+        let good = "f0".repeat(32);
+        let t = token(1);
+        let why = |r: Result<(), MetaError>| r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(check_join_token(Some(&t), 999, "ab", &good, Role::Blob).is_ok());
+        assert!(why(check_join_token(None, 0, "ab", &good, Role::Blob)).contains("unknown"));
+        let wrong = "f1".repeat(32);
+        assert!(
+            why(check_join_token(Some(&t), 0, "ab", &wrong, Role::Blob)).contains("wrong secret")
+        );
+        assert!(
+            why(check_join_token(Some(&t), 0, "ab", "f0", Role::Blob)).contains("wrong secret")
+        );
+        assert!(
+            why(check_join_token(Some(&t), 0, "ab", &good, Role::Gateway)).contains("another role")
+        );
+        assert!(
+            why(check_join_token(Some(&t), 1_000, "ab", &good, Role::Blob)).contains("expired")
+        );
+        assert!(
+            why(check_join_token(
+                Some(&token(0)),
+                0,
+                "ab",
+                &good,
+                Role::Blob
+            ))
+            .contains("used up")
+        );
+    }
 }

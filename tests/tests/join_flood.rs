@@ -1,0 +1,156 @@
+//! A flood of forged join tokens (issue 20, item 7): the join port checks
+//! a token on a read before proposing anything and limits calls per
+//! source, so 5,000 forged tokens — real ids with wrong secrets, a real
+//! token offered for the wrong role, unknown ids — add nothing to the Raft
+//! log, and a valid token still joins afterwards.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hamster_proto::join::JoinToken;
+use hamster_proto::pb::{self, join_client::JoinClient};
+use hamster_proto::pki::{ExtraNames, generate_csr};
+use hamster_proto::tls::unverified_client_config;
+use hamster_proto::transport::channel_with;
+use hamster_proto::{ErrorCode, PeerIdentity, Role};
+use hamster_tests::{Cluster, Kind, Node, free_port};
+
+const FORGED: usize = 5_000;
+const WORKERS: usize = 50;
+
+fn token(c: &Cluster, role: &str, uses: u32) -> PathBuf {
+    let out = c.root().join(format!("{role}.token"));
+    let mut args = vec![
+        "token".to_string(),
+        "create".into(),
+        "--role".into(),
+        role.into(),
+        "--uses".into(),
+        uses.to_string(),
+        "--ttl-secs".into(),
+        "3600".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    args.extend(c.admin_flags());
+    c.hamster(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    out
+}
+
+/// The `i`th forged token: each kind of forgery in turn.
+fn forged(i: usize, gw: &[&str]) -> String {
+    let (id, fp) = (gw[2], gw[4]);
+    match i % 3 {
+        // The real id, a wrong secret.
+        0 => format!("HJ1.gateway.{id}.{:064x}.{fp}", i),
+        // The real token, offered for a blob-server.
+        1 => format!("HJ1.blob.{id}.{}.{fp}", gw[3]),
+        // An id nobody issued.
+        _ => format!("HJ1.gateway.{:032x}.{:064x}.{fp}", i, i),
+    }
+}
+
+/// The leader's last log index once it has not moved for 3 s: a new
+/// meta-server writes a few entries of its own as it starts.
+async fn quiet_index(c: &Cluster, meta: Node) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = c.status(meta).await.expect("status").last_log_index;
+    let mut since = Instant::now();
+    while since.elapsed() < Duration::from_secs(3) {
+        assert!(Instant::now() < deadline, "the log index never settled");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = c.status(meta).await.expect("status").last_log_index;
+        if now != last {
+            eprintln!("log index moved {last} -> {now}");
+            (last, since) = (now, Instant::now());
+        }
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_join_tokens_add_nothing_to_the_raft_log() {
+    let mut c = Cluster::new();
+    let join = format!("127.0.0.1:{}", free_port());
+    let pki = c.pki_dir();
+    c.meta_args.extend([
+        format!("--join-listen={join}"),
+        format!("--ca-dir={}", pki.display()),
+    ]);
+    let meta = c.start(Kind::Meta, "meta-1");
+    c.wait_leader(&[meta]).await;
+    let gw_text = std::fs::read_to_string(token(&c, "gateway", 1)).expect("token");
+    let gw_text = gw_text.trim().to_string();
+    let gw: Vec<&str> = gw_text.split('.').collect();
+    assert_eq!(gw.len(), 5, "{gw_text}");
+
+    let ch = channel_with(&join, unverified_client_config()).expect("channel");
+    let before = quiet_index(&c, meta).await;
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..WORKERS {
+        let client = JoinClient::new(ch.clone());
+        let tokens: Vec<String> = (w..FORGED)
+            .step_by(WORKERS)
+            .map(|i| forged(i, &gw))
+            .collect();
+        workers.spawn(async move {
+            let mut codes = Vec::new();
+            for t in tokens {
+                let r = client
+                    .clone()
+                    .join(pb::JoinRequest {
+                        token: t,
+                        node_id: "gw-forged".into(),
+                        csr_pem: String::new(),
+                    })
+                    .await;
+                codes.push(r.err().and_then(|s| ErrorCode::of(&s)));
+            }
+            codes
+        });
+    }
+    let (mut denied, mut limited) = (0, 0);
+    while let Some(codes) = workers.join_next().await {
+        for code in codes.expect("worker") {
+            match code {
+                Some(ErrorCode::AccessDenied) => denied += 1,
+                Some(ErrorCode::Unavailable) => limited += 1,
+                other => panic!("a forged token got {other:?}"),
+            }
+        }
+    }
+    let took = started.elapsed();
+    let after = c.status(meta).await.expect("status").last_log_index;
+    eprintln!("{FORGED} forged tokens in {took:?}: {denied} denied, {limited} rate-limited");
+    assert_eq!(denied + limited, FORGED);
+    assert_eq!(before, after, "forged tokens added Raft log entries");
+    assert!(denied > 0, "no forged token reached the check");
+    assert!(limited > 0, "the flood was not rate-limited");
+
+    // The real token still joins (once the limiter lets this address in).
+    let identity = PeerIdentity::new(Role::Gateway, "gw-real").expect("identity");
+    let (csr, _key) = generate_csr(&identity, &ExtraNames::default()).expect("csr");
+    let real = JoinToken::parse(&gw_text).expect("parse");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let joined = loop {
+        let r = JoinClient::new(ch.clone())
+            .join(pb::JoinRequest {
+                token: real.encode().to_string(),
+                node_id: "gw-real".into(),
+                csr_pem: csr.clone(),
+            })
+            .await;
+        match r {
+            Ok(r) => break r.into_inner(),
+            Err(s) if ErrorCode::of(&s) == Some(ErrorCode::Unavailable) => {
+                assert!(Instant::now() < deadline, "still refused: {s:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(s) => panic!("the real token was refused: {s:?}\n{}", c.log(meta)),
+        }
+    };
+    assert!(joined.cert_pem.contains("BEGIN CERTIFICATE"));
+    let spent = c.status(meta).await.expect("status").last_log_index;
+    assert!(spent > after, "the real join was not proposed");
+}
