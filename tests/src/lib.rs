@@ -394,6 +394,20 @@ impl Cluster {
         metas
     }
 
+    /// Starts one meta-server with a join port (and the CA key to sign
+    /// with) and waits for it to lead: the node and the join address.
+    pub async fn start_join_meta(&mut self) -> (Node, String) {
+        let join = format!("127.0.0.1:{}", free_port());
+        let pki = self.pki_dir();
+        self.meta_args.extend([
+            format!("--join-listen={join}"),
+            format!("--ca-dir={}", pki.display()),
+        ]);
+        let meta = self.start(Kind::Meta, "meta-1");
+        self.wait_leader(&[meta]).await;
+        (meta, join)
+    }
+
     /// Starts a meta-server that belongs to no cluster yet: it waits to be
     /// added with `Admin.AddMember`.
     pub fn start_meta_joiner(&mut self) -> Node {

@@ -6,11 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::sigv4::{REGION, amz_date, now, sha256_hex};
+use crate::sigv4::{REGION, amz_date, now, signature};
 
 /// Peak resident set (VmHWM) of process `pid`, in KiB.
 pub fn peak_rss_kib(pid: u32) -> u64 {
@@ -116,12 +114,6 @@ pub async fn send_head_only(addr: SocketAddr, head: &str) -> (u16, String) {
     parse(&resp)
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
-}
-
 /// RFC 3986 encoding as SigV4 wants it (unreserved characters kept).
 fn uri_encode(s: &str) -> String {
     s.bytes()
@@ -154,15 +146,7 @@ pub fn presign_get(id: &str, secret: &str, host: &str, path: &str, expires: u64)
         .collect::<Vec<_>>()
         .join("&");
     let canonical = format!("GET\n{path}\n{query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD");
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical.as_bytes())
-    );
-    let mut key = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    for part in [REGION, "s3", "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
-    let sig = hex::encode(hmac(&key, to_sign.as_bytes()));
+    let sig = signature(secret, &amz_date, &canonical);
     format!("{query}&X-Amz-Signature={sig}")
 }
 

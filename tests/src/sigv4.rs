@@ -55,6 +55,27 @@ pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// The SigV4 signature of a canonical request made at `amz_date`, for
+/// this suite's region and the s3 service.
+pub fn signature(secret: &str, amz_date: &str, canonical: &str) -> String {
+    let date = &amz_date[..8];
+    let scope = format!("{date}/{REGION}/s3/aws4_request");
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        sha256_hex(canonical.as_bytes())
+    );
+    hex::encode(hmac(&signing_key(secret, date), to_sign.as_bytes()))
+}
+
+/// The SigV4 signing key of a day (`date`: YYYYMMDD).
+fn signing_key(secret: &str, date: &str) -> Vec<u8> {
+    let mut key = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    for part in [REGION, "s3", "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    key
+}
+
 /// Signs a request with the Authorization header. `headers` must include
 /// `host`; `payload_hash` is what x-amz-content-sha256 says.
 #[allow(clippy::too_many_arguments)]
@@ -86,15 +107,8 @@ pub fn sign(
     let canonical =
         format!("{method}\n{path}\n{query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}");
     let scope = format!("{date}/{REGION}/s3/aws4_request");
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical.as_bytes())
-    );
-    let mut key = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    for part in [REGION, "s3", "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
-    let seed = hex::encode(hmac(&key, to_sign.as_bytes()));
+    let seed = signature(secret, &amz_date, &canonical);
+    let key = signing_key(secret, date);
     headers.push((
         "authorization".into(),
         format!("AWS4-HMAC-SHA256 Credential={id}/{scope}, SignedHeaders={signed_headers}, Signature={seed}"),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use hamster_tests::{Cluster, Kind, files_under, free_port};
+use hamster_tests::{Cluster, Kind, files_under};
 
 fn token(c: &Cluster, role: &str, uses: u32, ttl: u64, name: &str) -> PathBuf {
     let out = c.root().join(format!("{name}.token"));
@@ -60,14 +60,7 @@ async fn refused(c: &mut Cluster, kind: Kind, id: &str, token: &Path, join: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_join_by_token_and_bad_tokens_are_refused() {
     let mut c = Cluster::new();
-    let join = format!("127.0.0.1:{}", free_port());
-    let pki = c.pki_dir();
-    c.meta_args.extend([
-        format!("--join-listen={join}"),
-        format!("--ca-dir={}", pki.display()),
-    ]);
-    let meta = c.start(Kind::Meta, "meta-1");
-    c.wait_leader(&[meta]).await;
+    let (meta, join) = c.start_join_meta().await;
 
     // A blob-server joins with a single-use token and registers.
     let blob_token = token(&c, "blob", 1, 3600, "blob");

@@ -13,7 +13,7 @@ use hamster_proto::pki::{ExtraNames, generate_csr};
 use hamster_proto::tls::unverified_client_config;
 use hamster_proto::transport::channel_with;
 use hamster_proto::{ErrorCode, PeerIdentity, Role};
-use hamster_tests::{Cluster, Kind, Node, free_port};
+use hamster_tests::{Cluster, Node};
 
 const FORGED: usize = 5_000;
 const WORKERS: usize = 50;
@@ -71,14 +71,7 @@ async fn quiet_index(c: &Cluster, meta: Node) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forged_join_tokens_add_nothing_to_the_raft_log() {
     let mut c = Cluster::new();
-    let join = format!("127.0.0.1:{}", free_port());
-    let pki = c.pki_dir();
-    c.meta_args.extend([
-        format!("--join-listen={join}"),
-        format!("--ca-dir={}", pki.display()),
-    ]);
-    let meta = c.start(Kind::Meta, "meta-1");
-    c.wait_leader(&[meta]).await;
+    let (meta, join) = c.start_join_meta().await;
     let gw_text = std::fs::read_to_string(token(&c, "gateway", 1)).expect("token");
     let gw_text = gw_text.trim().to_string();
     let gw: Vec<&str> = gw_text.split('.').collect();
