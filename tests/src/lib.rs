@@ -394,6 +394,27 @@ impl Cluster {
         metas
     }
 
+    /// `hamster token create` for `role`, `uses` joins within `ttl`
+    /// seconds, written to ROOT/NAME.token: its path.
+    pub fn join_token(&self, role: &str, uses: u32, ttl: u64, name: &str) -> PathBuf {
+        let out = self.root().join(format!("{name}.token"));
+        let mut args = vec![
+            "token".to_string(),
+            "create".into(),
+            "--role".into(),
+            role.into(),
+            "--uses".into(),
+            uses.to_string(),
+            "--ttl-secs".into(),
+            ttl.to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        args.extend(self.admin_flags());
+        self.hamster(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        out
+    }
+
     /// Starts one meta-server with a join port (and the CA key to sign
     /// with) and waits for it to lead: the node and the join address.
     pub async fn start_join_meta(&mut self) -> (Node, String) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::sigv4::{REGION, amz_date, now, signature};
+use crate::sigv4::{REGION, amz_date, now, parse_response as parse, signature};
 
 /// Peak resident set (VmHWM) of process `pid`, in KiB.
 pub fn peak_rss_kib(pid: u32) -> u64 {
@@ -18,17 +18,6 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM")
-}
-
-/// Status and text of a raw HTTP/1.1 answer ("" and 0 if none came).
-fn parse(resp: &[u8]) -> (u16, String) {
-    let text = String::from_utf8_lossy(resp).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, text)
 }
 
 /// POSTs an unsigned multipart/form-data PostObject to `path` whose file

@@ -188,7 +188,12 @@ pub async fn send(addr: SocketAddr, s: &Signed) -> (u16, String) {
     tcp.write_all(&s.body).await.expect("write body");
     let mut resp = Vec::new();
     let _ = tcp.read_to_end(&mut resp).await;
-    let text = String::from_utf8_lossy(&resp).into_owned();
+    parse_response(&resp)
+}
+
+/// Status and text of a raw HTTP/1.1 answer (0 and "" if none came).
+pub fn parse_response(resp: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(resp).into_owned();
     let status = text
         .split_whitespace()
         .nth(1)

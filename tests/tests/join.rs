@@ -11,22 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use hamster_tests::{Cluster, Kind, files_under};
 
 fn token(c: &Cluster, role: &str, uses: u32, ttl: u64, name: &str) -> PathBuf {
-    let out = c.root().join(format!("{name}.token"));
-    let mut args = vec![
-        "token".to_string(),
-        "create".into(),
-        "--role".into(),
-        role.into(),
-        "--uses".into(),
-        uses.to_string(),
-        "--ttl-secs".into(),
-        ttl.to_string(),
-        "--out".into(),
-        out.display().to_string(),
-    ];
-    args.extend(c.admin_flags());
-    c.hamster(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    out
+    c.join_token(role, uses, ttl, name)
 }
 
 /// Writes a changed copy of a token file.

@@ -19,22 +19,7 @@ const FORGED: usize = 5_000;
 const WORKERS: usize = 50;
 
 fn token(c: &Cluster, role: &str, uses: u32) -> PathBuf {
-    let out = c.root().join(format!("{role}.token"));
-    let mut args = vec![
-        "token".to_string(),
-        "create".into(),
-        "--role".into(),
-        role.into(),
-        "--uses".into(),
-        uses.to_string(),
-        "--ttl-secs".into(),
-        "3600".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ];
-    args.extend(c.admin_flags());
-    c.hamster(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    out
+    c.join_token(role, uses, 3600, role)
 }
 
 /// The `i`th forged token: each kind of forgery in turn.
