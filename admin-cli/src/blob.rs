@@ -20,10 +20,10 @@ mod remove;
 
 use std::time::Duration;
 
+use crate::conn::Channel;
 use hamster_proto::pb::{
     ListBlobServersRequest, ListBlobServersResponse, admin_client::AdminClient,
 };
-use tonic::transport::Channel;
 
 pub use list::{balance_json, balance_line, blob_json, human_bytes, table};
 

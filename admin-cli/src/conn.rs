@@ -1,11 +1,100 @@
 //! The admin identity the CLI presents, and channels to cluster nodes.
+//!
+//! Admin changes are made on the meta leader only: a follower never
+//! forwards one (a meta certificate must not be able to forge an admin's
+//! change, ADR 0030) and answers `NotLeader` with the leader's address.
+//! [`LeaderChannel`] sends such a call once more, to that address, so
+//! `--meta` may name any member.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
+use hamster_proto::error::{ERROR_CODE_KEY, LEADER_KEY};
 use hamster_proto::tls::{NodeTls, TlsPaths};
-use hamster_proto::{Role, transport};
-use tonic::transport::Channel;
+use hamster_proto::{ErrorCode, Role, transport};
+use http_body_util::{BodyExt, Full};
+use tonic::body::Body;
+use tonic::codegen::Service;
+use tonic::codegen::http;
+use tonic::transport::Channel as TonicChannel;
+
+/// What every admin call goes through: a channel that follows a
+/// `NotLeader` answer to the leader.
+pub type Channel = LeaderChannel;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A channel to one meta-server that, when it answers `NotLeader` with
+/// the leader's address, sends the call again there (once: a second
+/// `NotLeader` is the answer). Requests are buffered for that (admin
+/// calls are unary and small).
+#[derive(Clone)]
+pub struct LeaderChannel {
+    inner: TonicChannel,
+    tls: Arc<NodeTls>,
+}
+
+impl LeaderChannel {
+    fn new(addr: &str, tls: Arc<NodeTls>) -> anyhow::Result<Self> {
+        Ok(Self {
+            inner: transport::channel(addr, &tls, &[])?,
+            tls,
+        })
+    }
+}
+
+/// The leader's address, if `resp` is a `NotLeader` answer naming one
+/// (a refusal travels in the headers: a trailers-only response).
+pub fn leader_of<B>(resp: &http::Response<B>) -> Option<String> {
+    let h = resp.headers();
+    let code = h.get(ERROR_CODE_KEY)?.to_str().ok()?;
+    if code != ErrorCode::NotLeader.as_str() {
+        return None;
+    }
+    let addr = h.get(LEADER_KEY)?.to_str().ok()?;
+    (!addr.is_empty()).then(|| addr.to_string())
+}
+
+fn rebuild(parts: &http::request::Parts, body: Bytes) -> http::Request<Body> {
+    let mut req = http::Request::new(Body::new(Full::new(body)));
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = parts.version;
+    *req.headers_mut() = parts.headers.clone();
+    req
+}
+
+impl Service<http::Request<Body>> for LeaderChannel {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        // The clone that was made ready is the one to call (tower's rule).
+        let ready = self.inner.clone();
+        let mut first = std::mem::replace(&mut self.inner, ready);
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let body = body.collect().await?.to_bytes();
+            let resp = first.call(rebuild(&parts, body.clone())).await?;
+            let Some(leader) = leader_of(&resp) else {
+                return Ok(resp);
+            };
+            let mut ch = transport::channel(&leader, &tls, &[Role::Meta])?;
+            std::future::poll_fn(|cx| ch.poll_ready(cx)).await?;
+            Ok(ch.call(rebuild(&parts, body)).await?)
+        })
+    }
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AdminConn {
@@ -51,12 +140,13 @@ impl AdminConn {
     /// A channel to `addr` presenting these files whatever their role
     /// (a node checking its own health); servers of any role accepted.
     pub fn channel_as_any_role(&self, addr: &str) -> anyhow::Result<Channel> {
-        Ok(transport::channel(addr, &self.load()?, &[])?)
+        LeaderChannel::new(addr, self.load()?)
     }
 
-    /// A channel to `addr`, accepting a server of any hamster role.
+    /// A channel to `addr`, accepting a server of any hamster role; a
+    /// meta-server's `NotLeader` answer is followed to the leader.
     pub fn channel(&self, addr: &str) -> anyhow::Result<Channel> {
-        Ok(transport::channel(addr, &self.tls()?, &[])?)
+        LeaderChannel::new(addr, self.tls()?)
     }
 }
 

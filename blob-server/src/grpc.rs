@@ -2,8 +2,10 @@
 //! stat, list, on-demand scrub (started by `Scrub`, followed by
 //! `ScrubStatus`) and rebuild. Who may call what is the admission table's
 //! (`hamster_proto::authz`): gateway and meta; a repairing blob peer only
-//! reads and writes shards; scrub and rebuild are the meta tier's. No
-//! caller may replace a stored shard: a put to an existing id is refused.
+//! reads and writes shards; scrub, rebuild and delete are the meta tier's.
+//! Shards are append-only (ADR 0029): a put to an existing id is refused
+//! (`ShardExists`), and a delete happens only once the meta tier confirms
+//! nothing names the shard (`ShardInUse` otherwise, [`crate::confirm`]).
 //! A read that finds a corrupt shard moves it aside (an I/O error does not:
 //! it says nothing about the bytes).
 
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use hamster_proto::{ErrorCode, pb};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::confirm::Confirmer;
 use crate::rebuild::Rebuilder;
 use crate::scrub::{OnDemand, Scrubber};
 use crate::store::{Store, StoreError};
@@ -23,14 +26,21 @@ pub struct BlobService {
     store: Store,
     scrub: Arc<Scrubber>,
     rebuilder: Arc<Rebuilder>,
+    confirm: Arc<Confirmer>,
 }
 
 impl BlobService {
-    pub fn new(store: Store, scrub: Arc<Scrubber>, rebuilder: Arc<Rebuilder>) -> Self {
+    pub fn new(
+        store: Store,
+        scrub: Arc<Scrubber>,
+        rebuilder: Arc<Rebuilder>,
+        confirm: Arc<Confirmer>,
+    ) -> Self {
         Self {
             store,
             scrub,
             rebuilder,
+            confirm,
         }
     }
 }
@@ -56,7 +66,7 @@ impl From<StoreError> for Status {
             StoreError::NotFound(_) => ErrorCode::NoSuchShard,
             // Ids are fresh per write (invariant 10): reusing one is a bug
             // in the caller, or an attempt to replace a stored shard.
-            StoreError::Exists(_) => ErrorCode::MalformedRequest,
+            StoreError::Exists(_) => ErrorCode::ShardExists,
             StoreError::Corrupt { .. } => {
                 tracing::error!(error = %e, "corrupt shard");
                 ErrorCode::ShardCorrupt
@@ -164,7 +174,16 @@ impl pb::blob_server::Blob for BlobService {
         &self,
         req: Request<pb::DeleteShardRequest>,
     ) -> Result<Response<pb::DeleteShardResponse>, Status> {
-        let existed = self.store.delete(&req.into_inner().shard_id).await?;
+        let id = req.into_inner().shard_id;
+        // A bad id is refused before the meta tier is asked anything.
+        self.store.check_id(&id)?;
+        if !self.confirm.is_free(&id).await? {
+            tracing::info!(shard = %id, "delete refused: the meta tier says the shard is in use");
+            return Err(ErrorCode::ShardInUse.status(format!(
+                "shard {id} is named by a version, part or upload; not deleted"
+            )));
+        }
+        let existed = self.store.delete(&id).await?;
         Ok(Response::new(pb::DeleteShardResponse { existed }))
     }
 

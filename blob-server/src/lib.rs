@@ -11,11 +11,14 @@
 //! - [`rebuild`]: the repair worker — rebuilds shards from k good ones,
 //!   or copies one to another server (a drain's or rebalance's move).
 //! - [`report`]: scrub findings queued and delivered to the meta tier.
+//! - [`confirm`]: before a delete, the meta tier's confirmation that no
+//!   version, part or upload names the shard (coalesced).
 //! - [`meta_link`]: the one place that calls the meta tier.
 //! - [`registration`]: register with the meta tier and heartbeat space
 //!   and what the store holds.
 //! - [`pace`]: rate limits (scrub, repair).
 
+pub mod confirm;
 pub mod grpc;
 pub mod meta_link;
 pub mod pace;
@@ -84,9 +87,11 @@ pub struct Assembled {
     pub service: grpc::BlobService,
     pub scrubber: Arc<scrub::Scrubber>,
     pub reporter: Arc<report::Reporter>,
+    pub confirmer: Arc<confirm::Confirmer>,
 }
 
-/// Builds the service: `meta` is where findings are reported, `advertise`
+/// Builds the service: `meta` is where findings are reported and deletes
+/// confirmed, `advertise`
 /// this server's own address as peers and the meta tier name it,
 /// `repair_rate` bytes/s (0: unlimited).
 pub fn assemble(
@@ -97,7 +102,8 @@ pub fn assemble(
     repair_rate: f64,
 ) -> Assembled {
     let link = Arc::new(meta_link::MetaLink::new(meta, tls.clone()));
-    let reporter = report::Reporter::new(link);
+    let reporter = report::Reporter::new(link.clone());
+    let confirmer = confirm::Confirmer::new(link);
     let scrubber = scrub::Scrubber::new(store.clone(), reporter.clone());
     let pool = hamster_proto::transport::Pool::new(tls, &[Role::Blob]);
     let rebuilder = Arc::new(rebuild::Rebuilder::new(
@@ -107,9 +113,10 @@ pub fn assemble(
         repair_rate,
     ));
     Assembled {
-        service: grpc::BlobService::new(store, scrubber.clone(), rebuilder),
+        service: grpc::BlobService::new(store, scrubber.clone(), rebuilder, confirmer.clone()),
         scrubber,
         reporter,
+        confirmer,
     }
 }
 

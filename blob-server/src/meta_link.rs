@@ -51,9 +51,16 @@ impl MetaLink {
             return None;
         }
         let addr = &self.meta[self.next.load(Ordering::Relaxed) % self.meta.len()];
-        transport::channel(addr, &self.tls, &[Role::Meta])
-            .ok()
-            .map(RegistryClient::new)
+        // Registry calls are unary: each gets a deadline, so a meta-server
+        // that stopped answering costs one timeout, then `failed` moves on.
+        transport::channel_with_deadline(
+            addr,
+            &self.tls,
+            &[Role::Meta],
+            transport::REGISTRY_CALL_TIMEOUT,
+        )
+        .ok()
+        .map(RegistryClient::new)
     }
 
     /// The current meta-server failed: use the next one from now on.

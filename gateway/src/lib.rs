@@ -2,8 +2,9 @@
 //!
 //! A request flows through these modules in order:
 //!
-//! - [`listener`]: the S3 endpoint (HTTP, or HTTPS given a certificate);
-//!   its guard refuses what needs no body or key (PostObject, SigV2,
+//! - [`listener`]: the S3 endpoint (HTTP, or HTTPS given a certificate)
+//!   with its connection limits (cap, header/idle/TLS-handshake timeouts,
+//!   ADR 0032); its guard refuses what needs no body or key (PostObject, SigV2,
 //!   presigned URLs over a week), then s3s parses, routes and checks
 //!   SigV4.
 //! - [`s3`]: the S3 dispatch, one file per S3 topic (buckets, put, get,
@@ -13,13 +14,18 @@
 //! - [`pipeline`]: the data path, one module per stage — chunk, encrypt,
 //!   erasure, placement, fanout (ack rule), then commit; and back: fanin
 //!   (hedged, rebuilding from parity), decrypt.
-//! - [`meta`]: the meta tier client (failover between meta-servers;
-//!   refusals as `hamster_proto::ErrorCode`).
+//! - [`meta`]: the meta tier client (failover between meta-servers, a
+//!   deadline per attempt, silent servers avoided for a while; refusals
+//!   as `hamster_proto::ErrorCode`).
 //! - [`cluster`]: the cached view of the cluster — blob-server registry,
 //!   erasure profile, write key — that placement and commit draw from.
 //! - [`keys`]: reports of the master keys this gateway holds.
+//! - `fuzz` (hidden): the header parsing above, as entry points for the
+//!   fuzz harness (hamster-tests `fuzz-all`, ADR 0033).
 
 pub mod cluster;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod keys;
 pub mod listener;
 pub mod meta;
@@ -77,6 +83,12 @@ pub struct Args {
     /// A blob-server silent for this long gets no new shards.
     #[arg(long, default_value_t = 15)]
     pub blob_down_after_secs: u64,
+    /// Deadline of one call to one meta-server; past it the call moves on
+    /// to the next meta-server, and the silent one is avoided for 30 s.
+    #[arg(long, env = "HAMSTER_META_CALL_TIMEOUT_MS", default_value_t = 5000)]
+    pub meta_call_timeout_ms: u64,
+    #[command(flatten)]
+    pub s3_limits: listener::Limits,
     /// TEST HOOK, never for production: discard the first N successful
     /// CommitVersion answers, as if each was lost after the commit applied,
     /// so the call retries on the next meta-server (the retry-hole test).
@@ -124,7 +136,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "TEST HOOK: the first CommitVersion answers will be dropped"
         );
     }
-    let meta = Arc::new(meta.drop_commit_answers(args.test_drop_commit_answers));
+    let meta = Arc::new(
+        meta.drop_commit_answers(args.test_drop_commit_answers)
+            .call_timeout(Duration::from_millis(args.meta_call_timeout_ms.max(1))),
+    );
     let cluster =
         cluster::ClusterView::new(meta.clone(), Duration::from_secs(args.blob_down_after_secs));
     cluster.spawn_refresh();
@@ -169,7 +184,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         _ => None,
     };
     let https = tls.is_some();
-    let s3 = listener::S3Listener::bind(&args.s3_listen, tls).await?;
+    let s3 = listener::S3Listener::bind(&args.s3_listen, tls, args.s3_limits.clone()).await?;
     tracing::info!(addr = %s3.local_addr()?, https, "S3 endpoint listening");
     let s3_task = tokio::spawn(s3.serve(service));
 

@@ -2,15 +2,24 @@
 //! the gateway is given a certificate (a public-facing one, separate from
 //! its cluster identity: S3 clients do not speak the cluster's mTLS).
 //! Every request passes [`guard`] before s3s.
+//!
+//! Before any of that, the connection limits of ADR 0032 ([`Limits`]): a
+//! cap on open connections, a TLS-handshake timeout, a header-read
+//! timeout, an idle timeout, TCP keepalive.
 
 pub mod guard;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hamster_proto::accept::{Cap, Idle, InFlight};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use rustls::ServerConfig;
 use rustls_pki_types::PrivateKeyDer;
@@ -50,19 +59,94 @@ impl s3s::host::S3Host for Domains {
     }
 }
 
+/// The S3 endpoint's connection limits (ADR 0032).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Limits {
+    /// Seconds a client has to send a whole request header (HTTP/1.1),
+    /// and to send its first byte at all; an idle keep-alive connection
+    /// waiting for its next request is closed after this too.
+    #[arg(
+        long = "s3-header-timeout-secs",
+        env = "HAMSTER_S3_HEADER_TIMEOUT_SECS",
+        default_value_t = 15
+    )]
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may move no byte, with no request in flight,
+    /// before it is closed (HTTP/2 connections, and HTTPS ones between
+    /// requests).
+    #[arg(
+        long = "s3-idle-timeout-secs",
+        env = "HAMSTER_S3_IDLE_TIMEOUT_SECS",
+        default_value_t = 60
+    )]
+    pub idle_timeout_secs: u64,
+    /// Seconds a client has to finish the TLS handshake (HTTPS only).
+    #[arg(
+        long = "s3-tls-handshake-timeout-secs",
+        env = "HAMSTER_S3_TLS_HANDSHAKE_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub tls_handshake_timeout_secs: u64,
+    /// Most S3 connections open at once. At the cap the gateway stops
+    /// accepting until one closes: new clients wait in the kernel's
+    /// backlog (then time out connecting) rather than being reset.
+    #[arg(
+        long = "max-connections",
+        env = "HAMSTER_S3_MAX_CONNECTIONS",
+        default_value_t = 4096
+    )]
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout_secs: 15,
+            idle_timeout_secs: 60,
+            tls_handshake_timeout_secs: 10,
+            max_connections: 4096,
+        }
+    }
+}
+
+impl Limits {
+    fn header(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs.max(1))
+    }
+    fn idle(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+    fn handshake(&self) -> Duration {
+        Duration::from_secs(self.tls_handshake_timeout_secs.max(1))
+    }
+    /// `io` closed once idle: before its first byte, after the header
+    /// timeout; later, after the idle timeout with nothing in flight.
+    fn watch<IO>(&self, io: IO, busy: &InFlight) -> Idle<IO> {
+        Idle::new(io, self.header(), self.idle(), busy.clone())
+    }
+}
+
 pub struct S3Listener {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    limits: Limits,
+    cap: Cap,
 }
 
 impl S3Listener {
-    pub async fn bind(addr: &str, tls: Option<Arc<ServerConfig>>) -> anyhow::Result<Self> {
+    pub async fn bind(
+        addr: &str,
+        tls: Option<Arc<ServerConfig>>,
+        limits: Limits,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding the S3 endpoint {addr}"))?;
         Ok(Self {
             listener,
             tls: tls.map(TlsAcceptor::from),
+            cap: Cap::new(limits.max_connections),
+            limits,
         })
     }
 
@@ -70,36 +154,78 @@ impl S3Listener {
         self.listener.local_addr()
     }
 
-    /// Serves until the task is dropped; one task per connection.
-    pub async fn serve(self, service: guard::Guard) {
+    /// Serves until the task is dropped; one task per connection, at most
+    /// `--max-connections` of them.
+    pub async fn serve<S, B>(self, service: S)
+    where
+        S: hyper::service::Service<Request<Incoming>, Response = Response<B>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         loop {
+            // At the cap, wait for a connection to close before accepting.
+            let Some(slot) = self.cap.slot().await else {
+                return;
+            };
             let (tcp, peer) = match self.listener.accept().await {
                 Ok(c) => c,
                 Err(e) => {
                     // Out of file descriptors and the like: back off, go on.
                     tracing::warn!(error = %e, "S3 accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
-            let _ = tcp.set_nodelay(true);
+            hamster_proto::accept::tune(&tcp);
             let service = service.clone();
             let tls = self.tls.clone();
+            let limits = self.limits.clone();
             tokio::spawn(async move {
-                let builder = Builder::new(TokioExecutor::new());
+                let _slot = slot;
+                let busy = InFlight::default();
+                let service = Counted {
+                    inner: service,
+                    busy: busy.clone(),
+                };
+                let mut builder = Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header());
+                builder.http2().timer(TokioTimer::new());
                 let result = match tls {
-                    Some(acceptor) => match acceptor.accept(tcp).await {
-                        Ok(stream) => {
-                            builder
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await
+                    Some(acceptor) => {
+                        match tokio::time::timeout(limits.handshake(), acceptor.accept(tcp)).await {
+                            Ok(Ok(stream)) => {
+                                builder
+                                    .serve_connection(
+                                        TokioIo::new(limits.watch(stream, &busy)),
+                                        service,
+                                    )
+                                    .await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "S3 TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "S3 TLS handshake timed out");
+                                return;
+                            }
                         }
-                        Err(e) => {
-                            tracing::debug!(%peer, error = %e, "S3 TLS handshake failed");
-                            return;
-                        }
-                    },
-                    None => builder.serve_connection(TokioIo::new(tcp), service).await,
+                    }
+                    None => {
+                        builder
+                            .serve_connection(TokioIo::new(limits.watch(tcp, &busy)), service)
+                            .await
+                    }
                 };
                 if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "S3 connection ended with an error");
@@ -108,3 +234,34 @@ impl S3Listener {
         }
     }
 }
+
+/// Counts a connection's requests in flight, so a slow answer does not
+/// make the connection look idle.
+#[derive(Clone)]
+struct Counted<S> {
+    inner: S,
+    busy: InFlight,
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Counted<S>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let busy = self.busy.enter();
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let r = answer.await;
+            drop(busy);
+            r
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

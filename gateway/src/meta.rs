@@ -4,10 +4,15 @@
 //! moves on to the next only when that one cannot be reached. A write
 //! that fails over is the same request, byte for byte (its `request_id`
 //! makes the retry one command in the meta tier, ADR 0024).
+//!
+//! Each attempt has a deadline (ADR 0032): a meta-server that stopped
+//! answering without closing its sockets costs one deadline, and is then
+//! remembered as bad for a while — tried only when no other server is
+//! left — so the gateway does not keep going back to it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hamster_proto::error::ERROR_CODE_KEY;
 use hamster_proto::tls::NodeTls;
@@ -17,6 +22,14 @@ use tonic::{Code, Status};
 
 /// Rounds over every meta-server before a call gives up.
 const ROUNDS: usize = 3;
+/// Default deadline of one attempt on one meta-server (`--meta-call-timeout-ms`).
+/// Longer than a follower's forward deadline (`RAFT_CALL_TIMEOUT`, 2 s)
+/// plus an election, so a live follower is not given up on while it
+/// rides out a stalled leader.
+pub const META_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a meta-server that timed out or could not be reached is
+/// tried only as a last resort.
+pub const META_BAD_FOR: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -40,6 +53,18 @@ impl MetaError {
             _ => None,
         }
     }
+}
+
+/// Whether a failed call says the server itself is out of reach (no
+/// hamster error code: the transport failed), as opposed to a live
+/// server answering "no quorum".
+fn unreachable(s: &Status) -> bool {
+    ErrorCode::of(s).is_none()
+        && s.metadata().get(ERROR_CODE_KEY).is_none()
+        && matches!(
+            s.code(),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+        )
 }
 
 fn classify(s: Status) -> MetaError {
@@ -73,6 +98,13 @@ pub struct MetaTier {
     addrs: Vec<String>,
     channels: Vec<Channel>,
     current: AtomicUsize,
+    /// Deadline of one attempt on one server.
+    call_timeout: Duration,
+    /// Per server: tried only as a last resort until then.
+    bad_until: std::sync::Mutex<Vec<Option<Instant>>>,
+    /// Which servers were tried, in order (unit tests only).
+    #[cfg(test)]
+    tried: std::sync::Mutex<Vec<usize>>,
     /// Test hook only (`--test-drop-commit-answers`): how many more
     /// successful CommitVersion answers to throw away.
     drop_commit_answers: AtomicU64,
@@ -92,11 +124,55 @@ impl MetaTier {
     }
 
     pub(crate) fn over(addrs: Vec<String>, channels: Vec<Channel>) -> Self {
+        let n = channels.len();
         Self {
             addrs,
             channels,
             current: AtomicUsize::new(0),
+            call_timeout: META_CALL_TIMEOUT,
+            bad_until: std::sync::Mutex::new(vec![None; n]),
+            #[cfg(test)]
+            tried: std::sync::Mutex::default(),
             drop_commit_answers: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the deadline of one attempt on one meta-server.
+    pub fn call_timeout(mut self, d: Duration) -> Self {
+        self.call_timeout = d;
+        self
+    }
+
+    fn bad(&self) -> std::sync::MutexGuard<'_, Vec<Option<Instant>>> {
+        match self.bad_until.lock() {
+            Ok(b) => b,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The servers to try in this round, from the current one on: those
+    /// not marked bad; all of them in the last round or if every one is
+    /// marked (better a slow answer than none).
+    fn order(&self, last_round: bool) -> Vec<usize> {
+        let n = self.channels.len();
+        let start = self.current.load(Ordering::Relaxed);
+        let all: Vec<usize> = (0..n).map(|k| (start + k) % n).collect();
+        if last_round {
+            return all;
+        }
+        let now = Instant::now();
+        let bad = self.bad();
+        let good: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&i| bad.get(i).copied().flatten().is_none_or(|t| t <= now))
+            .collect();
+        if good.is_empty() { all } else { good }
+    }
+
+    fn mark(&self, i: usize, bad: bool) {
+        if let Some(slot) = self.bad().get_mut(i) {
+            *slot = bad.then(|| Instant::now() + META_BAD_FOR);
         }
     }
 
@@ -137,29 +213,50 @@ impl MetaTier {
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        let n = self.channels.len();
         let mut last = MetaError::Unavailable("no meta-server configured".into());
-        for attempt in 0..n * ROUNDS {
-            let i = (self.current.load(Ordering::Relaxed) + attempt) % n;
-            match f(self.channels[i].clone()).await {
-                Ok(_) if self.drop_answer(method) => {
-                    tracing::warn!(meta = %self.addrs[i], "test hook: dropping a CommitVersion answer (--test-drop-commit-answers)");
-                    last = MetaError::Unavailable("answer dropped by the test hook".into());
+        for round in 0..ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            for i in self.order(round + 1 == ROUNDS) {
+                #[cfg(test)]
+                if let Ok(mut t) = self.tried.lock() {
+                    t.push(i);
                 }
-                Ok(r) => {
-                    self.current.store(i, Ordering::Relaxed);
-                    return Ok(r.into_inner());
-                }
-                Err(s) => match classify(s) {
-                    MetaError::Unavailable(m) => {
-                        tracing::debug!(meta = %self.addrs[i], error = %m, "meta-server unavailable; trying the next");
-                        last = MetaError::Unavailable(m);
-                        if (attempt + 1) % n == 0 {
-                            tokio::time::sleep(Duration::from_millis(200)).await;
+                let answer = tokio::time::timeout(self.call_timeout, f(self.channels[i].clone()))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Status::deadline_exceeded(format!(
+                            "no answer within {:?}",
+                            self.call_timeout
+                        )))
+                    });
+                match answer {
+                    Ok(_) if self.drop_answer(method) => {
+                        tracing::warn!(meta = %self.addrs[i], "test hook: dropping a CommitVersion answer (--test-drop-commit-answers)");
+                        last = MetaError::Unavailable("answer dropped by the test hook".into());
+                    }
+                    Ok(r) => {
+                        self.mark(i, false);
+                        self.current.store(i, Ordering::Relaxed);
+                        return Ok(r.into_inner());
+                    }
+                    Err(s) => {
+                        let gone = unreachable(&s);
+                        match classify(s) {
+                            MetaError::Unavailable(m) => {
+                                if gone {
+                                    tracing::warn!(meta = %self.addrs[i], error = %m, "meta-server unreachable; avoiding it for a while");
+                                    self.mark(i, true);
+                                } else {
+                                    tracing::debug!(meta = %self.addrs[i], error = %m, "meta-server unavailable; trying the next");
+                                }
+                                last = MetaError::Unavailable(m);
+                            }
+                            other => return Err(other),
                         }
                     }
-                    other => return Err(other),
-                },
+                }
             }
         }
         Err(last)
@@ -175,7 +272,9 @@ macro_rules! meta_call {
         $tier.call_as(stringify!($method), move |ch| {
             let req = req.clone();
             async move {
+                // Answers are bounded (ADR 0031); the limit says so.
                 ::hamster_proto::pb::meta_client::MetaClient::new(ch)
+                    .max_decoding_message_size(::hamster_proto::message_size::META_ANSWER_MAX)
                     .$method(req)
                     .await
             }
@@ -220,6 +319,62 @@ mod tests {
             classify(Status::internal("bug")),
             MetaError::Failed(_)
         ));
+    }
+
+    /// A listener that accepts connections and never answers: a
+    /// meta-server stopped without closing its sockets (SIGSTOP).
+    async fn stalled() -> (String, Channel) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let ch = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect_lazy();
+        (addr, ch)
+    }
+
+    #[tokio::test]
+    async fn a_stalled_server_costs_one_deadline_then_is_avoided() {
+        let (a0, c0) = stalled().await;
+        // Server 1 answers, except its second call: "no quorum" (an
+        // election in progress).
+        let calls = Arc::new(AtomicU64::new(0));
+        let (a1, c1) = fake::serve({
+            let calls = calls.clone();
+            move |_, _| {
+                if calls.fetch_add(1, Ordering::Relaxed) == 1 {
+                    Err(ErrorCode::Unavailable.status("no leader"))
+                } else {
+                    Ok(fake::framed(&()))
+                }
+            }
+        })
+        .await;
+        let tier =
+            MetaTier::over(vec![a0, a1], vec![c0, c1]).call_timeout(Duration::from_millis(300));
+        let req = pb::DeleteObjectRequest::default();
+        // Without a deadline the first attempt never ends: bound the test.
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            crate::meta_call!(tier, delete_object, req.clone()),
+        )
+        .await
+        .expect("the stalled server did not hold the call")
+        .expect("answered by server 1");
+        assert_eq!(*tier.tried.lock().expect("lock"), vec![0, 1]);
+        // Server 1 is briefly without quorum: the call retries it after a
+        // pause rather than going back to the stalled server.
+        crate::meta_call!(tier, delete_object, req)
+            .await
+            .expect("answered");
+        assert_eq!(*tier.tried.lock().expect("lock"), vec![0, 1, 1, 1]);
     }
 
     /// What the fake servers were sent: (server, path, request body).

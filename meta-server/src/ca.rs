@@ -104,8 +104,13 @@ impl Issuer {
         let mut last =
             ServiceError::Unavailable(format!("no meta-server holds the key of CA {fp}"));
         for n in others {
-            let ch = match hamster_proto::transport::channel(&n.addr, &self.meta.tls, &[Role::Meta])
-            {
+            // A key holder that stopped answering costs one deadline.
+            let ch = match hamster_proto::transport::channel_with_deadline(
+                &n.addr,
+                &self.meta.tls,
+                &[Role::Meta],
+                hamster_proto::transport::MEMBER_CALL_TIMEOUT,
+            ) {
                 Ok(ch) => ch,
                 Err(e) => {
                     last = ServiceError::Unavailable(e.to_string());

@@ -62,11 +62,17 @@ pub enum CallError {
     Unavailable { waited: Duration, why: String },
     #[error("{0}")]
     Failed(String),
+    /// An admin-only request on a follower: never forwarded (ADR 0030);
+    /// the caller asks the leader, at this address.
+    #[error("not the leader; the leader is at {0}")]
+    NotLeader(String),
 }
 
 enum Attempt {
     Retry(String),
     Fail(String),
+    /// Not forwardable and not the leader: the leader's address.
+    Elsewhere(String),
 }
 
 pub struct Meta {
@@ -158,6 +164,7 @@ impl Meta {
             let why = match tokio::time::timeout(remaining, attempt(remaining)).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(Attempt::Fail(msg))) => return Err(CallError::Failed(msg)),
+                Ok(Err(Attempt::Elsewhere(addr))) => return Err(CallError::NotLeader(addr)),
                 Ok(Err(Attempt::Retry(msg))) => msg,
                 Err(_) => format!("no quorum confirmed {what} in time"),
             };
@@ -185,6 +192,12 @@ impl Meta {
             }) => {
                 if id == self.raft_id {
                     return Err(Attempt::Retry("leadership is changing".into()));
+                }
+                // The leader refuses these from Forward (a meta certificate
+                // must not be able to forge an admin's change): the caller
+                // goes to the leader itself.
+                if !crate::raft::service::forwardable(req) {
+                    return Err(Attempt::Elsewhere(node.addr.clone()));
                 }
                 let mut client = self
                     .peers
@@ -322,6 +335,17 @@ impl Meta {
             Err(ApplyError::Storage(e)) => Err(e),
         })
         .await
+    }
+
+    /// The leader's address when another node leads, as this node knows
+    /// it now (None: this node leads, or no leader is known).
+    pub fn leader_elsewhere(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader.filter(|id| *id != self.raft_id)?;
+        m.membership_config
+            .nodes()
+            .find(|(id, _)| **id == leader)
+            .map(|(_, n)| n.addr.clone())
     }
 
     /// Members as the current membership config lists them.

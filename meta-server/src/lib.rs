@@ -19,6 +19,8 @@
 //!   `StartRepair`'s scrub of every blob-server.
 //! - [`rewrapper`]: the leader's rewrapper for master-key rotation, and
 //!   this node's reports of the keys it holds.
+//! - `fuzz` (hidden): the Raft messages and records above, as decode entry
+//!   points for the fuzz harness (hamster-tests `fuzz-all`, ADR 0033).
 //!
 //! A request may reach any node: followers forward writes to the leader
 //! and read through the leader's read index.
@@ -30,6 +32,8 @@ pub mod backup;
 pub mod batch;
 pub mod ca;
 pub mod cluster;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod grpc;
 pub mod raft;
 pub mod repair;
@@ -115,6 +119,16 @@ pub struct Args {
     /// of shards older than half of it are refused. Same on every node.
     #[arg(long, env = "HAMSTER_SWEEP_GRACE_SECS", default_value_t = 86_400)]
     pub sweep_grace_secs: u64,
+    /// TEST HOOK, never for production: the minimum size of a multipart
+    /// object's parts but the last, instead of S3's 5 MiB (0: S3's). Every
+    /// meta-server must be given the same value.
+    #[arg(
+        long,
+        env = "HAMSTER_TEST_MIN_PART_SIZE",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub test_min_part_size: u64,
     /// Milliseconds between repair rounds, each followed by a mover round
     /// (drains, rebalance) (leader only; 0: never).
     #[arg(long, env = "HAMSTER_REPAIR_EVERY_MS", default_value_t = 10_000)]
@@ -178,6 +192,13 @@ pub fn parse_member(s: &str) -> anyhow::Result<(NodeId, MetaNode)> {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.raft_id > 0, "--raft-id must be > 0");
+    if args.test_min_part_size > 0 {
+        tracing::warn!(
+            bytes = args.test_min_part_size,
+            "TEST HOOK: multipart parts may be smaller than S3's 5 MiB"
+        );
+        state::multipart::set_test_min_part_size(args.test_min_part_size);
+    }
     let keys = Arc::new(Keyring::load(
         &args.master_key_file,
         args.next_master_key_file.as_deref(),
@@ -345,9 +366,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .add_service(pb::node_server::NodeServer::new(NodeService::new(
             node.tls.clone(),
         )))
-        .add_service(pb::meta_server::MetaServer::new(
-            grpc::meta::MetaService::new(meta.clone()),
-        ))
+        .add_service(
+            // Explicit limits, both ways (ADR 0031).
+            pb::meta_server::MetaServer::new(grpc::meta::MetaService::new(meta.clone()))
+                .max_decoding_message_size(hamster_proto::message_size::META_REQUEST_MAX)
+                .max_encoding_message_size(hamster_proto::message_size::META_ANSWER_MAX),
+        )
         .add_service(pb::registry_server::RegistryServer::new(
             grpc::registry::RegistryService::new(meta.clone()),
         ))

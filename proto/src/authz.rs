@@ -24,7 +24,8 @@ pub const ADMISSION: &[(&str, &[Role])] = &[
     // Metadata: gateways, and meta followers forwarding to the leader.
     ("hamster.v1.Meta", &[Role::Gateway, Role::Meta]),
     // Blob registry: blob-servers register (each only as itself, checked
-    // in the handler); gateways, meta and the admin read.
+    // in the handler); gateways, meta and the admin read. (ConfirmFree:
+    // blob-servers only, below.)
     (
         "hamster.v1.Registry",
         &[Role::Blob, Role::Gateway, Role::Meta, Role::Admin],
@@ -39,7 +40,8 @@ pub const ADMISSION: &[(&str, &[Role])] = &[
     ("hamster.v1.Admin", &[Role::Admin]),
     // Consensus: meta-servers only.
     ("hamster.v1.Raft", &[Role::Meta]),
-    // Shards: gateways write and read; meta drives repair and GC.
+    // Shards: gateways write and read; meta drives repair and GC (and
+    // alone deletes, below).
     ("hamster.v1.Blob", &[Role::Gateway, Role::Meta]),
 ];
 
@@ -56,6 +58,16 @@ pub const METHOD_ADMISSION: &[(&str, &[Role])] = &[
         "hamster.v1.Blob/PutShard",
         &[Role::Gateway, Role::Meta, Role::Blob],
     ),
+    // Only the meta tier deletes shards, and the blob-server deletes only
+    // what the meta tier confirms no version, part or upload names
+    // (ADR 0029): a gateway certificate cannot delete at all.
+    ("hamster.v1.Blob/DeleteShard", &[Role::Meta]),
+    // Listing shard ids is the sweep's: a gateway that could list them
+    // could name another gateway's not-yet-committed shards to FreeShards
+    // (ids are otherwise unguessable, 128 random bits).
+    ("hamster.v1.Blob/ListShards", &[Role::Meta]),
+    // The check a blob-server makes before deleting: theirs alone.
+    ("hamster.v1.Registry/ConfirmFree", &[Role::Blob]),
     // Scrub and repair are driven by the meta tier alone.
     ("hamster.v1.Blob/Scrub", &[Role::Meta]),
     ("hamster.v1.Blob/ScrubStatus", &[Role::Meta]),
@@ -77,16 +89,14 @@ pub fn admitted(path: &str) -> &'static [Role] {
 }
 
 /// Decides a call: Ok, or the gRPC status to answer with
-/// (`Unauthenticated`, `BlobServerRemoved` or `RoleNotAdmitted`).
+/// (`Unauthenticated`, `BlobServerRemoved` / `MemberRemoved`, or
+/// `RoleNotAdmitted`).
 pub fn check(path: &str, peer: Option<&PeerInfo>) -> Result<(), tonic::Status> {
     let Some(peer) = peer else {
         return Err(ErrorCode::Unauthenticated.status("no verified peer identity"));
     };
     if peer.revoked.contains(&peer.identity) {
-        return Err(ErrorCode::BlobServerRemoved.status(format!(
-            "{} was removed from the cluster; its certificate is refused",
-            peer.identity.uri()
-        )));
+        return Err(crate::revoke::refusal(&peer.identity));
     }
     if admitted(path).contains(&peer.identity.role) {
         Ok(())
@@ -193,11 +203,49 @@ mod tests {
         }
         assert!(check("/hamster.v1.Blob/PutShard/x", Some(&peer(Role::Blob))).is_err());
         assert!(check("/hamster.v1.Blob/GetShard", Some(&peer(Role::Admin))).is_err());
-        for method in ["Scrub", "ScrubStatus", "Rebuild"] {
+        for method in ["Scrub", "ScrubStatus", "Rebuild", "DeleteShard"] {
             let path = format!("/hamster.v1.Blob/{method}");
             assert!(check(&path, Some(&peer(Role::Meta))).is_ok(), "{path}");
             assert!(check(&path, Some(&peer(Role::Gateway))).is_err(), "{path}");
         }
+    }
+
+    /// ADR 0029: only the meta tier deletes shards; only a blob-server
+    /// asks whether a shard is free; other Registry calls are unchanged.
+    #[test]
+    fn shard_deletion_authority() {
+        let del = "/hamster.v1.Blob/DeleteShard";
+        assert!(check(del, Some(&peer(Role::Meta))).is_ok());
+        for role in [Role::Gateway, Role::Blob, Role::Admin] {
+            let e = check(del, Some(&peer(role))).expect_err("refused");
+            assert_eq!(
+                ErrorCode::of(&e),
+                Some(ErrorCode::RoleNotAdmitted),
+                "{role}"
+            );
+        }
+        let confirm = "/hamster.v1.Registry/ConfirmFree";
+        assert!(check(confirm, Some(&peer(Role::Blob))).is_ok());
+        for role in [Role::Gateway, Role::Meta, Role::Admin] {
+            let e = check(confirm, Some(&peer(role))).expect_err("refused");
+            assert_eq!(
+                ErrorCode::of(&e),
+                Some(ErrorCode::RoleNotAdmitted),
+                "{role}"
+            );
+        }
+        for role in [Role::Blob, Role::Gateway, Role::Meta, Role::Admin] {
+            assert!(check("/hamster.v1.Registry/ListBlobs", Some(&peer(role))).is_ok());
+        }
+        // Gateways still write and read shards, but cannot list them.
+        for ok in ["PutShard", "GetShard", "StatShard"] {
+            let path = format!("/hamster.v1.Blob/{ok}");
+            assert!(check(&path, Some(&peer(Role::Gateway))).is_ok(), "{path}");
+        }
+        let list = "/hamster.v1.Blob/ListShards";
+        assert!(check(list, Some(&peer(Role::Meta))).is_ok());
+        let e = check(list, Some(&peer(Role::Gateway))).expect_err("refused");
+        assert_eq!(ErrorCode::of(&e), Some(ErrorCode::RoleNotAdmitted));
     }
 
     #[test]
@@ -221,6 +269,24 @@ mod tests {
             ..p.clone()
         };
         assert!(check("/hamster.v1.Node/Health", Some(&other)).is_ok());
+    }
+
+    #[test]
+    fn a_forgotten_member_of_another_role_is_refused_as_member_removed() {
+        for role in [Role::Gateway, Role::Meta, Role::Admin] {
+            let p = peer(role);
+            let path = "/hamster.v1.Certs/Renew";
+            assert!(check(path, Some(&p)).is_ok(), "{role}");
+            p.revoked
+                .replace([PeerIdentity::new(role, "x").expect("id")]);
+            let e = check(path, Some(&p)).expect_err("revoked");
+            assert_eq!(e.code(), tonic::Code::PermissionDenied);
+            assert_eq!(ErrorCode::of(&e), Some(ErrorCode::MemberRemoved), "{role}");
+            assert!(
+                e.message().contains(&format!("hamster://{role}/x")),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

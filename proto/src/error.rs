@@ -15,6 +15,9 @@ use tonic::{Code, Status};
 /// Metadata key carrying the stable error code.
 pub const ERROR_CODE_KEY: &str = "hamster-error";
 
+/// Metadata key carrying the leader's host:port with a `NotLeader` answer.
+pub const LEADER_KEY: &str = "hamster-leader";
+
 macro_rules! error_codes {
     ($( $(#[$doc:meta])* $name:ident => $grpc:ident, )*) => {
         /// A stable, machine-readable reason for a refusal.
@@ -132,6 +135,20 @@ error_codes! {
     /// CreateBucket of a bucket the caller's key already owns (another
     /// key's bucket is BucketAlreadyExists).
     BucketAlreadyOwnedByYou => AlreadyExists,
+    /// A blob-server refused to delete a shard the meta tier says a
+    /// version, part or upload still names (ADR 0029); nothing deleted.
+    ShardInUse => FailedPrecondition,
+    /// A PutShard to an id already stored (or set aside): shards are
+    /// written once (ADR 0029); the stored bytes are unchanged.
+    ShardExists => AlreadyExists,
+    /// The member (meta, gateway, or admin) was removed or forgotten: its
+    /// id and certificate are refused for good (ADR 0030). A removed
+    /// blob-server is still answered BlobServerRemoved.
+    MemberRemoved => PermissionDenied,
+    /// An admin-only change asked of a meta-server that does not lead:
+    /// followers never forward those (ADR 0030). The leader's address,
+    /// when known, is in the [`LEADER_KEY`] metadata: ask it there.
+    NotLeader => Unavailable,
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -231,6 +248,10 @@ mod tests {
             "ShardCorrupt",
             "OutOfRange",
             "BucketAlreadyOwnedByYou",
+            "ShardInUse",
+            "ShardExists",
+            "MemberRemoved",
+            "NotLeader",
         ];
         let names: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(names, pinned);

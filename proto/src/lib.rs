@@ -8,7 +8,9 @@
 //! - [`join`]: join tokens, and a new node getting its certificate by CSR.
 //! - [`pki`]: CA, certificates, CSRs — keys are made where they are used.
 //! - [`tls`]: rustls configs whose certificate and trust are read per handshake.
-//! - [`transport`]: the mTLS accept loop, peer identity per connection, client channels.
+//! - [`accept`]: what every listening port applies first: connection cap, TCP keepalive, idle timeout.
+//! - [`transport`]: the mTLS accept loop, peer identity per connection, client channels
+//!   (connect timeout, keepalives, call deadlines: ADR 0032).
 //! - [`authz`]: the table of roles each service admits, and the layer enforcing it.
 //! - [`access`]: an access key's rights on a bucket and its S3 DisplayName, alike in every tier.
 //! - [`revoke`]: identities removed from the cluster, refused at the handshake and per call.
@@ -21,7 +23,9 @@
 //! - [`shard_id`]: shard names, stamped with their creation time.
 //! - [`ids`]: request ids and version ids, minted alike by gateways and the meta tier.
 //! - [`free`]: deleting freed shards on blob-servers, alike from every tier.
+//! - [`message_size`]: the largest gRPC message of each kind between the tiers (ADR 0031).
 
+pub mod accept;
 pub mod access;
 pub mod authz;
 pub mod envelope;
@@ -32,6 +36,7 @@ pub mod identity;
 pub mod ids;
 pub mod join;
 pub mod keyring;
+pub mod message_size;
 pub mod pki;
 pub mod revoke;
 pub mod secrets;

@@ -1,12 +1,14 @@
 //! Identities the cluster no longer talks to: removed blob-servers (ADR
-//! 0025). A removed server keeps a certificate that still chains to the
+//! 0025) and the meta tier's deny list, members removed or forgotten (ADR
+//! 0030). Such a member keeps a certificate that still chains to the
 //! trusted CA, so trust alone cannot refuse it; every tier keeps this set
 //! and refuses its members:
 //!
 //! - at the handshake, as server and as client (the verifiers in
 //!   [`crate::tls`]);
 //! - per call on a connection opened before the removal: the server's
-//!   authz layer answers `BlobServerRemoved` ([`crate::authz`]), and a
+//!   authz layer answers `BlobServerRemoved` for a blob-server and
+//!   `MemberRemoved` for any other role ([`crate::authz`]), and a
 //!   client's connection to a revoked server fails its next read or write
 //!   (`Guarded`).
 //!
@@ -143,6 +145,20 @@ pub fn read_file(path: &Path) -> io::Result<Vec<PeerIdentity>> {
     Ok(ids)
 }
 
+/// The answer to a call from a revoked identity: `BlobServerRemoved` for
+/// a blob-server (the code it always had), `MemberRemoved` otherwise.
+pub fn refusal(id: &PeerIdentity) -> tonic::Status {
+    let code = if id.role == crate::Role::Blob {
+        ErrorCode::BlobServerRemoved
+    } else {
+        ErrorCode::MemberRemoved
+    };
+    code.status(format!(
+        "{} was removed from the cluster; its certificate is refused",
+        id.uri()
+    ))
+}
+
 /// How rustls words a `certificate_revoked` alert it received.
 const REVOKED_ALERT: &str = "alert: CertificateRevoked";
 
@@ -155,10 +171,14 @@ fn is_revocation(e: &rustls::Error) -> bool {
 }
 
 /// Whether a call failed because the callee (or the handshake) refused
-/// this node as removed from the cluster: a `BlobServerRemoved` answer, or
+/// this node as removed from the cluster: a `BlobServerRemoved` or
+/// `MemberRemoved` answer, or
 /// a TLS handshake ended by a `certificate_revoked` alert.
 pub fn refused_as_revoked(status: &tonic::Status) -> bool {
-    if ErrorCode::of(status) == Some(ErrorCode::BlobServerRemoved) {
+    if matches!(
+        ErrorCode::of(status),
+        Some(ErrorCode::BlobServerRemoved | ErrorCode::MemberRemoved)
+    ) {
         return true;
     }
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(status);
@@ -310,6 +330,13 @@ mod tests {
     fn the_refusal_a_removed_server_meets_is_recognised() {
         let removed = ErrorCode::BlobServerRemoved.status("gone");
         assert!(refused_as_revoked(&removed));
+        assert!(refused_as_revoked(&ErrorCode::MemberRemoved.status("gone")));
+        let gw = PeerIdentity::new(Role::Gateway, "g").expect("id");
+        assert_eq!(ErrorCode::of(&refusal(&gw)), Some(ErrorCode::MemberRemoved));
+        assert_eq!(
+            ErrorCode::of(&refusal(&blob("b"))),
+            Some(ErrorCode::BlobServerRemoved)
+        );
         assert!(!refused_as_revoked(
             &ErrorCode::RoleNotAdmitted.status("no")
         ));

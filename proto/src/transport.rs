@@ -41,8 +41,38 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 /// Time a closing connection gets to finish its in-flight calls.
 pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
-/// Dial timeout for clients.
+/// Dial timeout for clients: TCP connect and the TLS handshake together.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A client pings its server over HTTP/2 when nothing arrived for this
+/// long, idle or not, and drops the connection (failing every call on it)
+/// when the answer takes longer than [`H2_KEEPALIVE_TIMEOUT`]: a server
+/// that stopped answering without closing its sockets (power loss,
+/// partition, SIGSTOP) is found within about 10 s, streams included.
+pub const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// See [`H2_KEEPALIVE_INTERVAL`].
+pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Servers ping clients less often: they only need to free the slots of
+/// clients that went away.
+pub const SERVER_H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// See [`SERVER_H2_KEEPALIVE_INTERVAL`].
+pub const SERVER_H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes in progress at once on a server port; past it the
+/// accept loop waits (peers are few; a flood of silent dials is not).
+pub const MAX_PENDING_HANDSHAKES: usize = 256;
+/// Per-call deadline on meta↔meta channels: Raft RPCs (openraft's own
+/// TTL applies when shorter), `Raft.Forward` and `Raft.ReadIndex`. A
+/// follower forwarding to a leader that stopped answering gives up after
+/// this and retries against whoever leads by then.
+pub const RAFT_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Per-call deadline on a member's unary calls to a meta-server outside
+/// the data path: trust sync and renewal (`Certs`), and a meta-server
+/// asking the holder of the CA key to sign.
+pub const MEMBER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Per-call deadline on blob→meta registry calls (register, heartbeat,
+/// reports): a commit through a follower's forward (2 s) and an election
+/// fits; a heartbeat sent to a stalled meta-server is late by at most
+/// this, well inside the gateways' `--blob-down-after-secs` (15 s).
+pub const REGISTRY_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who is on the other end of a server connection. Inserted into every
 /// request's extensions; see [`peer`].
@@ -127,8 +157,13 @@ pub fn incoming(
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = TlsAcceptor::from(tls.server_config());
     let node = tls;
+    let handshakes = crate::accept::Cap::new(MAX_PENDING_HANDSHAKES);
     tokio::spawn(async move {
         loop {
+            // At the cap, stop accepting until a handshake ends.
+            let Some(slot) = handshakes.slot().await else {
+                return;
+            };
             let (tcp, remote) = tokio::select! {
                 r = listener.accept() => match r {
                     Ok(c) => c,
@@ -141,13 +176,14 @@ pub fn incoming(
                 },
                 () = tx.closed() => return,
             };
-            let _ = tcp.set_nodelay(true);
+            crate::accept::tune(&tcp);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             let node = node.clone();
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                drop(slot);
+                let tls = match handshake {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         tracing::debug!(%remote, error = %e, "TLS handshake refused");
@@ -190,7 +226,8 @@ pub fn server() -> tonic::transport::Server<
     tonic::transport::Server::builder()
         .max_connection_age(MAX_CONNECTION_AGE)
         .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_interval(Some(SERVER_H2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(SERVER_H2_KEEPALIVE_TIMEOUT))
         .layer(crate::authz::AuthzLayer)
 }
 
@@ -204,8 +241,35 @@ pub enum ConnectError {
 /// only a server whose role is in `expect` (empty: any hamster role).
 /// The channel reconnects on its own, with a fresh handshake each time;
 /// a connection fails once its server is revoked ([`crate::revoke`]).
+///
+/// Calls get no total deadline here (a 5 GiB shard stream must not be
+/// cut); a dead server fails them through the HTTP/2 keepalive. Channels
+/// that carry only unary calls use [`channel_with_deadline`].
 pub fn channel(addr: &str, tls: &Arc<NodeTls>, expect: &[Role]) -> Result<Channel, ConnectError> {
-    connect(addr, tls.client_config(expect), Some(tls.revocations()))
+    connect(
+        addr,
+        tls.client_config(expect),
+        Some(tls.revocations()),
+        None,
+    )
+}
+
+/// [`channel`] where every call must be answered (response headers)
+/// within `deadline`, or fails with `Cancelled`. For unary services only:
+/// a client-streaming call would be cut after `deadline` however well it
+/// progressed.
+pub fn channel_with_deadline(
+    addr: &str,
+    tls: &Arc<NodeTls>,
+    expect: &[Role],
+    deadline: Duration,
+) -> Result<Channel, ConnectError> {
+    connect(
+        addr,
+        tls.client_config(expect),
+        Some(tls.revocations()),
+        Some(deadline),
+    )
 }
 
 /// A lazily connecting channel to `addr` over TLS with the given client
@@ -214,18 +278,30 @@ pub fn channel_with(
     addr: &str,
     config: Arc<rustls::ClientConfig>,
 ) -> Result<Channel, ConnectError> {
-    connect(addr, config, None)
+    connect(addr, config, None, Some(JOIN_CALL_TIMEOUT))
 }
 
+/// Deadline of each join-port call (`Trust`, `Join`): a spend through
+/// Raft and a CSR signature.
+pub const JOIN_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The one place outbound channels are configured (ADR 0032).
 fn connect(
     addr: &str,
     config: Arc<rustls::ClientConfig>,
     revoked: Option<Revoked>,
+    deadline: Option<Duration>,
 ) -> Result<Channel, ConnectError> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+    let mut endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|_| ConnectError::BadAddress(addr.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(H2_KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
         .tcp_nodelay(true);
+    if let Some(d) = deadline {
+        endpoint = endpoint.timeout(d);
+    }
     let connector = TlsConnector::from(config);
     let connect = tower::service_fn(move |uri: http::Uri| {
         let connector = connector.clone();
@@ -241,7 +317,9 @@ fn connect(
                 .port_u16()
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no port"))?;
             let tcp = TcpStream::connect((host.as_str(), port)).await?;
-            tcp.set_nodelay(true)?;
+            // Our connector dials, so the endpoint's TCP options do not
+            // apply: set them here.
+            crate::accept::tune(&tcp);
             // The name only feeds SNI; identity is checked by role (ADR 0002).
             let name = ServerName::try_from(host)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -275,6 +353,7 @@ fn connect(
 pub struct Pool {
     tls: Arc<NodeTls>,
     expect: Vec<Role>,
+    deadline: Option<Duration>,
     channels: Arc<std::sync::Mutex<std::collections::HashMap<String, Channel>>>,
 }
 
@@ -283,8 +362,16 @@ impl Pool {
         Self {
             tls,
             expect: expect.to_vec(),
+            deadline: None,
             channels: Arc::default(),
         }
+    }
+
+    /// Every call on this pool's channels gets `deadline`
+    /// ([`channel_with_deadline`]: unary services only).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 
     pub fn channel(&self, addr: &str) -> Result<Channel, ConnectError> {
@@ -295,7 +382,12 @@ impl Pool {
         if let Some(ch) = map.get(addr) {
             return Ok(ch.clone());
         }
-        let ch = channel(addr, &self.tls, &self.expect)?;
+        let ch = connect(
+            addr,
+            self.tls.client_config(&self.expect),
+            Some(self.tls.revocations()),
+            self.deadline,
+        )?;
         map.insert(addr.to_string(), ch.clone());
         Ok(ch)
     }

@@ -10,7 +10,8 @@
 //!   CSR over its existing mTLS channel (`Certs.Renew`), writes key and
 //!   certificate, and presents the new certificate from the next
 //!   handshake on. The key never leaves this process and its disk.
-//! - The revoked identities (removed blob-servers, ADR 0025), the whole
+//! - The revoked identities (removed blob-servers, ADR 0025, and members
+//!   removed or forgotten, ADR 0030: any role), the whole
 //!   list every round, are swapped into the transport at once and kept
 //!   beside the trust file (`<trust>.revoked`), so a restart refuses them
 //!   before its first sync.
@@ -298,7 +299,13 @@ impl TrustSync {
                 let mut result = Err(SyncError::Call("no meta address".into()));
                 for i in 0..addrs.len() {
                     let addr = &addrs[(at + i) % addrs.len()];
-                    let ch = match crate::transport::channel(addr, &self.tls, &[Role::Meta]) {
+                    // Unary calls only: each gets a deadline (ADR 0032).
+                    let ch = match crate::transport::channel_with_deadline(
+                        addr,
+                        &self.tls,
+                        &[Role::Meta],
+                        crate::transport::MEMBER_CALL_TIMEOUT,
+                    ) {
                         Ok(ch) => ch,
                         Err(e) => {
                             result = Err(SyncError::Call(e.to_string()));

@@ -218,7 +218,8 @@ impl Cluster {
         }
     }
 
-    /// A version as the meta tier holds it (`version_id` "" = current).
+    /// A version as the meta tier holds it (`version_id` "" = current),
+    /// with its parts (paged with GetParts: answers carry only their count).
     pub async fn version(
         &self,
         meta: Node,
@@ -227,7 +228,8 @@ impl Cluster {
         id: &str,
     ) -> pb::ObjectVersion {
         let gw = self.gateway_identity("gw-probe");
-        self.meta_client(meta, &gw)
+        let mut client = self.meta_client(meta, &gw);
+        let mut v = client
             .get_version(pb::GetVersionRequest {
                 bucket: bucket.into(),
                 key: key.into(),
@@ -237,7 +239,11 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("get version {bucket}/{key}: {e}"))
             .into_inner()
             .version
-            .unwrap_or_else(|| panic!("no version of {bucket}/{key}"))
+            .unwrap_or_else(|| panic!("no version of {bucket}/{key}"));
+        v.parts = crate::meta::all_parts(&mut client, &v)
+            .await
+            .unwrap_or_else(|e| panic!("parts of {bucket}/{key}: {e}"));
+        v
     }
 
     /// The uploaded parts of an open multipart upload.

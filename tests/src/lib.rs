@@ -25,7 +25,9 @@
 //! secrets a backup must not hold), [`clients`] (real S3 clients run
 //! against a cluster), [`sigv4`] (a hand signer for requests
 //! an SDK will not send), [`steps`] (named steps of one long scenario, each
-//! failure reported by name).
+//! failure reported by name), [`fuzz`] (the fuzz harness of every parser
+//! of network and disk bytes, ADR 0033), [`stall`] (nodes SIGSTOPped
+//! behind a guard that resumes them).
 //!
 //! Binaries come from the cargo target dir of the test executable (or
 //! `HAMSTER_BIN_DIR`): run `cargo build --workspace` first, as the README's
@@ -52,12 +54,14 @@ pub mod blobs;
 pub mod clients;
 pub mod dev;
 pub mod durability;
+pub mod fuzz;
 pub mod limits;
 pub mod load;
 pub mod lock;
 pub mod meta;
 pub mod s3;
 pub mod sigv4;
+pub mod stall;
 pub mod steps;
 
 pub use steps::Steps;

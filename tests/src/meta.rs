@@ -128,12 +128,32 @@ impl Cluster {
         name: &str,
         can_create_bucket: Option<bool>,
     ) -> String {
-        AdminClient::new(self.channel(node, &self.admin_tls()))
-            .create_access_key(pb::CreateAccessKeyRequest {
-                name: name.into(),
-                can_create_bucket,
-            })
-            .await
+        let req = pb::CreateAccessKeyRequest {
+            name: name.into(),
+            can_create_bucket,
+        };
+        let admin = self.admin_tls();
+        let mut first = AdminClient::new(self.channel(node, &admin));
+        let answer = match first.create_access_key(req.clone()).await {
+            // A follower makes no admin change (ADR 0030): it names the
+            // leader, which is asked instead, as the CLI does.
+            Err(s)
+                if hamster_proto::ErrorCode::of(&s)
+                    == Some(hamster_proto::ErrorCode::NotLeader) =>
+            {
+                let leader = s
+                    .metadata()
+                    .get(hamster_proto::error::LEADER_KEY)
+                    .and_then(|v| v.to_str().ok())
+                    .expect("NotLeader names the leader")
+                    .to_string();
+                let ch = hamster_proto::transport::channel(&leader, &admin, &[])
+                    .expect("channel to the leader");
+                AdminClient::new(ch).create_access_key(req).await
+            }
+            other => other,
+        };
+        answer
             .expect("create access key")
             .into_inner()
             .key
@@ -229,5 +249,38 @@ pub async fn list_all(
             return Ok(keys);
         }
         token = page.next_continuation_token;
+    }
+}
+
+/// Every part of a completed multipart version, paged with GetParts as a
+/// gateway reads them (answers carry `parts_count`, never the parts, ADR
+/// 0031); empty for a single-part version.
+pub async fn all_parts(
+    client: &mut MetaClient<Channel>,
+    v: &pb::ObjectVersion,
+) -> Result<Vec<pb::Part>, tonic::Status> {
+    let mut parts = Vec::new();
+    if v.parts_count == 0 {
+        return Ok(parts);
+    }
+    let mut marker = 0;
+    loop {
+        let page = client
+            .get_parts(pb::GetPartsRequest {
+                bucket: v.bucket.clone(),
+                key: v.key.clone(),
+                version_id: v.version_id.clone(),
+                etag: v.etag.clone(),
+                created_at_ms: v.created_at_ms,
+                part_number_marker: marker,
+                max_parts: 1000,
+            })
+            .await?
+            .into_inner();
+        parts.extend(page.parts);
+        if !page.is_truncated {
+            return Ok(parts);
+        }
+        marker = page.next_part_number_marker;
     }
 }

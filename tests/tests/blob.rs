@@ -160,13 +160,15 @@ async fn shards_round_trip_by_range_and_survive_sigkill_after_the_ack() {
         data
     );
 
-    let del = client
+    // A gateway certificate cannot delete (ADR 0029: only the meta tier
+    // does, and only what it confirms unnamed); the shard stays.
+    let e = client
         .delete_shard(pb::DeleteShardRequest {
             shard_id: "obj-1.s1".into(),
         })
         .await
-        .expect("delete");
-    assert!(del.into_inner().existed);
+        .expect_err("a gateway delete");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
     let st = client
         .stat_shard(StatShardRequest {
             shard_id: "obj-1.s1".into(),
@@ -174,7 +176,7 @@ async fn shards_round_trip_by_range_and_survive_sigkill_after_the_ack() {
         .await
         .expect("stat")
         .into_inner();
-    assert!(!st.exists);
+    assert!(st.exists);
 }
 
 #[tokio::test]

@@ -363,7 +363,8 @@ async fn members_are_added_as_learner_then_voter_and_removed() {
 
     let new = c.start_meta_joiner();
     c.wait_healthy(new).await;
-    // Through the CLI, asked of a follower: forwarded to the leader.
+    // Through the CLI, asked of a follower: it answers NotLeader with the
+    // leader's address and the CLI asks the leader (ADR 0030).
     let follower = follower_of(&c, &idxs, leader);
     let pki = c.pki_dir();
     let p = |n: &str| pki.join(n).to_str().expect("utf8").to_string();
@@ -416,7 +417,9 @@ async fn members_are_added_as_learner_then_voter_and_removed() {
 
     // Remove one of the founders; the cluster keeps committing.
     let gone = follower;
-    let mut admin = AdminClient::new(c.channel(new, &c.admin_tls()));
+    // Admin changes are made on the leader (a follower answers NotLeader,
+    // ADR 0030; the CLI follows it, as `member add` above did).
+    let mut admin = AdminClient::new(c.channel(leader, &c.admin_tls()));
     admin
         .remove_member(RemoveMemberRequest {
             raft_id: c.node(gone).raft_id,

@@ -1,13 +1,14 @@
 //! The gateway's pipeline stages against real blob-servers: chunk, seal,
 //! erasure-code, fan out to 6 servers, read back through any 4; no
 //! plaintext on any server's disk; the ack rule refuses a write with
-//! fewer than k+1 durable shards and removes what landed.
+//! fewer than k+1 durable shards and answers what landed (which the
+//! gateway hands to the meta tier to free: shard_authority.rs).
 
 use hamster_gateway::pipeline::chunk::Chunker;
 use hamster_gateway::pipeline::encrypt::{SEGMENT_SIZE, SegmentCipher, TAG_LEN};
 use hamster_gateway::pipeline::erasure::Coder;
 use hamster_gateway::pipeline::fanin::{Source, read_stripe};
-use hamster_gateway::pipeline::fanout::{AckError, Fanout, Landed, Target, remove};
+use hamster_gateway::pipeline::fanout::{AckError, Fanout, Landed, Target};
 use hamster_proto::Role;
 use hamster_proto::envelope::DataKey;
 use hamster_proto::pb::{StatShardRequest, blob_client::BlobClient};
@@ -167,7 +168,7 @@ async fn an_object_round_trips_through_six_servers_and_survives_two_losses() {
 }
 
 #[tokio::test]
-async fn the_ack_rule_needs_k_plus_one_and_cleans_up_below_it() {
+async fn the_ack_rule_needs_k_plus_one_and_answers_what_landed_below_it() {
     let (mut c, blobs, gw) = six_blob_servers().await;
     let cipher = SegmentCipher::new(&DataKey::generate());
     let data = object(SEGMENT_SIZE + 100);
@@ -184,7 +185,8 @@ async fn the_ack_rule_needs_k_plus_one_and_cleans_up_below_it() {
         data
     );
 
-    // Two down: 4 durable < 5, refused; the 4 that landed are removed.
+    // Two down: 4 durable < 5, refused; the 4 that landed are answered,
+    // for the gateway to hand to the meta tier (it cannot delete them).
     c.kill(blobs[4]);
     let w = write(&c, &blobs, "refused", &data, &cipher, &gw).await;
     let (err, landed) = w.landed.expect_err("below k+1");
@@ -196,7 +198,6 @@ async fn the_ack_rule_needs_k_plus_one_and_cleans_up_below_it() {
             needed: 5
         }
     );
-    remove(&landed, &gw).await;
     for l in &landed {
         let mut client = BlobClient::new(gw.channel(&l.target.address).expect("ch"));
         let st = client
@@ -206,8 +207,8 @@ async fn the_ack_rule_needs_k_plus_one_and_cleans_up_below_it() {
             .await
             .expect("stat");
         assert!(
-            !st.into_inner().exists,
-            "orphan shard {} left",
+            st.into_inner().exists,
+            "landed shard {} not stored",
             l.target.shard_id
         );
     }

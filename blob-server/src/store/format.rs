@@ -91,12 +91,26 @@ impl Header {
         }
         let mut len = [0u8; 8];
         len.copy_from_slice(&h[20..28]);
-        Ok(Self {
+        let header = Self {
             block_size,
             shard_index: u32_at(h, 16),
             data_len: u64::from_le_bytes(len),
             shard_crc: u32_at(h, 28),
-        })
+        };
+        // Readers trust `file_len` and the block offsets once the file's
+        // length matches: lengths that wrap them would pass that check
+        // and size a read from the header alone (found by fuzzing).
+        if header.checked_file_len().is_none() {
+            return Err(FormatError::BadHeader("lengths overflow"));
+        }
+        Ok(header)
+    }
+
+    fn checked_file_len(&self) -> Option<u64> {
+        self.blocks()
+            .checked_mul(CRC_LEN as u64)?
+            .checked_add(self.data_len)?
+            .checked_add(HEADER_LEN as u64)
     }
 
     pub fn blocks(&self) -> u64 {

@@ -157,6 +157,11 @@ impl Store {
         &self.root
     }
 
+    /// Refuses an id that can name no shard (before any other work).
+    pub fn check_id(&self, id: &str) -> Result<(), StoreError> {
+        self.locate(id).map(|_| ())
+    }
+
     fn path(&self, id: &str) -> Result<PathBuf, StoreError> {
         Ok(self.locate(id)?.0)
     }

@@ -49,6 +49,7 @@ pub struct BlobNode {
     pub store: Store,
     pub scrubber: Arc<hamster_blob::scrub::Scrubber>,
     pub reporter: Arc<hamster_blob::report::Reporter>,
+    pub confirmer: Arc<hamster_blob::confirm::Confirmer>,
 }
 
 impl BlobNode {
@@ -87,6 +88,7 @@ impl BlobNode {
             store,
             scrubber: parts.scrubber,
             reporter: parts.reporter,
+            confirmer: parts.confirmer,
         }
     }
 
@@ -148,7 +150,7 @@ pub async fn get(c: &mut BlobClient<Channel>, id: &str) -> Result<Vec<u8>, tonic
 /// A meta Registry that records every ReportScrub (with the caller's
 /// certificate id), refuses the first `refuse` of them, and holds each
 /// while a test holds `hold` for writing; it records registrations and
-/// heartbeats too.
+/// heartbeats too, and answers ConfirmFree from a set of referenced ids.
 #[derive(Clone, Default)]
 pub struct FakeRegistry {
     pub reports: Arc<Mutex<Vec<(String, pb::ReportScrubRequest)>>>,
@@ -156,6 +158,13 @@ pub struct FakeRegistry {
     pub hold: Arc<tokio::sync::RwLock<()>>,
     pub registered: Arc<Mutex<Vec<pb::BlobServer>>>,
     pub heartbeats: Arc<Mutex<Vec<pb::HeartbeatRequest>>>,
+    /// Shard ids ConfirmFree answers as in use.
+    pub referenced: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// Every ConfirmFree's ids, in order of arrival.
+    pub confirms: Arc<Mutex<Vec<Vec<String>>>>,
+    pub confirm_hold: Arc<tokio::sync::RwLock<()>>,
+    /// ConfirmFree answers Unavailable (no leader) while set.
+    pub confirm_down: Arc<Mutex<bool>>,
 }
 
 #[tonic::async_trait]
@@ -175,6 +184,26 @@ impl pb::registry_server::Registry for FakeRegistry {
     ) -> Result<tonic::Response<pb::HeartbeatResponse>, tonic::Status> {
         self.heartbeats.lock().expect("lock").push(req.into_inner());
         Ok(tonic::Response::new(pb::HeartbeatResponse::default()))
+    }
+
+    /// Every asked id is free but those in `referenced`; each request is
+    /// recorded, and waits while a test holds `confirm_hold` for writing.
+    async fn confirm_free(
+        &self,
+        req: tonic::Request<pb::ConfirmFreeRequest>,
+    ) -> Result<tonic::Response<pb::ConfirmFreeResponse>, tonic::Status> {
+        let ids = req.into_inner().shard_ids;
+        self.confirms.lock().expect("lock").push(ids.clone());
+        let _held = self.confirm_hold.read().await;
+        if *self.confirm_down.lock().expect("lock") {
+            return Err(tonic::Status::unavailable("no leader (test)"));
+        }
+        let referenced = self.referenced.lock().expect("lock");
+        let free = ids
+            .into_iter()
+            .filter(|id| !referenced.contains(id))
+            .collect();
+        Ok(tonic::Response::new(pb::ConfirmFreeResponse { free }))
     }
 
     async fn report_scrub(

@@ -4,11 +4,12 @@
 //! - A version or part is committed under the cluster's write key; if a
 //!   rotation opened since this gateway last looked, the data key is
 //!   rewrapped once for the new key (ADR 0018).
-//! - The shards of a write the meta tier refused are discarded (and the
-//!   cluster view refreshed if a server it named has retired).
-//! - Shards a commit, a completion, an abort or a delete answers as named
-//!   by nothing any more are freed in the background; what fails there is
-//!   left to the sweep.
+//! - The shards of a write the meta tier refused are handed back to it to
+//!   free (Meta.FreeShards), and the cluster view refreshed if a server it
+//!   named has retired. A gateway never deletes a shard (ADR 0029).
+//! - Shards a commit, a completion, an abort or a delete leaves named by
+//!   nothing are freed by the meta-server that applied it, in the
+//!   background; the gateway is not told which (answers stay small).
 //! - Every call names its S3 request: a request id and the version id it
 //!   may create are chosen once, before the first attempt, and sent
 //!   again by every retry, so a retry whose first answer was lost gets
@@ -25,10 +26,8 @@ use std::sync::Arc;
 use hamster_proto::keyring::Keyring;
 use hamster_proto::pb;
 use hamster_proto::secrets::MasterKey;
-use hamster_proto::transport::Pool;
 use hamster_proto::{ErrorCode, envelope, ids};
 
-use super::fanout::delete_shards;
 use super::write::Stored;
 use crate::cluster::ClusterView;
 use crate::meta::{MetaError, MetaTier};
@@ -51,8 +50,6 @@ pub struct Committer<'a> {
     pub cluster: &'a ClusterView,
     /// The master keys this gateway holds.
     pub keys: &'a Keyring,
-    /// Channels to blob-servers, to discard and free shards.
-    pub pool: &'a Pool,
     /// The S3 access key the request was signed with (every call names it).
     pub access_key_id: &'a str,
 }
@@ -72,8 +69,9 @@ pub fn write_key(cluster: &ClusterView, keys: &Keyring) -> Result<Arc<MasterKey>
 impl Committer<'_> {
     /// Commits stored shards as a new version of `template` (bucket, key,
     /// metadata, lock): the one moment the object exists. Shards of the
-    /// version it replaced are freed; a refused commit removes the new
-    /// shards. The answer carries the version's id and time.
+    /// version it replaced are freed by the meta tier; a refused commit
+    /// hands the new shards back to it. The answer carries the version's
+    /// id and time.
     pub async fn version(
         &self,
         stored: Stored,
@@ -112,10 +110,7 @@ impl Committer<'_> {
             )
             .await;
         match committed {
-            Ok(c) => {
-                self.free(c.freed);
-                Ok(c.version.unwrap_or_default())
-            }
+            Ok(c) => Ok(c.version.unwrap_or_default()),
             Err(e) => {
                 self.discard_after(stored, &e).await;
                 Err(e)
@@ -123,9 +118,9 @@ impl Committer<'_> {
         }
     }
 
-    /// Commits stored shards as part `number` of an upload; a part it
-    /// replaces has its shards freed, a refused commit removes the new
-    /// ones. Answers the part's ETag.
+    /// Commits stored shards as part `number` of an upload (the meta tier
+    /// frees a part it replaces); a refused commit hands the new shards
+    /// back. Answers the part's ETag.
     pub async fn part(
         &self,
         bucket: &str,
@@ -167,10 +162,7 @@ impl Committer<'_> {
             )
             .await;
         match committed {
-            Ok(r) => {
-                self.free(r.replaced.into_iter().collect());
-                Ok(stored.md5)
-            }
+            Ok(_) => Ok(stored.md5),
             Err(e) => {
                 self.discard_after(stored, &e).await;
                 Err(e)
@@ -178,8 +170,8 @@ impl Committer<'_> {
         }
     }
 
-    /// Completes a multipart upload (the meta tier checks the parts);
-    /// shards of parts the object does not use are freed. Names the
+    /// Completes a multipart upload (the meta tier checks the parts, and
+    /// frees the shards of parts the object does not use). Names the
     /// request and the object's version id unless the caller did.
     pub async fn complete(
         &self,
@@ -191,22 +183,20 @@ impl Committer<'_> {
             req.version_id = ids::new_version_id(crate::now_ms());
         }
         let r = meta_call!(self.meta, complete_multipart, req).await?;
-        self.free(r.freed);
         Ok(r.version.unwrap_or_default())
     }
 
-    /// Aborts a multipart upload and frees the shards of its parts.
+    /// Aborts a multipart upload (the meta tier frees its parts' shards).
     pub async fn abort(&self, mut req: pb::AbortMultipartRequest) -> Result<(), MetaError> {
         name_request(&mut req.request_id);
         req.access_key_id = self.access_key_id.to_string();
-        let r = meta_call!(self.meta, abort_multipart, req).await?;
-        self.free(r.freed);
+        meta_call!(self.meta, abort_multipart, req).await?;
         Ok(())
     }
 
-    /// Deletes a key or a version (or lays a delete marker) and frees the
-    /// shards no version names any more. Names the request and the
-    /// marker's version id unless the caller did.
+    /// Deletes a key or a version (or lays a delete marker); the meta tier
+    /// frees the shards no version names any more. Names the request and
+    /// the marker's version id unless the caller did.
     pub async fn delete(
         &self,
         mut req: pb::DeleteObjectRequest,
@@ -216,9 +206,7 @@ impl Committer<'_> {
         if req.version_id.is_empty() && req.marker_version_id.is_empty() {
             req.marker_version_id = ids::new_version_id(crate::now_ms());
         }
-        let mut r = meta_call!(self.meta, delete_object, req).await?;
-        self.free(std::mem::take(&mut r.freed));
-        Ok(r)
+        meta_call!(self.meta, delete_object, req).await
     }
 
     /// Commits with `call(request id, wrapped data key, its fingerprint)`,
@@ -261,36 +249,21 @@ impl Committer<'_> {
         }
     }
 
-    /// A failed commit: the shards go, unless the meta tier may yet have
-    /// committed (it was unreachable mid-call); those the sweep judges later.
+    /// A failed commit: the shards are handed back to the meta tier to
+    /// free, unless it may yet have committed (it was unreachable
+    /// mid-call); those the sweep judges later.
     /// Refused for naming a server drained or removed since this gateway
     /// last looked, the view is refreshed at once, so the client's retry
     /// (answered 503 SlowDown) is placed on servers that take shards.
     async fn discard_after(&self, stored: Stored, e: &MetaError) {
         if matches!(e, MetaError::Refused { .. }) {
-            stored.discard(self.pool).await;
+            stored.discard(self.meta).await;
         }
         if e.code() == Some(ErrorCode::BlobServerRetired)
             && let Err(e) = self.cluster.refresh().await
         {
             tracing::debug!(error = %e, "registry refresh after a retired-server refusal failed");
         }
-    }
-
-    /// Deletes, in the background, shards no version refers to any more.
-    /// What fails here is left to the sweep.
-    pub fn free(&self, maps: Vec<pb::ShardMap>) {
-        let addresses = self.cluster.addresses();
-        let shards: Vec<(String, String)> = maps
-            .iter()
-            .flat_map(|m| &m.shards)
-            .filter_map(|loc| Some((addresses.get(&loc.blob_id)?.clone(), loc.shard_id.clone())))
-            .collect();
-        if shards.is_empty() {
-            return;
-        }
-        let pool = self.pool.clone();
-        tokio::spawn(async move { delete_shards(&pool, shards).await });
     }
 }
 

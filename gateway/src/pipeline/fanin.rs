@@ -36,9 +36,24 @@ async fn read_chunk(src: &Source, offset: u64, len: u64, pool: &Pool) -> Option<
         offset,
         length: len,
     };
-    let mut stream = BlobClient::new(ch).get_shard(req).await.ok()?.into_inner();
+    let stream = BlobClient::new(ch).get_shard(req).await.ok()?.into_inner();
+    collect_chunk(stream, len).await
+}
+
+/// Exactly `len` bytes from a GetShard stream, or None. A blob-server that
+/// sends more than was asked is faulty (or not ours): the read stops before
+/// its bytes can grow this buffer without bound.
+async fn collect_chunk<S>(mut stream: S, len: u64) -> Option<Vec<u8>>
+where
+    S: futures::Stream<Item = Result<pb::GetShardChunk, tonic::Status>> + Unpin,
+{
+    // `len` comes from the shard map, never from the peer.
     let mut out = Vec::with_capacity(len as usize);
-    while let Some(piece) = stream.message().await.ok()? {
+    while let Some(piece) = stream.next().await {
+        let piece = piece.ok()?;
+        if out.len() as u64 + piece.data.len() as u64 > len {
+            return None;
+        }
         out.extend_from_slice(&piece.data);
     }
     (out.len() as u64 == len).then_some(out)
@@ -93,4 +108,43 @@ pub async fn read_stripe(
         }
     }
     coder.decode(chunks, stripe_len)
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    fn pieces(
+        sizes: &[usize],
+    ) -> impl futures::Stream<Item = Result<pb::GetShardChunk, tonic::Status>> + Unpin {
+        let items: Vec<_> = sizes
+            .iter()
+            .map(|&n| Ok(pb::GetShardChunk { data: vec![7; n] }))
+            .collect();
+        futures::stream::iter(items)
+    }
+
+    #[tokio::test]
+    async fn a_chunk_is_exactly_what_was_asked() {
+        assert_eq!(collect_chunk(pieces(&[3, 4]), 7).await, Some(vec![7; 7]));
+        assert_eq!(collect_chunk(pieces(&[3]), 7).await, None, "short");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_sends_more_is_cut_off_at_the_first_extra_byte() {
+        // An endless stream of 1 MiB pieces: without the bound this never
+        // ends and the buffer grows until the gateway runs out of memory.
+        let endless = futures::stream::repeat_with(|| {
+            Ok(pb::GetShardChunk {
+                data: vec![1; 1 << 20],
+            })
+        });
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            collect_chunk(endless, 3 << 20),
+        )
+        .await
+        .expect("a flooding peer must be cut off, not read forever");
+        assert_eq!(got, None);
+    }
 }

@@ -5,13 +5,21 @@
 //! memory), a failed one is dropped and the rest go on. At the end the
 //! ack rule decides: all k+m durable, or at least k+1 when some failed
 //! (a degraded write still survives one more loss); below that the PUT is
-//! refused and the shards that did land are deleted.
+//! refused and the shards that did land are handed to the meta tier to
+//! free (a gateway never deletes a shard, ADR 0029).
+//!
+//! A shard id is written once: a stream is never retried under the same
+//! id (a failed server is dropped; a client's retry is a new write with a
+//! new object stem), so `ShardExists` cannot meet a retry of ours.
 
 use std::time::Duration;
 
 use hamster_proto::pb::{self, blob_client::BlobClient};
 use hamster_proto::transport::Pool;
 use tokio::sync::mpsc;
+
+use crate::meta::MetaTier;
+use crate::meta_call;
 use tokio::task::JoinHandle;
 
 /// Chunks queued per shard before the sender waits.
@@ -182,24 +190,80 @@ async fn settle(
     }
 }
 
-/// Deletes shards that landed for a PUT that is not going to commit.
-pub async fn remove(landed: &[Landed], pool: &Pool) {
-    let shards = landed
-        .iter()
-        .map(|l| (l.target.address.clone(), l.target.shard_id.clone()))
-        .collect();
-    delete_shards(pool, shards).await;
+/// Asks the meta tier to free the shards that landed for a PUT that is
+/// not going to commit. A gateway cannot delete shards (ADR 0029): the
+/// meta tier deletes them in the background, each blob-server only once
+/// the meta tier confirms nothing names them. Waits at most `STALL` for
+/// the answer; what is not freed is left to the sweep.
+pub async fn release(landed: &[Landed], meta: &MetaTier) {
+    if landed.is_empty() {
+        return;
+    }
+    let req = pb::FreeShardsRequest {
+        shards: vec![landed_map(landed)],
+    };
+    match tokio::time::timeout(STALL, meta_call!(meta, free_shards, req)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(shards = landed.len(), error = %e, "could not free the shards of a failed write; the sweep will")
+        }
+        Err(_) => {
+            tracing::warn!(
+                shards = landed.len(),
+                "no answer freeing the shards of a failed write; the sweep will"
+            )
+        }
+    }
 }
 
-/// Deletes (address, shard id) pairs, each given at most `STALL`. What
-/// fails is left to the sweep.
-pub async fn delete_shards(pool: &Pool, shards: Vec<(String, String)>) {
-    let n = shards.len();
-    let deleted = hamster_proto::free::delete_shards(pool, shards, STALL).await;
-    if deleted < n {
-        tracing::warn!(
-            failed = n - deleted,
-            "could not delete some shards; the sweep will"
+/// The landed shards as a map naming only where they are (what
+/// FreeShards needs).
+fn landed_map(landed: &[Landed]) -> pb::ShardMap {
+    pb::ShardMap {
+        shards: landed
+            .iter()
+            .map(|l| pb::ShardLocation {
+                index: l.index,
+                blob_id: l.target.blob_id.clone(),
+                shard_id: l.target.shard_id.clone(),
+                checksum: l.checksum.clone(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_landed_map_names_every_shard_where_it_landed() {
+        let landed: Vec<Landed> = (0..3)
+            .map(|i| Landed {
+                index: i * 2,
+                target: Target {
+                    blob_id: format!("blob-{i}"),
+                    address: format!("127.0.0.1:{}", 9000 + i),
+                    shard_id: format!("obj-{i}"),
+                },
+                length: 10,
+                checksum: vec![i as u8],
+            })
+            .collect();
+        let map = landed_map(&landed);
+        let got: Vec<_> = map
+            .shards
+            .iter()
+            .map(|l| (l.index, l.blob_id.as_str(), l.shard_id.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, "blob-0", "obj-0"),
+                (2, "blob-1", "obj-1"),
+                (4, "blob-2", "obj-2")
+            ]
         );
     }
 }

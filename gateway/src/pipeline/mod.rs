@@ -13,8 +13,8 @@
 //! - [`write`]: a whole PUT body through chunk → encrypt → erasure →
 //!   placement → fanout → ack: durable, uncommitted shards.
 //! - [`commit`]: the version or part committed to the meta tier under the
-//!   cluster's write key; shards of a refused write discarded, shards the
-//!   meta tier answers as unused (replaced, deleted, aborted) freed.
+//!   cluster's write key; shards of a refused write handed back to the
+//!   meta tier to free (a gateway never deletes a shard, ADR 0029).
 //! - [`fanin`]: a stripe read back, rebuilt from parity when shards are
 //!   lost or slow (hedged reads).
 //! - [`read`]: a GET range through fanin → decrypt, as a stream.

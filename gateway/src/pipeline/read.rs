@@ -32,6 +32,10 @@ pub enum ReadError {
     Shards { segment: u64, source: ErasureError },
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// The next part of a multipart object could not be found or opened
+    /// (its page from the meta tier, or its data key), mid-body.
+    #[error("next part: {0}")]
+    Unit(String),
 }
 
 pub struct ObjectReader {

@@ -14,8 +14,9 @@ use hamster_proto::{pb, shard_id};
 use super::chunk::Chunker;
 use super::encrypt::{SEGMENT_SIZE, SegmentCipher};
 use super::erasure::Coder;
-use super::fanout::{AckError, Fanout, Landed, Target, remove};
+use super::fanout::{AckError, Fanout, Landed, Target, release};
 use super::placement::{Candidate, PlacementError, place};
+use crate::meta::MetaTier;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -56,22 +57,25 @@ pub struct Stored {
 }
 
 impl Stored {
-    /// Removes the shards of a write that will not be committed.
-    pub async fn discard(self, pool: &Pool) {
-        remove(&self.landed, pool).await;
+    /// Has the meta tier free the shards of a write that will not be
+    /// committed (a gateway cannot delete them itself, ADR 0029).
+    pub async fn discard(self, meta: &MetaTier) {
+        release(&self.landed, meta).await;
     }
 }
 
 /// Writes `body` as k+m shards onto servers from `candidates`. With fewer
 /// than k+m servers up, the missing shards are simply not written (the ack
 /// rule still asks for k+1); `inspect` sees every plaintext byte in order
-/// (for checksums the client sent).
+/// (for checksums the client sent). Shards of a write that fails here are
+/// handed to `meta` to free.
 pub async fn write<S, B>(
     body: S,
     (k, m): (usize, usize),
     candidates: &[Candidate],
     kek: &MasterKey,
     pool: &Pool,
+    meta: &MetaTier,
     mut inspect: impl FnMut(&[u8]),
 ) -> Result<Stored, WriteError>
 where
@@ -109,7 +113,7 @@ where
             Ok(None) => break,
             Err(e) => {
                 let landed = fanout.abort().await;
-                remove(&landed, pool).await;
+                release(&landed, meta).await;
                 return Err(e.into());
             }
         };
@@ -121,7 +125,7 @@ where
     let landed = match fanout.finish(k).await {
         Ok(l) => l,
         Err((e, landed)) => {
-            remove(&landed, pool).await;
+            release(&landed, meta).await;
             return Err(e.into());
         }
     };

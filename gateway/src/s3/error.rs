@@ -74,7 +74,11 @@ fn s3_code(code: ErrorCode) -> Option<S3ErrorCode> {
         | ErrorCode::Internal
         | ErrorCode::NoSuchShard
         | ErrorCode::ShardCorrupt
-        | ErrorCode::OutOfRange => return None,
+        | ErrorCode::OutOfRange
+        | ErrorCode::ShardInUse
+        | ErrorCode::ShardExists
+        | ErrorCode::MemberRemoved
+        | ErrorCode::NotLeader => return None,
     })
 }
 

@@ -7,10 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use hamster_proto::envelope::DataKey;
 use tokio_stream::wrappers::ReceiverStream;
 
-use hamster_proto::envelope::unwrap_dek;
 use hamster_proto::pb;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -20,7 +18,10 @@ use super::conditions::Conditions;
 use super::error::internal;
 use super::fields::{timestamp, version_header};
 use crate::meta_call;
-use crate::pipeline::read::{ObjectReader, ReadError};
+use crate::pipeline::read::ReadError;
+
+mod units;
+use units::{Opener, Units};
 
 /// What GET and HEAD both answer with.
 struct Described {
@@ -100,33 +101,12 @@ fn marker_error(v: &pb::ObjectVersion, by_id: bool) -> s3s::S3Error {
     e
 }
 
-/// A data key, unwrapped by the master key that wrapped it; a gateway
-/// without that key says so in the log, naming both sides.
-fn data_key(
-    gw: &Gateway,
-    v: &pb::ObjectVersion,
-    wrapped: &[u8],
-    fingerprint: &str,
-) -> S3Result<DataKey> {
-    let Some(kek) = gw.keys.get(fingerprint) else {
-        tracing::error!(bucket = %v.bucket, key = %v.key, version = %v.version_id,
-            object_kek = %fingerprint, this_gateway = %gw.keys.describe(),
-            "cannot read: the object's data key is wrapped by a master key this gateway does not hold");
-        return Err(s3_error!(
-            ServiceUnavailable,
-            "the object's data key is wrapped by master key {fingerprint}, which this gateway does not hold"
-        ));
-    };
-    unwrap_dek(&kek, wrapped).map_err(|e| {
-        tracing::error!(bucket = %v.bucket, key = %v.key, version = %v.version_id,
-            object_kek = %fingerprint, error = %e, "cannot unwrap the object's data key");
-        s3_error!(InternalError, "the object's data key cannot be unwrapped")
-    })
-}
-
 /// The plaintext of `range` of a version, single-part or multipart (each
 /// part its own encrypted, erasure-coded unit). The first segment is read
-/// before this returns, so "cannot read at all" is an error status.
+/// before this returns, so "cannot read at all" is an error status. A
+/// multipart object's parts are paged from the meta tier as the read
+/// proceeds ([`units`]); a range deep inside one pages from the first
+/// part, skipping whole pages of records before it.
 pub async fn object_body(
     gw: &Gateway,
     v: &pb::ObjectVersion,
@@ -136,53 +116,21 @@ pub async fn object_body(
     if range.is_empty() {
         return Ok(ReceiverStream::new(rx));
     }
-    // The units the range touches, each with its sub-range.
-    let units: Vec<(Option<&pb::ShardMap>, &[u8], &str, u64)> = if v.parts.is_empty() {
-        vec![(
-            v.shard_map.as_ref(),
-            &v.wrapped_dek,
-            &v.kek_fingerprint,
-            v.size,
-        )]
-    } else {
-        v.parts
-            .iter()
-            .map(|p| {
-                (
-                    p.shard_map.as_ref(),
-                    p.wrapped_dek.as_slice(),
-                    p.kek_fingerprint.as_str(),
-                    p.size,
-                )
-            })
-            .collect()
-    };
-    let mut readers = Vec::new();
+    let opener = Opener::new(gw, v);
+    let mut units = Units::of(gw, v);
+    // The first unit the range touches, and where the next one starts.
     let mut base = 0u64;
-    for (map, wrapped, fingerprint, size) in units {
-        let (start, end) = (base, base + size);
+    let (first, sub) = loop {
+        let Some(unit) = units.next().await? else {
+            return Err(internal("get", "the object's parts end before the range"));
+        };
+        let (start, end) = (base, base + unit.size);
         base = end;
-        if size == 0 || end <= range.start || start >= range.end {
-            continue;
+        if unit.size > 0 && end > range.start {
+            break (unit, range.start - start..range.end.min(end) - start);
         }
-        let map = map.ok_or_else(|| internal("get", "a version with data has no shard map"))?;
-        let dek = data_key(gw, v, wrapped, fingerprint)?;
-        let reader = ObjectReader::new(
-            map,
-            &dek,
-            size,
-            &gw.cluster.addresses(),
-            gw.pool.clone(),
-            gw.hedge_after,
-        )?;
-        let sub = range.start.max(start) - start..range.end.min(end) - start;
-        readers.push((Arc::new(reader), sub));
-    }
-    let mut readers = readers.into_iter();
-    let Some((first, sub)) = readers.next() else {
-        return Ok(ReceiverStream::new(rx));
     };
-    let first = first.stream(sub).await?;
+    let first = Arc::new(opener.open(&first)?).stream(sub).await?;
     tokio::spawn(async move {
         let mut current = Box::pin(first);
         loop {
@@ -192,12 +140,35 @@ pub async fn object_body(
                     return;
                 }
             }
-            let Some((reader, sub)) = readers.next() else {
+            if base >= range.end {
                 return;
+            }
+            // The next unit with data; any failure ends the body short.
+            let next = async {
+                loop {
+                    let unit = units
+                        .next()
+                        .await
+                        .map_err(|e| ReadError::Unit(e.to_string()))?;
+                    let Some(unit) = unit else {
+                        return Err(ReadError::Unit("the object's parts end early".into()));
+                    };
+                    let start = base;
+                    base += unit.size;
+                    if unit.size == 0 {
+                        continue;
+                    }
+                    let reader = opener
+                        .open(&unit)
+                        .map_err(|e| ReadError::Unit(e.to_string()))?;
+                    let sub = 0..range.end.min(base) - start;
+                    return Arc::new(reader).stream(sub).await;
+                }
             };
-            match reader.stream(sub).await {
+            match next.await {
                 Ok(s) => current = Box::pin(s),
                 Err(e) => {
+                    tracing::error!(error = %e, "read failed mid-body");
                     let _ = tx.send(Err(e)).await;
                     return;
                 }
@@ -248,7 +219,10 @@ pub async fn head(
 /// tails, e.g. Trino and arrow's object_store, rely on it). s3s resolves
 /// it to `0..0`, whose Content-Range would underflow `end - 1`. Any other
 /// range on an empty object is 416 InvalidRange (s3s's check, as AWS).
-fn satisfiable(r: &s3s::dto::Range, size: u64) -> S3Result<(Range<u64>, Option<String>)> {
+pub(crate) fn satisfiable(
+    r: &s3s::dto::Range,
+    size: u64,
+) -> S3Result<(Range<u64>, Option<String>)> {
     let range = r
         .check(size)
         .map_err(|_| s3_error!(InvalidRange, "the range is outside the object"))?;

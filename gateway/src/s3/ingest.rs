@@ -201,9 +201,15 @@ pub async fn ingest(
         .map(|b| b.map_err(|e| body_error(&*e)).boxed())
         .unwrap_or_else(|| futures::stream::empty().boxed());
     let kek = crate::pipeline::commit::write_key(&gw.cluster, &gw.keys)?;
-    let stored = write(body, profile, &candidates, &kek, &gw.pool, |bytes| {
-        hasher.update(bytes)
-    })
+    let stored = write(
+        body,
+        profile,
+        &candidates,
+        &kek,
+        &gw.pool,
+        &gw.meta,
+        |bytes| hasher.update(bytes),
+    )
     .await?;
 
     let got = hasher.finalize();
@@ -219,7 +225,7 @@ pub async fn ingest(
     match checked {
         Ok(()) => Ok((stored, got)),
         Err(e) => {
-            stored.discard(&gw.pool).await;
+            stored.discard(&gw.meta).await;
             Err(e)
         }
     }

@@ -76,7 +76,6 @@ impl Gateway {
             meta: &self.meta,
             cluster: &self.cluster,
             keys: &self.keys,
-            pool: &self.pool,
             access_key_id,
         }
     }

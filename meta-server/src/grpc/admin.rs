@@ -23,7 +23,7 @@ use crate::repair::{Kick, scrub, view};
 use crate::state::commands::Op;
 use crate::state::commands::Response as R;
 use crate::state::key_rotation;
-use crate::state::model::AccessKey;
+use crate::state::model::{AccessKey, Role as ModelRole};
 use crate::state::reads as q;
 use hamster_proto::Role;
 use hamster_proto::envelope::seal_secret;
@@ -326,6 +326,7 @@ impl pb::admin_server::Admin for AdminService {
             )
             .into());
         }
+        super::ca_admin::refuse_denied(&self.meta, ModelRole::Meta, &r.node_id).await?;
         let node = MetaNode {
             addr: r.address,
             name: r.node_id,
@@ -355,7 +356,7 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
         let id = req.into_inner().raft_id;
         tracing::info!(raft_id = id, "removing member");
-        expect_ok(self.meta.run(ForwardRequest::RemoveVoter { id }).await?)?;
+        super::ca_admin::remove_member(&self.meta, id).await?;
         Ok(Response::new(pb::RemoveMemberResponse {}))
     }
 

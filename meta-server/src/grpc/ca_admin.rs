@@ -1,14 +1,16 @@
 //! The admin side of CA rotation (ADR 0019): open (minting the new CA in
-//! this node's CA directory), move past a gate, and the status fields.
+//! this node's CA directory), move past a gate, and the status fields;
+//! and of membership (ADR 0030): forgetting a member or removing a
+//! meta-server puts its id on the deny list for good.
 
 use hamster_proto::pb;
 
-use super::errors::{ServiceError, unexpected};
+use super::errors::{ServiceError, expect_ok, unexpected};
 use crate::ca::CaStore;
-use crate::cluster::{Meta, now_ms};
+use crate::cluster::{CallError, ForwardRequest, Meta, now_ms};
 use crate::state::commands::{MetaError, Op, Response as R};
-use crate::state::model::{CaRotation, TrustBundle};
-use crate::state::{ca_rotation, reads};
+use crate::state::model::{CaRotation, Role, TrustBundle};
+use crate::state::{ca_rotation, deny, reads};
 
 fn state(b: &TrustBundle, r: Option<&CaRotation>) -> pb::CaRotationState {
     pb::CaRotationState {
@@ -51,6 +53,12 @@ pub async fn start(
     if open.phase != "none" && !replace {
         return Ok(open);
     }
+    // Only the leader proposes StartCaRotation (it is never forwarded,
+    // ADR 0030): a follower sends the caller there before minting, so no
+    // key is left behind on a node whose rotation never opened.
+    if let Some(addr) = meta.leader_elsewhere() {
+        return Err(ServiceError::NotLeader(addr));
+    }
     if store.dir.is_none() {
         return Err(ServiceError::NoCaKey(format!(
             "meta-server {} has no --ca-dir to mint the new CA in; ask one that has",
@@ -92,21 +100,94 @@ pub async fn advance(meta: &Meta, from: &str) -> Result<pb::CaRotationState, Ser
     Ok(s)
 }
 
-/// Drops a member gone for good.
+/// Drops a member gone for good and denies its id (ADR 0030).
 pub async fn forget(meta: &Meta, role: &str, id: &str) -> Result<(), ServiceError> {
-    let op = Op::ForgetMember {
-        role: role.parse()?,
+    let role: Role = role.parse()?;
+    // Denying a voter would leave the membership a member every node
+    // refuses (a quorum short for good): it leaves the membership first.
+    if role == Role::Meta && meta.members().0.values().any(|n| n.name == id) {
+        return Err(ServiceError::InvalidArgument(format!(
+            "meta-server {id} is in the Raft membership: remove it (hamster member remove) \
+             instead, which denies its id too"
+        )));
+    }
+    // Only a member the meta tier knows (a typo must not deny an id for
+    // good), or one already denied (an earlier forget cut short).
+    let known = meta
+        .read(async |c| {
+            let seen = reads::members(c)
+                .await?
+                .iter()
+                .any(|m| m.role == role && m.id == id);
+            Ok(seen || deny::is_denied(c, role, id).await?)
+        })
+        .await?;
+    if !known {
+        return Err(ServiceError::NoSuchMember(format!("no member {role}/{id}")));
+    }
+    // Deny first (it also drops the member record): a new op, so the old
+    // ForgetMember keeps applying as it always did (ADR 0020).
+    let op = Op::DenyMember {
+        role,
         id: id.into(),
     };
     match meta.write(op).await? {
         R::Ok => {
-            tracing::info!(%role, %id, "member forgotten");
+            tracing::info!(%role, %id, "member forgotten; its id is denied for good");
             Ok(())
         }
-        // The one refusal: no member by that name.
-        R::Err(e) => Err(ServiceError::NoSuchMember(e.to_string())),
+        // A blob-server still registered.
+        R::Err(e) => Err(e.into()),
         other => Err(unexpected(other)),
     }
+}
+
+/// Refuses an id on the deny list: a removed member's id never comes
+/// back (every tier refuses its certificate); a replacement takes a new id.
+pub async fn refuse_denied(meta: &Meta, role: Role, id: &str) -> Result<(), ServiceError> {
+    if meta
+        .read(async |c| deny::is_denied(c, role, id).await)
+        .await?
+    {
+        return Err(ServiceError::MemberRemoved(format!(
+            "{role}/{id} was removed from the cluster; its replacement needs a new id"
+        )));
+    }
+    Ok(())
+}
+
+/// Removes a meta-server from the membership, then denies its id. In
+/// that order, so a failure in between never leaves a voter the others
+/// refuse; if the second write fails, `hamster rotate-ca --forget
+/// meta/NAME` denies it.
+pub async fn remove_member(meta: &Meta, raft_id: u64) -> Result<(), ServiceError> {
+    let name = meta.members().0.get(&raft_id).map(|n| n.name.clone());
+    expect_ok(
+        meta.run(ForwardRequest::RemoveVoter { id: raft_id })
+            .await?,
+    )?;
+    if let Some(name) = name {
+        let op = Op::DenyMember {
+            role: Role::Meta,
+            id: name.clone(),
+        };
+        match meta.write(op).await {
+            Ok(r) => expect_ok(r)?,
+            // Removing the leader itself moves the leadership before the
+            // deny is written. Not NotLeader: the CLI would send the whole
+            // removal again to the new leader, which no longer knows the
+            // name, and answer success with the id never denied.
+            Err(CallError::NotLeader(_)) => {
+                return Err(ServiceError::Unavailable(format!(
+                    "meta-server {name} left the membership, but the leadership moved before \
+                     its id was denied: run `hamster rotate-ca --forget meta/{name}`"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(raft_id, %name, "meta-server removed; its id is denied for good");
+    }
+    Ok(())
 }
 
 /// `base` with the CA fields of `hamster status` filled in.

@@ -61,6 +61,13 @@ pub enum ServiceError {
     /// text must not carry internals (SQL, paths of secrets).
     #[error("{0}")]
     Internal(String),
+    /// The identity was removed or forgotten (ADR 0030): refused for good.
+    #[error("{0}")]
+    MemberRemoved(String),
+    /// An admin-only change asked of a follower, which never forwards one
+    /// (ADR 0030); carries the leader's address ("" : none known yet).
+    #[error("this meta-server is not the leader; ask the leader{}", if .0.is_empty() { String::new() } else { format!(" at {}", .0) })]
+    NotLeader(String),
     /// Another meta-server's answer, passed on as it came: it already
     /// carries that server's code.
     #[error("{}", .0.message())]
@@ -86,6 +93,8 @@ impl ServiceError {
             ServiceError::WrongMasterKey(_) => ErrorCode::WrongMasterKey,
             ServiceError::NoSuchMember(_) => ErrorCode::NoSuchMember,
             ServiceError::Internal(_) => ErrorCode::Internal,
+            ServiceError::MemberRemoved(_) => ErrorCode::MemberRemoved,
+            ServiceError::NotLeader(_) => ErrorCode::NotLeader,
             ServiceError::Peer(s) => return ErrorCode::of(s),
         })
     }
@@ -96,6 +105,13 @@ impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Status {
         match e {
             ServiceError::Peer(s) => s,
+            ServiceError::NotLeader(ref addr) => {
+                let mut s = ErrorCode::NotLeader.status(e.to_string());
+                if let Ok(v) = addr.parse() {
+                    s.metadata_mut().insert(hamster_proto::error::LEADER_KEY, v);
+                }
+                s
+            }
             e => {
                 let code = e.code().unwrap_or(ErrorCode::Internal);
                 code.status(e.to_string())
@@ -109,6 +125,7 @@ impl From<CallError> for ServiceError {
         match e {
             CallError::Unavailable { .. } => ServiceError::Unavailable(e.to_string()),
             CallError::Failed(m) => ServiceError::Internal(m),
+            CallError::NotLeader(addr) => ServiceError::NotLeader(addr),
         }
     }
 }

@@ -26,11 +26,11 @@ use tonic::{Request, Response, Status};
 use super::errors::{ServiceError, unexpected};
 use crate::ca::Issuer;
 use crate::cluster::{Meta, now_ms};
-use crate::state::ca_rotation;
 use crate::state::commands::{MetaError, Op, Response as R};
 use crate::state::model::{Lifecycle, Role as ModelRole};
 use crate::state::reads as q;
 use crate::state::registry::check_join_token;
+use crate::state::{ca_rotation, deny};
 use limit::Limiter;
 
 /// The address a join-port call came from (set per connection by [`serve`]).
@@ -112,7 +112,7 @@ impl pb::join_server::Join for JoinService {
         // The token first, on a read: a forged one is refused before
         // anything is proposed, and learns nothing about node ids.
         let (id, node_id) = (token.id.clone(), r.node_id.clone());
-        let (stored, known) = self
+        let (stored, known, denied, bundle) = self
             .meta
             .read(async |c| {
                 let t = q::join_token(c, &id).await?;
@@ -120,7 +120,8 @@ impl pb::join_server::Join for JoinService {
                     ModelRole::Blob => q::blob_lifecycle(c, &node_id).await?,
                     _ => None,
                 };
-                Ok((t, known))
+                let denied = deny::is_denied(c, role, &node_id).await?;
+                Ok((t, known, denied, ca_rotation::bundle(c).await?))
             })
             .await?;
         if let Err(e) = check_join_token(stored.as_ref(), now_ms(), &token.id, &secret_hash, role) {
@@ -128,6 +129,18 @@ impl pb::join_server::Join for JoinService {
             // An unknown, spent, expired or wrong token: AccessDenied.
             return Err(e.into());
         }
+        // A removed or forgotten id never comes back (ADR 0030): its old
+        // certificate is refused everywhere, and so would the new one be.
+        if denied && known != Some(Lifecycle::Removed) {
+            tracing::warn!(?remote, node_id = %r.node_id,
+                "join refused: a removed member's id (join under a new --node-id)");
+            return Err(ServiceError::MemberRemoved(format!(
+                "{} was removed from the cluster; join under a new --node-id",
+                identity.uri()
+            ))
+            .into());
+        }
+        let bundle = bundle.ok_or(ServiceError::NoTrustBundle)?;
         // An id already registered belongs to a running blob-server; a
         // removed one's is refused for good (its certificate is revoked,
         // and a new one would un-revoke nothing).
@@ -158,6 +171,21 @@ impl pb::join_server::Join for JoinService {
             }
             other => return Err(unexpected(other).into()),
         }
+        // Recorded as a member before its certificate is signed, so a key
+        // holder that signs for this node (Renew for_identity) knows it,
+        // and it counts for a CA rotation's gates at once: with the
+        // issuing CA and this generation, which is what it is about to get.
+        let seen = Op::MemberSeen {
+            id: r.node_id.clone(),
+            role,
+            generation: bundle.generation,
+            cert_ca: bundle.issuing.clone(),
+        };
+        match self.meta.write(seen).await? {
+            R::Ok => {}
+            R::Err(e) => return Err(e.into()),
+            other => return Err(unexpected(other).into()),
+        }
         let (cert, _) = self.issuer.sign(&r.csr_pem, &identity).await?;
         tracing::info!(?remote, token = %token.id, identity = %identity.uri(), "joined");
         Ok(Response::new(pb::JoinResponse {
@@ -167,29 +195,53 @@ impl pb::join_server::Join for JoinService {
     }
 }
 
-/// Serves `Join` on `addr` until the process ends.
+/// Connections open at once on the join port; past it the accept loop
+/// waits (joins are rare and short).
+pub const JOIN_MAX_CONNECTIONS: usize = 64;
+/// A join-port connection is closed this long after it opened, whatever
+/// it is doing: a join takes seconds, and a client must not hold one of
+/// the few slots by keeping a connection busy.
+pub const JOIN_MAX_CONNECTION_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+/// Time the calls in flight get when a connection reaches its age.
+pub const JOIN_AGE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// A connection that says nothing for this long after its handshake is
+/// closed.
+pub const JOIN_FIRST_BYTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A connection that moves no byte either way for this long is closed
+/// (longer than a join takes through an election; joining clients ping
+/// every 5 s anyway).
+pub const JOIN_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves `Join` on `addr` until the process ends, within the limits of
+/// ADR 0032: a connection cap, the TLS-handshake timeout, an idle
+/// timeout, a maximum connection age, TCP keepalive.
 pub async fn serve(
     addr: SocketAddr,
     meta: Arc<Meta>,
     service: JoinService,
 ) -> std::io::Result<SocketAddr> {
+    use hamster_proto::accept::{Cap, Idle, InFlight, tune};
+    use hamster_proto::transport::HANDSHAKE_TIMEOUT;
+
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let acceptor = TlsAcceptor::from(meta.tls.join_server_config());
     let routes = tonic::service::Routes::new(pb::join_server::JoinServer::new(service));
+    let cap = Cap::new(JOIN_MAX_CONNECTIONS);
     tokio::spawn(async move {
         loop {
+            let Some(slot) = cap.slot().await else {
+                return;
+            };
             let Ok((tcp, remote)) = listener.accept().await else {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             };
+            tune(&tcp);
             let (acceptor, routes) = (acceptor.clone(), routes.clone());
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(
-                    std::time::Duration::from_secs(10),
-                    acceptor.accept(tcp),
-                )
-                .await
+                let _slot = slot;
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
                 {
                     Ok(Ok(s)) => s,
                     _ => {
@@ -202,10 +254,37 @@ pub async fn serve(
                     source: Source(remote),
                 };
                 let svc = hyper_util::service::TowerToHyperService::new(routes);
-                if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await
-                {
+                let io = Idle::new(
+                    tls,
+                    JOIN_FIRST_BYTE_TIMEOUT,
+                    JOIN_IDLE_TIMEOUT,
+                    InFlight::default(),
+                );
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(JOIN_FIRST_BYTE_TIMEOUT);
+                let conn = builder.serve_connection(TokioIo::new(io), svc);
+                tokio::pin!(conn);
+                let ended = tokio::select! {
+                    r = conn.as_mut() => Some(r),
+                    () = tokio::time::sleep(JOIN_MAX_CONNECTION_AGE) => None,
+                };
+                let result = match ended {
+                    Some(r) => r,
+                    None => {
+                        // At its age: no new calls (GOAWAY), a few seconds
+                        // for the ones in flight, then closed.
+                        tracing::debug!(%remote, "join connection at its maximum age");
+                        conn.as_mut().graceful_shutdown();
+                        tokio::time::timeout(JOIN_AGE_GRACE, conn)
+                            .await
+                            .unwrap_or(Ok(()))
+                    }
+                };
+                if let Err(e) = result {
                     tracing::debug!(%remote, error = %e, "join connection ended");
                 }
             });

@@ -5,6 +5,9 @@
 //! retries on any node are one command with one outcome (ADR 0024).
 //! Every write acts for the access key the gateway authenticated
 //! (`access_key_id`), whose rights apply checks (ADR 0027).
+//! No answer grows with an object's part count: versions go out with
+//! `parts_count`, never `parts`, and parts are paged (the `parts`
+//! submodule, ADR 0031).
 
 use std::sync::Arc;
 
@@ -14,19 +17,25 @@ use tonic::{Request, Response, Status};
 
 use super::buckets::{self, answer_bucket, answered, bucket_of, grant_pb};
 use super::errors::{ServiceError, expect_ok, unexpected};
+use super::frees::{self, Frees};
 use crate::cluster::{CallError, Meta, now_ms};
 use crate::state::commands::{Actor, MetaError, Op, Response as R};
 use crate::state::model::{DefaultRetention, Upload, Version, Versioning};
 use crate::state::outcome::{ApplyError, reject};
 use crate::state::reads::{self as q, Cursor, Entry, Walk};
 
+mod parts;
+
 pub struct MetaService {
     meta: Arc<Meta>,
+    /// Deletes what the calls this node handled left unnamed (ADR 0029).
+    frees: Frees,
 }
 
 impl MetaService {
     pub fn new(meta: Arc<Meta>) -> Self {
-        Self { meta }
+        let frees = Frees::new(meta.clone());
+        Self { meta, frees }
     }
 
     /// Proposes `op` for `by` under the caller's command id, or a fresh one.
@@ -95,7 +104,7 @@ fn new_upload_id() -> String {
     format!("{r:032x}")
 }
 
-fn page_size(max: u32) -> u32 {
+pub(super) fn page_size(max: u32) -> u32 {
     if max == 0 {
         q::MAX_PAGE
     } else {
@@ -140,10 +149,31 @@ type Reply<T> = Result<Response<T>, Status>;
 
 /// A version as answered to a gateway: with whether its bucket was ever
 /// versioned, which decides how the gateway shows a "null" version id.
+/// Its parts stay behind (the conversion counts them, ADR 0031).
 fn answer(v: Version, bucket_versioned: bool) -> pb::ObjectVersion {
     pb::ObjectVersion {
         bucket_versioned,
         ..v.into()
+    }
+}
+
+/// A version read without its parts, as answered to a gateway.
+fn answer_head(h: q::Head, bucket_versioned: bool) -> pb::ObjectVersion {
+    pb::ObjectVersion {
+        parts_count: h.parts_count,
+        ..answer(h.version, bucket_versioned)
+    }
+}
+
+/// Parts enter a version only through CompleteMultipart, which checks
+/// them; a version or template sent with parts is refused.
+fn no_parts(v: &pb::ObjectVersion) -> Result<(), ServiceError> {
+    if v.parts.is_empty() && v.parts_count == 0 {
+        Ok(())
+    } else {
+        Err(ServiceError::Malformed(
+            "a version's parts come only from CompleteMultipart".into(),
+        ))
     }
 }
 
@@ -271,6 +301,7 @@ impl pb::meta_server::Meta for MetaService {
         let v = r
             .version
             .ok_or_else(|| ServiceError::Malformed("version is required".into()))?;
+        no_parts(&v)?;
         check_fresh(&self.meta, id.as_deref(), v.shard_map.as_ref()).await?;
         let mut version = Version::try_from(v)?;
         // The leader's batcher sets the version's time (batch::stamp);
@@ -281,10 +312,15 @@ impl pb::meta_server::Meta for MetaService {
                 version,
                 freed,
                 versioned,
-            } => Ok(Response::new(pb::CommitVersionResponse {
-                version: Some(answer(version, versioned)),
-                freed: freed.into_iter().map(Into::into).collect(),
-            })),
+            } => {
+                // Freed here, not by the gateway (ADR 0029): `freed` stays
+                // empty on the wire.
+                self.frees.free_later(frees::locations(&freed));
+                Ok(Response::new(pb::CommitVersionResponse {
+                    version: Some(answer(version, versioned)),
+                    freed: Vec::new(),
+                }))
+            }
             other => Err(unexpected(other).into()),
         }
     }
@@ -301,21 +337,17 @@ impl pb::meta_server::Meta for MetaService {
                     return reject(MetaError::NoSuchBucket(r.bucket.clone()));
                 };
                 let versioned = bucket.versioning != Versioning::Unversioned;
-                let found = if r.version_id.is_empty() {
-                    q::latest(c, &r.bucket, &r.key)
-                        .await?
-                        .ok_or(MetaError::NoSuchKey(r.key.clone()))
-                } else {
-                    q::version(c, &r.bucket, &r.key, &r.version_id)
-                        .await?
-                        .map(|(v, _)| v)
-                        .ok_or(MetaError::NoSuchVersion(r.version_id.clone()))
-                };
+                let id = (!r.version_id.is_empty()).then_some(r.version_id.as_str());
+                let found = q::version_head(c, &r.bucket, &r.key, id).await?;
+                let found = found.ok_or_else(|| match id {
+                    None => MetaError::NoSuchKey(r.key.clone()),
+                    Some(id) => MetaError::NoSuchVersion(id.to_string()),
+                });
                 Ok((found?, versioned))
             })
             .await??;
         Ok(Response::new(pb::GetVersionResponse {
-            version: Some(answer(found, versioned)),
+            version: Some(answer_head(found, versioned)),
         }))
     }
 
@@ -435,11 +467,14 @@ impl pb::meta_server::Meta for MetaService {
                 version_id,
                 delete_marker,
                 freed,
-            } => Ok(Response::new(pb::DeleteObjectResponse {
-                version_id,
-                delete_marker,
-                freed: freed.into_iter().map(Into::into).collect(),
-            })),
+            } => {
+                self.frees.free_later(frees::locations(&freed));
+                Ok(Response::new(pb::DeleteObjectResponse {
+                    version_id,
+                    delete_marker,
+                    freed: Vec::new(),
+                }))
+            }
             other => Err(unexpected(other).into()),
         }
     }
@@ -520,6 +555,9 @@ impl pb::meta_server::Meta for MetaService {
         let u = r
             .upload
             .ok_or_else(|| ServiceError::Malformed("upload is required".into()))?;
+        if let Some(t) = &r.template {
+            no_parts(t)?;
+        }
         let mut template = r
             .template
             .map(Version::try_from)
@@ -559,9 +597,11 @@ impl pb::meta_server::Meta for MetaService {
             part: part.into(),
         };
         match self.propose(by, id, op).await? {
-            R::PartStored { replaced } => Ok(Response::new(pb::CommitPartResponse {
-                replaced: replaced.map(Into::into),
-            })),
+            R::PartStored { replaced } => {
+                let replaced: Vec<_> = replaced.into_iter().collect();
+                self.frees.free_later(frees::locations(&replaced));
+                Ok(Response::new(pb::CommitPartResponse { replaced: None }))
+            }
             other => Err(unexpected(other).into()),
         }
     }
@@ -588,10 +628,13 @@ impl pb::meta_server::Meta for MetaService {
                 version,
                 freed,
                 versioned,
-            } => Ok(Response::new(pb::CompleteMultipartResponse {
-                version: Some(answer(version, versioned)),
-                freed: freed.into_iter().map(Into::into).collect(),
-            })),
+            } => {
+                self.frees.free_later(frees::locations(&freed));
+                Ok(Response::new(pb::CompleteMultipartResponse {
+                    version: Some(answer(version, versioned)),
+                    freed: Vec::new(),
+                }))
+            }
             other => Err(unexpected(other).into()),
         }
     }
@@ -608,9 +651,12 @@ impl pb::meta_server::Meta for MetaService {
             upload_id: r.upload_id,
         };
         match self.propose(by, id, op).await? {
-            R::Aborted { freed } => Ok(Response::new(pb::AbortMultipartResponse {
-                freed: freed.into_iter().map(Into::into).collect(),
-            })),
+            R::Aborted { freed } => {
+                self.frees.free_later(frees::locations(&freed));
+                Ok(Response::new(pb::AbortMultipartResponse {
+                    freed: Vec::new(),
+                }))
+            }
             other => Err(unexpected(other).into()),
         }
     }
@@ -644,34 +690,11 @@ impl pb::meta_server::Meta for MetaService {
         }))
     }
 
+    /// An open upload's parts, a page at a time (paged in SQL).
     async fn list_parts(&self, req: Request<pb::ListPartsRequest>) -> Reply<pb::ListPartsResponse> {
-        let r = req.into_inner();
-        let max = page_size(r.max_parts) as usize;
-        let parts = self
-            .meta
-            .read_or_refuse(async |c| match q::upload(c, &r.upload_id).await? {
-                Some(u) if u.bucket == r.bucket && u.key == r.key => {
-                    Ok(q::parts(c, &r.upload_id).await?)
-                }
-                _ => reject(MetaError::NoSuchUpload(r.upload_id.clone())),
-            })
-            .await??;
-        let mut after: Vec<_> = parts
-            .into_iter()
-            .filter(|p| p.part_number > r.part_number_marker)
-            .collect();
-        let truncated = after.len() > max;
-        after.truncate(max);
-        let next = if truncated {
-            after.last().map_or(0, |p| p.part_number)
-        } else {
-            0
-        };
-        Ok(Response::new(pb::ListPartsResponse {
-            parts: after.into_iter().map(Into::into).collect(),
-            is_truncated: truncated,
-            next_part_number_marker: next,
-        }))
+        Ok(Response::new(
+            parts::list_parts(&self.meta, req.into_inner()).await?,
+        ))
     }
 
     async fn lookup_access_key(
@@ -719,5 +742,24 @@ impl pb::meta_server::Meta for MetaService {
             bucket: Some(bucket),
             grants,
         }))
+    }
+
+    /// A completed multipart object's parts, a page at a time (ADR 0031).
+    async fn get_parts(&self, req: Request<pb::GetPartsRequest>) -> Reply<pb::GetPartsResponse> {
+        Ok(Response::new(
+            parts::get_parts(&self.meta, req.into_inner()).await?,
+        ))
+    }
+
+    /// Shards a gateway wrote and will not commit (ADR 0029): answered at
+    /// once, deleted in the background, each only if nothing names it
+    /// (the blob-server asks the meta tier before deleting).
+    async fn free_shards(
+        &self,
+        req: Request<pb::FreeShardsRequest>,
+    ) -> Reply<pb::FreeShardsResponse> {
+        let shards = frees::requested(req.get_ref())?;
+        self.frees.free_later(shards);
+        Ok(Response::new(pb::FreeShardsResponse {}))
     }
 }

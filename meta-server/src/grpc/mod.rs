@@ -14,6 +14,8 @@
 //! - [`backup`]: `Admin.Backup`, the backup file streamed from a
 //!   committed state (ADR 0026).
 //! - [`orphans`]: shards held since a restore: list and release.
+//! - [`frees`]: deleting, in the background, the shards the gateway's
+//!   calls left unnamed (ADR 0029; a gateway never deletes).
 //! - [`errors`]: `ServiceError`, what every service refuses with, and the
 //!   one place it becomes a gRPC status (with its `ErrorCode`).
 
@@ -24,6 +26,7 @@ pub mod buckets;
 pub mod ca_admin;
 pub mod certs;
 pub mod errors;
+pub mod frees;
 pub mod join;
 pub mod meta;
 pub mod orphans;

@@ -10,9 +10,9 @@ use tonic::{Request, Response, Status};
 use super::errors::{ServiceError, unexpected};
 use crate::cluster::Meta;
 use crate::state::commands::{Op, Response as R};
-use crate::state::key_rotation;
 use crate::state::model::BadShard;
 use crate::state::reads as q;
+use crate::state::{key_rotation, registry};
 
 /// A blob-server may register and heartbeat only as itself: the id in the
 /// request must be the node id in its certificate.
@@ -65,6 +65,19 @@ impl pb::registry_server::Registry for RegistryService {
             .clone()
             .ok_or_else(|| ServiceError::Malformed("server is required".into()))?;
         own_id(&req, &server.id)?;
+        // One address per live server (ADR 0030): another server's address
+        // would take its reads and writes.
+        let servers = self.meta.read(async |c| q::blob_servers(c).await).await?;
+        let now = crate::cluster::now_ms();
+        if let Some(o) = registry::address_holder(&servers, &server.id, &server.address, now) {
+            return Err(ServiceError::InvalidArgument(format!(
+                "address {} is blob-server {}'s (heard from {} s ago): one address per live server",
+                server.address,
+                o.id,
+                now.saturating_sub(o.last_heartbeat_ms).max(0) / 1000
+            ))
+            .into());
+        }
         match self
             .meta
             .write(Op::RegisterBlob {
@@ -192,6 +205,30 @@ impl pb::registry_server::Registry for RegistryService {
             R::Ok => Ok(Response::new(pb::ReportScrubResponse {})),
             other => Err(unexpected(other).into()),
         }
+    }
+
+    /// Which of these shards no version, part or upload names and no
+    /// restore holds (ADR 0029): one linearizable read, so a blob-server
+    /// never deletes a shard a commit applied before the call names.
+    async fn confirm_free(
+        &self,
+        req: Request<pb::ConfirmFreeRequest>,
+    ) -> Result<Response<pb::ConfirmFreeResponse>, Status> {
+        let ids = req.into_inner().shard_ids;
+        if ids.len() > super::frees::MAX_CONFIRM_IDS {
+            return Err(ServiceError::InvalidArgument(format!(
+                "ConfirmFree asks about at most {} shards, not {}",
+                super::frees::MAX_CONFIRM_IDS,
+                ids.len()
+            ))
+            .into());
+        }
+        let free = self
+            .meta
+            .read(async |c| super::frees::unnamed(c, &ids).await)
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(pb::ConfirmFreeResponse { free }))
     }
 }
 

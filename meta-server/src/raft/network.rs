@@ -1,6 +1,10 @@
 //! Raft RPCs to peers: gRPC over the mTLS transport, one long-lived
 //! channel per peer address (tonic multiplexes calls over one HTTP/2
-//! connection and reconnects by itself).
+//! connection and reconnects by itself). Every call on these channels has
+//! a deadline (`transport::RAFT_CALL_TIMEOUT`, ADR 0032): Raft RPCs, and
+//! the `Forward` and `ReadIndex` calls `crate::cluster` makes, so a
+//! follower forwarding to a leader that stopped answering gives up and
+//! retries against the leader elected meanwhile.
 
 use std::sync::Arc;
 
@@ -29,7 +33,8 @@ pub struct Peers {
 impl Peers {
     pub fn new(tls: Arc<NodeTls>) -> Self {
         Self {
-            pool: transport::Pool::new(tls, &[Role::Meta]),
+            pool: transport::Pool::new(tls, &[Role::Meta])
+                .with_deadline(transport::RAFT_CALL_TIMEOUT),
         }
     }
 

@@ -17,7 +17,7 @@ use super::commands::{Command, Op, Response};
 use super::model::{Heartbeat, KeyHolder, Role, TlsMember};
 use super::outcome::{ApplyError, Outcome, invalid};
 use super::{
-    access, buckets, ca_rotation, durability, grants, key_rotation, lifecycle, multipart,
+    access, buckets, ca_rotation, deny, durability, grants, key_rotation, lifecycle, multipart,
     object_lock, objects, orphans, reads, registry, writes,
 };
 
@@ -260,6 +260,7 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             replace,
         } => ca_rotation::start(c, at, ca_pem, issuer, *replace).await,
         Op::ForgetMember { role, id } => ca_rotation::forget_member(c, *role, id).await,
+        Op::DenyMember { role, id } => deny::deny_member(c, at, *role, id).await,
         Op::AdvanceCaRotation { from } => ca_rotation::advance(c, at, *from).await,
         Op::MarkBlobDown {
             id,

@@ -12,7 +12,7 @@ use super::commands::Response;
 use super::key_rotation::LIVE_MS;
 use super::model::{CaPhase, CaRotation, Role, TlsMember, TrustBundle};
 use super::outcome::{Outcome, invalid, refused};
-use super::{reads, writes};
+use super::{deny, reads, writes};
 
 const TRUST: &str = "trust";
 const ROTATION: &str = "ca";
@@ -123,12 +123,17 @@ pub async fn member_seen(c: &mut SqliteConnection, at: i64, m: &TlsMember) -> Ou
     if m.id.is_empty() || !matches!(m.role, Role::Meta | Role::Blob | Role::Gateway) {
         return invalid("a member needs an id and the role meta, blob or gateway");
     }
+    // A forgotten or removed member is not one again by reporting (a
+    // report forwarded before its peer learnt of the removal).
+    deny::check_no_deny_row(c, m.role, &m.id).await?;
     writes::put_member(c, m, at).await?;
     Ok(Response::Ok)
 }
 
 /// Drops a member's record: one that is gone for good no longer holds a
-/// rotation's gates. If it reports again, it is a member again.
+/// rotation's gates. Applies exactly as before the deny list, so old logs
+/// replay to the same state (ADR 0020): the admin's forget writes
+/// `DenyMember` first, which denies the id (ADR 0030).
 pub async fn forget_member(c: &mut SqliteConnection, role: Role, id: &str) -> Outcome {
     if !writes::forget_member(c, role, id).await? {
         return invalid(format!("no member {role}/{id}"));

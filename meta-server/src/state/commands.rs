@@ -234,6 +234,13 @@ pub enum Op {
         role: Role,
         id: String,
     },
+    /// Refuses an identity for good (ADR 0030): a meta-server the admin
+    /// removed from the membership. Every tier refuses its certificate,
+    /// and AddMember and Join refuse its id.
+    DenyMember {
+        role: Role,
+        id: String,
+    },
     /// Moves the open CA rotation past the gate of phase `from`.
     AdvanceCaRotation {
         from: CaPhase,
@@ -408,6 +415,7 @@ impl Op {
             Op::StartCaRotation { .. } => "StartCaRotation",
             Op::AdvanceCaRotation { .. } => "AdvanceCaRotation",
             Op::ForgetMember { .. } => "ForgetMember",
+            Op::DenyMember { .. } => "DenyMember",
             Op::MarkBlobDown { .. } => "MarkBlobDown",
             Op::RecordScrub { .. } => "RecordScrub",
             Op::SwapShards { .. } => "SwapShards",

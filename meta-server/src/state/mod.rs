@@ -22,6 +22,8 @@
 //!   - [`registry`]: access keys, join tokens, blob-servers, the profile;
 //!   - [`key_rotation`]: the write key, key holders, master-key rotation;
 //!   - [`ca_rotation`]: the trust bundle, members' reports, CA rotation;
+//!   - [`deny`]: the deny list of members removed or forgotten (ADR 0030),
+//!     refused for good by every tier;
 //!   - [`durability`]: blob-servers judged down, scrub reports, a
 //!     repair's (or a move's) swap of shards, and the rule that a shard
 //!     still named is never freed;
@@ -39,6 +41,7 @@ pub mod apply;
 pub mod buckets;
 pub mod ca_rotation;
 pub mod commands;
+pub mod deny;
 pub mod durability;
 pub mod format;
 pub mod grants;

@@ -2,8 +2,10 @@
 //! listings (the `listing` submodule), pages and counts of buckets
 //! (`buckets`), grants (`grants`), the durability view (the
 //! `durability` submodule), the blob-server lifecycle's reads (the
-//! `lifecycle` submodule) and the orphan hold's (the `orphans`
-//! submodule), all re-exported here.
+//! `lifecycle` submodule), the orphan hold's (the `orphans`
+//! submodule) and answers sized for the wire: versions without their
+//! parts, parts a page at a time (`parts`, ADR 0031), all re-exported
+//! here.
 //!
 //! Also the column codecs [`super::writes`] shares: integers and JSON.
 
@@ -24,6 +26,7 @@ mod grants;
 mod lifecycle;
 mod listing;
 mod orphans;
+mod parts;
 pub use buckets::{
     BucketStats, MAX_BUCKETS_PAGE, bucket_stats, buckets_on_cluster_limit, buckets_page,
 };
@@ -39,6 +42,9 @@ pub use lifecycle::{
 };
 pub use listing::{Cursor, Entry, Page, Walk, decode_token, encode_token, list, prefix_successor};
 pub use orphans::{OrphanCounts, held_on, held_orphans, orphan_counts, orphan_hold};
+pub use parts::{
+    Head, PartsPage, PartsRefusal, upload_part, upload_parts_page, version_head, version_parts_page,
+};
 
 /// Largest page a listing returns, as in S3.
 pub const MAX_PAGE: u32 = 1000;

@@ -4,9 +4,9 @@
 use sqlx::SqliteConnection;
 
 use super::commands::{MetaError, Response};
-use super::model::{AccessKey, BlobServer, Heartbeat, JoinToken, Role};
+use super::model::{AccessKey, BlobServer, Heartbeat, JoinToken, Lifecycle, Role};
 use super::outcome::{Outcome, invalid, reject};
-use super::{key_rotation, lifecycle};
+use super::{deny, key_rotation};
 use super::{reads, writes};
 
 /// Most shards an object may have (each on its own blob-server).
@@ -116,17 +116,44 @@ fn same_secret(a: &str, b: &str) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// How long a blob-server's address stays its own after its last
+/// heartbeat or registration (servers heartbeat every few seconds): within
+/// it, no other server may register at that address (ADR 0030).
+pub const ADDRESS_HELD_MS: i64 = 60_000;
+
+/// The live server other than `id` that holds `address` at `now`: not
+/// removed, and heard from within [`ADDRESS_HELD_MS`]. Judged by the
+/// RegisterBlob handler on a linearizable read before it proposes, not at
+/// apply, so RegisterBlob entries of old logs replay as they applied (ADR
+/// 0020); two registrations racing for one address within one Raft round
+/// are not caught (ADR 0030).
+pub fn address_holder<'a>(
+    servers: &'a [BlobServer],
+    id: &str,
+    address: &str,
+    now: i64,
+) -> Option<&'a BlobServer> {
+    servers.iter().find(|o| {
+        o.id != id
+            && o.address == address
+            && o.lifecycle != Lifecycle::Removed
+            && o.last_heartbeat_ms >= now.saturating_sub(ADDRESS_HELD_MS)
+    })
+}
+
 pub async fn register_blob(c: &mut SqliteConnection, at: i64, s: &BlobServer) -> Outcome {
     if s.id.is_empty() || s.address.is_empty() {
         return invalid("a blob-server needs an id and an address");
     }
-    lifecycle::check_not_removed(c, &s.id).await?;
+    // Removed, or forgotten: refused for good. (Deny rows come only from
+    // DenyMember, which no old log holds: old entries replay as before.)
+    deny::check_not_denied(c, Role::Blob, &s.id).await?;
     writes::register_blob(c, at, s).await?;
     Ok(Response::Ok)
 }
 
 pub async fn blob_heartbeat(c: &mut SqliteConnection, hb: &Heartbeat) -> Outcome {
-    lifecycle::check_not_removed(c, &hb.id).await?;
+    deny::check_not_denied(c, Role::Blob, &hb.id).await?;
     if !writes::blob_heartbeat(c, hb).await? {
         return reject(MetaError::NoSuchBlobServer(hb.id.clone()));
     }

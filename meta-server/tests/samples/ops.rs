@@ -52,9 +52,10 @@ pub fn op_slot(op: &Op) -> usize {
         Op::SetBucket { .. } => 43,
         Op::SetBucketDefaults { .. } => 44,
         Op::AdoptBuckets { .. } => 45,
+        Op::DenyMember { .. } => 46,
     }
 }
-pub const OP_VARIANTS: usize = 46;
+pub const OP_VARIANTS: usize = 47;
 
 /// Ops added after format versions existed: no v0 writer ever made one,
 /// so they have no v0 golden file.
@@ -75,6 +76,7 @@ pub const V1_ONLY_OPS: &[&str] = &[
     "SetBucket",
     "SetBucketDefaults",
     "AdoptBuckets",
+    "DenyMember",
 ];
 
 /// A heartbeat with the store's size (shards and bytes), which older
@@ -385,6 +387,10 @@ pub fn ops() -> Vec<Op> {
         },
         Op::AdoptBuckets {
             owner: Some("AKIAEXAMPLE".into()),
+        },
+        Op::DenyMember {
+            role: Role::Meta,
+            id: "meta-4".into(),
         },
     ]
 }

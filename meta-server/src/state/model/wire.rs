@@ -94,7 +94,10 @@ impl From<Version> for pb::ObjectVersion {
             legal_hold: v.legal_hold,
             is_latest: false,
             bucket_versioned: false,
-            parts: v.parts.into_iter().map(Into::into).collect(),
+            // Answers carry the count, never the parts (ADR 0031): a
+            // reader pages them with GetParts.
+            parts_count: u32::try_from(v.parts.len()).unwrap_or(u32::MAX),
+            parts: Vec::new(),
         }
     }
 }

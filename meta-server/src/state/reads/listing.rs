@@ -3,11 +3,16 @@
 //!
 //! Keys compare as bytes (SQLite's BINARY collation on UTF-8), which is the
 //! order S3 lists in.
+//!
+//! A listing reads only what an S3 listing shows (key, version id, size,
+//! ETag, time, marker, latest): never a shard map, data key, metadata or
+//! parts, so a page of 1000 large multipart objects stays small on the
+//! wire and in memory (ADR 0031).
 
 use sqlx::{Row, SqliteConnection};
 
 use super::super::model::Version;
-use super::{MAX_PAGE, version_cols, version_row};
+use super::{MAX_PAGE, to_u64};
 
 /// The smallest string greater than every string that starts with `prefix`
 /// (None: no such string, everything after `prefix` has it as a prefix).
@@ -97,10 +102,16 @@ macro_rules! is_latest {
         "seq = (SELECT MAX(seq) FROM versions w WHERE w.bucket = v.bucket AND w.key = v.key)"
     };
 }
+/// What a listing shows of a version: nothing else is read.
+macro_rules! listed_cols {
+    () => {
+        "bucket, key, version_id, seq, size, etag, created_at_ms, delete_marker"
+    };
+}
 macro_rules! list_sql {
     ($filter:expr) => {
         concat!(
-            "SELECT ", version_cols!(), ", (", is_latest!(), ") AS is_latest FROM versions v ",
+            "SELECT ", listed_cols!(), ", (", is_latest!(), ") AS is_latest FROM versions v ",
             "WHERE bucket = ?1 AND (key > ?2 OR (key = ?2 AND seq < ?3)) AND (?4 IS NULL OR key < ?4) ",
             $filter,
             " ORDER BY key, seq DESC LIMIT ?5"
@@ -111,6 +122,23 @@ macro_rules! list_sql {
 const LIST_LATEST: &str = list_sql!(concat!("AND ", is_latest!()));
 /// Every version and marker (ListObjectVersions).
 const LIST_ALL: &str = list_sql!("");
+
+/// A listed version: the shown fields, every other one empty.
+fn listed_row(r: &sqlx::sqlite::SqliteRow) -> Result<(Version, i64), sqlx::Error> {
+    Ok((
+        Version {
+            bucket: r.try_get("bucket")?,
+            key: r.try_get("key")?,
+            version_id: r.try_get("version_id")?,
+            size: to_u64(r.try_get("size")?),
+            etag: r.try_get("etag")?,
+            created_at_ms: r.try_get("created_at_ms")?,
+            delete_marker: r.try_get("delete_marker")?,
+            ..Version::default()
+        },
+        r.try_get("seq")?,
+    ))
+}
 
 /// Lists a bucket: keys with `prefix`, from `cursor`, grouped by
 /// `delimiter`, at most `max` entries (versions and prefixes together).
@@ -159,7 +187,7 @@ pub async fn list(
         let fetched = rows.len();
         let mut jumped = false;
         for row in &rows {
-            let (v, seq) = version_row(row)?;
+            let (v, seq) = listed_row(row)?;
             let is_latest: bool = row.get("is_latest");
             cursor = if latest_only {
                 Cursor::After(v.key.clone())
