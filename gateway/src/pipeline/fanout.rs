@@ -217,8 +217,8 @@ pub async fn release(landed: &[Landed], meta: &MetaTier) {
 }
 
 /// The landed shards as a map naming only where they are (what
-/// FreeShards needs).
-fn landed_map(landed: &[Landed]) -> pb::ShardMap {
+/// FreeShards needs; a commit's map adds the profile).
+pub fn landed_map(landed: &[Landed]) -> pb::ShardMap {
     pb::ShardMap {
         shards: landed
             .iter()

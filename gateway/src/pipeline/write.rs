@@ -133,15 +133,7 @@ where
         data_shards: k as u32,
         parity_shards: m as u32,
         segment_size: SEGMENT_SIZE as u64,
-        shards: landed
-            .iter()
-            .map(|l| pb::ShardLocation {
-                index: l.index,
-                blob_id: l.target.blob_id.clone(),
-                shard_id: l.target.shard_id.clone(),
-                checksum: l.checksum.clone(),
-            })
-            .collect(),
+        ..super::fanout::landed_map(&landed)
     };
     Ok(Stored {
         size,
