@@ -31,6 +31,22 @@ async fn put(c: &aws_sdk_s3::Client, key: &str, data: &[u8]) -> Result<(), Strin
         .map_err(|e| format!("PUT {key}: {e:?}"))
 }
 
+/// Restarts the gateway with its `--meta` list in `order` (it stays with
+/// the first server that answers) and `args` set.
+async fn restart_gateway(s: &mut S3Cluster, order: &[hamster_tests::Node], args: &[(&str, &str)]) {
+    let list: Vec<String> = order
+        .iter()
+        .map(|m| s.c.node(*m).addr.to_string())
+        .collect();
+    s.c.kill(s.gw);
+    s.c.set_arg(s.gw, "--meta", Some(&list.join(",")));
+    for (flag, value) in args {
+        s.c.set_arg(s.gw, flag, Some(value));
+    }
+    s.c.restart(s.gw);
+    s.c.wait_healthy(s.gw).await;
+}
+
 async fn get(c: &aws_sdk_s3::Client, key: &str) -> Result<Vec<u8>, String> {
     hamster_tests::s3::get_bytes(c, BUCKET, key).await
 }
@@ -70,19 +86,11 @@ async fn a_stopped_meta_leader_does_not_stall_s3() {
             let leader = s.c.wait_leader(&s.metas).await;
             let mut order = vec![leader];
             order.extend(s.metas.iter().copied().filter(|m| *m != leader));
-            let list: Vec<String> = order
-                .iter()
-                .map(|m| s.c.node(*m).addr.to_string())
-                .collect();
-            s.c.kill(s.gw);
-            s.c.set_arg(s.gw, "--meta", Some(&list.join(",")));
             // Blob heartbeats are writes: while the leader is stopped they
             // are late by up to a registry deadline and an election. The
             // harness's 3 s (made for tests that kill blob-servers) would
             // call every blob-server down; the default is 15 s.
-            s.c.set_arg(s.gw, "--blob-down-after-secs", Some("15"));
-            s.c.restart(s.gw);
-            s.c.wait_healthy(s.gw).await;
+            restart_gateway(&mut s, &order, &[("--blob-down-after-secs", "15")]).await;
             let c = s.client();
             c.create_bucket()
                 .bucket(BUCKET)
@@ -145,15 +153,7 @@ async fn a_stopped_meta_leader_does_not_stall_s3() {
                 let leader = s.c.wait_leader(&s.metas).await;
                 let mut order: Vec<_> = s.metas.iter().copied().filter(|m| *m != leader).collect();
                 order.push(leader);
-                let list: Vec<String> = order
-                    .iter()
-                    .map(|m| s.c.node(*m).addr.to_string())
-                    .collect();
-                s.c.kill(s.gw);
-                s.c.set_arg(s.gw, "--meta", Some(&list.join(",")));
-                s.c.set_arg(s.gw, "--meta-call-timeout-ms", Some("60000"));
-                s.c.restart(s.gw);
-                s.c.wait_healthy(s.gw).await;
+                restart_gateway(&mut s, &order, &[("--meta-call-timeout-ms", "60000")]).await;
                 let c = s.client();
                 put(&c, "via-follower", &pattern(50_000, 4)).await?;
                 let frozen = s.c.freeze(leader);
