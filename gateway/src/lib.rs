@@ -4,9 +4,10 @@
 //!
 //! - [`listener`]: the S3 endpoint (HTTP, or HTTPS given a certificate)
 //!   with its connection limits (cap, header/idle/TLS-handshake timeouts,
-//!   ADR 0032); its guard refuses what needs no body or key (PostObject, SigV2,
-//!   presigned URLs over a week), then s3s parses, routes and checks
-//!   SigV4.
+//!   ADR 0032); every answer gets request ids (`x-amz-request-id`, and in
+//!   error bodies); its guard refuses what needs no body or key
+//!   (PostObject, SigV2, presigned URLs over a week, a signing region
+//!   that is no region name), then s3s parses, routes and checks SigV4.
 //! - [`s3`]: the S3 dispatch, one file per S3 topic (buckets, put, get,
 //!   delete, list, ACLs, ...), access keys (SigV4 secret and rights, one
 //!   cache), the access check (which right each operation needs, ADR
@@ -172,9 +173,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
         s3s_config(),
     ))));
-    let service = listener::guard::Guard {
-        inner: builder.build(),
-        allow_sigv2: args.allow_sigv2,
+    let service = listener::request_id::RequestIds {
+        inner: listener::guard::Guard {
+            inner: builder.build(),
+            allow_sigv2: args.allow_sigv2,
+        },
     };
     if args.allow_sigv2 {
         tracing::warn!("SigV2 is enabled (--allow-sigv2)");

@@ -1,13 +1,15 @@
 //! The S3 endpoint: HTTP/1.1 and HTTP/2 over plain TCP, or over TLS when
 //! the gateway is given a certificate (a public-facing one, separate from
 //! its cluster identity: S3 clients do not speak the cluster's mTLS).
-//! Every request passes [`guard`] before s3s.
+//! Every request passes [`guard`] before s3s, and every answer gets its
+//! [`request_id`].
 //!
 //! Before any of that, the connection limits of ADR 0032 ([`Limits`]): a
 //! cap on open connections, a TLS-handshake timeout, a header-read
 //! timeout, an idle timeout, TCP keepalive.
 
 pub mod guard;
+pub mod request_id;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -412,6 +412,7 @@ mod tests {
             }),
             request_id: hamster_proto::ids::new_request_id(),
             access_key_id: "AKID".into(),
+            ..Default::default()
         };
         let sent = prost::Message::encode_to_vec(&req);
         crate::meta_call!(tier, commit_version, req.clone())

@@ -73,7 +73,7 @@ impl Clock {
 /// carry the time they were given) builds the state it built then.
 pub fn stamp(cmd: &mut Command, now: i64) {
     cmd.at_ms = now;
-    if let Op::CommitVersion { version } = &mut cmd.op {
+    if let Op::CommitVersion { version, .. } = &mut cmd.op {
         version.created_at_ms = now;
     }
 }
@@ -187,15 +187,22 @@ mod tests {
             created_at_ms: 5,
             ..Version::default()
         };
-        let mut cmd = Command::new("c", 7, Op::CommitVersion { version });
+        let mut cmd = Command::new("c", 7, Op::commit_version(version));
         stamp(&mut cmd, 1_000);
         assert_eq!(cmd.at_ms, 1_000);
-        let Op::CommitVersion { version } = &cmd.op else {
+        let Op::CommitVersion { version, .. } = &cmd.op else {
             panic!("op changed: {:?}", cmd.op)
         };
         assert_eq!(version.created_at_ms, 1_000);
 
-        let mut other = Command::new("d", 7, Op::DeleteBucket { name: "b".into() });
+        let mut other = Command::new(
+            "d",
+            7,
+            Op::DeleteBucket {
+                name: "b".into(),
+                abort_uploads: false,
+            },
+        );
         stamp(&mut other, 2_000);
         assert_eq!(other.at_ms, 2_000);
     }

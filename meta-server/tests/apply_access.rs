@@ -30,6 +30,7 @@ fn lock_config(bucket: &str) -> Op {
             days: 1,
             years: 0,
         }),
+        enable: false,
     }
 }
 

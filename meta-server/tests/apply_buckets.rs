@@ -17,6 +17,7 @@ async fn create_and_delete_bucket() {
         default_retention: None,
         owner: String::new(),
         max_retention_days: None,
+        public_access_block: None,
     };
     assert_eq!(r, Response::Bucket(plain.clone()));
     assert_eq!(db.bucket("plain").await, Some(plain.clone()));
@@ -31,6 +32,7 @@ async fn create_and_delete_bucket() {
         default_retention: None,
         owner: String::new(),
         max_retention_days: None,
+        public_access_block: None,
     };
     assert_eq!(r, Response::Bucket(locked.clone()));
     assert_eq!(db.bucket("locked").await, Some(locked.clone()));

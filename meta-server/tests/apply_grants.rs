@@ -46,6 +46,7 @@ fn default_days(bucket: &str, days: u32, years: u32) -> Op {
             days,
             years,
         }),
+        enable: false,
     }
 }
 

@@ -79,7 +79,14 @@ fn a_command_without_a_version_is_version_0_and_reads_the_same() {
     assert_eq!(a, b);
     assert_eq!(
         a,
-        Command::new("c1", 5, Op::DeleteBucket { name: "b".into() })
+        Command::new(
+            "c1",
+            5,
+            Op::DeleteBucket {
+                name: "b".into(),
+                abort_uploads: false,
+            }
+        )
     );
     // As before versions: a missing id means no de-duplication.
     let no_id: Command =
@@ -90,11 +97,11 @@ fn a_command_without_a_version_is_version_0_and_reads_the_same() {
 #[test]
 fn a_newer_command_is_refused_before_its_op_is_read() {
     // An op this binary has never heard of: the version speaks first.
-    let newer = r#"{"v":3,"id":"c1","at_ms":5,"op":{"SomeFutureOp":{"x":1}}}"#;
+    let newer = r#"{"v":4,"id":"c1","at_ms":5,"op":{"SomeFutureOp":{"x":1}}}"#;
     let err = serde_json::from_str::<Command>(newer).expect_err("refused");
     assert!(
         err.to_string()
-            .contains("command format version 3 is newer than this binary's 2; upgrade"),
+            .contains("command format version 4 is newer than this binary's 3; upgrade"),
         "{err}"
     );
     // Inside a batch too.
@@ -106,7 +113,7 @@ fn a_newer_command_is_refused_before_its_op_is_read() {
         r#"{{"log_id":{{"leader_id":{{"term":1,"node_id":1}},"index":3}},"payload":{{"Normal":{newer}}}}}"#
     );
     let err = serde_json::from_str::<Entry>(&entry).expect_err("refused");
-    assert!(err.to_string().contains("version 3 is newer"), "{err}");
+    assert!(err.to_string().contains("version 4 is newer"), "{err}");
 }
 
 #[test]
@@ -323,7 +330,7 @@ async fn a_received_snapshot_db_newer_than_the_binary_is_refused() {
 #[test]
 fn a_command_naming_its_actor_is_version_2() {
     use hamster_meta::state::commands::Actor;
-    assert_eq!(format::COMMAND, 2);
+    assert_eq!(format::COMMAND_WITH_ACTOR, 2);
     let by = s::command("c1", create_bucket("b")).by(Actor::Key("AK1".into()));
     let json = String::from_utf8(serde_json::to_vec(&by).expect("encode")).expect("utf-8");
     assert!(
@@ -333,10 +340,11 @@ fn a_command_naming_its_actor_is_version_2() {
     );
     let back: Command = serde_json::from_str(&json).expect("decode");
     assert_eq!(back, by);
-    // A batch without an actor stays 1; its inner command with one is 2.
+    // A batch takes its newest command's version (ADR 0034), so its
+    // first key tells a reader that does not know actors to refuse it.
     let batch = s::command("c0", Op::Batch(vec![by]));
     let json = String::from_utf8(serde_json::to_vec(&batch).expect("encode")).expect("utf-8");
-    assert!(json.starts_with(r#"{"v":1,"id":"c0","#), "{json}");
+    assert!(json.starts_with(r#"{"v":2,"id":"c0","#), "{json}");
     assert!(json.contains(r#"{"Batch":[{"v":2,"id":"c1","#), "{json}");
 }
 
@@ -349,7 +357,54 @@ fn an_actor_in_a_version_1_or_unversioned_command_is_refused() {
         let e = serde_json::from_str::<Command>(json).expect_err("refused");
         assert!(e.to_string().contains("version 2"), "{e}");
     }
-    let too_new = r#"{"v":3,"id":"c1","at_ms":5,"op":{"DeleteBucket":{"name":"b"}}}"#;
+    let too_new = r#"{"v":4,"id":"c1","at_ms":5,"op":{"DeleteBucket":{"name":"b"}}}"#;
     let e = serde_json::from_str::<Command>(too_new).expect_err("too new");
     assert!(e.to_string().contains("newer"), "{e}");
+}
+
+// ---------- issue 21's fields (format 3, ADR 0034) ----------
+
+/// Every kind of op, as the sample list has it (issue 21's fields
+/// unset), keeps the version it had before format 3 — 1, or 2 naming an
+/// actor — so old nodes still read it; only the op format 3 added is 3.
+/// (Each new field forcing 3: `state::format::layout`'s unit tests.)
+#[test]
+fn an_old_layout_command_of_each_kind_keeps_its_version() {
+    use hamster_meta::state::commands::Actor;
+    for op in s::ops() {
+        let name = op.name();
+        if name == "Unreadable" {
+            continue; // written back as the v0 command it was
+        }
+        let (plain, with_actor) = if s::V3_ONLY_OPS.contains(&name) {
+            (3, 3)
+        } else {
+            (1, 2)
+        };
+        let cmd = s::command("c1", op);
+        let json = serde_json::to_string(&cmd).expect("encode");
+        assert!(
+            json.starts_with(&format!(r#"{{"v":{plain},"#)),
+            "{name}: {json}"
+        );
+        assert_eq!(cmd.layout(), plain, "{name}");
+        let by = cmd.by(Actor::Key("AK1".into()));
+        assert_eq!(by.layout(), with_actor, "{name}");
+    }
+}
+
+/// Logs from before a batch took its newest command's version hold v1
+/// batches of v2 commands; a batch's commands are judged on their own.
+#[test]
+fn a_batch_older_than_its_commands_still_reads() {
+    let old = r#"{"v":1,"id":"","at_ms":5,"op":{"Batch":[{"v":2,"id":"c1","at_ms":5,"by":{"key":"AK1"},"op":{"DeleteBucket":{"name":"b"}}}]}}"#;
+    let cmd: Command = serde_json::from_str(old).expect("reads");
+    assert_eq!(cmd.layout(), 2);
+    let v3_inside = r#"{"v":1,"id":"","at_ms":5,"op":{"Batch":[{"v":3,"id":"c1","at_ms":5,"op":{"DeleteBucket":{"name":"b","abort_uploads":true}}}]}}"#;
+    let cmd: Command = serde_json::from_str(v3_inside).expect("reads");
+    assert_eq!(cmd.layout(), 3);
+    // But a command that sets a field of format 3 must say 3 itself.
+    let forged = v3_inside.replace(r#"{"v":3,"#, r#"{"v":2,"#);
+    let e = serde_json::from_str::<Command>(&forged).expect_err("refused");
+    assert!(e.to_string().contains("must be format version 3"), "{e}");
 }

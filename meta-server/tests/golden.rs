@@ -14,7 +14,8 @@ mod samples;
 use std::fmt::Debug;
 use std::path::PathBuf;
 
-use hamster_meta::state::commands::{Op, Response};
+use hamster_meta::state::commands::{Command, Op, Response};
+use hamster_meta::state::format;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -148,6 +149,16 @@ fn every_command_matches_its_golden_file() {
         if name == "Unreadable" {
             continue;
         }
+        if s::V3_ONLY_OPS.contains(&name) {
+            check(&format!("command/v3/{name}.json"), &cmd, &mut failures);
+            for older in ["v0", "v1", "v2"] {
+                assert!(
+                    !golden_path(&format!("command/{older}/{name}.json")).exists(),
+                    "{name}: a v3-only op has a {older} golden file"
+                );
+            }
+            continue;
+        }
         if s::V1_ONLY_OPS.contains(&name) {
             check(&format!("command/v1/{name}.json"), &cmd, &mut failures);
             assert!(
@@ -172,7 +183,59 @@ fn every_command_matches_its_golden_file() {
     for (rel, cmd) in s::commands_with_actors() {
         check(rel, &cmd, &mut failures);
     }
+    for (rel, cmd) in s::commands_v3() {
+        check(rel, &cmd, &mut failures);
+    }
     report(failures);
+}
+
+/// Each golden's directory is the version it is written in (its first
+/// key), and a reader that knows only version 2 (the binaries before
+/// issue 21) meets that key first and refuses every v3 file (TooNew)
+/// before it reads an op whose new fields it would drop, while it reads
+/// every v1 and v2 file as before.
+#[test]
+fn a_v3_command_is_refused_by_a_reader_that_knows_only_2() {
+    const V2_READER: u64 = 2;
+    let mut seen = [0usize; 4];
+    for dir in ["v1", "v2", "v3"] {
+        let path = golden_path(&format!("command/{dir}"));
+        // Missing only before the first HAMSTER_BLESS=1 run has written it.
+        let files = std::fs::read_dir(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (bless first)", path.display()));
+        for file in files {
+            let file = file.expect("entry").path();
+            let text = std::fs::read_to_string(&file).expect("read golden");
+            let v: u64 = dir[1..].parse().expect("dir version");
+            assert!(
+                text.starts_with(&format!("{{\"v\":{v},")),
+                "{}: not written as version {v}",
+                file.display()
+            );
+            let found = format::check("command", v, V2_READER);
+            if v > V2_READER {
+                assert_eq!(
+                    found,
+                    Err(format::TooNew {
+                        what: "command",
+                        found: 3,
+                        known: 2
+                    }),
+                    "{}",
+                    file.display()
+                );
+            } else {
+                assert_eq!(found, Ok(()), "{}", file.display());
+            }
+            // This binary reads them all.
+            serde_json::from_str::<Command>(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            seen[v as usize] += 1;
+        }
+    }
+    assert_eq!(format::COMMAND, 3);
+    // Every v3 sample has its file (blessed by the test above).
+    assert!(seen[3] > s::commands_v3().len(), "v3 goldens: {}", seen[3]);
 }
 
 #[test]

@@ -23,6 +23,7 @@ fn default_retention(bucket: &str, mode: &str, days: u32, years: u32) -> Op {
             days,
             years,
         }),
+        enable: false,
     }
 }
 
@@ -286,6 +287,7 @@ async fn default_retention_applies_to_new_versions_that_carry_none() {
     db.ok(Op::PutLockConfiguration {
         bucket: "lock".into(),
         default_retention: None,
+        enable: false,
     })
     .await;
     assert_eq!(stored(&mut db, "lock", "mp", "mv").await, mv);
@@ -503,6 +505,7 @@ async fn no_command_can_remove_a_compliance_locked_version() {
     db.ok(Op::PutLockConfiguration {
         bucket: "vault".into(),
         default_retention: None,
+        enable: false,
     })
     .await;
     // A delete marker hides it but does not destroy it.

@@ -149,6 +149,10 @@ error_codes! {
     /// followers never forward those (ADR 0030). The leader's address,
     /// when known, is in the [`LEADER_KEY`] metadata: ask it there.
     NotLeader => Unavailable,
+    /// A conditional write (If-Match, If-None-Match) whose condition held
+    /// when the gateway checked it but not when the command applied:
+    /// another write won the race (S3's 409 ConditionalRequestConflict).
+    ConditionalRequestConflict => Aborted,
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -252,6 +256,7 @@ mod tests {
             "ShardExists",
             "MemberRemoved",
             "NotLeader",
+            "ConditionalRequestConflict",
         ];
         let names: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(names, pinned);

@@ -220,6 +220,7 @@ pub async fn commit(
             version: Some(test_version(kek, bucket, key, n)),
             request_id: String::new(),
             access_key_id: access_key_id.into(),
+            ..Default::default()
         })
         .await?;
     r.into_inner()

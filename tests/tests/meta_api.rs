@@ -73,7 +73,8 @@ async fn start_after_and_markers_behave_as_s3() {
         )
     );
 
-    // A version-id-marker that names no version is refused.
+    // A malformed version-id-marker that names no version is refused (a
+    // well-formed one is a position, even once its version is deleted).
     let e = client
         .list_versions(ListVersionsRequest {
             bucket: "bkt".into(),
@@ -146,6 +147,7 @@ async fn start_after_and_markers_behave_as_s3() {
                 default_days: 1,
                 default_years: 0,
                 access_key_id: owner.clone(),
+                enable: false,
             })
             .await
             .map(drop),

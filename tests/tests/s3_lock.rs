@@ -91,7 +91,8 @@ async fn lock_buckets_retention_and_legal_hold() {
 }
 
 /// A plain bucket: every lock call is 400 InvalidRequest (404 for the
-/// configuration read), and lock headers on PUT too.
+/// configuration read; 409 for enabling lock, unversioned), and lock
+/// headers on PUT too.
 async fn plain_bucket(c: &Client, now: i64) {
     c.create_bucket().bucket("plain").send().await.expect("mb");
     c.put_object()
@@ -103,8 +104,9 @@ async fn plain_bucket(c: &Client, now: i64) {
         .expect("put plain");
     let r = get_lock_config(c, "plain").await;
     assert_s3_error(r, "ObjectLockConfigurationNotFoundError", 404);
+    // Enabling lock needs versioning on first (issue 21), as AWS answers.
     let r = put_lock_config(c, "plain", lock_config(None)).await;
-    assert_s3_error(r, "InvalidRequest", 400);
+    assert_s3_error(r, "InvalidBucketState", 409);
     let gov = retention(ObjectLockRetentionMode::Governance, now + DAY);
     let r = put_retention(c, "plain", "k", None, gov, None).await;
     assert_s3_error(r, "InvalidRequest", 400);
@@ -147,7 +149,7 @@ async fn default_retention(c: &Client) {
         )))
     };
     let r = put_lock_config(c, "lock", gov(Some(1), Some(1))).await;
-    assert_s3_error(r, "InvalidArgument", 400);
+    assert_s3_error(r, "MalformedXML", 400);
     put_lock_config(c, "lock", gov(Some(2), None))
         .await
         .expect("default retention");

@@ -77,6 +77,7 @@ async fn orphan_shards_are_swept_and_committed_ones_kept() {
                 version: Some(v),
                 request_id: String::new(),
                 access_key_id: s.access_key_id.clone(),
+                ..Default::default()
             })
             .await
             .expect_err("stale commit");

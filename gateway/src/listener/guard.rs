@@ -8,7 +8,13 @@
 //!   signature is weaker and a v2 presigned URL may never expire.
 //! - A presigned URL valid for more than a week (AWS's limit; s3s
 //!   accepts any u32).
+//! - A SigV4 credential scope whose region is no region name, such as
+//!   s3cmd's default "US" (issue 21 point 11): 400
+//!   AuthorizationHeaderMalformed naming the region to use, as AWS
+//!   answers; s3cmd then signs again with it. (s3s would check the
+//!   signature, then refuse the region with a bare InvalidRequest.)
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -21,12 +27,29 @@ use s3s::{Body, HttpError, HttpResponse};
 /// AWS's longest presigned URL, in seconds (seven days).
 pub const MAX_PRESIGNED_EXPIRES: u64 = 604_800;
 
+/// The region a client is told to sign with: the gateway's buckets have
+/// no location, which S3 reads as us-east-1.
+pub const REGION: &str = "us-east-1";
+
 /// An S3 error answered without s3s.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Refusal {
     pub status: StatusCode,
     pub code: &'static str,
-    pub message: &'static str,
+    pub message: Cow<'static, str>,
+    /// The region to sign with, for a wrong one (AWS's `<Region>`).
+    pub region: Option<&'static str>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, message: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            message: Cow::Borrowed(message),
+            region: None,
+        }
+    }
 }
 
 /// The refusal for a request with these method, query and headers, if any.
@@ -40,19 +63,19 @@ pub fn refusal(
         // 501, not 405: AWS answers NotImplemented for functionality it
         // does not offer, SDKs do not retry it, and s3s answers the same
         // for every operation the gateway does not implement.
-        return Some(Refusal {
-            status: StatusCode::NOT_IMPLEMENTED,
-            code: "NotImplemented",
-            message: "PostObject is not supported",
-        });
+        return Some(Refusal::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            "PostObject is not supported",
+        ));
     }
     let params = query_names(query.unwrap_or_default());
     if !allow_sigv2 && is_sigv2(&params, headers) {
-        return Some(Refusal {
-            status: StatusCode::FORBIDDEN,
-            code: "AccessDenied",
-            message: "SigV2 is disabled",
-        });
+        return Some(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "SigV2 is disabled",
+        ));
     }
     for (name, value) in &params {
         if name == "X-Amz-Expires"
@@ -60,14 +83,51 @@ pub fn refusal(
                 .parse::<u64>()
                 .map_or(true, |s| s > MAX_PRESIGNED_EXPIRES)
         {
-            return Some(Refusal {
-                status: StatusCode::BAD_REQUEST,
-                code: "AuthorizationQueryParametersError",
-                message: "X-Amz-Expires must be a number of seconds, at most 604800 (seven days)",
-            });
+            return Some(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "AuthorizationQueryParametersError",
+                "X-Amz-Expires must be a number of seconds, at most 604800 (seven days)",
+            ));
         }
     }
-    None
+    wrong_region(&params, headers)
+}
+
+/// A SigV4 credential scope (`AKID/DATE/REGION/SERVICE/aws4_request`)
+/// naming a region that is no region name (s3s takes `[a-z0-9-]+`).
+fn wrong_region(params: &[(String, String)], headers: &HeaderMap) -> Option<Refusal> {
+    let region = |credential: &str| -> Option<String> {
+        let region = credential.split('/').nth(2)?;
+        let valid = region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        (!region.is_empty() && !valid).then(|| region.chars().take(64).collect())
+    };
+    let refuse = |code, region: String| Refusal {
+        status: StatusCode::BAD_REQUEST,
+        code,
+        message: Cow::Owned(format!(
+            "The authorization header is malformed; the region '{region}' is wrong; expecting '{REGION}'"
+        )),
+        region: Some(REGION),
+    };
+    for v in headers.get_all(header::AUTHORIZATION) {
+        let v = String::from_utf8_lossy(v.as_bytes());
+        let Some(rest) = v.strip_prefix("AWS4-") else {
+            continue;
+        };
+        let credential = rest
+            .split([',', ' '])
+            .find_map(|p| p.trim().strip_prefix("Credential="));
+        if let Some(r) = credential.and_then(region) {
+            return Some(refuse("AuthorizationHeaderMalformed", r));
+        }
+    }
+    params
+        .iter()
+        .filter(|(n, _)| n == "X-Amz-Credential")
+        .find_map(|(_, v)| region(v))
+        .map(|r| refuse("AuthorizationQueryParametersError", r))
 }
 
 /// Any Content-Type of multipart/form-data, as s3s would read it.
@@ -127,9 +187,14 @@ fn decode(s: &str) -> String {
 /// The refusal as S3 XML. HTTP/1 connections are closed after it, so
 /// an unread body is never drained.
 fn respond(r: &Refusal, version: Version) -> HttpResponse {
+    let region = r
+        .region
+        .map(|r| format!("<Region>{r}</Region>"))
+        .unwrap_or_default();
     let xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{}</Code><Message>{}</Message></Error>",
-        r.code, r.message
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{}</Code><Message>{}</Message>{region}</Error>",
+        r.code,
+        escape(&r.message)
     );
     let mut resp = Response::new(Body::from(Bytes::from(xml)));
     *resp.status_mut() = r.status;
@@ -142,6 +207,13 @@ fn respond(r: &Refusal, version: Version) -> HttpResponse {
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
+}
+
+/// XML text: a region a client sent is quoted in a message.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The S3 service behind [`refusal`].
@@ -168,7 +240,7 @@ impl hyper::service::Service<Request<Incoming>> for Guard {
         if let Some(r) = refused {
             tracing::debug!(
                 code = r.code,
-                message = r.message,
+                message = %r.message,
                 "S3 request refused before s3s"
             );
             let resp = respond(&r, req.version());
@@ -277,6 +349,48 @@ mod tests {
         ] {
             assert_eq!(c(q), "AuthorizationQueryParametersError", "{q}");
         }
+    }
+
+    #[test]
+    fn a_region_that_is_no_region_name_is_named_wrong() {
+        let auth = |region: &str| {
+            format!(
+                "AWS4-HMAC-SHA256 Credential=AKID/20260101/{region}/s3/aws4_request, SignedHeaders=host, Signature=ab"
+            )
+        };
+        let with = |v: String| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&v).expect("ascii"),
+            );
+            refusal(&Method::PUT, None, &h, false)
+        };
+        let r = with(auth("US")).expect("refused");
+        assert_eq!(r.code, "AuthorizationHeaderMalformed");
+        assert_eq!(r.region, Some("us-east-1"));
+        assert!(r.message.contains("'US'"), "{}", r.message);
+        let xml = respond(&r, Version::HTTP_11).body().bytes().expect("full");
+        let xml = String::from_utf8_lossy(&xml);
+        assert!(xml.contains("<Region>us-east-1</Region>"), "{xml}");
+        assert!(with(auth("EU")).is_some());
+        for ok in ["us-east-1", "eu-west-1", "garage", ""] {
+            assert_eq!(with(auth(ok)), None, "{ok}");
+        }
+        let q = "X-Amz-Credential=AKID%2F20260101%2FUS%2Fs3%2Faws4_request&X-Amz-Expires=60";
+        assert_eq!(
+            code(Method::GET, Some(q), &[], false),
+            "AuthorizationQueryParametersError"
+        );
+        assert_eq!(
+            code(
+                Method::GET,
+                Some("X-Amz-Credential=AKID%2F20260101%2Fus-east-1%2Fs3%2Faws4_request"),
+                &[],
+                false
+            ),
+            ""
+        );
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //!   the first outcome instead of a second version (ADR 0024).
 //! - Every call names the access key the request was signed with: the
 //!   meta tier decides at apply whether that key may write (ADR 0027).
+//! - A conditional write (If-Match, If-None-Match: *) carries its
+//!   condition to the meta tier, which decides it where the write
+//!   applies: of two racing writes at most one wins (issue 21).
 //!
 //! Times are the meta tier's: the leader stamps a version with the time
 //! of the batch that commits it, so one write has one clock (the gateway
@@ -44,6 +47,15 @@ fn second_proposal(request_id: &str) -> String {
     format!("{request_id}-r")
 }
 
+/// A conditional write's condition, decided by the meta tier at apply.
+#[derive(Clone, Debug, Default)]
+pub struct Precondition {
+    /// The current object's ETag must be this ("" no condition).
+    pub if_match: String,
+    /// There must be no current object.
+    pub if_none_match: bool,
+}
+
 /// What a commit talks to.
 pub struct Committer<'a> {
     pub meta: &'a MetaTier,
@@ -68,14 +80,15 @@ pub fn write_key(cluster: &ClusterView, keys: &Keyring) -> Result<Arc<MasterKey>
 
 impl Committer<'_> {
     /// Commits stored shards as a new version of `template` (bucket, key,
-    /// metadata, lock): the one moment the object exists. Shards of the
-    /// version it replaced are freed by the meta tier; a refused commit
-    /// hands the new shards back to it. The answer carries the version's
-    /// id and time.
+    /// metadata, lock, checksum): the one moment the object exists, if
+    /// `pre` holds then. Shards of the version it replaced are freed by
+    /// the meta tier; a refused commit hands the new shards back to it.
+    /// The answer carries the version's id and time.
     pub async fn version(
         &self,
         stored: Stored,
         template: pb::ObjectVersion,
+        pre: &Precondition,
     ) -> Result<pb::ObjectVersion, MetaError> {
         let version = pb::ObjectVersion {
             size: stored.size,
@@ -104,6 +117,8 @@ impl Committer<'_> {
                             version: Some(version),
                             request_id,
                             access_key_id: self.access_key_id.to_string(),
+                            if_match: pre.if_match.clone(),
+                            if_none_match: pre.if_none_match,
                         }
                     )
                 },
@@ -120,20 +135,21 @@ impl Committer<'_> {
 
     /// Commits stored shards as part `number` of an upload (the meta tier
     /// frees a part it replaces); a refused commit hands the new shards
-    /// back. Answers the part's ETag.
+    /// back. `checksum` is the part's, in the upload's algorithm ("" none).
+    /// Answers the part's ETag.
     pub async fn part(
         &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
+        (bucket, key, upload_id): (&str, &str, &str),
         number: u32,
         stored: Stored,
+        checksum: String,
     ) -> Result<String, MetaError> {
         let part = pb::Part {
             part_number: number,
             size: stored.size,
             etag: stored.md5.clone(),
             shard_map: Some(stored.shard_map.clone()),
+            checksum_value: checksum,
             ..Default::default()
         };
         let committed = self

@@ -9,8 +9,8 @@
 //!   ACL reads; and the source of CopyObject / UploadPartCopy.
 //! - write: PutObject, CopyObject (destination), the multipart calls,
 //!   DeleteObject(s); owner too when they ask to bypass GOVERNANCE.
-//! - owner: bucket configuration (versioning, lock), retention and legal
-//!   hold changes, DeleteBucket, Put*Acl.
+//! - owner: bucket configuration (versioning, lock, encryption, public
+//!   access block), retention and legal hold changes, DeleteBucket, Put*Acl.
 //! - CreateBucket: the key's can_create_bucket. ListBuckets: any key
 //!   (the meta tier lists only the key's buckets).
 //!
@@ -19,21 +19,27 @@
 //! once more before refusing (a bucket created or a grant given a moment
 //! ago), at most once a second per key, and always when the bucket turns
 //! out to be the key's own. Refused: 403 AccessDenied for a bucket that
-//! exists, 404 NoSuchBucket for one that does not, as AWS answers. Anonymous requests
-//! never get here (s3s' default `check`: AccessDenied). Operations not
-//! implemented by the gateway keep s3s' defaults and answer 501.
+//! exists, 404 NoSuchBucket for one that does not, as AWS answers; an
+//! anonymous request is answered alike (it has no rights at all), from
+//! a short cache and within a cap on lookups (`access/anonymous.rs`).
+//! Operations not implemented by the gateway keep s3s' defaults and
+//! answer 501 (403 to an anonymous request).
 
 use std::sync::Arc;
 
 use hamster_proto::{ErrorCode, pb};
-use s3s::access::S3Access;
+use s3s::access::{S3Access, S3AccessContext};
 use s3s::dto::*;
+use s3s::path::S3Path;
 use s3s::{S3Error, S3Request, S3Result, s3_error};
 
 use super::acl;
 use super::auth::{KeyInfo, Keys};
 use crate::meta::MetaTier;
 use crate::meta_call;
+use anonymous::Anonymous;
+
+mod anonymous;
 
 /// A right a request needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,12 +101,15 @@ on_bucket!(Read:
     HeadBucketInput, GetObjectInput, HeadObjectInput, ListObjectsInput, ListObjectsV2Input,
     ListObjectVersionsInput, ListMultipartUploadsInput, ListPartsInput, GetBucketLocationInput,
     GetBucketVersioningInput, GetObjectLockConfigurationInput, GetObjectRetentionInput,
-    GetObjectLegalHoldInput, GetBucketAclInput, GetObjectAclInput,
+    GetObjectLegalHoldInput, GetBucketAclInput, GetObjectAclInput, GetObjectAttributesInput,
+    GetBucketEncryptionInput, GetPublicAccessBlockInput,
 );
 on_bucket!(Write: UploadPartInput, CompleteMultipartUploadInput, AbortMultipartUploadInput);
 on_bucket!(Owner:
     DeleteBucketInput, PutBucketVersioningInput, PutObjectLockConfigurationInput,
     PutObjectRetentionInput, PutObjectLegalHoldInput, PutBucketAclInput, PutObjectAclInput,
+    PutBucketEncryptionInput, DeleteBucketEncryptionInput, PutPublicAccessBlockInput,
+    DeletePublicAccessBlockInput,
 );
 
 /// Read on the bucket a copy reads from.
@@ -215,18 +224,26 @@ pub fn key_id<T>(req: &S3Request<T>) -> String {
 pub struct Access {
     keys: Arc<Keys>,
     meta: Arc<MetaTier>,
+    anonymous: Anonymous,
 }
 
 impl Access {
     pub fn new(keys: Arc<Keys>, meta: Arc<MetaTier>) -> Self {
-        Self { keys, meta }
+        Self {
+            keys,
+            meta,
+            anonymous: Anonymous::default(),
+        }
     }
 
     /// Lets the request through if its key has every right it needs.
     async fn allow<T: Guarded>(&self, req: &mut S3Request<T>) -> S3Result<()> {
         let needs = req.input.needs()?;
         let Some(creds) = &req.credentials else {
-            return Err(s3_error!(AccessDenied, "Signature is required"));
+            // `check` has answered an unsigned request already (a
+            // CreateBucket names no bucket here: 403 without a lookup).
+            let bucket = needs.iter().find_map(Need::bucket);
+            return Err(self.anonymous.answer(&self.meta, bucket).await);
         };
         let id = creds.access_key.clone();
         let (mut key, mut current) = self.keys.lookup(&id).await?;
@@ -310,6 +327,21 @@ fn met(needs: &[Need], key: &KeyInfo) -> bool {
 /// missing); each says what it needs through [`Guarded`].
 #[async_trait::async_trait]
 impl S3Access for Access {
+    /// Every request first (s3s' default refuses an unsigned one with a
+    /// bare 403): an unsigned one gets AWS's answer from [`Anonymous`] —
+    /// 403 without a lookup for the root and for CreateBucket (its
+    /// bucket does not exist yet; AWS answers 403, not 404).
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_some() {
+            return Ok(());
+        }
+        let bucket = match cx.s3_path() {
+            _ if cx.s3_op().name() == "CreateBucket" => None,
+            S3Path::Root => None,
+            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => Some(bucket.to_string()),
+        };
+        Err(self.anonymous.answer(&self.meta, bucket.as_deref()).await)
+    }
     async fn create_bucket(&self, req: &mut S3Request<CreateBucketInput>) -> S3Result<()> {
         self.allow(req).await
     }
@@ -449,6 +481,48 @@ impl S3Access for Access {
         self.allow(req).await
     }
     async fn put_object_acl(&self, req: &mut S3Request<PutObjectAclInput>) -> S3Result<()> {
+        self.allow(req).await
+    }
+    async fn get_object_attributes(
+        &self,
+        req: &mut S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<()> {
+        self.allow(req).await
+    }
+    async fn get_bucket_encryption(
+        &self,
+        req: &mut S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<()> {
+        self.allow(req).await
+    }
+    async fn put_bucket_encryption(
+        &self,
+        req: &mut S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<()> {
+        self.allow(req).await
+    }
+    async fn delete_bucket_encryption(
+        &self,
+        req: &mut S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<()> {
+        self.allow(req).await
+    }
+    async fn get_public_access_block(
+        &self,
+        req: &mut S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<()> {
+        self.allow(req).await
+    }
+    async fn put_public_access_block(
+        &self,
+        req: &mut S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<()> {
+        self.allow(req).await
+    }
+    async fn delete_public_access_block(
+        &self,
+        req: &mut S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<()> {
         self.allow(req).await
     }
 }

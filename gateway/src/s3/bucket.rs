@@ -42,6 +42,7 @@ pub async fn create(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let by = key_id(&req);
+    super::fields::check_location(req.input.create_bucket_configuration.as_ref())?;
     let name = req.input.bucket;
     let lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
     meta_call!(

@@ -2,16 +2,21 @@
 //! read (fan-in, decrypt) and written again as a new object under a new
 //! data key (encrypt, erasure, fan-out), then committed. Shards are never
 //! shared between objects, so deleting either side frees only its own.
+//! The copy keeps the source's whole-object checksum (the bytes are the
+//! same), or one of the algorithm the request names, computed as the
+//! bytes are written; a multipart source's composite is of its parts,
+//! which the copy does not have, so it is not kept.
 
 use hamster_proto::pb;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::Gateway;
+use super::checksums::{algorithm_name, kept, shown};
 use super::conditions::Conditions;
 use super::fields::{check_key, check_metadata, stored_headers, timestamp, version_header};
 use super::get::{object_body, resolve};
 use super::ingest::{Declared, ingest};
+use super::{Gateway, sse};
 
 /// `bytes=FIRST-LAST` of x-amz-copy-source-range.
 pub fn source_range(s: &str) -> S3Result<(u64, u64)> {
@@ -69,8 +74,24 @@ pub async fn copy(
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let by = super::access::key_id(&req);
-    let i = req.input;
+    sse::check(&req.headers)?;
+    // A conditional copy destination (If-Match / If-None-Match, not the
+    // x-amz-copy-source-if-* forms): not made here, so refused rather
+    // than ignored.
+    if [http::header::IF_MATCH, http::header::IF_NONE_MATCH]
+        .iter()
+        .any(|h| req.headers.contains_key(h))
+    {
+        return Err(s3_error!(
+            NotImplemented,
+            "conditional writes on CopyObject are not supported"
+        ));
+    }
+    let mut i = req.input;
+    // User metadata as sent, not as s3s decoded it (issue 21 point 9).
+    i.metadata = super::fields::user_metadata(&req.headers);
     check_key(&i.key)?;
+    let named = algorithm_name(i.checksum_algorithm.as_ref())?;
     let replace = i
         .metadata_directive
         .as_ref()
@@ -107,7 +128,18 @@ pub async fn copy(
         if_unmodified_since: i.copy_source_if_unmodified_since.as_ref(),
     };
     let (body, src) = copy_source_body(gw, &i.copy_source, &conditions, None).await?;
-    let (stored, _) = ingest(gw, Some(body), Declared::none(), None).await?;
+    let declared = Declared {
+        algorithm: i.checksum_algorithm.clone(),
+        ..Declared::none()
+    };
+    let (stored, computed) = ingest(gw, Some(body), declared, None).await?;
+    let checksum = if named.is_empty() {
+        (src.checksum_type == ChecksumType::FULL_OBJECT)
+            .then(|| (src.checksum_algorithm.clone(), src.checksum_value.clone()))
+    } else {
+        kept(&named, &computed)
+    };
+    let (checksum_algorithm, checksum_value) = checksum.unwrap_or_default();
     let (content_type, user_metadata, headers) = if replace {
         (
             i.content_type.clone().unwrap_or_default(),
@@ -137,15 +169,32 @@ pub async fn copy(
         lock_mode: lock.lock_mode,
         retain_until_ms: lock.retain_until_ms,
         legal_hold: lock.legal_hold,
+        checksum_type: if checksum_value.is_empty() {
+            String::new()
+        } else {
+            ChecksumType::FULL_OBJECT.into()
+        },
+        checksum_algorithm,
+        checksum_value,
         ..Default::default()
     };
-    let v = gw.committer(&by).version(stored, template).await?;
+    let sum = shown(&template.checksum_algorithm, &template.checksum_value);
+    let v = gw
+        .committer(&by)
+        .version(stored, template, &Default::default())
+        .await?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(ETag::Strong(v.etag.clone())),
             last_modified: Some(timestamp(v.created_at_ms)),
-            ..Default::default()
+            checksum_crc32: sum.checksum_crc32,
+            checksum_crc32c: sum.checksum_crc32c,
+            checksum_sha1: sum.checksum_sha1,
+            checksum_sha256: sum.checksum_sha256,
+            checksum_crc64nvme: sum.checksum_crc64nvme,
+            checksum_type: sum.checksum_type,
         }),
+        server_side_encryption: sse::aes256(),
         version_id: version_header(&v),
         copy_source_version_id: version_header(&src),
         ..Default::default()

@@ -37,6 +37,9 @@ fn s3_code(code: ErrorCode) -> Option<S3ErrorCode> {
         ErrorCode::NoSuchKey => S3ErrorCode::NoSuchKey,
         ErrorCode::NoSuchVersion => S3ErrorCode::NoSuchVersion,
         ErrorCode::BucketNotEmpty => S3ErrorCode::BucketNotEmpty,
+        ErrorCode::ConditionalRequestConflict => {
+            S3ErrorCode::Custom("ConditionalRequestConflict".into())
+        }
         ErrorCode::AccessDenied => S3ErrorCode::AccessDenied,
         ErrorCode::InvalidArgument => S3ErrorCode::InvalidArgument,
         ErrorCode::NoSuchUpload => S3ErrorCode::NoSuchUpload,
@@ -93,7 +96,14 @@ impl From<MetaError> for S3Error {
                 split_key()
             }
             MetaError::Refused { code, message } => match s3_code(*code) {
-                Some(s3) => S3Error::with_message(s3, message.clone()),
+                Some(s3) => {
+                    let mut e = S3Error::with_message(s3, message.clone());
+                    // s3s knows no status for a code it does not name.
+                    if *code == ErrorCode::ConditionalRequestConflict {
+                        e.set_status_code(http::StatusCode::CONFLICT);
+                    }
+                    e
+                }
                 None => {
                     tracing::error!(%code, %message, "meta tier refusal with no S3 meaning");
                     s3_error!(InternalError)
@@ -207,6 +217,11 @@ mod tests {
             (ErrorCode::NoSuchKey, "NoSuchKey", 404),
             (ErrorCode::NoSuchVersion, "NoSuchVersion", 404),
             (ErrorCode::BucketNotEmpty, "BucketNotEmpty", 409),
+            (
+                ErrorCode::ConditionalRequestConflict,
+                "ConditionalRequestConflict",
+                409,
+            ),
             (ErrorCode::AccessDenied, "AccessDenied", 403),
             (ErrorCode::InvalidArgument, "InvalidArgument", 400),
             (ErrorCode::NoSuchUpload, "NoSuchUpload", 404),

@@ -20,6 +20,7 @@ use super::fields::{timestamp, version_header};
 use crate::meta_call;
 use crate::pipeline::read::ReadError;
 
+mod part;
 mod units;
 use units::{Opener, Units};
 
@@ -182,6 +183,7 @@ pub async fn head(
     gw: &Gateway,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
+    super::sse::check(&req.headers)?;
     let i = &req.input;
     let v = resolve(gw, &i.bucket, &i.key, i.version_id.as_deref()).await?;
     Conditions {
@@ -190,11 +192,31 @@ pub async fn head(
         if_modified_since: i.if_modified_since.as_ref(),
         if_unmodified_since: i.if_unmodified_since.as_ref(),
     }
-    .check_read(&v.etag, v.created_at_ms)?;
+    .check_read(&v.etag, v.created_at_ms)
+    .map_err(|e| super::fields::not_modified(e, &v))?;
+    // ?partNumber=N: that part's size and place, 206 as AWS answers.
+    let part = match i.part_number {
+        Some(n) => Some(part::locate(gw, &v, part::check_request(n, i.range.is_some())?).await?),
+        None => None,
+    };
     let d = describe(&v);
-    Ok(S3Response::new(HeadObjectOutput {
+    // Shown only when asked, and only for the whole object.
+    let whole = i.range.is_none() && i.part_number.is_none();
+    let sum = super::checksums::for_read(&v, i.checksum_mode.as_ref(), whole);
+    let size = part
+        .as_ref()
+        .map_or(v.size, |p| p.range.end - p.range.start);
+    let (content_range, parts_count) = part
+        .map(|p| (p.content_range, p.parts_count))
+        .unwrap_or_default();
+    let status = content_range
+        .is_some()
+        .then_some(http::StatusCode::PARTIAL_CONTENT);
+    let mut answer = S3Response::new(HeadObjectOutput {
         accept_ranges: Some("bytes".into()),
-        content_length: i64::try_from(v.size).ok(),
+        content_length: i64::try_from(size).ok(),
+        content_range,
+        parts_count,
         content_type: d.content_type,
         cache_control: d.cache_control,
         content_disposition: d.content_disposition,
@@ -208,8 +230,17 @@ pub async fn head(
         object_lock_mode: d.lock.mode,
         object_lock_retain_until_date: d.lock.until,
         object_lock_legal_hold_status: d.lock.legal_hold,
+        checksum_crc32: sum.checksum_crc32,
+        checksum_crc32c: sum.checksum_crc32c,
+        checksum_sha1: sum.checksum_sha1,
+        checksum_sha256: sum.checksum_sha256,
+        checksum_crc64nvme: sum.checksum_crc64nvme,
+        checksum_type: sum.checksum_type,
+        server_side_encryption: super::sse::aes256(),
         ..Default::default()
-    }))
+    });
+    answer.status = status;
+    Ok(answer)
 }
 
 /// The bytes a Range header asks for, and its Content-Range (None: the
@@ -237,6 +268,7 @@ pub async fn get(
     gw: &Gateway,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
+    super::sse::check(&req.headers)?;
     let i = &req.input;
     let v = resolve(gw, &i.bucket, &i.key, i.version_id.as_deref()).await?;
     Conditions {
@@ -245,18 +277,31 @@ pub async fn get(
         if_modified_since: i.if_modified_since.as_ref(),
         if_unmodified_since: i.if_unmodified_since.as_ref(),
     }
-    .check_read(&v.etag, v.created_at_ms)?;
-    let (range, content_range) = match &i.range {
-        None => (0..v.size, None),
-        Some(r) => satisfiable(r, v.size)?,
+    .check_read(&v.etag, v.created_at_ms)
+    .map_err(|e| super::fields::not_modified(e, &v))?;
+    let (range, content_range, parts_count) = match (&i.range, i.part_number) {
+        // ?partNumber=N: that part's bytes, 206 as AWS answers.
+        (r, Some(n)) => {
+            let p = part::locate(gw, &v, part::check_request(n, r.is_some())?).await?;
+            (p.range, p.content_range, p.parts_count)
+        }
+        (None, None) => (0..v.size, None, None),
+        (Some(r), None) => {
+            let (range, cr) = satisfiable(r, v.size)?;
+            (range, cr, None)
+        }
     };
     let body = StreamingBlob::wrap(object_body(gw, &v, range.clone()).await?);
     let d = describe(&v);
+    // Shown only when asked, and only for the whole object.
+    let whole = i.range.is_none() && i.part_number.is_none();
+    let sum = super::checksums::for_read(&v, i.checksum_mode.as_ref(), whole);
     Ok(S3Response::new(GetObjectOutput {
         body: Some(body),
         accept_ranges: Some("bytes".into()),
         content_length: i64::try_from(range.end - range.start).ok(),
         content_range,
+        parts_count,
         content_type: d.content_type,
         cache_control: d.cache_control,
         content_disposition: d.content_disposition,
@@ -270,6 +315,13 @@ pub async fn get(
         object_lock_mode: d.lock.mode,
         object_lock_retain_until_date: d.lock.until,
         object_lock_legal_hold_status: d.lock.legal_hold,
+        checksum_crc32: sum.checksum_crc32,
+        checksum_crc32c: sum.checksum_crc32c,
+        checksum_sha1: sum.checksum_sha1,
+        checksum_sha256: sum.checksum_sha256,
+        checksum_crc64nvme: sum.checksum_crc64nvme,
+        checksum_type: sum.checksum_type,
+        server_side_encryption: super::sse::aes256(),
         ..Default::default()
     }))
 }

@@ -54,7 +54,9 @@ macro_rules! declared {
 pub(crate) use declared;
 
 /// The checksums a client declared, filled in from trailers at the end.
+/// One value header at most (AWS: 400 InvalidRequest).
 fn expected_checksums(d: &Declared) -> S3Result<(ChecksumHasher, Checksum)> {
+    super::checksums::single(&d.checksum)?;
     let mut h = ChecksumHasher::default();
     let want = d.checksum.clone();
     if want.checksum_crc32.is_some() {

@@ -206,6 +206,10 @@ pub async fn location(
 
 /// ListObjectVersions: versions and delete markers in S3 order (keys
 /// ascending, newest version first), paged by key and version-id markers.
+/// The version-id-marker is a position, not a reference: the meta tier
+/// resumes after it, or, if it was deleted since, at key-marker's first
+/// remaining version (`reads::after_version`), so listing a page and
+/// deleting it before the next one empties a bucket.
 pub async fn list_versions(
     gw: &Gateway,
     req: S3Request<ListObjectVersionsInput>,

@@ -6,13 +6,19 @@
 //! - [`ingest`]: a body to uncommitted shards, with the checks the client asked for.
 //! - [`put`]: PutObject (the commit itself is `pipeline/commit.rs`).
 //! - [`multipart`]: the multipart upload calls; each part its own unit.
-//! - [`get`]: GetObject (Range), HeadObject.
+//! - [`get`]: GetObject (Range, partNumber), HeadObject.
+//! - [`attributes`]: GetObjectAttributes (ETag, checksum, parts paged, size).
 //! - [`copy`]: CopyObject (read, re-encrypt, write: shards never shared).
+//! - [`checksums`]: the flexible checksum a version or part keeps, shown back.
 //! - [`conditions`]: If-Match and friends, on reads and copy sources.
 //! - [`delete`]: DeleteObject and DeleteObjects.
 //! - [`versioning`]: PutBucketVersioning, GetBucketVersioning.
+//! - [`sse`]: the encryption every object answer states (SSE-S3), and
+//!   the SSE-C and SSE-KMS request headers refused.
 //! - [`lock`]: object lock — configuration, retention, legal hold, headers.
 //! - [`list`]: ListObjects V1 and V2, ListObjectVersions, GetBucketLocation.
+//! - [`bucket_config`]: the bucket's default encryption (always SSE-S3:
+//!   Get/Put/DeleteBucketEncryption) and PublicAccessBlock (stored).
 //! - [`acl`]: Get/Put Bucket and Object ACLs, and `x-amz-acl` on writes:
 //!   the owner and grants shown, only "private" accepted (else 501).
 //! - [`auth`]: access keys from the meta tier — the SigV4 secret and the
@@ -30,8 +36,11 @@
 
 pub mod access;
 pub mod acl;
+pub mod attributes;
 pub mod auth;
 pub mod bucket;
+pub mod bucket_config;
+pub mod checksums;
 pub mod conditions;
 pub mod copy;
 pub mod delete;
@@ -43,6 +52,7 @@ pub mod list;
 pub mod lock;
 pub mod multipart;
 pub mod put;
+pub mod sse;
 pub mod versioning;
 
 use std::sync::Arc;
@@ -312,5 +322,54 @@ impl S3 for Gateway {
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
         acl::put_object_acl(self, req).await
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        attributes::get(self, req).await
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        bucket_config::get_encryption(self, req).await
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        bucket_config::put_encryption(self, req).await
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        bucket_config::delete_encryption(self, req).await
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        bucket_config::get_public_access_block(self, req).await
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        bucket_config::put_public_access_block(self, req).await
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        bucket_config::delete_public_access_block(self, req).await
     }
 }

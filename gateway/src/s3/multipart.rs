@@ -3,18 +3,31 @@
 //! completed object is the parts in order (the meta tier checks order,
 //! sizes and ETags, and computes the MD5-of-MD5s ETag); parts replaced,
 //! left out or aborted free their shards.
+//!
+//! Checksums (issue 21): an upload created with a ChecksumAlgorithm
+//! keeps it in its template; each part's checksum in that algorithm is
+//! computed (and checked against any the client sent) and kept with the
+//! part; the meta tier makes the composite ("-N") at completion. An
+//! object checksum sent with the completion is checked first (`sent.rs`).
 
 use hamster_proto::pb;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::Gateway;
-use super::copy::{copy_source_body, source_range};
-use super::fields::{
-    check_key, check_metadata, initiator, owner, stored_headers, timestamp, version_header,
+use super::checksums::{
+    algorithm_name, declared_algorithm, kept, shown, single, trailer_algorithm, upload_type,
 };
+use super::conditions::{Write, current};
+use super::copy::{copy_source_body, source_range};
+use super::fields::{check_key, check_metadata, stored_headers, timestamp, version_header};
 use super::ingest::{Declared, declared, ingest};
+use super::{Gateway, sse};
 use crate::meta_call;
+use crate::pipeline::commit::Precondition;
+
+mod list;
+mod sent;
+pub use list::{list_parts, list_uploads};
 
 const MAX_PART_NUMBER: i32 = 10_000;
 const MAX_PAGE: i32 = 1000;
@@ -24,8 +37,13 @@ pub async fn create(
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let by = super::access::key_id(&req);
-    let i = req.input;
+    sse::check(&req.headers)?;
+    let mut i = req.input;
+    // User metadata as sent, not as s3s decoded it (issue 21 point 9).
+    i.metadata = super::fields::user_metadata(&req.headers);
     check_key(&i.key)?;
+    let checksum_algorithm = algorithm_name(i.checksum_algorithm.as_ref())?;
+    refuse_full_object(i.checksum_type.as_ref())?;
     check_metadata(&i.metadata)?;
     let mut template = pb::ObjectVersion {
         bucket: i.bucket.clone(),
@@ -39,6 +57,8 @@ pub async fn create(
             &i.content_language,
             &i.expires,
         ),
+        // The completed object's checksum is the composite of its parts'.
+        checksum_algorithm: checksum_algorithm.clone(),
         ..Default::default()
     };
     // Checked by the meta tier when the upload begins; kept until complete.
@@ -74,7 +94,9 @@ pub async fn create(
         bucket: Some(i.bucket),
         key: Some(i.key),
         upload_id: Some(upload.upload_id),
+        checksum_type: upload_type(&checksum_algorithm),
         checksum_algorithm: i.checksum_algorithm,
+        server_side_encryption: sse::aes256(),
         ..Default::default()
     }))
 }
@@ -87,9 +109,24 @@ fn part_number(n: i32) -> S3Result<u32> {
     }
 }
 
-/// NoSuchUpload before any shard is written for a part.
-async fn upload_exists(gw: &Gateway, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
-    meta_call!(
+/// A multipart object's checksum here is the composite of its parts'
+/// (the meta tier makes it); a whole-object (FULL_OBJECT) one, combined
+/// from part CRCs, is not made, so asking for it is refused rather than
+/// answered with a checksum of another type or left unverified.
+fn refuse_full_object(t: Option<&ChecksumType>) -> S3Result<()> {
+    if t.is_some_and(|t| t.as_str() == ChecksumType::FULL_OBJECT) {
+        return Err(s3_error!(
+            NotImplemented,
+            "full-object checksums of multipart uploads are not supported; use COMPOSITE"
+        ));
+    }
+    Ok(())
+}
+
+/// NoSuchUpload before any shard is written for a part; else the
+/// upload's checksum algorithm ("" none).
+async fn upload_exists(gw: &Gateway, bucket: &str, key: &str, upload_id: &str) -> S3Result<String> {
+    let r = meta_call!(
         gw.meta,
         list_parts,
         pb::ListPartsRequest {
@@ -101,7 +138,7 @@ async fn upload_exists(gw: &Gateway, bucket: &str, key: &str, upload_id: &str) -
         }
     )
     .await?;
-    Ok(())
+    Ok(r.checksum_algorithm)
 }
 
 pub async fn upload_part(
@@ -111,16 +148,43 @@ pub async fn upload_part(
     let by = super::access::key_id(&req);
     let S3Request {
         mut input,
+        headers,
         trailing_headers,
         ..
     } = req;
+    sse::check(&headers)?;
     let number = part_number(input.part_number)?;
-    upload_exists(gw, &input.bucket, &input.key, &input.upload_id).await?;
-    let declared = declared!(input);
+    let algorithm = upload_exists(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    let mut declared = declared!(input);
+    single(&declared.checksum)?;
+    if declared.algorithm.is_none() {
+        declared.algorithm = trailer_algorithm(&headers);
+    }
+    if !algorithm.is_empty() {
+        // A part's checksum is in its upload's algorithm (AWS refuses
+        // another); computed here when the client sent none.
+        match declared_algorithm(declared.algorithm.as_ref(), &declared.checksum) {
+            Some(a) if a != algorithm => {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                    algorithm.to_lowercase(),
+                    a.to_lowercase()
+                ));
+            }
+            _ => declared.algorithm = Some(ChecksumAlgorithm::from(algorithm.clone())),
+        }
+    }
     let (stored, sums) = ingest(gw, input.body.take(), declared, trailing_headers).await?;
+    let checksum = kept(&algorithm, &sums).map(|(_, v)| v).unwrap_or_default();
     let etag = gw
         .committer(&by)
-        .part(&input.bucket, &input.key, &input.upload_id, number, stored)
+        .part(
+            (&input.bucket, &input.key, &input.upload_id),
+            number,
+            stored,
+            checksum,
+        )
         .await?;
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(ETag::Strong(etag)),
@@ -129,6 +193,7 @@ pub async fn upload_part(
         checksum_sha1: sums.checksum_sha1,
         checksum_sha256: sums.checksum_sha256,
         checksum_crc64nvme: sums.checksum_crc64nvme,
+        server_side_encryption: sse::aes256(),
         ..Default::default()
     }))
 }
@@ -138,9 +203,10 @@ pub async fn upload_part_copy(
     req: S3Request<UploadPartCopyInput>,
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let by = super::access::key_id(&req);
+    sse::check(&req.headers)?;
     let i = req.input;
     let number = part_number(i.part_number)?;
-    upload_exists(gw, &i.bucket, &i.key, &i.upload_id).await?;
+    let algorithm = upload_exists(gw, &i.bucket, &i.key, &i.upload_id).await?;
     let conditions = super::conditions::Conditions {
         if_match: i.copy_source_if_match.as_ref(),
         if_none_match: i.copy_source_if_none_match.as_ref(),
@@ -153,18 +219,29 @@ pub async fn upload_part_copy(
         .map(source_range)
         .transpose()?;
     let (body, _) = copy_source_body(gw, &i.copy_source, &conditions, range).await?;
-    let (stored, _) = ingest(gw, Some(body), Declared::none(), None).await?;
+    // The copied part's checksum in the upload's algorithm, as it is written.
+    let declared = Declared {
+        algorithm: (!algorithm.is_empty()).then(|| ChecksumAlgorithm::from(algorithm.clone())),
+        ..Declared::none()
+    };
+    let (stored, sums) = ingest(gw, Some(body), declared, None).await?;
+    let checksum = kept(&algorithm, &sums).map(|(_, v)| v).unwrap_or_default();
     let etag = gw
         .committer(&by)
-        .part(&i.bucket, &i.key, &i.upload_id, number, stored)
+        .part((&i.bucket, &i.key, &i.upload_id), number, stored, checksum)
         .await?;
     Ok(S3Response::new(UploadPartCopyOutput {
+        server_side_encryption: sse::aes256(),
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(etag)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
             // A part has no stored time (the meta tier answers none);
             // CompleteMultipartUpload's version gets the meta tier's.
             last_modified: Some(timestamp(crate::now_ms())),
-            ..Default::default()
         }),
         ..Default::default()
     }))
@@ -175,11 +252,20 @@ pub async fn complete(
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let by = super::access::key_id(&req);
+    sse::check(&req.headers)?;
     let i = req.input;
+    let condition = Write::of(i.if_match.as_ref(), i.if_none_match.as_ref())?;
+    refuse_full_object(i.checksum_type.as_ref())?;
+    let sent = sent::of_request(&i)?;
     let listed = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
     if listed.is_empty() {
         return Err(s3_error!(MalformedXML, "the request names no part"));
     }
+    // Each listed part's checksum in the sent object checksum's algorithm.
+    let listed_sums: Vec<_> = match &sent {
+        Some((a, _)) => listed.iter().map(|p| sent::listed(p, a)).collect(),
+        None => Vec::new(),
+    };
     let mut parts = Vec::with_capacity(listed.len());
     for p in listed {
         let number = part_number(
@@ -190,12 +276,52 @@ pub async fn complete(
             .e_tag
             .map(ETag::into_value)
             .ok_or_else(|| s3_error!(MalformedXML, "a part has no ETag"))?;
+        // The part's checksum if the client listed one (any algorithm
+        // field: a part has one, in its upload's).
+        let checksum_value = [
+            p.checksum_crc32,
+            p.checksum_crc32c,
+            p.checksum_sha1,
+            p.checksum_sha256,
+            p.checksum_crc64nvme,
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .unwrap_or_default();
         parts.push(pb::Part {
             part_number: number,
             etag,
+            checksum_value,
             ..Default::default()
         });
     }
+    // An object checksum sent is checked before proposing (`sent.rs`).
+    // The upload gone: a completion repeated after success (or none);
+    // the meta tier answers, and the value is compared with the version's.
+    let mut check_after = false;
+    if let Some((a, v)) = &sent {
+        match upload_exists(gw, &i.bucket, &i.key, &i.upload_id).await {
+            Ok(upload) => sent::check(&upload, (a, v), &listed_sums)?,
+            Err(e) if *e.code() == s3s::S3ErrorCode::NoSuchUpload => check_after = true,
+            Err(e) => return Err(e),
+        }
+    }
+    // 412 (or 404) before completing; the meta tier decides again. A
+    // repeat of a completion that succeeded (its answer lost) made the
+    // current object: it is answered as the first was, not refused.
+    let pre = if condition.is_none() {
+        Precondition::default()
+    } else {
+        let current = current(gw, &i.bucket, &i.key).await?;
+        match current {
+            Some(v) if v.upload_id == i.upload_id => Precondition::default(),
+            v => {
+                condition.holds(v.as_ref().map(|v| v.etag.as_str()))?;
+                condition.precondition()
+            }
+        }
+    };
     let v = gw
         .committer(&by)
         .complete(pb::CompleteMultipartRequest {
@@ -203,16 +329,37 @@ pub async fn complete(
             key: i.key.clone(),
             upload_id: i.upload_id.clone(),
             parts,
+            if_match: pre.if_match,
+            if_none_match: pre.if_none_match,
             // Named (request id, version id) by the commit stage.
             ..Default::default()
         })
         .await?;
+    if let Some((a, value)) = &sent
+        && check_after
+        && (v.checksum_algorithm != *a || !sent::matches(value, &v.checksum_value))
+    {
+        // A repeat changed nothing: refusing it leaves the object as it was.
+        return Err(s3_error!(
+            BadDigest,
+            "the x-amz-checksum-{} sent is not the object's",
+            a.to_lowercase()
+        ));
+    }
+    let sum = shown(&v.checksum_algorithm, &v.checksum_value);
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
         e_tag: Some(ETag::Strong(v.etag.clone())),
         location: Some(format!("/{}/{}", i.bucket, i.key)),
         version_id: version_header(&v),
+        checksum_crc32: sum.checksum_crc32,
+        checksum_crc32c: sum.checksum_crc32c,
+        checksum_sha1: sum.checksum_sha1,
+        checksum_sha256: sum.checksum_sha256,
+        checksum_crc64nvme: sum.checksum_crc64nvme,
+        checksum_type: sum.checksum_type,
+        server_side_encryption: sse::aes256(),
         ..Default::default()
     }))
 }
@@ -232,104 +379,4 @@ pub async fn abort(
         })
         .await?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
-}
-
-pub async fn list_uploads(
-    gw: &Gateway,
-    req: S3Request<ListMultipartUploadsInput>,
-) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-    let i = req.input;
-    let max = i.max_uploads.unwrap_or(MAX_PAGE).clamp(0, MAX_PAGE);
-    // The bucket for its owner (every upload's Owner and Initiator).
-    let (bucket, r) = gw
-        .bucket_and(
-            &i.bucket,
-            meta_call!(
-                gw.meta,
-                list_uploads,
-                pb::ListUploadsRequest {
-                    bucket: i.bucket.clone(),
-                    prefix: i.prefix.clone().unwrap_or_default(),
-                    key_marker: i.key_marker.clone().unwrap_or_default(),
-                    upload_id_marker: i.upload_id_marker.clone().unwrap_or_default(),
-                    max_uploads: max.max(1) as u32,
-                }
-            ),
-        )
-        .await?;
-    let uploads = if max == 0 { Vec::new() } else { r.uploads };
-    Ok(S3Response::new(ListMultipartUploadsOutput {
-        bucket: Some(i.bucket),
-        prefix: i.prefix,
-        key_marker: i.key_marker,
-        upload_id_marker: i.upload_id_marker,
-        max_uploads: Some(max),
-        is_truncated: Some(max > 0 && r.is_truncated),
-        next_key_marker: (r.is_truncated && max > 0).then_some(r.next_key_marker),
-        next_upload_id_marker: (r.is_truncated && max > 0).then_some(r.next_upload_id_marker),
-        uploads: Some(
-            uploads
-                .into_iter()
-                .map(|u| MultipartUpload {
-                    key: Some(u.key),
-                    upload_id: Some(u.upload_id),
-                    initiated: Some(timestamp(u.initiated_at_ms)),
-                    storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
-                    owner: owner(&bucket),
-                    initiator: initiator(&bucket),
-                    ..Default::default()
-                })
-                .collect(),
-        ),
-        ..Default::default()
-    }))
-}
-
-pub async fn list_parts(
-    gw: &Gateway,
-    req: S3Request<ListPartsInput>,
-) -> S3Result<S3Response<ListPartsOutput>> {
-    let i = req.input;
-    let max = i.max_parts.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-    let marker = i.part_number_marker.unwrap_or(0).max(0);
-    let (bucket, r) = gw
-        .bucket_and(
-            &i.bucket,
-            meta_call!(
-                gw.meta,
-                list_parts,
-                pb::ListPartsRequest {
-                    bucket: i.bucket.clone(),
-                    key: i.key.clone(),
-                    upload_id: i.upload_id.clone(),
-                    part_number_marker: marker as u32,
-                    max_parts: max as u32,
-                }
-            ),
-        )
-        .await?;
-    Ok(S3Response::new(ListPartsOutput {
-        bucket: Some(i.bucket),
-        key: Some(i.key),
-        upload_id: Some(i.upload_id),
-        max_parts: Some(max),
-        part_number_marker: Some(marker),
-        is_truncated: Some(r.is_truncated),
-        next_part_number_marker: r.is_truncated.then_some(r.next_part_number_marker as i32),
-        storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
-        owner: owner(&bucket),
-        initiator: initiator(&bucket),
-        parts: Some(
-            r.parts
-                .into_iter()
-                .map(|p| Part {
-                    part_number: Some(p.part_number as i32),
-                    size: i64::try_from(p.size).ok(),
-                    e_tag: Some(ETag::Strong(p.etag)),
-                    ..Default::default()
-                })
-                .collect(),
-        ),
-        ..Default::default()
-    }))
 }

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::buckets;
 use super::errors::{ServiceError, expect_ok, unexpected};
+use super::frees::Frees;
 use crate::ca::CaStore;
 use crate::cluster::{ForwardRequest, Meta, now_ms};
 use crate::raft::MetaNode;
@@ -50,12 +51,15 @@ pub struct AdminService {
     pass_ends: scrub::PassEnds,
     /// The rebalancer's band, for the balance views.
     band: Band,
+    /// Frees the shards of the uploads a DeleteBucket aborts (ADR 0029).
+    frees: Frees,
 }
 
 impl AdminService {
     pub fn new(meta: Arc<Meta>, keys: Arc<Keyring>, ca: CaStore, repair: Kick, band: Band) -> Self {
         let blobs = Pool::new(meta.tls.clone(), &[Role::Blob]);
         Self {
+            frees: Frees::new(meta.clone()),
             meta,
             keys,
             ca,
@@ -495,15 +499,23 @@ impl pb::admin_server::Admin for AdminService {
     }
 
     /// The same command as S3's DeleteBucket, so the same rules: a bucket
-    /// holding any version (locked or not) or upload is refused.
+    /// holding any version (locked or not) is refused; its open uploads
+    /// are aborted with it.
     async fn delete_bucket(
         &self,
         req: Request<pb::DeleteBucketRequest>,
     ) -> Result<Response<pb::DeleteBucketResponse>, Status> {
         let by = buckets::admin(&req)?;
         let name = req.into_inner().name;
-        let op = Op::DeleteBucket { name: name.clone() };
+        // The shards of the open uploads it aborts, read first: the
+        // answer carries none (frees::bucket_upload_shards).
+        let (abort_uploads, shards) = self.frees.of_bucket_uploads(&by, &name).await?;
+        let op = Op::DeleteBucket {
+            name: name.clone(),
+            abort_uploads,
+        };
         expect_ok(self.meta.write_for(by, None, op).await?)?;
+        self.frees.free_later(shards);
         tracing::info!(bucket = %name, "bucket deleted by the admin");
         Ok(Response::new(pb::DeleteBucketResponse {}))
     }

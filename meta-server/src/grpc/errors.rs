@@ -193,6 +193,7 @@ impl MetaError {
             MetaError::BlobServerRemoved(_) => ErrorCode::BlobServerRemoved,
             MetaError::BlobServerRetired(_) => ErrorCode::BlobServerRetired,
             MetaError::NotEnoughBlobServers(_) => ErrorCode::NotEnoughBlobServers,
+            MetaError::ConditionalRequestConflict(_) => ErrorCode::ConditionalRequestConflict,
         }
     }
 }
@@ -251,6 +252,7 @@ mod tests {
             MetaError::BlobServerRemoved(s()),
             MetaError::BlobServerRetired(s()),
             MetaError::NotEnoughBlobServers(s()),
+            MetaError::ConditionalRequestConflict(s()),
         ];
         all.into_iter()
             .map(|e| {
@@ -294,6 +296,9 @@ mod tests {
                     }
                     MetaError::NotEnoughBlobServers(_) => {
                         ("NotEnoughBlobServers", Code::FailedPrecondition)
+                    }
+                    MetaError::ConditionalRequestConflict(_) => {
+                        ("ConditionalRequestConflict", Code::Aborted)
                     }
                 };
                 (e, name, code)

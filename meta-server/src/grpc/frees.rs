@@ -20,9 +20,12 @@ use hamster_proto::{Role, pb};
 use sqlx::SqliteConnection;
 
 use super::errors::ServiceError;
-use crate::cluster::Meta;
+use crate::cluster::{CallError, Meta};
 use crate::repair::exec::free_addresses;
+use crate::state::access::{self, Need};
+use crate::state::commands::Actor;
 use crate::state::model::ShardMap;
+use crate::state::outcome::ApplyError;
 use crate::state::reads as q;
 
 /// Most ids one ConfirmFree may ask about (blob-servers send at most
@@ -63,6 +66,37 @@ impl Frees {
             queued: Arc::default(),
             running: Arc::new(tokio::sync::Semaphore::new(RUNNING)),
         }
+    }
+
+    /// Locations the queue takes now: the most a caller should collect
+    /// for one [`Self::free_later`] (a bigger job would be dropped whole).
+    pub fn room(&self) -> usize {
+        MAX_QUEUED.saturating_sub(self.queued.load(Ordering::Acquire))
+    }
+
+    /// The shards of `bucket`'s open uploads' parts, read (linearizably)
+    /// before `by`'s DeleteBucket is proposed, as many as the queue takes
+    /// ([`bucket_upload_shards`]). Hand them to [`Self::free_later`] once
+    /// the delete applied.
+    ///
+    /// Also whether the bucket has any open upload: only then does the
+    /// DeleteBucket carry `abort_uploads`, a command format 3 (ADR 0034)
+    /// that meta-servers not yet upgraded refuse; any other delete stays
+    /// the command every version reads. An upload begun after this read
+    /// makes that delete answer BucketNotEmpty, as before issue 21.
+    pub async fn of_bucket_uploads(
+        &self,
+        by: &Actor,
+        bucket: &str,
+    ) -> Result<(bool, Locations), CallError> {
+        let cap = self.room();
+        self.meta
+            .read(async |c| {
+                let any = !q::upload_ids(c, bucket, "", 1).await?.is_empty();
+                let shards = bucket_upload_shards(c, by, bucket, cap).await?;
+                Ok::<_, sqlx::Error>((any, shards))
+            })
+            .await
     }
 
     /// Deletes `shards` in the background, best effort.
@@ -134,6 +168,55 @@ pub async fn unnamed(c: &mut SqliteConnection, ids: &[String]) -> Result<Vec<Str
         }
     }
     Ok(free)
+}
+
+/// The shards of the parts of `bucket`'s open uploads, read before a
+/// DeleteBucket that aborts them is proposed: its answer names none (ADR
+/// 0031: an answer never grows with the part count). At most `cap`
+/// locations; a part uploaded after this read, or one past the cap, is
+/// an orphan for the sweep. Freeing what was read is safe whatever the
+/// command then does: a blob-server deletes only what ConfirmFree finds
+/// unnamed (ADR 0029). Nothing is read for a delete that will be refused
+/// anyway (a caller without the owner right, a bucket a version keeps).
+pub async fn bucket_upload_shards(
+    c: &mut SqliteConnection,
+    by: &Actor,
+    bucket: &str,
+    cap: usize,
+) -> Result<Locations, sqlx::Error> {
+    match access::require(c, Some(by), bucket, Need::Owner).await {
+        Ok(()) => {}
+        Err(ApplyError::Rejected(_)) => return Ok(Vec::new()),
+        Err(ApplyError::Storage(e)) => return Err(e),
+    }
+    if cap == 0 || q::bucket_has_versions(c, bucket).await? {
+        return Ok(Vec::new());
+    }
+    let mut out = Locations::new();
+    let mut after = String::new();
+    'uploads: loop {
+        let ids = q::upload_ids(c, bucket, &after, q::MAX_PAGE).await?;
+        let Some(last) = ids.last() else { break };
+        after = last.clone();
+        for id in &ids {
+            let mut marker = 0;
+            loop {
+                let page = q::upload_parts_page(c, id, marker, q::MAX_PAGE).await?;
+                for m in page.parts.iter().filter_map(|p| p.shard_map.as_ref()) {
+                    out.extend(locations(std::slice::from_ref(m)));
+                }
+                if out.len() >= cap {
+                    out.truncate(cap);
+                    break 'uploads;
+                }
+                match page.parts.last() {
+                    Some(p) if page.is_truncated => marker = p.part_number,
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Every location in the state's `maps`.

@@ -9,6 +9,7 @@
 //! `parts_count`, never `parts`, and parts are paged (the `parts`
 //! submodule, ADR 0031).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use hamster_proto::{PeerIdentity, ids, pb, shard_id, transport};
@@ -20,7 +21,7 @@ use super::errors::{ServiceError, expect_ok, unexpected};
 use super::frees::{self, Frees};
 use crate::cluster::{CallError, Meta, now_ms};
 use crate::state::commands::{Actor, MetaError, Op, Response as R};
-use crate::state::model::{DefaultRetention, Upload, Version, Versioning};
+use crate::state::model::{DefaultRetention, PublicAccessBlock, Upload, Version, Versioning};
 use crate::state::outcome::{ApplyError, reject};
 use crate::state::reads::{self as q, Cursor, Entry, Walk};
 
@@ -147,6 +148,25 @@ fn after_marker(marker: &str, prefix: &str, delimiter: &str) -> Cursor {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// Where a ListObjectVersions page starts: after key-marker, or at the
+/// position version-id-marker names in it ([`q::after_version`]); a
+/// malformed id that names nothing is 400, as on S3.
+async fn versions_cursor(
+    c: &mut sqlx::SqliteConnection,
+    r: &pb::ListVersionsRequest,
+) -> Result<Cursor, ApplyError> {
+    let (key, id) = (&r.key_marker, &r.version_id_marker);
+    if key.is_empty() || id.is_empty() {
+        return Ok(after_marker(key, &r.prefix, &r.delimiter));
+    }
+    match q::after_version(c, &r.bucket, key, id).await? {
+        Some(cursor) => Ok(cursor),
+        None => reject(MetaError::InvalidArgument(
+            "Invalid version id specified".into(),
+        )),
+    }
+}
+
 /// A version as answered to a gateway: with whether its bucket was ever
 /// versioned, which decides how the gateway shows a "null" version id.
 /// Its parts stay behind (the conversion counts them, ADR 0031).
@@ -233,6 +253,45 @@ async fn list_bucket(
     Ok(q::list(c, bucket, prefix, delimiter, cursor, max, walk).await?)
 }
 
+/// A part checksum the client listed in CompleteMultipartUpload must be
+/// the one stored with the part (S3: InvalidPart). Checked before
+/// proposing: apply checks each part's ETag, and a part uploaded again
+/// with the same ETag has the same bytes, so the same checksum. Only the
+/// upload of the request's bucket and key is read: another's parts are
+/// never compared (apply answers NoSuchUpload for it).
+async fn listed_checksums_match(
+    meta: &Meta,
+    r: &pb::CompleteMultipartRequest,
+) -> Result<(), ServiceError> {
+    if r.parts.iter().all(|p| p.checksum_value.is_empty()) {
+        return Ok(());
+    }
+    let stored = meta
+        .read(async |c| match q::upload(c, &r.upload_id).await? {
+            Some(u) if u.bucket == r.bucket && u.key == r.key => q::parts(c, &r.upload_id).await,
+            _ => Ok(Vec::new()),
+        })
+        .await?;
+    // By part number: up to 10,000 listed against as many stored.
+    let stored: HashMap<u32, &str> = stored
+        .iter()
+        .map(|s| (s.part_number, s.checksum_value.as_str()))
+        .collect();
+    for p in r.parts.iter().filter(|p| !p.checksum_value.is_empty()) {
+        let Some(&stored) = stored.get(&p.part_number) else {
+            continue; // apply answers for a part never uploaded
+        };
+        // A part stored without one (its upload named no algorithm) is
+        // not refused: SDKs list their default CRC32 for it regardless.
+        if !stored.is_empty() && stored != p.checksum_value {
+            let n = p.part_number;
+            let why = format!("part {n}: the checksum listed is not the part's");
+            return Err(MetaError::InvalidPart(why).into());
+        }
+    }
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl pb::meta_server::Meta for MetaService {
     async fn create_bucket(
@@ -258,10 +317,15 @@ impl pb::meta_server::Meta for MetaService {
     ) -> Reply<pb::DeleteBucketResponse> {
         let r = req.into_inner();
         let by = key_actor(&r.access_key_id)?;
-        expect_ok(
-            self.propose(by, None, Op::DeleteBucket { name: r.name })
-                .await?,
-        )?;
+        // The shards of the open uploads it aborts (issue 21), read first:
+        // the answer carries none (frees::bucket_upload_shards).
+        let (abort_uploads, shards) = self.frees.of_bucket_uploads(&by, &r.name).await?;
+        let op = Op::DeleteBucket {
+            name: r.name,
+            abort_uploads,
+        };
+        expect_ok(self.propose(by, None, op).await?)?;
+        self.frees.free_later(shards);
         Ok(Response::new(pb::DeleteBucketResponse {}))
     }
 
@@ -307,7 +371,12 @@ impl pb::meta_server::Meta for MetaService {
         // The leader's batcher sets the version's time (batch::stamp);
         // a clock (the gateway's, else this node's) only seeds the id.
         version.version_id = version_id_or_new(std::mem::take(&mut version.version_id))?;
-        match self.propose(by, id, Op::CommitVersion { version }).await? {
+        let op = Op::CommitVersion {
+            version,
+            if_match: (!r.if_match.is_empty()).then_some(r.if_match),
+            if_none_match: r.if_none_match,
+        };
+        match self.propose(by, id, op).await? {
             R::Committed {
                 version,
                 freed,
@@ -404,19 +473,7 @@ impl pb::meta_server::Meta for MetaService {
         let page = self
             .meta
             .read_or_refuse(async |c| {
-                let mut cursor = after_marker(&r.key_marker, &r.prefix, &r.delimiter);
-                if !r.key_marker.is_empty() && !r.version_id_marker.is_empty() {
-                    // A marker version that no longer exists cannot say
-                    // where to resume; S3 refuses it too.
-                    match q::version_seq(c, &r.bucket, &r.key_marker, &r.version_id_marker).await? {
-                        Some(seq) => cursor = Cursor::AfterVersion(r.key_marker.clone(), seq),
-                        None => {
-                            return reject(MetaError::InvalidArgument(
-                                "version-id-marker names no version of key-marker".into(),
-                            ));
-                        }
-                    }
-                }
+                let cursor = versions_cursor(c, &r).await?;
                 let walk = Walk::AllVersions;
                 list_bucket(c, &r.bucket, &r.prefix, &r.delimiter, cursor, max, walk).await
             })
@@ -507,6 +564,7 @@ impl pb::meta_server::Meta for MetaService {
         let op = Op::PutLockConfiguration {
             bucket: r.bucket,
             default_retention,
+            enable: r.enable,
         };
         expect_ok(self.propose(by, None, op).await?)?;
         Ok(Response::new(pb::PutObjectLockConfigurationResponse {}))
@@ -612,6 +670,7 @@ impl pb::meta_server::Meta for MetaService {
     ) -> Reply<pb::CompleteMultipartResponse> {
         let (r, id) = named(req, |r| &r.request_id)?;
         let by = key_actor(&r.access_key_id)?;
+        listed_checksums_match(&self.meta, &r).await?;
         let op = Op::CompleteMultipart {
             bucket: r.bucket,
             key: r.key,
@@ -622,6 +681,8 @@ impl pb::meta_server::Meta for MetaService {
                 .map(|p| (p.part_number, p.etag))
                 .collect(),
             version_id: version_id_or_new(r.version_id)?,
+            if_match: (!r.if_match.is_empty()).then_some(r.if_match),
+            if_none_match: r.if_none_match,
         };
         match self.propose(by, id, op).await? {
             R::Completed {
@@ -761,5 +822,26 @@ impl pb::meta_server::Meta for MetaService {
         let shards = frees::requested(req.get_ref())?;
         self.frees.free_later(shards);
         Ok(Response::new(pb::FreeShardsResponse {}))
+    }
+
+    /// The bucket's PublicAccessBlock (issue 21): stored and shown only
+    /// (HeadBucket answers it); no config deletes it. Owner only.
+    async fn put_public_access_block(
+        &self,
+        req: Request<pb::PutPublicAccessBlockRequest>,
+    ) -> Reply<pb::PutPublicAccessBlockResponse> {
+        let r = req.into_inner();
+        let by = key_actor(&r.access_key_id)?;
+        let op = Op::PutPublicAccessBlock {
+            bucket: r.bucket,
+            config: r.config.map(|p| PublicAccessBlock {
+                block_public_acls: p.block_public_acls,
+                ignore_public_acls: p.ignore_public_acls,
+                block_public_policy: p.block_public_policy,
+                restrict_public_buckets: p.restrict_public_buckets,
+            }),
+        };
+        expect_ok(self.propose(by, None, op).await?)?;
+        Ok(Response::new(pb::PutPublicAccessBlockResponse {}))
     }
 }

@@ -122,6 +122,7 @@ pub fn forwardable(fwd: &ForwardRequest) -> bool {
         | Op::DeleteObject { .. }
         | Op::PutBucketVersioning { .. }
         | Op::PutLockConfiguration { .. }
+        | Op::PutPublicAccessBlock { .. }
         | Op::PutRetention { .. }
         | Op::PutLegalHold { .. }
         | Op::BeginMultipart { .. }
@@ -242,7 +243,10 @@ mod tests {
     fn forward_carries_data_commands_and_member_reports_only() {
         let key = || Some(Actor::Key("AK".into()));
         let admin = || Some(Actor::Admin("ops".into()));
-        let del = || Op::DeleteBucket { name: "b".into() };
+        let del = || Op::DeleteBucket {
+            name: "b".into(),
+            abort_uploads: false,
+        };
         assert!(forwardable(&write(del(), key())));
         // The same command for an admin, or for nobody: never forwarded.
         assert!(!forwardable(&write(del(), admin())));

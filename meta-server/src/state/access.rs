@@ -136,7 +136,7 @@ pub async fn require(
 /// a bucket op, or CreateBucket, whose rules are [`creator`]'s).
 pub fn need_of(op: &Op) -> Option<(&str, Need)> {
     Some(match op {
-        Op::CommitVersion { version } => (&version.bucket, Need::Write),
+        Op::CommitVersion { version, .. } => (&version.bucket, Need::Write),
         Op::BeginMultipart { upload } => (&upload.bucket, Need::Write),
         Op::CommitPart { bucket, .. }
         | Op::CompleteMultipart { bucket, .. }
@@ -156,9 +156,10 @@ pub fn need_of(op: &Op) -> Option<(&str, Need)> {
         }
         Op::PutBucketVersioning { bucket, .. }
         | Op::PutLockConfiguration { bucket, .. }
+        | Op::PutPublicAccessBlock { bucket, .. }
         | Op::PutRetention { bucket, .. }
         | Op::PutLegalHold { bucket, .. } => (bucket, Need::Owner),
-        Op::DeleteBucket { name } => (name, Need::Owner),
+        Op::DeleteBucket { name, .. } => (name, Need::Owner),
         _ => return None,
     })
 }

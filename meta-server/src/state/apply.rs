@@ -18,7 +18,7 @@ use super::model::{Heartbeat, KeyHolder, Role, TlsMember};
 use super::outcome::{ApplyError, Outcome, invalid};
 use super::{
     access, buckets, ca_rotation, deny, durability, grants, key_rotation, lifecycle, multipart,
-    object_lock, objects, orphans, reads, registry, writes,
+    object_lock, objects, orphans, public_access, reads, registry, writes,
 };
 
 /// How long a command id is remembered, in command time. Far longer than
@@ -101,9 +101,20 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             let by = cmd.by.as_ref();
             buckets::create(c, at, by, name, *object_lock_enabled, owner.as_deref()).await
         }
-        Op::DeleteBucket { name } => buckets::delete(c, name).await,
-        Op::CommitVersion { version } => {
-            objects::commit(c, seq, at, cmd.by.as_ref(), version.clone()).await
+        Op::DeleteBucket {
+            name,
+            abort_uploads,
+        } => buckets::delete(c, name, *abort_uploads).await,
+        Op::CommitVersion {
+            version,
+            if_match,
+            if_none_match,
+        } => {
+            let cond = objects::Condition {
+                if_match: if_match.as_deref(),
+                if_none_match: *if_none_match,
+            };
+            objects::commit(c, seq, at, cmd.by.as_ref(), version.clone(), cond).await
         }
         Op::DeleteObject {
             bucket,
@@ -130,9 +141,13 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
         Op::PutLockConfiguration {
             bucket,
             default_retention,
+            enable,
         } => {
             let d = default_retention.as_ref();
-            object_lock::put_lock_configuration(c, cmd.by.as_ref(), bucket, d).await
+            object_lock::put_lock_configuration(c, cmd.by.as_ref(), bucket, d, *enable).await
+        }
+        Op::PutPublicAccessBlock { bucket, config } => {
+            public_access::put_public_access_block(c, bucket, config.as_ref()).await
         }
         Op::PutRetention {
             bucket,
@@ -174,7 +189,16 @@ async fn apply_op(c: &mut SqliteConnection, seq: i64, cmd: &Command) -> Outcome 
             upload_id,
             parts,
             version_id,
-        } => multipart::complete(c, seq, at, bucket, key, upload_id, parts, version_id).await,
+            if_match,
+            if_none_match,
+        } => {
+            let cond = objects::Condition {
+                if_match: if_match.as_deref(),
+                if_none_match: *if_none_match,
+            };
+            let (parts, id) = (parts.as_slice(), version_id.as_str());
+            multipart::complete(c, seq, at, bucket, key, upload_id, parts, id, cond).await
+        }
         Op::AbortMultipart {
             bucket,
             key,

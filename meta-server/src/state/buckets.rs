@@ -58,14 +58,34 @@ pub async fn create(
         default_retention: None,
         owner,
         max_retention_days: None,
+        public_access_block: None,
     }))
 }
 
-/// Deletes an empty bucket (for admins too: a version, a delete marker
-/// or an open upload keeps it), and the grants on it.
-pub async fn delete(c: &mut SqliteConnection, name: &str) -> Outcome {
+/// Deletes an empty bucket (for admins too: a version or a delete
+/// marker keeps it), and the grants on it. With `abort_uploads`, as in
+/// S3, open uploads do not keep it: they and their parts are deleted with
+/// it. The answer is `Ok` however many parts there were (ADR 0031: no
+/// answer grows with the part count); the handler that proposed it read
+/// the parts' shards beforehand and frees them (ADR 0029). Without it (a
+/// command from before issue 21), an upload keeps it, as it did then.
+pub async fn delete(c: &mut SqliteConnection, name: &str, abort_uploads: bool) -> Outcome {
     if reads::bucket(c, name).await?.is_none() {
         return reject(MetaError::NoSuchBucket(name.into()));
+    }
+    // A version keeps the bucket whatever else: refused before any row
+    // is touched.
+    if abort_uploads && !reads::bucket_has_versions(c, name).await? {
+        loop {
+            // Always the first page: each upload read is deleted below.
+            let page = reads::upload_ids(c, name, "", reads::MAX_PAGE).await?;
+            if page.is_empty() {
+                break;
+            }
+            for id in page {
+                writes::delete_upload(c, &id).await?;
+            }
+        }
     }
     if !reads::bucket_is_empty(c, name).await? {
         return reject(MetaError::BucketNotEmpty(name.into()));

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{
     AccessKey, BadShard, BlobServer, CaPhase, DefaultRetention, HeldShard, JoinToken, LockMode,
-    Part, Rewrapped, Role, ShardMap, ShardSwap, Unit, Upload, Version, Versioning,
+    Part, PublicAccessBlock, Rewrapped, Role, ShardMap, ShardSwap, Unit, Upload, Version,
+    Versioning,
 };
 
 /// One log entry's payload. Stored with a format version, written first
@@ -70,15 +71,28 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         owner: Option<String>,
     },
-    /// Deletes an empty bucket and the grants on it.
+    /// Deletes an empty bucket and the grants on it. With
+    /// `abort_uploads` (issue 21), open uploads do not keep it (S3): they
+    /// are deleted with it, answered `Ok` (the proposer read and frees
+    /// their parts' shards: the answer never grows with the part count).
+    /// Without it (every command from before), an upload keeps it, so an
+    /// old log replays to the state it built.
     DeleteBucket {
         name: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        abort_uploads: bool,
     },
     /// The linearization point of a PUT. `version.version_id` is the id the
     /// proposer made; on a bucket that is not versioning-enabled the version
     /// is stored as the "null" version, replacing the previous one.
+    /// `if_match` / `if_none_match`: S3's conditional write, decided here
+    /// so two racing writers cannot both win (ConditionalRequestConflict).
     CommitVersion {
         version: Version,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        if_match: Option<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        if_none_match: bool,
     },
     /// Delete a version by id, or (no id) the current object: on a
     /// versioning-enabled bucket that writes a delete marker with
@@ -97,9 +111,14 @@ pub enum Op {
         status: Versioning,
     },
     /// The default retention of a lock bucket (None: no default).
+    /// `enable` first turns object lock on for a versioning-enabled bucket
+    /// made without it (AWS allows it since 2023); nothing turns it off.
     PutLockConfiguration {
         bucket: String,
         default_retention: Option<DefaultRetention>,
+        // Left out when false: older logs and goldens keep their bytes.
+        #[serde(default, skip_serializing_if = "is_false")]
+        enable: bool,
     },
     /// Sets a version's retention (`mode` None removes it), within the
     /// rules of its current retention. `version_id` "": the current one.
@@ -138,6 +157,11 @@ pub enum Op {
         upload_id: String,
         parts: Vec<(u32, String)>,
         version_id: String,
+        /// As on CommitVersion.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        if_match: Option<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        if_none_match: bool,
     },
     AbortMultipart {
         bucket: String,
@@ -240,6 +264,12 @@ pub enum Op {
     DenyMember {
         role: Role,
         id: String,
+    },
+    /// A bucket's S3 PublicAccessBlock (None deletes it): stored and
+    /// shown only, since nothing is ever public (issue 21).
+    PutPublicAccessBlock {
+        bucket: String,
+        config: Option<PublicAccessBlock>,
     },
     /// Moves the open CA rotation past the gate of phase `from`.
     AdvanceCaRotation {
@@ -384,6 +414,15 @@ pub enum Op {
 }
 
 impl Op {
+    /// An unconditional [`Op::CommitVersion`].
+    pub fn commit_version(version: Version) -> Op {
+        Op::CommitVersion {
+            version,
+            if_match: None,
+            if_none_match: false,
+        }
+    }
+
     /// Short name for logs and metrics (never the payload).
     pub fn name(&self) -> &'static str {
         match self {
@@ -416,6 +455,7 @@ impl Op {
             Op::AdvanceCaRotation { .. } => "AdvanceCaRotation",
             Op::ForgetMember { .. } => "ForgetMember",
             Op::DenyMember { .. } => "DenyMember",
+            Op::PutPublicAccessBlock { .. } => "PutPublicAccessBlock",
             Op::MarkBlobDown { .. } => "MarkBlobDown",
             Op::RecordScrub { .. } => "RecordScrub",
             Op::SwapShards { .. } => "SwapShards",
@@ -450,6 +490,7 @@ impl Op {
                 | Op::DeleteObject { .. }
                 | Op::PutBucketVersioning { .. }
                 | Op::PutLockConfiguration { .. }
+                | Op::PutPublicAccessBlock { .. }
                 | Op::PutRetention { .. }
                 | Op::PutLegalHold { .. }
                 | Op::BeginMultipart { .. }
@@ -467,6 +508,10 @@ impl Op {
 
 fn is_zero_u64(v: &u64) -> bool {
     *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 /// What applying a command answers. Rejections are values, not failures:
@@ -515,6 +560,9 @@ pub enum Response {
     Locked {
         version_id: String,
     },
+    /// An upload aborted, or a DeleteBucket that aborted the bucket's
+    /// open uploads (one that aborted none answers `Ok`, as before): the
+    /// shards of their parts.
     Aborted {
         freed: Vec<ShardMap>,
     },
@@ -609,4 +657,8 @@ pub enum MetaError {
     /// Too few usable servers for the request; the message says why.
     #[error("{0}")]
     NotEnoughBlobServers(String),
+    /// A conditional write's condition no longer held at apply: another
+    /// write won the race (S3's 409).
+    #[error("conditional request conflict: {0}")]
+    ConditionalRequestConflict(String),
 }

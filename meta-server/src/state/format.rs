@@ -3,12 +3,14 @@
 //!
 //! A Raft command is JSON `{"v":1,"id":..,"at_ms":..,"op":..}`, or
 //! `{"v":2,"id":..,"at_ms":..,"by":..,"op":..}` when it names the actor
-//! it acts for (ADR 0027): the version
+//! it acts for (ADR 0027), or `"v":3` when it carries issue 21's fields
+//! (ADR 0034; the rule is [`Command::layout`], in `layout`): the version
 //! comes first, so a reader refuses a command newer than it knows before
 //! it meets an `Op` it cannot parse. A command without `v` was written
 //! before versions existed: version 0, the same layout as 1. The version
 //! belongs to the encoding, not the value: a decoded command is always in
-//! this binary's layout, and is written back as [`COMMAND`].
+//! this binary's layout, and is written back at the oldest version that
+//! holds it ([`Command::layout`]).
 //!
 //! The state DB's JSON columns are versioned by its schema version
 //! (`state::schema`); the Raft log DB and snapshot.json carry their own
@@ -22,14 +24,24 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::commands::{Command, Op};
 
-/// The newest command layout this binary reads and writes: 2, a command
-/// that names its actor (`by`, ADR 0027).
-pub const COMMAND: u64 = 2;
+mod layout;
+
+/// The newest command layout this binary reads and writes: 3.
+pub const COMMAND: u64 = COMMAND_WITH_S3_ROUND_TWO;
 
 /// The layout of a command without an actor: written as 1, so nodes
-/// that do not know actors still read it. One with an actor is 2, which
-/// such a node refuses (TooNew) instead of applying it unchecked.
+/// that do not know actors still read it.
 pub const COMMAND_WITHOUT_ACTOR: u64 = 1;
+
+/// A command that names its actor (`by`, ADR 0027): a node that does not
+/// know actors refuses it (TooNew) instead of applying it unchecked.
+pub const COMMAND_WITH_ACTOR: u64 = 2;
+
+/// A command carrying issue 21's fields (conditions, checksums,
+/// `abort_uploads`, `enable`, PutPublicAccessBlock; ADR 0034): a
+/// version-2 node would drop them unseen and apply something else, so it
+/// must refuse the command instead.
+pub const COMMAND_WITH_S3_ROUND_TWO: u64 = 3;
 
 /// Something stored in a format newer than this binary knows.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -62,12 +74,7 @@ impl Serialize for Command {
             return st.end();
         }
         let mut st = s.serialize_struct("Command", 5)?;
-        let v = if self.by.is_some() {
-            COMMAND
-        } else {
-            COMMAND_WITHOUT_ACTOR
-        };
-        st.serialize_field("v", &v)?;
+        st.serialize_field("v", &self.layout())?;
         st.serialize_field("id", &self.id)?;
         st.serialize_field("at_ms", &self.at_ms)?;
         // Absent when None, so commands without an actor keep the bytes
@@ -182,18 +189,28 @@ impl<'de> Visitor<'de> for CommandVisitor {
                 }
             }
         }
-        // Only a version-2 writer names an actor.
-        if by.is_some() && version.unwrap_or(0) < COMMAND {
+        // No version: written before versions existed (v0 = v1's layout).
+        let version = version.unwrap_or(0);
+        // Only a version-2 (or later) writer names an actor.
+        if by.is_some() && version < COMMAND_WITH_ACTOR {
             return Err(de::Error::custom(
-                "a command naming its actor must be format version 2",
+                "a command naming its actor must be format version 2 or later",
             ));
         }
-        // No version: written before versions existed (v0 = v1's layout).
+        let op = op.ok_or_else(|| de::Error::missing_field("op"))?;
+        // Only a version-3 writer sets issue 21's fields; a batch's
+        // commands were judged as each was read.
+        if version < COMMAND_WITH_S3_ROUND_TWO && op.needs_v3() {
+            return Err(de::Error::custom(format!(
+                "a {} command with issue 21's fields must be format version 3, not {version}",
+                op.name()
+            )));
+        }
         Ok(Command {
             id: id.unwrap_or_default(),
             at_ms: at_ms.ok_or_else(|| de::Error::missing_field("at_ms"))?,
             by,
-            op: op.ok_or_else(|| de::Error::missing_field("op"))?,
+            op,
         })
     }
 }

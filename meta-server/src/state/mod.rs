@@ -53,6 +53,7 @@ pub mod object_lock;
 pub mod objects;
 pub mod orphans;
 pub mod outcome;
+pub mod public_access;
 pub mod reads;
 pub mod registry;
 pub mod schema;

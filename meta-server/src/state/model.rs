@@ -179,6 +179,19 @@ pub struct Bucket {
     /// The bucket's own maximum retention in days (None: the cluster's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retention_days: Option<u32>,
+    /// S3's PublicAccessBlock as the owner set it (None: none set).
+    /// Stored and shown only: nothing is ever public (issue 21).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<PublicAccessBlock>,
+}
+
+/// S3's four PublicAccessBlock flags, kept as the owner set them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAccessBlock {
+    pub block_public_acls: bool,
+    pub ignore_public_acls: bool,
+    pub block_public_policy: bool,
+    pub restrict_public_buckets: bool,
 }
 
 /// A key's rights on a bucket (ADR 0027). Owner implies read and write.
@@ -242,6 +255,20 @@ pub struct Version {
     /// shard map and wrapped data key. Empty for a single-part object.
     #[serde(default)]
     pub parts: Vec<Part>,
+    /// The checksum the client sent or asked for (issue 21): algorithm
+    /// ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"; "" none), the
+    /// value as S3 shows it (base64; composite ones end "-N"), and its
+    /// type ("FULL_OBJECT" or "COMPOSITE").
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checksum_algorithm: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checksum_value: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checksum_type: String,
+    /// The multipart upload that made this version ("": none): a repeated
+    /// CompleteMultipart for it is answered with this version.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub upload_id: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,6 +290,9 @@ pub struct Part {
     #[serde(with = "hexbytes")]
     pub wrapped_dek: Vec<u8>,
     pub kek_fingerprint: String,
+    /// The part's checksum (base64) in its upload's algorithm ("": none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checksum_value: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

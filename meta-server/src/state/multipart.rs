@@ -5,9 +5,9 @@ use md5::{Digest, Md5};
 use sqlx::SqliteConnection;
 
 use super::commands::{Actor, MetaError, Response};
-use super::model::{Part, Upload, Version};
+use super::model::{Part, ShardMap, Upload, Version, Versioning};
 use super::object_lock;
-use super::objects::{store_version, valid_key};
+use super::objects::{Condition, store_version, valid_key};
 use super::outcome::{ApplyError, Outcome, invalid, reject};
 use super::{access, durability, key_rotation, lifecycle};
 use super::{reads, writes};
@@ -25,6 +25,8 @@ static TEST_MIN_PART_SIZE: std::sync::atomic::AtomicU64 = std::sync::atomic::Ato
 pub fn set_test_min_part_size(n: u64) {
     TEST_MIN_PART_SIZE.store(n, std::sync::atomic::Ordering::Relaxed);
 }
+
+mod composite;
 
 fn min_part_size() -> u64 {
     match TEST_MIN_PART_SIZE.load(std::sync::atomic::Ordering::Relaxed) {
@@ -112,6 +114,59 @@ pub fn multipart_etag(part_etags: &[String]) -> Option<String> {
     ))
 }
 
+/// A CompleteMultipart repeated after it succeeded (its first answer
+/// lost): the upload is gone, but a version of the key records it. With
+/// the same parts (the same multipart ETag) it is answered as the first
+/// one was, changing nothing; otherwise the upload is no more.
+async fn completed_before(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    wanted: &[(u32, String)],
+) -> Outcome {
+    let gone = || reject(MetaError::NoSuchUpload(upload_id.into()));
+    let Some(b) = reads::bucket(c, bucket).await? else {
+        return gone();
+    };
+    if upload_id.is_empty() {
+        return gone();
+    }
+    let Some(version) = reads::version_of_upload(c, bucket, key, upload_id).await? else {
+        return gone();
+    };
+    let etags: Vec<String> = wanted.iter().map(|(_, e)| e.clone()).collect();
+    if multipart_etag(&etags).is_none_or(|e| e != version.etag.trim_matches('"')) {
+        return gone();
+    }
+    Ok(Response::Completed {
+        version,
+        freed: Vec::new(),
+        versioned: b.versioning != Versioning::Unversioned,
+    })
+}
+
+/// The version's checksum: the composite of its parts' when the upload
+/// asked for an algorithm that has one and every part carries its value;
+/// otherwise none (the algorithm stays, naming what the parts carry).
+fn with_checksum(mut v: Version) -> Version {
+    let full_object = v.checksum_type == "FULL_OBJECT";
+    let sums: Vec<&str> = v.parts.iter().map(|p| p.checksum_value.as_str()).collect();
+    match composite::composite(&v.checksum_algorithm, &sums) {
+        Some(value) if !full_object => {
+            v.checksum_value = value;
+            v.checksum_type = composite::COMPOSITE.into();
+        }
+        // A full-object checksum of a multipart object needs the CRCs
+        // combined; not kept (ADR): the parts keep theirs.
+        _ => {
+            v.checksum_value.clear();
+            v.checksum_type.clear();
+        }
+    }
+    v
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn complete(
     c: &mut SqliteConnection,
@@ -122,8 +177,17 @@ pub async fn complete(
     upload_id: &str,
     wanted: &[(u32, String)],
     version_id: &str,
+    cond: Condition<'_>,
 ) -> Outcome {
-    let upload = upload_for(c, bucket, key, upload_id).await?;
+    let upload = match upload_for(c, bucket, key, upload_id).await {
+        Ok(u) => u,
+        Err(ApplyError::Rejected(MetaError::NoSuchUpload(_))) => {
+            return completed_before(c, bucket, key, upload_id, wanted).await;
+        }
+        Err(e) => return Err(e),
+    };
+    // Refused before anything changes: the upload stays for a retry.
+    cond.check(c, bucket, key, |_| false).await?;
     if wanted.is_empty() {
         return invalid("a multipart upload needs at least one part");
     }
@@ -169,8 +233,10 @@ pub async fn complete(
         wrapped_dek: Vec::new(),
         kek_fingerprint: String::new(),
         parts: chosen,
+        upload_id: upload_id.into(),
         ..upload.template
     };
+    let version = with_checksum(version);
     let (version, mut freed, versioned) = store_version(c, seq, at, version).await?;
     // Parts uploaded but left out of the object are garbage now.
     freed.extend(stored.into_values().filter_map(|p| p.shard_map));
@@ -185,12 +251,22 @@ pub async fn complete(
 
 pub async fn abort(c: &mut SqliteConnection, bucket: &str, key: &str, upload_id: &str) -> Outcome {
     upload_for(c, bucket, key, upload_id).await?;
+    let freed = drop_upload(c, upload_id).await?;
+    let freed = durability::unnamed(c, freed).await?;
+    Ok(Response::Aborted { freed })
+}
+
+/// Deletes an upload and its parts; the parts' shard maps, to free
+/// (after [`durability::unnamed`]).
+pub(super) async fn drop_upload(
+    c: &mut SqliteConnection,
+    upload_id: &str,
+) -> Result<Vec<ShardMap>, ApplyError> {
     let freed = reads::parts(c, upload_id)
         .await?
         .into_iter()
         .filter_map(|p| p.shard_map)
         .collect();
     writes::delete_upload(c, upload_id).await?;
-    let freed = durability::unnamed(c, freed).await?;
-    Ok(Response::Aborted { freed })
+    Ok(freed)
 }

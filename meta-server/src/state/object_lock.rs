@@ -196,15 +196,29 @@ pub async fn put_bucket_versioning(
 
 /// A lock bucket's default retention. `by` is the command's actor: the
 /// bucket's maximum retention binds a command that names one (ADR 0027).
+/// `enable` turns object lock on first, as AWS does for an existing
+/// bucket since 2023: only on a versioning-enabled one (a lock bucket
+/// stays versioned), and a no-op on a lock bucket.
 pub async fn put_lock_configuration(
     c: &mut SqliteConnection,
     by: Option<&Actor>,
     bucket: &str,
     default: Option<&DefaultRetention>,
+    enable: bool,
 ) -> Outcome {
-    let Some(b) = reads::bucket(c, bucket).await? else {
+    let Some(mut b) = reads::bucket(c, bucket).await? else {
         return reject(MetaError::NoSuchBucket(bucket.into()));
     };
+    if enable && !b.object_lock_enabled {
+        if b.versioning != Versioning::Enabled {
+            return reject(MetaError::InvalidBucketState(
+                "object lock can only be enabled on a versioning-enabled bucket".into(),
+            ));
+        }
+        // Rolled back with the rest if the default below is refused.
+        writes::enable_object_lock(c, bucket).await?;
+        b.object_lock_enabled = true;
+    }
     if !b.object_lock_enabled {
         return reject(MetaError::InvalidRequest(
             "object lock can only be configured on a bucket created with it".into(),

@@ -40,7 +40,9 @@ pub use lifecycle::{
     SHARDS_MOVED, UnitOnBlob, blob_fence, blob_lifecycle, revoked_identities, shards_moved,
     shards_named_by_blob, shards_named_on_count, units_on_blob, widest_width_on,
 };
-pub use listing::{Cursor, Entry, Page, Walk, decode_token, encode_token, list, prefix_successor};
+pub use listing::{
+    Cursor, Entry, Page, Walk, after_version, decode_token, encode_token, list, prefix_successor,
+};
 pub use orphans::{OrphanCounts, held_on, held_orphans, orphan_counts, orphan_hold};
 pub use parts::{
     Head, PartsPage, PartsRefusal, upload_part, upload_parts_page, version_head, version_parts_page,
@@ -89,6 +91,10 @@ fn bucket_row(r: &SqliteRow) -> Result<Bucket, sqlx::Error> {
         max_retention_days: r
             .get::<Option<i64>, _>("max_retention_days")
             .map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
+        public_access_block: {
+            let pab: String = r.get("public_access_block");
+            (!pab.is_empty()).then(|| from_json(&pab)).transpose()?
+        },
     })
 }
 
@@ -109,18 +115,26 @@ pub async fn buckets(c: &mut SqliteConnection) -> Result<Vec<Bucket>, sqlx::Erro
 
 /// Whether a bucket holds no version, delete marker or open upload.
 pub async fn bucket_is_empty(c: &mut SqliteConnection, name: &str) -> Result<bool, sqlx::Error> {
+    let uploads: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM uploads WHERE bucket = ? LIMIT 1)")
+            .bind(name)
+            .fetch_one(&mut *c)
+            .await?;
+    Ok(uploads == 0 && !bucket_has_versions(c, name).await?)
+}
+
+/// Whether any version or delete marker is in the bucket (one row read).
+pub async fn bucket_has_versions(
+    c: &mut SqliteConnection,
+    name: &str,
+) -> Result<bool, sqlx::Error> {
     let versions: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM (SELECT 1 FROM versions WHERE bucket = ? LIMIT 1)",
     )
     .bind(name)
     .fetch_one(&mut *c)
     .await?;
-    let uploads: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM uploads WHERE bucket = ? LIMIT 1)")
-            .bind(name)
-            .fetch_one(&mut *c)
-            .await?;
-    Ok(versions + uploads == 0)
+    Ok(versions > 0)
 }
 
 // ---------- versions ----------
@@ -129,7 +143,8 @@ pub async fn bucket_is_empty(c: &mut SqliteConnection, name: &str) -> Result<boo
 macro_rules! version_cols {
     () => {
         "bucket, key, version_id, seq, size, etag, content_type, user_metadata, stored_headers, \
-         created_at_ms, delete_marker, shard_map, parts, wrapped_dek, kek_fingerprint, lock_mode, retain_until_ms, legal_hold"
+         created_at_ms, delete_marker, shard_map, parts, wrapped_dek, kek_fingerprint, lock_mode, retain_until_ms, legal_hold, \
+         checksum_algorithm, checksum_value, checksum_type, upload_id"
     };
 }
 // For the INSERT in writes.
@@ -156,6 +171,10 @@ fn version_row(r: &SqliteRow) -> Result<(Version, i64), sqlx::Error> {
             lock_mode: named(r, "lock_mode")?,
             retain_until_ms: r.get("retain_until_ms"),
             legal_hold: r.get("legal_hold"),
+            checksum_algorithm: r.get("checksum_algorithm"),
+            checksum_value: r.get("checksum_value"),
+            checksum_type: r.get("checksum_type"),
+            upload_id: r.get("upload_id"),
         },
         r.get("seq"),
     ))
@@ -201,6 +220,30 @@ pub async fn latest(
     Ok(row.as_ref().map(version_row).transpose()?.map(|(v, _)| v))
 }
 
+/// The version of a key that multipart upload `upload_id` completed into,
+/// if it is still there (a repeated completion is answered with it). Only
+/// CompleteMultipart's apply sets `upload_id`, so one row at most; should
+/// two ever match, the newest answers, never whichever SQLite finds first.
+pub async fn version_of_upload(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> Result<Option<Version>, sqlx::Error> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        version_cols!(),
+        " FROM versions WHERE bucket = ? AND key = ? AND upload_id = ? ORDER BY seq DESC LIMIT 1"
+    );
+    let row = sqlx::query(SQL)
+        .bind(bucket)
+        .bind(key)
+        .bind(upload_id)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(row.as_ref().map(version_row).transpose()?.map(|(v, _)| v))
+}
+
 /// The seq of a version, for resuming a versions listing after it.
 pub async fn version_seq(
     c: &mut SqliteConnection,
@@ -237,6 +280,25 @@ pub async fn upload(
         .fetch_optional(&mut *c)
         .await?;
     row.as_ref().map(upload_row).transpose()
+}
+
+/// The ids of `bucket`'s open uploads after `after`, in id order, at most
+/// `max` (clamped to [`MAX_PAGE`]).
+pub async fn upload_ids(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    after: &str,
+    max: u32,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT upload_id FROM uploads WHERE bucket = ? AND upload_id > ? \
+         ORDER BY upload_id LIMIT ?",
+    )
+    .bind(bucket)
+    .bind(after)
+    .bind(i64::from(max.clamp(1, MAX_PAGE)))
+    .fetch_all(&mut *c)
+    .await
 }
 
 /// Uploads in (key, upload id) order after the markers, with `prefix`.
@@ -282,6 +344,7 @@ fn part_row(r: &SqliteRow) -> Result<Part, sqlx::Error> {
         shard_map: shard_map.as_deref().map(from_json).transpose()?,
         wrapped_dek: r.get("wrapped_dek"),
         kek_fingerprint: r.get("kek_fingerprint"),
+        checksum_value: r.get("checksum_value"),
     })
 }
 

@@ -307,6 +307,18 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX bucket_grants_by_key ON bucket_grants (key_id, bucket);
     CREATE INDEX buckets_by_owner ON buckets (owner, name);
     ",
+    // 11: S3 compatibility round two (issue 21). A version's checksum
+    // (algorithm, base64 value, type; '' none) and the multipart upload
+    // that made it; a part's checksum (base64; '' none); a bucket's
+    // PublicAccessBlock (JSON; '' none set).
+    "
+    ALTER TABLE versions ADD COLUMN checksum_algorithm TEXT NOT NULL DEFAULT '';
+    ALTER TABLE versions ADD COLUMN checksum_value TEXT NOT NULL DEFAULT '';
+    ALTER TABLE versions ADD COLUMN checksum_type TEXT NOT NULL DEFAULT '';
+    ALTER TABLE versions ADD COLUMN upload_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE parts ADD COLUMN checksum_value TEXT NOT NULL DEFAULT '';
+    ALTER TABLE buckets ADD COLUMN public_access_block TEXT NOT NULL DEFAULT '';
+    ",
 ];
 
 /// The schema version this binary writes.

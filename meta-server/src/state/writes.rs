@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use sqlx::SqliteConnection;
 
 use super::model::{
-    AccessKey, DefaultRetention, KeyRotation, Part, Rewrapped, ShardMap, Unit, Upload, Version,
-    Versioning,
+    AccessKey, DefaultRetention, KeyRotation, Part, PublicAccessBlock, Rewrapped, ShardMap, Unit,
+    Upload, Version, Versioning,
 };
 use super::reads::{to_i64, version_cols};
 
@@ -114,6 +114,32 @@ pub async fn set_default_retention(
     Ok(())
 }
 
+/// Turns object lock on for a bucket (never off: nothing calls this
+/// with false, since a lock bucket stays one).
+pub async fn enable_object_lock(c: &mut SqliteConnection, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE buckets SET object_lock_enabled = 1 WHERE name = ?")
+        .bind(name)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Stores a bucket's PublicAccessBlock (None: none set).
+pub async fn set_public_access_block(
+    c: &mut SqliteConnection,
+    name: &str,
+    p: Option<&PublicAccessBlock>,
+) -> Result<(), sqlx::Error> {
+    // public_access_block: JSON, '' for none (migration 11).
+    let config = p.map(json).transpose()?.unwrap_or_default();
+    sqlx::query("UPDATE buckets SET public_access_block = ? WHERE name = ?")
+        .bind(config)
+        .bind(name)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
 // ---------- versions ----------
 
 pub async fn insert_version(
@@ -124,7 +150,7 @@ pub async fn insert_version(
     const SQL: &str = concat!(
         "INSERT INTO versions (",
         version_cols!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     );
     sqlx::query(SQL)
         .bind(&v.bucket)
@@ -145,6 +171,10 @@ pub async fn insert_version(
         .bind(v.lock_mode.as_str())
         .bind(v.retain_until_ms)
         .bind(v.legal_hold)
+        .bind(&v.checksum_algorithm)
+        .bind(&v.checksum_value)
+        .bind(&v.checksum_type)
+        .bind(&v.upload_id)
         .execute(&mut *c)
         .await?;
     let mut maps: Vec<(Unit, &_)> = Vec::new();
@@ -287,8 +317,8 @@ pub async fn upsert_part(
     p: &Part,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT OR REPLACE INTO parts (upload_id, part_number, size, etag, shard_map, wrapped_dek, kek_fingerprint) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO parts (upload_id, part_number, size, etag, shard_map, wrapped_dek, kek_fingerprint, checksum_value) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(upload_id)
     .bind(i64::from(p.part_number))
@@ -297,6 +327,7 @@ pub async fn upsert_part(
     .bind(p.shard_map.as_ref().map(json).transpose()?)
     .bind(&p.wrapped_dek)
     .bind(&p.kek_fingerprint)
+    .bind(&p.checksum_value)
     .execute(&mut *c)
     .await?;
     // An upload's part is found by its upload id; its unit names the key.

@@ -54,6 +54,7 @@ pub fn ver(bucket: &str, key: &str, id: &str, tag: &str) -> Version {
         retain_until_ms: 0,
         legal_hold: false,
         parts: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -65,6 +66,7 @@ pub fn part(n: u32, size: u64, tag: &str) -> Part {
         shard_map: Some(shards(tag)),
         wrapped_dek: vec![n as u8, 7],
         kek_fingerprint: "kek-a".into(),
+        ..Default::default()
     }
 }
 
@@ -89,6 +91,7 @@ pub fn template(bucket: &str, key: &str) -> Version {
         retain_until_ms: 0,
         legal_hold: false,
         parts: vec![part(1, 1, "template-part")],
+        ..Default::default()
     }
 }
 
@@ -101,11 +104,23 @@ pub fn create(name: &str, object_lock_enabled: bool) -> Op {
 }
 
 pub fn delete_bucket(name: &str) -> Op {
-    Op::DeleteBucket { name: name.into() }
+    Op::DeleteBucket {
+        name: name.into(),
+        abort_uploads: false,
+    }
+}
+
+/// DeleteBucket as the gateway and admin API propose it since issue 21:
+/// open uploads are aborted with the bucket.
+pub fn delete_bucket_and_uploads(name: &str) -> Op {
+    Op::DeleteBucket {
+        name: name.into(),
+        abort_uploads: true,
+    }
 }
 
 pub fn commit(version: Version) -> Op {
-    Op::CommitVersion { version }
+    Op::commit_version(version)
 }
 
 pub fn del(bucket: &str, key: &str, version_id: Option<&str>, marker: &str) -> Op {
@@ -166,6 +181,8 @@ pub fn complete(
         upload_id: upload_id.into(),
         parts: parts.iter().map(|(n, e)| (*n, e.to_string())).collect(),
         version_id: version_id.into(),
+        if_match: None,
+        if_none_match: false,
     }
 }
 

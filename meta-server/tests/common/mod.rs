@@ -292,7 +292,8 @@ pub fn same_error(got: &MetaError, want: &MetaError) -> bool {
         | (RotationRefused(_), RotationRefused(_))
         | (WrongMasterKey(_), WrongMasterKey(_))
         | (ShardMapChanged(_), ShardMapChanged(_))
-        | (NotEnoughBlobServers(_), NotEnoughBlobServers(_)) => true,
+        | (NotEnoughBlobServers(_), NotEnoughBlobServers(_))
+        | (ConditionalRequestConflict(_), ConditionalRequestConflict(_)) => true,
         _ => got == want,
     }
 }

@@ -29,9 +29,10 @@ pub fn error_slot(e: &MetaError) -> usize {
         MetaError::BlobServerRetired(_) => 21,
         MetaError::NotEnoughBlobServers(_) => 22,
         MetaError::BucketAlreadyOwnedByYou(_) => 23,
+        MetaError::ConditionalRequestConflict(_) => 24,
     }
 }
-pub const ERROR_VARIANTS: usize = 24;
+pub const ERROR_VARIANTS: usize = 25;
 
 pub fn errors() -> Vec<MetaError> {
     vec![
@@ -62,6 +63,7 @@ pub fn errors() -> Vec<MetaError> {
                 .into(),
         ),
         MetaError::BucketAlreadyOwnedByYou("photos".into()),
+        MetaError::ConditionalRequestConflict("the object changed meanwhile".into()),
     ]
 }
 

@@ -9,11 +9,14 @@
 
 mod answers;
 mod ops;
+mod v3;
 
 #[allow(unused_imports)] // each test crate uses its own part
 pub use answers::*;
 #[allow(unused_imports)]
 pub use ops::*;
+#[allow(unused_imports)]
+pub use v3::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,8 +26,8 @@ use hamster_meta::state::commands::{Actor, Command, MetaError, Op, Response};
 use hamster_meta::state::model::{
     AccessKey, BadShard, BlobServer, BlobState, Bucket, BucketGrant, CaPhase, CaRotation,
     DefaultRetention, HeldShard, JoinToken, KeyRotation, Lifecycle, LockMode, OrphanHold, Part,
-    RewrapTarget, Rewrapped, Role, ShardLocation, ShardMap, ShardSwap, TrustBundle, Unit, Upload,
-    Version, Versioning,
+    PublicAccessBlock, RewrapTarget, Rewrapped, Role, ShardLocation, ShardMap, ShardSwap,
+    TrustBundle, Unit, Upload, Version, Versioning,
 };
 use openraft::EntryPayload;
 
@@ -63,6 +66,8 @@ pub fn part(n: u32) -> Part {
         shard_map: Some(shard_map(n as u8)),
         wrapped_dek: vec![1, 0xab, n as u8, 0xff],
         kek_fingerprint: "kek-fp-2024".into(),
+        // Empty: the encoding before checksums were kept (issue 21).
+        checksum_value: String::new(),
     }
 }
 
@@ -103,6 +108,11 @@ pub fn version() -> Version {
         retain_until_ms: AT_MS + 86_400_000,
         legal_hold: true,
         parts: parts(),
+        // Empty: the encoding before checksums were kept (issue 21).
+        checksum_algorithm: String::new(),
+        checksum_value: String::new(),
+        checksum_type: String::new(),
+        upload_id: String::new(),
     }
 }
 
@@ -134,6 +144,7 @@ pub fn bucket() -> Bucket {
         // Empty and None are left out: the encoding before owners.
         owner: String::new(),
         max_retention_days: None,
+        public_access_block: None,
     }
 }
 
@@ -259,10 +270,7 @@ pub fn membership() -> openraft::Membership<u64, MetaNode> {
 pub fn entry_normal() -> Entry {
     Entry {
         log_id: log_id(42),
-        payload: EntryPayload::Normal(command(
-            "cmd-0042",
-            Op::CommitVersion { version: version() },
-        )),
+        payload: EntryPayload::Normal(command("cmd-0042", Op::commit_version(version()))),
     }
 }
 

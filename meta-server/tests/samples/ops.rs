@@ -53,9 +53,10 @@ pub fn op_slot(op: &Op) -> usize {
         Op::SetBucketDefaults { .. } => 44,
         Op::AdoptBuckets { .. } => 45,
         Op::DenyMember { .. } => 46,
+        Op::PutPublicAccessBlock { .. } => 47,
     }
 }
-pub const OP_VARIANTS: usize = 47;
+pub const OP_VARIANTS: usize = 48;
 
 /// Ops added after format versions existed: no v0 writer ever made one,
 /// so they have no v0 golden file.
@@ -79,6 +80,10 @@ pub const V1_ONLY_OPS: &[&str] = &[
     "DenyMember",
 ];
 
+/// Ops added with command format 3 (issue 21): always written as 3, so
+/// they have neither a v0 nor a v1 golden file.
+pub const V3_ONLY_OPS: &[&str] = &["PutPublicAccessBlock"];
+
 /// A heartbeat with the store's size (shards and bytes), which older
 /// heartbeats lack.
 pub fn heartbeat_with_store() -> Op {
@@ -101,8 +106,9 @@ pub fn ops() -> Vec<Op> {
         },
         Op::DeleteBucket {
             name: "old-logs".into(),
+            abort_uploads: false,
         },
-        Op::CommitVersion { version: version() },
+        Op::commit_version(version()),
         Op::DeleteObject {
             bucket: "photos".into(),
             key: "2024/cat.jpg".into(),
@@ -117,6 +123,7 @@ pub fn ops() -> Vec<Op> {
         Op::PutLockConfiguration {
             bucket: "photos".into(),
             default_retention: Some(default_retention()),
+            enable: false,
         },
         Op::PutRetention {
             bucket: "photos".into(),
@@ -145,6 +152,8 @@ pub fn ops() -> Vec<Op> {
             upload_id: "upload-7f3e".into(),
             parts: vec![(1, "\"etag-one\"".into()), (2, "\"etag-two\"".into())],
             version_id: "0000000000000044-beef".into(),
+            if_match: None,
+            if_none_match: false,
         },
         Op::AbortMultipart {
             bucket: "photos".into(),
@@ -251,7 +260,13 @@ pub fn ops() -> Vec<Op> {
                     owner: None,
                 },
             ),
-            command("batch-b", Op::DeleteBucket { name: "tmp".into() }),
+            command(
+                "batch-b",
+                Op::DeleteBucket {
+                    name: "tmp".into(),
+                    abort_uploads: false,
+                },
+            ),
         ]),
         Op::Unreadable {
             raw: serde_json::json!({"PutRetention": {"bucket": "photos", "mode": "FOREVER"}}),
@@ -391,6 +406,15 @@ pub fn ops() -> Vec<Op> {
         Op::DenyMember {
             role: Role::Meta,
             id: "meta-4".into(),
+        },
+        Op::PutPublicAccessBlock {
+            bucket: "photos".into(),
+            config: Some(PublicAccessBlock {
+                block_public_acls: true,
+                ignore_public_acls: false,
+                block_public_policy: true,
+                restrict_public_buckets: false,
+            }),
         },
     ]
 }

@@ -58,6 +58,7 @@ async fn main() {
                         version: Some(v),
                         request_id: String::new(),
                         access_key_id: key_id.clone(),
+                        ..Default::default()
                     })
                     .await
                     .expect("commit");

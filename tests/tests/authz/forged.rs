@@ -87,7 +87,7 @@ pub async fn forward(w: &World) {
     let mut forged =
         Version::try_from(test_version(&kek, "alice-data", "forged", 1)).expect("a version");
     forged.version_id = "null".into();
-    let commit = Op::CommitVersion { version: forged };
+    let commit = Op::commit_version(forged);
     let ops = [
         commit.clone(),
         delete("doc"),
@@ -97,6 +97,7 @@ pub async fn forward(w: &World) {
         },
         Op::DeleteBucket {
             name: "alice-data".into(),
+            abort_uploads: true,
         },
         Op::AllowBucket {
             bucket: "alice-data".into(),

@@ -1,7 +1,8 @@
 //! How often a refusal asks the meta tier (`Access::allow` against a fake
 //! `Meta` service that counts calls): at most one key lookup per key per
 //! second, a refused bucket remembered for as long, and a bucket created
-//! or granted a moment ago still usable at once.
+//! or granted a moment ago still usable at once; unsigned requests cost
+//! one lookup per bucket per `EXISTS_TTL`, within a global cap.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -199,4 +200,47 @@ async fn a_bucket_created_or_granted_a_moment_ago_works_at_once() {
     tokio::time::sleep(RECHECK_EVERY).await;
     assert_eq!(get(&a, "other").await, "");
     assert_eq!(calls(&st), (4, 2));
+}
+
+/// GetObject on `b` with no signature: the S3 error code.
+async fn unsigned_get(a: &Access, b: &str) -> String {
+    let input = GetObjectInput::builder()
+        .bucket(b.into())
+        .key("k".into())
+        .build()
+        .expect("input");
+    let mut req = request(input);
+    req.credentials = None;
+    code_of(a.get_object(&mut req).await)
+}
+
+#[tokio::test]
+async fn unsigned_requests_cannot_drive_meta_reads() {
+    use super::anonymous::LOOKUPS_PER_SECOND;
+    let (a, st) = access().await;
+    bucket(&st, "theirs", "OTHER");
+    // The same names over and over: one HeadBucket each.
+    for _ in 0..50 {
+        assert_eq!(unsigned_get(&a, "missing").await, "NoSuchBucket");
+        assert_eq!(unsigned_get(&a, "theirs").await, "AccessDenied");
+    }
+    assert_eq!(calls(&st), (0, 2));
+    // Random names: at most the cap's lookups in the second, then 403
+    // without asking.
+    let mut answers = Vec::new();
+    for i in 0..200 {
+        answers.push(unsigned_get(&a, &format!("random-{i}")).await);
+    }
+    let (_, heads) = calls(&st);
+    assert!(heads <= 2 + 2 * LOOKUPS_PER_SECOND as usize, "{heads}");
+    assert!(answers.iter().any(|c| c == "AccessDenied"), "{answers:?}");
+    // An unsigned CreateBucket names no existing bucket: 403, no lookup.
+    let input = CreateBucketInput::builder()
+        .bucket("new-bucket".into())
+        .build()
+        .expect("input");
+    let mut req = request(input);
+    req.credentials = None;
+    assert_eq!(code_of(a.create_bucket(&mut req).await), "AccessDenied");
+    assert_eq!(calls(&st), (0, heads));
 }

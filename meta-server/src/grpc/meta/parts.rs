@@ -82,16 +82,19 @@ pub async fn list_parts(
     let max = page_size(r.max_parts);
     let page = meta
         .read_or_refuse(async |c| match q::upload(c, &r.upload_id).await? {
-            Some(u) if u.bucket == r.bucket && u.key == r.key => {
-                Ok(q::upload_parts_page(c, &r.upload_id, r.part_number_marker, max).await?)
-            }
+            Some(u) if u.bucket == r.bucket && u.key == r.key => Ok((
+                q::upload_parts_page(c, &r.upload_id, r.part_number_marker, max).await?,
+                u.template.checksum_algorithm,
+            )),
             _ => reject(MetaError::NoSuchUpload(r.upload_id.clone())),
         })
         .await??;
+    let (page, checksum_algorithm) = page;
     let (parts, is_truncated, next_part_number_marker) = parts_pb(page);
     Ok(pb::ListPartsResponse {
         parts,
         is_truncated,
         next_part_number_marker,
+        checksum_algorithm,
     })
 }

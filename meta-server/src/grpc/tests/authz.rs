@@ -540,6 +540,7 @@ async fn this_node_never_proposes_a_bucket_command_without_an_actor() {
     let n = Node::start().await;
     let op = Op::DeleteBucket {
         name: "bkt1".into(),
+        abort_uploads: false,
     };
     let r = n.meta.write(op).await;
     assert!(

@@ -29,6 +29,7 @@ use crate::repair::Kick;
 use crate::repair::balance::Band;
 
 mod authz;
+mod compat;
 
 /// A one-member meta tier and its Meta and Admin services.
 pub struct Node {

@@ -164,7 +164,7 @@ mod against_the_state {
                 kek_fingerprint: "kek".into(),
                 ..Default::default()
             };
-            db.ok(Op::CommitVersion { version }).await;
+            db.ok(Op::commit_version(version)).await;
         }
         db.ok(Op::DrainBlob {
             id: "blob-0".into(),

@@ -69,6 +69,10 @@ impl TryFrom<pb::ObjectVersion> for Version {
             retain_until_ms: v.retain_until_ms,
             legal_hold: v.legal_hold,
             parts: v.parts.into_iter().map(Into::into).collect(),
+            checksum_algorithm: v.checksum_algorithm,
+            checksum_value: v.checksum_value,
+            checksum_type: v.checksum_type,
+            upload_id: v.upload_id,
         })
     }
 }
@@ -98,6 +102,10 @@ impl From<Version> for pb::ObjectVersion {
             // reader pages them with GetParts.
             parts_count: u32::try_from(v.parts.len()).unwrap_or(u32::MAX),
             parts: Vec::new(),
+            checksum_algorithm: v.checksum_algorithm,
+            checksum_value: v.checksum_value,
+            checksum_type: v.checksum_type,
+            upload_id: v.upload_id,
         }
     }
 }
@@ -118,6 +126,12 @@ impl From<Bucket> for pb::Bucket {
             // in force (the bucket's own, else the cluster's).
             owner_name: String::new(),
             max_retention_days: b.max_retention_days.unwrap_or(0),
+            public_access_block: b.public_access_block.map(|p| pb::PublicAccessBlock {
+                block_public_acls: p.block_public_acls,
+                ignore_public_acls: p.ignore_public_acls,
+                block_public_policy: p.block_public_policy,
+                restrict_public_buckets: p.restrict_public_buckets,
+            }),
         }
     }
 }
@@ -142,6 +156,7 @@ impl From<pb::Part> for Part {
             shard_map: p.shard_map.map(Into::into),
             wrapped_dek: p.wrapped_dek,
             kek_fingerprint: p.kek_fingerprint,
+            checksum_value: p.checksum_value,
         }
     }
 }
@@ -155,6 +170,7 @@ impl From<Part> for pb::Part {
             shard_map: p.shard_map.map(Into::into),
             wrapped_dek: p.wrapped_dek,
             kek_fingerprint: p.kek_fingerprint,
+            checksum_value: p.checksum_value,
         }
     }
 }

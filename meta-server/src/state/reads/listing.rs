@@ -9,9 +9,11 @@
 //! parts, so a page of 1000 large multipart objects stays small on the
 //! wire and in memory (ADR 0031).
 
+use hamster_proto::ids::is_version_id;
 use sqlx::{Row, SqliteConnection};
 
 use super::super::model::Version;
+use super::super::objects::NULL_VERSION;
 use super::{MAX_PAGE, to_u64};
 
 /// The smallest string greater than every string that starts with `prefix`
@@ -68,6 +70,30 @@ pub fn decode_token(t: &str) -> Option<Cursor> {
         }
         _ => None,
     }
+}
+
+/// Where a versions listing resumes after (`key`, version `id`): the
+/// version-id-marker is a position in the (key, newest first) order, not
+/// a reference. A version that exists (a delete marker and "null"
+/// included) resumes right after itself. One deleted since resumes at
+/// the first remaining version of `key`: its place went with it (ids are
+/// not ordered like commits: "null", or minted on another gateway's
+/// clock), and starting there never skips a version. The only versions
+/// listed again are newer ones of `key` still present, which the
+/// emptying loop (list a page, delete what it listed) has deleted.
+/// None: `id` names nothing and is not an id's shape (S3's 400).
+pub async fn after_version(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> Result<Option<Cursor>, sqlx::Error> {
+    // An existing id of an older shape is still a position.
+    Ok(match super::version_seq(c, bucket, key, id).await? {
+        Some(seq) => Some(Cursor::AfterVersion(key.to_string(), seq)),
+        None if id == NULL_VERSION || is_version_id(id) => Some(Cursor::From(key.to_string())),
+        None => None,
+    })
 }
 
 /// One entry of a listing: a version, or a common prefix.

@@ -14,7 +14,8 @@ macro_rules! head_cols {
     () => {
         "bucket, key, version_id, seq, size, etag, content_type, user_metadata, stored_headers, \
          created_at_ms, delete_marker, shard_map, '[]' AS parts, wrapped_dek, kek_fingerprint, \
-         lock_mode, retain_until_ms, legal_hold, json_array_length(parts) AS parts_count"
+         lock_mode, retain_until_ms, legal_hold, checksum_algorithm, checksum_value, \
+         checksum_type, upload_id, json_array_length(parts) AS parts_count"
     };
 }
 
