@@ -100,8 +100,15 @@ pub async fn checksums_kept(c: &Client) {
     assert_eq!(h.checksum_crc32(), Some(crc32_b64(&data).as_str()));
 }
 
-pub async fn multipart_checksums(c: &Client) {
-    let key = "sum-mpu";
+/// A SHA256 multipart upload of `data`'s parts (not completed): its id,
+/// the parts as `completed` takes them (number, ETag, checksum), and the
+/// part digests joined (what a composite checksum hashes). Each part's
+/// answer must carry the SHA256 the test computed.
+pub async fn sha256_upload(
+    c: &Client,
+    key: &str,
+    data: &[Vec<u8>],
+) -> (String, Vec<(i32, String, Option<String>)>, Vec<u8>) {
     let id = c
         .create_multipart_upload()
         .bucket(B)
@@ -113,7 +120,6 @@ pub async fn multipart_checksums(c: &Client) {
         .upload_id()
         .expect("id")
         .to_string();
-    let data = [pattern(70_000, 3), pattern(30_000, 4)];
     let mut parts = Vec::new();
     let mut raw = Vec::new();
     for (i, d) in data.iter().enumerate() {
@@ -134,6 +140,13 @@ pub async fn multipart_checksums(c: &Client) {
         assert_eq!(p.checksum_sha256(), Some(b64(&digest).as_str()));
         parts.push((n, p.e_tag().expect("etag").to_string(), Some(b64(&digest))));
     }
+    (id, parts, raw)
+}
+
+pub async fn multipart_checksums(c: &Client) {
+    let key = "sum-mpu";
+    let data = [pattern(70_000, 3), pattern(30_000, 4)];
+    let (id, parts, raw) = sha256_upload(c, key, &data).await;
     // A whole-object checksum of a multipart upload is not made: refused.
     let full = c
         .create_multipart_upload()

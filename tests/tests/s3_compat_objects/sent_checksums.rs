@@ -3,8 +3,6 @@
 //! checksum sent with CompleteMultipartUpload (checked before the object
 //! is made; refused when it cannot be checked).
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ChecksumAlgorithm;
 use hamster_tests::s3::{assert_s3_error, pattern};
 use hamster_tests::sigv4::{Signer, sha256_hex};
 use sha2::{Digest, Sha256};
@@ -75,37 +73,8 @@ pub async fn one_checksum_header(c: &Client, signer: &Signer) {
 /// composite of the listed part checksums before anything is made.
 pub async fn object_checksum_on_complete(c: &Client) {
     let key = "sent-mpu";
-    let id = c
-        .create_multipart_upload()
-        .bucket(B)
-        .key(key)
-        .checksum_algorithm(ChecksumAlgorithm::Sha256)
-        .send()
-        .await
-        .expect("create with SHA256")
-        .upload_id()
-        .expect("id")
-        .to_string();
     let data = [pattern(5000, 1), pattern(3000, 2)];
-    let mut parts = Vec::new();
-    let mut raw = Vec::new();
-    for (i, d) in data.iter().enumerate() {
-        let n = i as i32 + 1;
-        let digest = Sha256::digest(d);
-        raw.extend_from_slice(&digest);
-        let p = c
-            .upload_part()
-            .bucket(B)
-            .key(key)
-            .upload_id(&id)
-            .part_number(n)
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .body(ByteStream::from(d.clone()))
-            .send()
-            .await
-            .expect("upload part");
-        parts.push((n, p.e_tag().expect("etag").to_string(), Some(b64(&digest))));
-    }
+    let (id, parts, raw) = crate::checksums::sha256_upload(c, key, &data).await;
     let composite = format!("{}-2", b64(&Sha256::digest(&raw)));
     let complete = || {
         c.complete_multipart_upload()
