@@ -7,9 +7,9 @@
 //! (`access_key_id`), whose rights apply checks (ADR 0027).
 //! No answer grows with an object's part count: versions go out with
 //! `parts_count`, never `parts`, and parts are paged (the `parts`
-//! submodule, ADR 0031).
+//! submodule, ADR 0031). `listing` turns markers into where a page
+//! starts; `sums` checks the checksums a completion lists.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use hamster_proto::{PeerIdentity, ids, pb, shard_id, transport};
@@ -22,10 +22,15 @@ use super::frees::{self, Frees};
 use crate::cluster::{CallError, Meta, now_ms};
 use crate::state::commands::{Actor, MetaError, Op, Response as R};
 use crate::state::model::{DefaultRetention, PublicAccessBlock, Upload, Version, Versioning};
-use crate::state::outcome::{ApplyError, reject};
-use crate::state::reads::{self as q, Cursor, Entry, Walk};
+use crate::state::outcome::reject;
+use crate::state::reads::{self as q, Entry, Walk};
 
+mod listing;
 mod parts;
+mod sums;
+
+use listing::{after_marker, list_bucket, versions_cursor};
+use sums::listed_checksums_match;
 
 pub struct MetaService {
     meta: Arc<Meta>,
@@ -113,59 +118,7 @@ pub(super) fn page_size(max: u32) -> u32 {
     }
 }
 
-/// Where a listing starts: never before the prefix.
-fn start_at(cursor: Cursor, prefix: &str) -> Cursor {
-    let key = match &cursor {
-        Cursor::Start => return Cursor::From(prefix.to_string()),
-        Cursor::After(k) | Cursor::From(k) | Cursor::AfterVersion(k, _) => k,
-    };
-    if key.as_str() < prefix {
-        Cursor::From(prefix.to_string())
-    } else {
-        cursor
-    }
-}
-
-/// Resuming after `marker`. A marker that is itself one of this listing's
-/// common prefixes (prefix, then text, then its first delimiter at the
-/// very end) resumes after everything under it, so the prefix is not
-/// listed twice; any other marker resumes right after that key.
-fn after_marker(marker: &str, prefix: &str, delimiter: &str) -> Cursor {
-    if marker.is_empty() {
-        return Cursor::Start;
-    }
-    if !delimiter.is_empty()
-        && let Some(rest) = marker.strip_prefix(prefix)
-        && let Some(pos) = rest.find(delimiter)
-        && pos > 0
-        && pos + delimiter.len() == rest.len()
-        && let Some(next) = q::prefix_successor(marker)
-    {
-        return Cursor::From(next);
-    }
-    Cursor::After(marker.to_string())
-}
-
 type Reply<T> = Result<Response<T>, Status>;
-
-/// Where a ListObjectVersions page starts: after key-marker, or at the
-/// position version-id-marker names in it ([`q::after_version`]); a
-/// malformed id that names nothing is 400, as on S3.
-async fn versions_cursor(
-    c: &mut sqlx::SqliteConnection,
-    r: &pb::ListVersionsRequest,
-) -> Result<Cursor, ApplyError> {
-    let (key, id) = (&r.key_marker, &r.version_id_marker);
-    if key.is_empty() || id.is_empty() {
-        return Ok(after_marker(key, &r.prefix, &r.delimiter));
-    }
-    match q::after_version(c, &r.bucket, key, id).await? {
-        Some(cursor) => Ok(cursor),
-        None => reject(MetaError::InvalidArgument(
-            "Invalid version id specified".into(),
-        )),
-    }
-}
 
 /// A version as answered to a gateway: with whether its bucket was ever
 /// versioned, which decides how the gateway shows a "null" version id.
@@ -233,63 +186,6 @@ async fn check_fresh(
         return Ok(());
     }
     Err(ServiceError::RequestTimeout)
-}
-
-/// Lists `bucket` if it exists.
-#[allow(clippy::too_many_arguments)]
-async fn list_bucket(
-    c: &mut sqlx::SqliteConnection,
-    bucket: &str,
-    prefix: &str,
-    delimiter: &str,
-    cursor: Cursor,
-    max: u32,
-    walk: Walk,
-) -> Result<q::Page, ApplyError> {
-    if q::bucket(c, bucket).await?.is_none() {
-        return reject(MetaError::NoSuchBucket(bucket.to_string()));
-    }
-    let cursor = start_at(cursor, prefix);
-    Ok(q::list(c, bucket, prefix, delimiter, cursor, max, walk).await?)
-}
-
-/// A part checksum the client listed in CompleteMultipartUpload must be
-/// the one stored with the part (S3: InvalidPart). Checked before
-/// proposing: apply checks each part's ETag, and a part uploaded again
-/// with the same ETag has the same bytes, so the same checksum. Only the
-/// upload of the request's bucket and key is read: another's parts are
-/// never compared (apply answers NoSuchUpload for it).
-async fn listed_checksums_match(
-    meta: &Meta,
-    r: &pb::CompleteMultipartRequest,
-) -> Result<(), ServiceError> {
-    if r.parts.iter().all(|p| p.checksum_value.is_empty()) {
-        return Ok(());
-    }
-    let stored = meta
-        .read(async |c| match q::upload(c, &r.upload_id).await? {
-            Some(u) if u.bucket == r.bucket && u.key == r.key => q::parts(c, &r.upload_id).await,
-            _ => Ok(Vec::new()),
-        })
-        .await?;
-    // By part number: up to 10,000 listed against as many stored.
-    let stored: HashMap<u32, &str> = stored
-        .iter()
-        .map(|s| (s.part_number, s.checksum_value.as_str()))
-        .collect();
-    for p in r.parts.iter().filter(|p| !p.checksum_value.is_empty()) {
-        let Some(&stored) = stored.get(&p.part_number) else {
-            continue; // apply answers for a part never uploaded
-        };
-        // A part stored without one (its upload named no algorithm) is
-        // not refused: SDKs list their default CRC32 for it regardless.
-        if !stored.is_empty() && stored != p.checksum_value {
-            let n = p.part_number;
-            let why = format!("part {n}: the checksum listed is not the part's");
-            return Err(MetaError::InvalidPart(why).into());
-        }
-    }
-    Ok(())
 }
 
 #[tonic::async_trait]
