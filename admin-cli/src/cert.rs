@@ -43,7 +43,8 @@ pub struct RequestArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct SignArgs {
-    /// Directory holding ca.crt and ca.key (as written by `hamster init`).
+    /// Directory holding ca.crt and ca.key (as written by `hamster init`;
+    /// on compose the `ca` volume, HAMSTER_CA_DIR=/ca in meta containers).
     #[arg(long, env = "HAMSTER_CA_DIR")]
     pub ca_dir: PathBuf,
     /// Sign with the CA of this fingerprint (or its first 8+ hex digits)

@@ -1,38 +1,62 @@
-//! `hamster compose init|bootstrap`: the one-shot steps of compose.yaml,
-//! each one command because the images hold no shell. Both are
-//! idempotent: a second `up` keeps what the first made.
+//! `hamster compose ...`: the one-shot steps of compose.yaml, each one
+//! command because the images hold no shell. All are idempotent: a
+//! second `up` keeps what the first made.
 //!
-//! - `init` (before anything runs): the cluster PKI and master key in
-//!   `--pki`, an identity per meta-server, and a copy of the master key
-//!   alone in `--master` (the only file gateways see).
+//! - `init` (before anything runs): the cluster PKI in `--pki`, the CA in
+//!   `--ca` (the meta-servers' writable CA directory, where `rotate-ca`
+//!   mints), each meta-server's certificate, key and trust file in its
+//!   own writable `--node-tls` directory (renewed and rewritten there by
+//!   the node), and the master key in `--master` only (the PKI keeps no
+//!   copy, so a rotated-out key lives nowhere once dropped) ([`init`]).
 //! - `bootstrap` (once the meta tier is healthy): join tokens for
 //!   blob-servers and gateways in `--tokens` (many uses, a long life: the
 //!   services scale with them), and the first S3 access key; prints the
 //!   S3 credentials.
+//! - `next-key`, `wait-keys`, `promote-key`, `drop-old-key`: the
+//!   master-key rotation steps docker/rotate-key.sh runs ([`keys`]).
+
+mod init;
+mod keys;
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use hamster_proto::Role;
 use hamster_proto::pb::{self, admin_client::AdminClient};
 use hamster_proto::secrets::write_private;
 
-use crate::cert::provision_node;
 use crate::conn::AdminConn;
-use crate::init::{ADMIN_CERT, ADMIN_KEY, InitArgs, MASTER_KEY, TRUST};
+use crate::init::{ADMIN_CERT, ADMIN_KEY, TRUST};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ComposeCommand {
     Init(InitStep),
     Bootstrap(BootstrapStep),
+    /// Write `master.next.key` in `--master` (kept if already there).
+    NextKey(keys::MasterDir),
+    /// Wait until every live key holder reports the next or current key.
+    WaitKeys(keys::WaitKeys),
+    /// `master.next.key` becomes `master.key`; the old one `master.old.key`
+    /// (only once the cluster's key rotation to it has closed).
+    PromoteKey(keys::Checked),
+    /// Remove `master.old.key` (only once every live holder holds the
+    /// current key and nothing is left on the old one).
+    DropOldKey(keys::Checked),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct InitStep {
     #[arg(long)]
     pub pki: PathBuf,
+    /// The CA directory (ca.crt, ca.key, minted ca-<fp>.*), moved here
+    /// from `--pki` if there (default: `--pki`).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
     #[arg(long)]
     pub master: PathBuf,
+    /// Each meta-server's TLS files go to DIR/meta-N (default:
+    /// `--pki`/nodes/meta-N).
+    #[arg(long)]
+    pub node_tls: Option<PathBuf>,
     #[arg(long, default_value_t = 3)]
     pub metas: u16,
 }
@@ -56,31 +80,13 @@ pub struct BootstrapStep {
 
 pub async fn run(cmd: &ComposeCommand) -> anyhow::Result<()> {
     match cmd {
-        ComposeCommand::Init(a) => init(a),
+        ComposeCommand::Init(a) => init::init(a),
         ComposeCommand::Bootstrap(a) => bootstrap(a).await,
+        ComposeCommand::NextKey(a) => keys::next_key(a),
+        ComposeCommand::WaitKeys(a) => keys::wait(a).await,
+        ComposeCommand::PromoteKey(a) => keys::promote(a).await,
+        ComposeCommand::DropOldKey(a) => keys::drop_old(a).await,
     }
-}
-
-fn init(a: &InitStep) -> anyhow::Result<()> {
-    if !a.pki.join(MASTER_KEY).exists() {
-        crate::init::run(&InitArgs {
-            dir: a.pki.clone(),
-            admin_id: "admin".into(),
-        })?;
-    }
-    for i in 1..=a.metas {
-        let dir = a.pki.join("nodes").join(format!("meta-{i}"));
-        if !dir.join("node.crt").exists() {
-            provision_node(&a.pki, Role::Meta, &format!("meta-{i}"), &dir)?;
-        }
-    }
-    std::fs::create_dir_all(&a.master)?;
-    if !a.master.join(MASTER_KEY).exists() {
-        let key = std::fs::read(a.pki.join(MASTER_KEY)).context("master key")?;
-        write_private(&a.master.join(MASTER_KEY), &key)?;
-    }
-    println!("cluster PKI ready in {}", a.pki.display());
-    Ok(())
 }
 
 async fn bootstrap(a: &BootstrapStep) -> anyhow::Result<()> {

@@ -5,9 +5,16 @@
 //! The first run makes everything in DIR: the PKI (`pki/`), one identity
 //! per node (`nodes/ID/`), and, once the meta tier runs, a first S3 access
 //! key (`access-key.json`, 0600). Later runs reuse all of it and the data
-//! (`data/ID/`). Logs go to `logs/ID.log`; the endpoint and credentials to
-//! `env` (0600, shell-sourceable). It runs in the foreground and stops
-//! every child on Ctrl-C or SIGTERM.
+//! (`data/ID/`). Logs go to `logs/ID.log`, each gateway's access log to
+//! `logs/access-gateway-N.jsonl` and each meta-server's admin audit log
+//! to `logs/audit-meta-N.jsonl`; the endpoint and credentials to `env`
+//! (0600, shell-sourceable). Every node serves Prometheus metrics on its
+//! own port ([`plan`]); `prometheus.yml` lists them all.
+//!
+//! It runs in the foreground ([`supervise`]): a child that dies is
+//! reported and restarted (not with `--no-restart`); Ctrl-C or SIGTERM
+//! stops every child, and a SIGKILLed `hamster dev` takes them with it
+//! (they run with `--exit-with-parent=PID`, its own pid).
 //!
 //! Master keys live in `keys/`: every key holder (meta-servers, gateways)
 //! gets `keys/master.key` as its current key and `keys/master.next.key`
@@ -24,21 +31,23 @@
 //! `--initial-members` dev passes). While `restore.pending` (a restore
 //! interrupted mid-swap) exists, it refuses to start.
 
+pub mod plan;
+pub mod prometheus;
+pub mod supervise;
 pub mod topology;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hamster_proto::Role;
 use hamster_proto::pb::{self, admin_client::AdminClient};
 use hamster_proto::secrets::write_private;
-use tokio::process::{Child, Command};
 
 use crate::cert::provision_node;
 use crate::conn::AdminConn;
-use crate::dev::topology::{BlobEntry, GatewayEntry, Topology};
+use crate::dev::plan::{HOST, Plan};
+use crate::dev::supervise::{Running, Spawner, stop_all};
 use crate::init::{ADMIN_CERT, ADMIN_KEY, InitArgs, MASTER_KEY, TRUST};
 
 /// The next master key's file name in `keys/`.
@@ -55,8 +64,9 @@ pub struct DevArgs {
     pub blobs: u16,
     #[arg(long, default_value_t = 1)]
     pub gateways: u16,
-    /// First port of the cluster's gRPC listeners: meta-servers take
-    /// BASE+1.., blob-servers BASE+101.., gateways BASE+201...
+    /// First port of the cluster's listeners: meta-servers take BASE+1..,
+    /// blob-servers BASE+101.., gateways BASE+201.. (gRPC); their metrics
+    /// BASE+301.., BASE+401.., BASE+501...
     #[arg(long, default_value_t = 7400)]
     pub base_port: u16,
     /// The first gateway's S3 port (the next gateways take the next ones).
@@ -65,18 +75,10 @@ pub struct DevArgs {
     /// Where the server binaries are (default: beside this one).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
-}
-
-struct Node {
-    id: String,
-    binary: &'static str,
-    role: Role,
-    args: Vec<String>,
-}
-
-struct Running {
-    id: String,
-    child: Child,
+    /// Leave a node that dies down (to watch the cluster without it)
+    /// instead of restarting it.
+    #[arg(long)]
+    pub no_restart: bool,
 }
 
 fn s(p: &Path) -> String {
@@ -84,10 +86,6 @@ fn s(p: &Path) -> String {
 }
 
 pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        a.metas >= 1 && a.blobs >= 1 && a.gateways >= 1,
-        "need at least one of each tier"
-    );
     let dir = std::fs::canonicalize(&{
         std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
         a.dir.clone()
@@ -96,6 +94,12 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
     // and others old: starting them would diverge silently.
     crate::restore::journal::refuse_if_pending(&dir)?;
     let pki = dir.join("pki");
+    // The key `hamster init` wrote goes where the runbook looks for it.
+    let (key, next_key) = (
+        dir.join("keys").join(MASTER_KEY),
+        dir.join("keys").join(NEXT_KEY),
+    );
+    let Plan { nodes, metas, topo } = plan::plan(a, &dir, &pki, &key, &next_key)?;
     if !pki.join(TRUST).exists() {
         crate::init::run(&InitArgs {
             dir: pki.clone(),
@@ -112,94 +116,20 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
     for logs in ["logs", "data", "keys"] {
         std::fs::create_dir_all(dir.join(logs))?;
     }
-    // The key `hamster init` wrote goes where the runbook looks for it.
-    let (key, next_key) = (
-        dir.join("keys").join(MASTER_KEY),
-        dir.join("keys").join(NEXT_KEY),
-    );
     if !key.exists() && pki.join(MASTER_KEY).exists() {
         std::fs::rename(pki.join(MASTER_KEY), &key).context("moving the master key to keys/")?;
-    }
-    let key_flags = || {
-        vec![
-            format!("--master-key-file={}", s(&key)),
-            format!("--next-master-key-file={}", s(&next_key)),
-        ]
-    };
-
-    let host = "127.0.0.1";
-    let meta_addr = |i: u16| format!("{host}:{}", a.base_port + i);
-    let metas: Vec<String> = (1..=a.metas).map(meta_addr).collect();
-    let members: Vec<String> = (1..=a.metas)
-        .map(|i| format!("{i}=meta-{i}@{}", meta_addr(i)))
-        .collect();
-    let mut nodes = Vec::new();
-    let mut topo = Topology::new(&key, &next_key, &pki);
-    for i in 1..=a.metas {
-        let data = topo.add_meta(&dir, i, meta_addr(i));
-        nodes.push(Node {
-            id: format!("meta-{i}"),
-            binary: "meta-server",
-            role: Role::Meta,
-            args: vec![
-                format!("--listen={}", meta_addr(i)),
-                format!("--raft-id={i}"),
-                format!("--initial-members={}", members.join(",")),
-                format!("--data-dir={}", s(&data)),
-                // The init directory: `hamster rotate-ca` mints there.
-                format!("--ca-dir={}", s(&pki)),
-            ]
-            .into_iter()
-            .chain(key_flags())
-            .collect(),
-        });
-    }
-    for i in 1..=a.blobs {
-        topo.blobs.push(BlobEntry {
-            name: format!("blob-{i}"),
-            addr: format!("{host}:{}", a.base_port + 100 + i),
-            data_dir: dir.join("data").join(format!("blob-{i}")),
-        });
-        nodes.push(Node {
-            id: format!("blob-{i}"),
-            binary: "blob-server",
-            role: Role::Blob,
-            args: vec![
-                format!("--listen={host}:{}", a.base_port + 100 + i),
-                format!(
-                    "--data-dir={}",
-                    s(&dir.join("data").join(format!("blob-{i}")))
-                ),
-                format!("--failure-domain=fd-{i}"),
-                format!("--meta={}", metas.join(",")),
-            ],
-        });
-    }
-    for i in 1..=a.gateways {
-        topo.gateways.push(GatewayEntry {
-            name: format!("gateway-{i}"),
-            addr: format!("{host}:{}", a.base_port + 200 + i),
-            s3_addr: format!("{host}:{}", a.s3_port + i - 1),
-        });
-        nodes.push(Node {
-            id: format!("gateway-{i}"),
-            binary: "gateway",
-            role: Role::Gateway,
-            args: vec![
-                format!("--listen={host}:{}", a.base_port + 200 + i),
-                format!("--s3-listen={host}:{}", a.s3_port + i - 1),
-                format!("--meta={}", metas.join(",")),
-            ]
-            .into_iter()
-            .chain(key_flags())
-            .collect(),
-        });
     }
 
     // Before any child: a restore reads it while nothing runs.
     topo.write(&dir)?;
+    prometheus::write(&dir, &plan::scrape_jobs(&topo))?;
+    let spawner = Spawner {
+        dir: &dir,
+        bins: &bins,
+        nodes: &nodes,
+    };
     let mut running: Vec<Running> = Vec::new();
-    let result = start_all(&dir, &pki, &bins, &nodes, &metas, a, &mut running).await;
+    let result = start_all(&spawner, &pki, &metas, a, &mut running).await;
     if let Err(e) = result {
         stop_all(&mut running).await;
         return Err(e);
@@ -208,49 +138,32 @@ pub async fn run(a: &DevArgs) -> anyhow::Result<()> {
         "Hamster is running: {} meta, {} blob, {} gateway",
         a.metas, a.blobs, a.gateways
     );
-    println!("  S3 endpoint   http://{host}:{}", a.s3_port);
+    println!("  S3 endpoint   http://{HOST}:{}", a.s3_port);
     println!("  credentials   source {}", s(&dir.join("env")));
-    println!("  logs          {}", s(&dir.join("logs")));
+    println!(
+        "  logs          {} (access-gateway-N.jsonl, audit-meta-N.jsonl)",
+        s(&dir.join("logs"))
+    );
+    println!(
+        "  metrics       prometheus --config.file {}",
+        s(&dir.join(prometheus::FILE))
+    );
+    if a.no_restart {
+        println!("A node that dies stays down (--no-restart).");
+    } else {
+        println!("A node that dies is restarted (--no-restart keeps it down).");
+    }
     println!("Ctrl-C stops every process; a second run reuses the data and keys.");
 
-    // Until a signal, or until a child dies on its own; SIGHUP is passed on.
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let outcome = loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break None,
-            _ = term.recv() => break None,
-            _ = hup.recv() => {
-                println!("SIGHUP: passing it to every process");
-                signal_all(&running, rustix::process::Signal::HUP);
-            }
-            () = tokio::time::sleep(Duration::from_millis(500)) => {
-                if let Some(died) = running
-                    .iter_mut()
-                    .find_map(|r| Some((r.id.clone(), r.child.try_wait().ok()??)))
-                {
-                    break Some(died);
-                }
-            }
-        }
-    };
+    let outcome = spawner.supervise(&mut running, !a.no_restart).await;
     println!("stopping…");
     stop_all(&mut running).await;
-    match outcome {
-        None => Ok(()),
-        Some((id, status)) => bail!(
-            "{id} exited ({status}); see {}",
-            s(&dir.join("logs").join(format!("{id}.log")))
-        ),
-    }
+    outcome
 }
 
 async fn start_all(
-    dir: &Path,
+    spawner: &Spawner<'_>,
     pki: &Path,
-    bins: &Path,
-    nodes: &[Node],
     metas: &[String],
     a: &DevArgs,
     running: &mut Vec<Running>,
@@ -260,36 +173,19 @@ async fn start_all(
         admin_key: pki.join(ADMIN_KEY),
         trust: pki.join(TRUST),
     };
-    for (i, n) in nodes.iter().enumerate() {
-        let node_dir = dir.join("nodes").join(&n.id);
+    for (i, n) in spawner.nodes.iter().enumerate() {
+        let node_dir = spawner.dir.join("nodes").join(&n.id);
         if !node_dir.join("node.crt").exists() {
             provision_node(pki, n.role, &n.id, &node_dir)?;
         }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("logs").join(format!("{}.log", n.id)))?;
-        let child = Command::new(bins.join(n.binary))
-            .args(&n.args)
-            .arg(format!("--tls-cert={}", s(&node_dir.join("node.crt"))))
-            .arg(format!("--tls-key={}", s(&node_dir.join("node.key"))))
-            .arg(format!("--trust={}", s(&node_dir.join("trust.pem"))))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {} ({})", n.id, s(&bins.join(n.binary))))?;
-        running.push(Running {
-            id: n.id.clone(),
-            child,
-        });
+        running.push(spawner.spawn(i)?);
         // The meta tier first: the others register with it.
         if i + 1 == usize::from(a.metas) {
             wait_for_leader(&admin, &metas[0]).await?;
         }
     }
     wait_for_blobs(&admin, &metas[0], usize::from(a.blobs)).await?;
-    let (id, secret) = access_key(dir, &admin, &metas[0]).await?;
+    let (id, secret) = access_key(spawner.dir, &admin, &metas[0]).await?;
     let env = format!(
         "export AWS_ACCESS_KEY_ID={id}\nexport AWS_SECRET_ACCESS_KEY={secret}\nexport AWS_DEFAULT_REGION=us-east-1\n\
          export AWS_ENDPOINT_URL=http://127.0.0.1:{}\nexport HAMSTER_ADMIN_CERT={}\nexport HAMSTER_ADMIN_KEY={}\n\
@@ -300,8 +196,9 @@ async fn start_all(
         s(&admin.trust),
         metas.join(","),
     );
-    let _ = std::fs::remove_file(dir.join("env"));
-    write_private(&dir.join("env"), env.as_bytes())?;
+    let env_file = spawner.dir.join("env");
+    let _ = std::fs::remove_file(&env_file);
+    write_private(&env_file, env.as_bytes())?;
     wait_for_s3(a.s3_port).await
 }
 
@@ -372,30 +269,4 @@ async fn wait_for_s3(port: u16) -> anyhow::Result<()> {
             .map(|_| ())
     })
     .await
-}
-
-fn signal_all(running: &[Running], sig: rustix::process::Signal) {
-    for r in running {
-        if let Some(pid) = r
-            .child
-            .id()
-            .and_then(|p| rustix::process::Pid::from_raw(p as i32))
-        {
-            let _ = rustix::process::kill_process(pid, sig);
-        }
-    }
-}
-
-/// SIGTERM to every child, then SIGKILL to any still running after 10 s.
-async fn stop_all(running: &mut [Running]) {
-    signal_all(running, rustix::process::Signal::TERM);
-    for r in running.iter_mut() {
-        match tokio::time::timeout(Duration::from_secs(10), r.child.wait()).await {
-            Ok(_) => {}
-            Err(_) => {
-                eprintln!("{} did not stop in 10 s; killing it", r.id);
-                let _ = r.child.kill().await;
-            }
-        }
-    }
 }

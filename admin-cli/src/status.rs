@@ -6,7 +6,11 @@
 //! under-replicated or unrecoverable, the repair queue, the oldest full
 //! scrub), each blob-server (state, shards named and stored, free space)
 //! and how evenly they are filled; the cluster's id, and after a restore
-//! the shards the sweep holds (ADR 0026).
+//! the shards the sweep holds (ADR 0026). A summary line for the blob
+//! tier and a GATEWAYS table ([`tiers`]) answer "is my cluster healthy"
+//! at a glance.
+
+mod tiers;
 
 use anyhow::Context;
 use hamster_proto::pb::{StatusRequest, admin_client::AdminClient};
@@ -131,6 +135,8 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
                 "held_orphans": s.held_orphans,
                 "held_orphan_bytes": s.held_orphan_bytes,
                 "restored": crate::orphans::hold_json(s.restored.as_ref()),
+                "blob_tier": tiers::blob_tier(&s.blob_servers, now_ms()).json(),
+                "gateways": tiers::gateways_json(&tiers::gateways(&s.key_holders, &s.tls_members)),
             })
         );
         return Ok(());
@@ -236,6 +242,7 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
         s.shards_moved,
         ago(now, s.last_scrub_ms)
     );
+    println!("{}", tiers::blob_tier(&s.blob_servers, now).line());
     for line in crate::blob::table(&s.blob_servers, now, true) {
         println!("{line}");
     }
@@ -243,6 +250,9 @@ pub async fn run(a: &StatusArgs) -> anyhow::Result<()> {
         println!("{}", crate::blob::balance_line(b));
     }
     if let Some(line) = orphans_line(&s, now) {
+        println!("{line}");
+    }
+    for line in tiers::gateway_table(&tiers::gateways(&s.key_holders, &s.tls_members)) {
         println!("{line}");
     }
     Ok(())

@@ -37,6 +37,7 @@ impl Dev {
                 tls_cert: node.join("node.crt"),
                 tls_key: node.join("node.key"),
                 trust: node.join("trust.pem"),
+                metrics_addr: String::new(),
             }],
             blobs: Vec::new(),
             gateways: Vec::new(),

@@ -15,6 +15,7 @@ use hamster_proto::{ErrorCode, pb};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::confirm::Confirmer;
+use crate::observe::{OpTimer, observed};
 use crate::rebuild::Rebuilder;
 use crate::scrub::{OnDemand, Scrubber};
 use crate::store::{Store, StoreError};
@@ -50,6 +51,7 @@ impl BlobService {
 /// bytes from parity).
 async fn serve_error(scrub: &Scrubber, id: &str, e: StoreError) -> Status {
     if let StoreError::Corrupt { .. } = &e {
+        crate::observe::checksum_failure("read");
         scrub.set_aside(id, format!("read: {e}")).await;
     }
     e.into()
@@ -118,6 +120,111 @@ impl pb::blob_server::Blob for BlobService {
         &self,
         req: Request<Streaming<pb::ShardChunk>>,
     ) -> Result<Response<pb::PutShardResponse>, Status> {
+        observed("put", self.put(req)).await
+    }
+
+    async fn get_shard(
+        &self,
+        req: Request<pb::GetShardRequest>,
+    ) -> Result<Response<GetStream>, Status> {
+        let timer = OpTimer::start("get");
+        let r = req.into_inner();
+        let mut read = match self.store.read(&r.shard_id, r.offset, r.length).await {
+            Ok(read) => read,
+            Err(e) => {
+                let status = serve_error(&self.scrub, &r.shard_id, e).await;
+                timer.finish(Some(crate::observe::error_kind(&status)));
+                return Err(status);
+            }
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let scrub = self.scrub.clone();
+        tokio::spawn(async move {
+            // Timed until the last byte is handed over, or the failure
+            // (recorded before the caller can see it).
+            let error = loop {
+                match read.next().await {
+                    Ok(Some(data)) => {
+                        let n = data.len();
+                        if tx.send(Ok(pb::GetShardChunk { data })).await.is_err() {
+                            break Some("Cancelled".to_string());
+                        }
+                        crate::observe::bytes_read(n);
+                    }
+                    Ok(None) => break None,
+                    Err(e) => {
+                        let status = serve_error(&scrub, &r.shard_id, e).await;
+                        timer.finish(Some(crate::observe::error_kind(&status)));
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                }
+            };
+            timer.finish(error);
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(stream) as GetStream))
+    }
+
+    async fn delete_shard(
+        &self,
+        req: Request<pb::DeleteShardRequest>,
+    ) -> Result<Response<pb::DeleteShardResponse>, Status> {
+        observed("delete", self.delete(req)).await
+    }
+
+    async fn list_shards(
+        &self,
+        req: Request<pb::ListShardsRequest>,
+    ) -> Result<Response<ListStream>, Status> {
+        observed("list", self.list(req)).await
+    }
+
+    async fn stat_shard(
+        &self,
+        req: Request<pb::StatShardRequest>,
+    ) -> Result<Response<pb::StatShardResponse>, Status> {
+        observed("stat", self.stat(req)).await
+    }
+
+    /// Starts (or joins) an on-demand pass and answers at once.
+    async fn scrub(
+        &self,
+        _req: Request<pb::ScrubRequest>,
+    ) -> Result<Response<pb::ScrubResponse>, Status> {
+        let timer = OpTimer::start("scrub");
+        let answer = Ok(Response::new(scrub_answer(self.scrub.start_now())));
+        timer.done(&answer);
+        answer
+    }
+
+    async fn scrub_status(
+        &self,
+        _req: Request<pb::ScrubStatusRequest>,
+    ) -> Result<Response<pb::ScrubResponse>, Status> {
+        let pass = self.scrub.on_demand().unwrap_or_default();
+        Ok(Response::new(scrub_answer(pass)))
+    }
+
+    async fn rebuild(
+        &self,
+        req: Request<pb::RebuildRequest>,
+    ) -> Result<Response<pb::RebuildResponse>, Status> {
+        observed("rebuild", async {
+            Ok(Response::new(
+                self.rebuilder.rebuild(req.into_inner()).await?,
+            ))
+        })
+        .await
+    }
+}
+
+/// The calls' bodies, timed by the trait methods above.
+impl BlobService {
+    async fn put(
+        &self,
+        req: Request<Streaming<pb::ShardChunk>>,
+    ) -> Result<Response<pb::PutShardResponse>, Status> {
         let mut stream = req.into_inner();
         let first = stream
             .message()
@@ -128,11 +235,13 @@ impl pb::blob_server::Blob for BlobService {
             .create(&first.shard_id, first.shard_index)
             .await?;
         write.write(&first.data).await?;
+        crate::observe::bytes_written(first.data.len());
         while let Some(chunk) = stream.message().await? {
             if !chunk.shard_id.is_empty() && chunk.shard_id != first.shard_id {
                 return Err(malformed("shard id changed mid-stream"));
             }
             write.write(&chunk.data).await?;
+            crate::observe::bytes_written(chunk.data.len());
         }
         // Acknowledged only once durable.
         let info = write.commit().await?;
@@ -142,35 +251,7 @@ impl pb::blob_server::Blob for BlobService {
         }))
     }
 
-    async fn get_shard(
-        &self,
-        req: Request<pb::GetShardRequest>,
-    ) -> Result<Response<GetStream>, Status> {
-        let r = req.into_inner();
-        let mut read = match self.store.read(&r.shard_id, r.offset, r.length).await {
-            Ok(read) => read,
-            Err(e) => return Err(serve_error(&self.scrub, &r.shard_id, e).await),
-        };
-        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
-        let scrub = self.scrub.clone();
-        tokio::spawn(async move {
-            loop {
-                let item = match read.next().await {
-                    Ok(Some(data)) => Ok(pb::GetShardChunk { data }),
-                    Ok(None) => return,
-                    Err(e) => Err(serve_error(&scrub, &r.shard_id, e).await),
-                };
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
-                    return;
-                }
-            }
-        });
-        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-        Ok(Response::new(Box::pin(stream) as GetStream))
-    }
-
-    async fn delete_shard(
+    async fn delete(
         &self,
         req: Request<pb::DeleteShardRequest>,
     ) -> Result<Response<pb::DeleteShardResponse>, Status> {
@@ -187,7 +268,7 @@ impl pb::blob_server::Blob for BlobService {
         Ok(Response::new(pb::DeleteShardResponse { existed }))
     }
 
-    async fn list_shards(
+    async fn list(
         &self,
         req: Request<pb::ListShardsRequest>,
     ) -> Result<Response<ListStream>, Status> {
@@ -206,7 +287,7 @@ impl pb::blob_server::Blob for BlobService {
         Ok(Response::new(Box::pin(stream) as ListStream))
     }
 
-    async fn stat_shard(
+    async fn stat(
         &self,
         req: Request<pb::StatShardRequest>,
     ) -> Result<Response<pb::StatShardResponse>, Status> {
@@ -220,30 +301,5 @@ impl pb::blob_server::Blob for BlobService {
             Err(StoreError::NotFound(_)) => Ok(Response::new(pb::StatShardResponse::default())),
             Err(e) => Err(serve_error(&self.scrub, &id, e).await),
         }
-    }
-
-    /// Starts (or joins) an on-demand pass and answers at once.
-    async fn scrub(
-        &self,
-        _req: Request<pb::ScrubRequest>,
-    ) -> Result<Response<pb::ScrubResponse>, Status> {
-        Ok(Response::new(scrub_answer(self.scrub.start_now())))
-    }
-
-    async fn scrub_status(
-        &self,
-        _req: Request<pb::ScrubStatusRequest>,
-    ) -> Result<Response<pb::ScrubResponse>, Status> {
-        let pass = self.scrub.on_demand().unwrap_or_default();
-        Ok(Response::new(scrub_answer(pass)))
-    }
-
-    async fn rebuild(
-        &self,
-        req: Request<pb::RebuildRequest>,
-    ) -> Result<Response<pb::RebuildResponse>, Status> {
-        Ok(Response::new(
-            self.rebuilder.rebuild(req.into_inner()).await?,
-        ))
     }
 }

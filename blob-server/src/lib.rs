@@ -17,10 +17,12 @@
 //! - [`registration`]: register with the meta tier and heartbeat space
 //!   and what the store holds.
 //! - [`pace`]: rate limits (scrub, repair).
+//! - [`observe`]: metrics (docs/metrics.md).
 
 pub mod confirm;
 pub mod grpc;
 pub mod meta_link;
+pub mod observe;
 pub mod pace;
 pub mod rebuild;
 pub mod registration;
@@ -149,6 +151,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = store::Store::open(&args.data_dir)
         .await
         .with_context(|| format!("opening the shard store in {}", args.data_dir.display()))?;
+    // Only when scraped: publishing sums the store's stripes on every write.
+    if args.node.metrics_listen.is_some() {
+        observe::start(
+            &store,
+            args.data_dir.clone(),
+            args.capacity_bytes,
+            Duration::from_secs(args.heartbeat_secs.max(1)),
+        );
+    }
     let meta: Vec<String> = args
         .meta
         .iter()

@@ -43,6 +43,14 @@ pub fn disk_space(dir: &std::path::Path) -> (u64, u64) {
     }
 }
 
+/// (capacity, free) as reported: `capacity` overrides the filesystem's
+/// size, and free never exceeds it.
+pub fn space(dir: &std::path::Path, capacity: Option<u64>) -> (u64, u64) {
+    let (cap, free) = disk_space(dir);
+    let cap = capacity.unwrap_or(cap);
+    (cap, free.min(cap))
+}
+
 /// Whether this server was refused as removed; logs that once.
 fn removed(e: &tonic::Status, told: &mut bool) -> bool {
     if !refused_as_revoked(e) {
@@ -60,9 +68,7 @@ fn removed(e: &tonic::Status, told: &mut bool) -> bool {
 
 impl Registration {
     fn space(&self) -> (u64, u64) {
-        let (cap, free) = disk_space(&self.data_dir);
-        let cap = self.capacity_bytes.unwrap_or(cap);
-        (cap, free.min(cap))
+        space(&self.data_dir, self.capacity_bytes)
     }
 
     fn server(&self) -> pb::BlobServer {

@@ -212,7 +212,12 @@ impl Scrubber {
             StoreError::NotFound(_) => Checked::Skipped,
             e if transient(&e) => Checked::Skipped,
             StoreError::Io { .. } => Checked::Unreadable(e.to_string(), bytes),
-            e => Checked::Bad(e.to_string(), bytes),
+            e => {
+                if let StoreError::Corrupt { .. } = e {
+                    crate::observe::checksum_failure("scrub");
+                }
+                Checked::Bad(e.to_string(), bytes)
+            }
         };
         let mut shard = match self.store.verify(id).await {
             Ok(v) => v,
@@ -244,6 +249,14 @@ impl Scrubber {
     /// One walk over every shard.
     async fn pass(&self, mut mode: Mode) -> PassStats {
         let mut stats = PassStats::default();
+        let kind = match mode {
+            Mode::Background(_) => "background",
+            Mode::OnDemand => "on_demand",
+        };
+        // Progress is judged against the store's count at the start (a
+        // share above 1 from writes meanwhile is shown as 1).
+        let total = self.store.counts().bytes;
+        crate::observe::scrub_progress(kind, 0, total);
         for dir in self.store.shard_dirs().await {
             for id in self.store.ids_in(dir).await {
                 let pacer = match &mut mode {
@@ -258,6 +271,8 @@ impl Scrubber {
                 };
                 stats.shards_checked += 1;
                 stats.bytes_checked += bytes;
+                crate::observe::scrub_checked(kind, bytes);
+                crate::observe::scrub_progress(kind, stats.bytes_checked, total);
                 let moved = match bad {
                     Some(reason) => self.set_aside(&id, reason).await,
                     None => false,
@@ -282,6 +297,7 @@ impl Scrubber {
             Err(e) => tracing::warn!(error = %e, "could not recount the store"),
         }
         stats.finished_ms = now_ms();
+        crate::observe::scrub_finished(kind, stats.finished_ms);
         stats
     }
 

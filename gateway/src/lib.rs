@@ -21,6 +21,8 @@
 //! - [`cluster`]: the cached view of the cluster — blob-server registry,
 //!   erasure profile, write key — that placement and commit draw from.
 //! - [`keys`]: reports of the master keys this gateway holds.
+//! - [`observe`]: Prometheus series and the access log (`--access-log`),
+//!   the outermost layer of the S3 service.
 //! - `fuzz` (hidden): the header parsing above, as entry points for the
 //!   fuzz harness (hamster-tests `fuzz-all`, ADR 0033).
 
@@ -30,6 +32,7 @@ pub mod fuzz;
 pub mod keys;
 pub mod listener;
 pub mod meta;
+pub mod observe;
 pub mod pipeline;
 pub mod s3;
 
@@ -90,6 +93,10 @@ pub struct Args {
     pub meta_call_timeout_ms: u64,
     #[command(flatten)]
     pub s3_limits: listener::Limits,
+    /// Write one JSON line per S3 request to FILE (created 0600; reopened
+    /// on SIGHUP, for logrotate). No secret or signature is ever in it.
+    #[arg(long, env = "HAMSTER_ACCESS_LOG")]
+    pub access_log: Option<PathBuf>,
     /// TEST HOOK, never for production: discard the first N successful
     /// CommitVersion answers, as if each was lost after the commit applied,
     /// so the call retries on the next meta-server (the retry-hole test).
@@ -122,6 +129,26 @@ fn s3s_config() -> s3s::config::S3Config {
     c
 }
 
+/// Opens the access log and reopens it on every SIGHUP (after logrotate
+/// moved it away).
+async fn open_access_log(
+    path: &std::path::Path,
+) -> anyhow::Result<hamster_proto::jsonlog::JsonLog> {
+    let log = hamster_proto::jsonlog::JsonLog::open(path, "access")
+        .await
+        .context("--access-log")?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("SIGHUP handler")?;
+    let reopen = log.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            reopen.reopen();
+        }
+    });
+    tracing::info!(path = %path.display(), "access log open");
+    Ok(log)
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let keys = Arc::new(Keyring::load(
         &args.master_key_file,
@@ -130,6 +157,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(keys = %keys.describe(), "master keys loaded");
     keys.reload_on_sighup()?;
     let node = Node::bind(&args.node, Role::Gateway).await?;
+    observe::metrics::describe();
+    let access_log = match &args.access_log {
+        Some(path) => Some(open_access_log(path).await?),
+        None => None,
+    };
     let meta = meta::MetaTier::new(args.meta.clone(), &node.tls).context("--meta")?;
     if args.test_drop_commit_answers > 0 {
         tracing::warn!(
@@ -173,11 +205,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
         s3s_config(),
     ))));
-    let service = listener::request_id::RequestIds {
-        inner: listener::guard::Guard {
-            inner: builder.build(),
-            allow_sigv2: args.allow_sigv2,
+    let service = observe::Observe {
+        inner: listener::request_id::RequestIds {
+            inner: listener::guard::Guard {
+                inner: builder.build(),
+                allow_sigv2: args.allow_sigv2,
+            },
         },
+        log: access_log,
     };
     if args.allow_sigv2 {
         tracing::warn!("SigV2 is enabled (--allow-sigv2)");

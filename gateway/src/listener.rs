@@ -191,10 +191,12 @@ impl S3Listener {
             let limits = self.limits.clone();
             tokio::spawn(async move {
                 let _slot = slot;
+                let _open = crate::observe::metrics::Connection::open();
                 let busy = InFlight::default();
                 let service = Counted {
                     inner: service,
                     busy: busy.clone(),
+                    peer,
                 };
                 let mut builder = Builder::new(TokioExecutor::new());
                 builder
@@ -238,11 +240,12 @@ impl S3Listener {
 }
 
 /// Counts a connection's requests in flight, so a slow answer does not
-/// make the connection look idle.
+/// make the connection look idle; tells each request its client's address.
 #[derive(Clone)]
 struct Counted<S> {
     inner: S,
     busy: InFlight,
+    peer: SocketAddr,
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for Counted<S>
@@ -254,7 +257,8 @@ where
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(crate::observe::Peer(self.peer));
         let busy = self.busy.enter();
         let answer = self.inner.call(req);
         Box::pin(async move {

@@ -94,6 +94,17 @@ fn classify(s: Status) -> MetaError {
     }
 }
 
+/// The `hamster_meta_call_errors_total` kind of a failed attempt; None
+/// for a refusal (NoSuchKey, PreconditionFailed...): a normal answer.
+fn error_kind(e: &MetaError, gone: bool) -> Option<&'static str> {
+    match e {
+        MetaError::Unavailable(_) if gone => Some("unreachable"),
+        MetaError::Unavailable(_) => Some("unavailable"),
+        MetaError::Refused { .. } => None,
+        MetaError::Failed(_) => Some("internal"),
+    }
+}
+
 pub struct MetaTier {
     addrs: Vec<String>,
     channels: Vec<Channel>,
@@ -243,7 +254,17 @@ impl MetaTier {
                     }
                     Err(s) => {
                         let gone = unreachable(&s);
-                        match classify(s) {
+                        let timeout = gone && s.code() == Code::DeadlineExceeded;
+                        let e = classify(s);
+                        let kind = if timeout {
+                            Some("timeout")
+                        } else {
+                            error_kind(&e, gone)
+                        };
+                        if let Some(kind) = kind {
+                            crate::observe::metrics::meta_error(kind);
+                        }
+                        match e {
                             MetaError::Unavailable(m) => {
                                 if gone {
                                     tracing::warn!(meta = %self.addrs[i], error = %m, "meta-server unreachable; avoiding it for a while");

@@ -96,6 +96,8 @@ impl Batcher {
                         Err(_) => break,
                     }
                 }
+                metrics::histogram!("hamster_raft_group_commit_batch_size")
+                    .record(batch.len() as f64);
                 let now = clock.stamp();
                 for (cmd, _) in &mut batch {
                     stamp(cmd, now);

@@ -17,6 +17,7 @@
 //!   down, under-replicated units rebuilt on blob-servers and swapped in
 //!   by compare-and-set), its mover (drains, rebalance) and
 //!   `StartRepair`'s scrub of every blob-server.
+//! - [`observe`]: Prometheus series and the admin audit log.
 //! - [`rewrapper`]: the leader's rewrapper for master-key rotation, and
 //!   this node's reports of the keys it holds.
 //! - `fuzz` (hidden): the Raft messages and records above, as decode entry
@@ -35,6 +36,7 @@ pub mod cluster;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod grpc;
+pub mod observe;
 pub mod raft;
 pub mod repair;
 pub mod rewrapper;
@@ -83,6 +85,10 @@ pub struct Args {
     /// Pause between rewrap batches, to bound a rotation's load.
     #[arg(long, default_value_t = 0)]
     pub rewrap_pause_ms: u64,
+    /// Append one JSON line per admin call (Admin service) to FILE: who,
+    /// what, outcome, duration; never a secret. Reopened on SIGHUP.
+    #[arg(long, env = "HAMSTER_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
     /// Directory for the Raft log, the metadata DB and snapshots.
     #[arg(long, env = "HAMSTER_DATA_DIR")]
     pub data_dir: PathBuf,
@@ -321,6 +327,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         .spawn();
     }
+    if args.node.metrics_listen.is_some() {
+        observe::series::spawn(meta.clone());
+    }
+    let audit = match &args.audit_log {
+        Some(path) => Some(observe::audit::open(path).await?),
+        None => None,
+    };
     let kick = repair::Kick::default();
     let band = repair::balance::Band {
         pct: args.rebalance_band_pct,
@@ -375,14 +388,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .add_service(pb::registry_server::RegistryServer::new(
             grpc::registry::RegistryService::new(meta.clone()),
         ))
-        .add_service(pb::admin_server::AdminServer::new(
-            grpc::admin::AdminService::new(
+        .add_service(observe::audit::Audited::new(
+            pb::admin_server::AdminServer::new(grpc::admin::AdminService::new(
                 meta.clone(),
                 keys.clone(),
                 issuer.store.clone(),
                 kick,
                 band,
-            ),
+            )),
+            audit,
         ))
         .add_service(pb::certs_server::CertsServer::new(
             grpc::certs::CertsService::new(meta.clone(), issuer.clone(), args.node.trust.clone()),

@@ -23,6 +23,8 @@
 //! - [`shard_id`]: shard names, stamped with their creation time.
 //! - [`ids`]: request ids and version ids, minted alike by gateways and the meta tier.
 //! - [`free`]: deleting freed shards on blob-servers, alike from every tier.
+//! - [`metrics`]: the Prometheus recorder and `/metrics` on `--metrics-listen` (issue 23).
+//! - [`jsonlog`]: JSON-lines files flushed within a second (access and audit logs).
 //! - [`message_size`]: the largest gRPC message of each kind between the tiers (ADR 0031).
 
 pub mod accept;
@@ -35,8 +37,10 @@ pub mod health;
 pub mod identity;
 pub mod ids;
 pub mod join;
+pub mod jsonlog;
 pub mod keyring;
 pub mod message_size;
+pub mod metrics;
 pub mod pki;
 pub mod revoke;
 pub mod secrets;

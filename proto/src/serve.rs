@@ -38,6 +38,14 @@ pub struct NodeArgs {
     /// The node id to join as (default: the host name).
     #[arg(long, env = "HAMSTER_NODE_ID")]
     pub node_id: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP, no
+    /// secrets in it; keep it on loopback or a private network).
+    #[arg(long, env = "HAMSTER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Stop (as on SIGTERM) once process PID is no longer this one's
+    /// parent: it exited, even by SIGKILL. `hamster dev` passes its own pid.
+    #[arg(long, env = "HAMSTER_EXIT_WITH_PARENT", value_name = "PID")]
+    pub exit_with_parent: Option<u32>,
 }
 
 impl NodeArgs {
@@ -69,6 +77,8 @@ pub enum ServeError {
     Join(#[from] crate::join::JoinError),
     #[error("join: {0}")]
     JoinSetup(String),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// Logs to stderr; level from RUST_LOG (default: info for Hamster, warn
@@ -127,6 +137,31 @@ async fn join(
     Ok(())
 }
 
+/// Sends this process SIGTERM (its orderly shutdown) once `parent` is no
+/// longer its parent, then exits if that shutdown takes more than 10 s.
+/// The parent is named, not remembered: a child whose parent died before
+/// the first look (re-parented to init or a subreaper) stops too, and a
+/// parent that is pid 1 itself (a container's entrypoint) is fine. Polled
+/// every 500 ms, which needs no unsafe code.
+fn watch_parent(parent: u32) {
+    use rustix::process::{Signal, getpid, getppid, kill_process};
+    tokio::spawn(async move {
+        loop {
+            if getppid().map(|p| p.as_raw_nonzero().get() as u32) != Some(parent) {
+                tracing::warn!(
+                    parent,
+                    "the parent process exited: stopping (--exit-with-parent)"
+                );
+                let _ = kill_process(getpid(), Signal::TERM);
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                tracing::error!("shutdown took over 10 s after the parent exited; exiting");
+                std::process::exit(1);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+}
+
 /// A server node with its identity loaded and its port bound.
 pub struct Node {
     pub tls: Arc<NodeTls>,
@@ -135,8 +170,16 @@ pub struct Node {
 }
 
 impl Node {
-    /// Loads the TLS files, checks the certificate is for `role`, binds.
+    /// Loads the TLS files, checks the certificate is for `role`, binds;
+    /// serves metrics first when asked (`--metrics-listen`), so a join
+    /// or a slow start is visible too.
     pub async fn bind(args: &NodeArgs, role: Role) -> Result<Self, ServeError> {
+        if let Some(parent) = args.exit_with_parent {
+            watch_parent(parent);
+        }
+        if let Some(addr) = args.metrics_listen {
+            crate::metrics::serve(addr, role).await?;
+        }
         let paths = args.tls_paths();
         if let (Some(addr), Some(token_file)) = (&args.join, &args.join_token_file)
             && !paths.cert.exists()

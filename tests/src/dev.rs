@@ -13,14 +13,19 @@ use rustix::process::{Pid, Signal, kill_process};
 use crate::bin_dir;
 
 /// A base port with the ports `hamster dev` will use free right now, and
-/// the S3 port: (base, s3).
+/// the S3 port: (base, s3). The default cluster (3 meta, 6 blob, 1
+/// gateway) listens on BASE+1.., +101.., +201 and serves metrics on
+/// BASE+301.., +401.., +501.
 pub fn free_ports() -> (u16, u16) {
     for _ in 0..200 {
         let base = 20_000 + (rand::random::<u16>() % 20_000);
         let s3 = base + 300;
-        let mut ports: Vec<u16> = (1..=3).map(|i| base + i).collect();
-        ports.extend((101..=106).map(|i| base + i));
-        ports.push(base + 201);
+        let mut ports: Vec<u16> = Vec::new();
+        for tier in [0, 300] {
+            ports.extend((1..=3).map(|i| base + tier + i));
+            ports.extend((101..=106).map(|i| base + tier + i));
+            ports.push(base + tier + 201);
+        }
         ports.push(s3);
         if ports
             .iter()
@@ -45,6 +50,22 @@ pub fn processes_using(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// The pid of the child whose command line has the argument `arg`
+/// (e.g. `--data-dir=DIR/data/blob-2`), if one runs.
+pub fn pid_with_arg(arg: &str) -> Option<Pid> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            cmd.split(|b| *b == 0)
+                .any(|a| a == arg.as_bytes())
+                .then(|| Pid::from_raw(pid))?
+        })
 }
 
 /// One `hamster dev --dir DIR` run; killed on drop if not stopped.
@@ -97,7 +118,24 @@ impl Dev {
         Pid::from_raw(self.child.id() as i32).expect("pid")
     }
 
-    /// Its output and the tail of every node's log.
+    /// What it printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL, and reap it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Its output and the tail of every node's log (not the JSON access
+    /// and audit logs).
     pub fn output(&self, dir: &Path) -> String {
         let mut s = std::fs::read_to_string(&self.out).unwrap_or_default();
         s += &std::fs::read_to_string(self.out.with_extension("err")).unwrap_or_default();
@@ -105,6 +143,7 @@ impl Dev {
             .into_iter()
             .flatten()
             .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
         {
             let log = std::fs::read_to_string(e.path()).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(5).collect();

@@ -27,7 +27,8 @@
 //! an SDK will not send), [`steps`] (named steps of one long scenario, each
 //! failure reported by name), [`fuzz`] (the fuzz harness of every parser
 //! of network and disk bytes, ADR 0033), [`stall`] (nodes SIGSTOPped
-//! behind a guard that resumes them).
+//! behind a guard that resumes them), [`scrape`] (a cluster with metrics on
+//! every node, and the values of its Prometheus series).
 //!
 //! Binaries come from the cargo target dir of the test executable (or
 //! `HAMSTER_BIN_DIR`): run `cargo build --workspace` first, as the README's
@@ -60,6 +61,7 @@ pub mod load;
 pub mod lock;
 pub mod meta;
 pub mod s3;
+pub mod scrape;
 pub mod sigv4;
 pub mod stall;
 pub mod steps;

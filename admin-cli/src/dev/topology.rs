@@ -3,6 +3,8 @@
 //! the key files. `hamster dev` rewrites it at every start, before any
 //! child starts; `hamster restore --dir DIR` reads it to know the meta
 //! tier it rebuilds (members, data dirs, the node facts it checks).
+//! Each node's `metrics_addr` (its `--metrics-listen`) came later: a file
+//! without it still reads (empty).
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +38,8 @@ pub struct MetaEntry {
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
     pub trust: PathBuf,
+    #[serde(default)]
+    pub metrics_addr: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +47,8 @@ pub struct BlobEntry {
     pub name: String,
     pub addr: String,
     pub data_dir: PathBuf,
+    #[serde(default)]
+    pub metrics_addr: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +56,8 @@ pub struct GatewayEntry {
     pub name: String,
     pub addr: String,
     pub s3_addr: String,
+    #[serde(default)]
+    pub metrics_addr: String,
 }
 
 impl Topology {
@@ -68,7 +76,7 @@ impl Topology {
 
     /// Adds meta-server `i` (raft id `i`, `meta-i`) at `addr`, laid out as
     /// `hamster dev` lays out nodes in `dir`; answers its data dir.
-    pub fn add_meta(&mut self, dir: &Path, i: u16, addr: String) -> PathBuf {
+    pub fn add_meta(&mut self, dir: &Path, i: u16, addr: String, metrics_addr: String) -> PathBuf {
         let name = format!("meta-{i}");
         let node = dir.join("nodes").join(&name);
         let data_dir = dir.join("data").join(&name);
@@ -80,6 +88,7 @@ impl Topology {
             tls_cert: node.join("node.crt"),
             tls_key: node.join("node.key"),
             trust: node.join("trust.pem"),
+            metrics_addr,
         });
         data_dir
     }
@@ -136,16 +145,19 @@ mod tests {
                 tls_cert: dir.join("nodes/meta-1/node.crt"),
                 tls_key: dir.join("nodes/meta-1/node.key"),
                 trust: dir.join("nodes/meta-1/trust.pem"),
+                metrics_addr: "127.0.0.1:7701".into(),
             }],
             blobs: vec![BlobEntry {
                 name: "blob-1".into(),
                 addr: "127.0.0.1:7501".into(),
                 data_dir: dir.join("data/blob-1"),
+                metrics_addr: "127.0.0.1:7801".into(),
             }],
             gateways: vec![GatewayEntry {
                 name: "gateway-1".into(),
                 addr: "127.0.0.1:7601".into(),
                 s3_addr: "127.0.0.1:9000".into(),
+                metrics_addr: "127.0.0.1:7901".into(),
             }],
             master_key_file: dir.join("keys/master.key"),
             next_master_key_file: dir.join("keys/master.next.key"),
@@ -172,12 +184,29 @@ mod tests {
             &dir.join("keys/master.next.key"),
             &dir.join("pki"),
         );
-        let data = t.add_meta(dir, 2, "127.0.0.1:7402".into());
+        let data = t.add_meta(dir, 2, "127.0.0.1:7402".into(), "127.0.0.1:7702".into());
         assert_eq!(data, dir.join("data/meta-2"));
         assert_eq!(t.metas[0].raft_id, 2);
         assert_eq!(t.metas[0].name, "meta-2");
         assert_eq!(t.metas[0].tls_cert, dir.join("nodes/meta-2/node.crt"));
         assert_eq!(t.metas[0].trust, dir.join("nodes/meta-2/trust.pem"));
+        assert_eq!(t.metas[0].metrics_addr, "127.0.0.1:7702");
+    }
+
+    #[test]
+    fn a_topology_written_before_metrics_addresses_still_reads() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut v = serde_json::to_value(sample(dir.path())).expect("json");
+        for tier in ["metas", "blobs", "gateways"] {
+            v[tier][0]
+                .as_object_mut()
+                .expect("entry")
+                .remove("metrics_addr");
+        }
+        std::fs::write(dir.path().join(FILE), v.to_string()).expect("write");
+        let t = Topology::read(dir.path()).expect("read");
+        assert_eq!(t.metas[0].metrics_addr, "");
+        assert_eq!(t.gateways[0].metrics_addr, "");
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! the walk of their own 1/256th of the store.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::{RwLock, RwLockReadGuard};
 
@@ -38,6 +39,14 @@ struct Stripe {
 
 pub(crate) struct Counts {
     stripes: Vec<Stripe>,
+    /// Whether the totals go to the `hamster_blob_shards` and
+    /// `hamster_blob_bytes_stored` gauges (the server's one store, not
+    /// each store of an in-process test).
+    published: AtomicBool,
+    /// Held while the totals are summed and set: the last set after a
+    /// change sums every change before it, so the gauges never keep a
+    /// stale total.
+    publishing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Counts {
@@ -57,7 +66,20 @@ impl Counts {
     pub(crate) fn new() -> Self {
         Self {
             stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+            published: AtomicBool::new(false),
+            publishing: Mutex::new(()),
         }
+    }
+
+    /// Sets the gauges to the totals, if published.
+    fn publish(&self) {
+        if !self.published.load(Ordering::Acquire) {
+            return;
+        }
+        let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        let t = self.totals();
+        metrics::gauge!("hamster_blob_shards").set(t.shards as f64);
+        metrics::gauge!("hamster_blob_bytes_stored").set(t.bytes as f64);
     }
 
     /// Held (shared) while a file of `stripe` changes along with its count.
@@ -69,12 +91,14 @@ impl Counts {
         let s = &self.stripes[stripe % STRIPES];
         s.shards.fetch_add(1, Ordering::AcqRel);
         s.bytes.fetch_add(bytes, Ordering::AcqRel);
+        self.publish();
     }
 
     pub(crate) fn removed(&self, stripe: usize, bytes: u64) {
         let s = &self.stripes[stripe % STRIPES];
         sub(&s.shards, 1);
         sub(&s.bytes, bytes);
+        self.publish();
     }
 
     pub(crate) fn totals(&self) -> StoreCounts {
@@ -131,6 +155,13 @@ impl Store {
         self.counts.totals()
     }
 
+    /// From now on, keeps `hamster_blob_shards` and
+    /// `hamster_blob_bytes_stored` equal to [`Store::counts`].
+    pub fn publish_metrics(&self) {
+        self.counts.published.store(true, Ordering::Release);
+        self.counts.publish();
+    }
+
     /// Counts the store again from disk, stripe by stripe; answers the
     /// new totals. A stripe that cannot be read keeps its count (and the
     /// walk goes on), and the first such error is answered.
@@ -158,6 +189,7 @@ impl Store {
                 }
             }
         }
+        self.counts.publish();
         match first_error {
             None => Ok(self.counts()),
             Some(e) => Err(e),

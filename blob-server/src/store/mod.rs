@@ -119,9 +119,13 @@ async fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
     let d = tokio::fs::File::open(dir)
         .await
         .map_err(io(format!("open {}", dir.display())))?;
-    d.sync_all()
+    let started = std::time::Instant::now();
+    let synced = d
+        .sync_all()
         .await
-        .map_err(io(format!("fsync {}", dir.display())))
+        .map_err(io(format!("fsync {}", dir.display())));
+    crate::observe::fsync("dir", started);
+    synced
 }
 
 impl Store {
@@ -424,7 +428,10 @@ impl ShardWrite {
             .write_all(&header.encode())
             .await
             .map_err(io("writing the header"))?;
-        self.file.sync_all().await.map_err(io("fsync of a shard"))?;
+        let started = std::time::Instant::now();
+        let synced = self.file.sync_all().await.map_err(io("fsync of a shard"));
+        crate::observe::fsync("file", started);
+        synced?;
         let dir = self
             .dest
             .parent()

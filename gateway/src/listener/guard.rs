@@ -20,7 +20,6 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
-use hyper::body::Incoming;
 use s3s::service::S3Service;
 use s3s::{Body, HttpError, HttpResponse};
 
@@ -151,7 +150,7 @@ fn is_sigv2(params: &[(String, String)], headers: &HeaderMap) -> bool {
 
 /// The query's parameters, names and values percent-decoded (`+` is a
 /// space) as s3s decodes them, so an encoded name cannot slip past.
-fn query_names(query: &str) -> Vec<(String, String)> {
+pub(crate) fn query_names(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -225,12 +224,13 @@ pub struct Guard {
 
 type Answer = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send>>;
 
-impl hyper::service::Service<Request<Incoming>> for Guard {
+/// Takes the body as s3s does, so an outer layer can count its bytes.
+impl hyper::service::Service<Request<Body>> for Guard {
     type Response = HttpResponse;
     type Error = HttpError;
     type Future = Answer;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, req: Request<Body>) -> Self::Future {
         let refused = refusal(
             req.method(),
             req.uri().query(),
@@ -247,7 +247,8 @@ impl hyper::service::Service<Request<Incoming>> for Guard {
             // The body is dropped unread with the request.
             return Box::pin(async move { Ok(resp) });
         }
-        Box::pin(hyper::service::Service::call(&self.inner, req))
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.call(req).await })
     }
 }
 

@@ -12,7 +12,6 @@ use std::pin::Pin;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Request, header};
-use hyper::body::Incoming;
 use s3s::{Body, HttpError, HttpResponse};
 use tracing::Instrument;
 
@@ -102,16 +101,16 @@ pub struct RequestIds<S> {
 
 type Answer = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send>>;
 
-impl<S> hyper::service::Service<Request<Incoming>> for RequestIds<S>
+impl<S, B> hyper::service::Service<Request<B>> for RequestIds<S>
 where
-    S: hyper::service::Service<Request<Incoming>, Response = HttpResponse, Error = HttpError>,
+    S: hyper::service::Service<Request<B>, Response = HttpResponse, Error = HttpError>,
     S::Future: Send + 'static,
 {
     type Response = HttpResponse;
     type Error = HttpError;
     type Future = Answer;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, req: Request<B>) -> Self::Future {
         let ids = Ids::new();
         let span = tracing::info_span!("s3", request_id = %ids.request);
         let answer = span.in_scope(|| self.inner.call(req));

@@ -13,6 +13,7 @@ use hamster_proto::pb::{self, blob_client::BlobClient};
 use hamster_proto::transport::Pool;
 
 use super::erasure::{Coder, ErasureError};
+use crate::observe::metrics::{blob_error, blob_kind};
 
 /// A chunk read that takes longer than this counts as failed, so a hung
 /// server cannot hang a GET even when parity must wait for it.
@@ -26,37 +27,69 @@ pub struct Source {
     pub shard_id: String,
 }
 
+/// One chunk, or None; a failed call is counted by kind.
 async fn read_chunk(src: &Source, offset: u64, len: u64, pool: &Pool) -> Option<Vec<u8>> {
     if src.address.is_empty() {
         return None;
     }
-    let ch = pool.channel(&src.address).ok()?;
+    let Ok(ch) = pool.channel(&src.address) else {
+        blob_error("unavailable");
+        return None;
+    };
     let req = pb::GetShardRequest {
         shard_id: src.shard_id.clone(),
         offset,
         length: len,
     };
-    let stream = BlobClient::new(ch).get_shard(req).await.ok()?.into_inner();
-    collect_chunk(stream, len).await
+    let stream = match BlobClient::new(ch).get_shard(req).await {
+        Ok(s) => s.into_inner(),
+        Err(s) => {
+            blob_error(blob_kind(&s));
+            return None;
+        }
+    };
+    match collect_chunk(stream, len).await {
+        Ok(chunk) => Some(chunk),
+        Err(Short::Status(s)) => {
+            blob_error(blob_kind(&s));
+            None
+        }
+        Err(Short::WrongLength) => {
+            blob_error("invalid");
+            None
+        }
+    }
 }
 
-/// Exactly `len` bytes from a GetShard stream, or None. A blob-server that
+/// Why a GetShard stream gave no chunk.
+enum Short {
+    /// The stream ended with a gRPC status.
+    Status(tonic::Status),
+    /// More or fewer bytes than asked.
+    WrongLength,
+}
+
+/// Exactly `len` bytes from a GetShard stream, or why not. A blob-server that
 /// sends more than was asked is faulty (or not ours): the read stops before
 /// its bytes can grow this buffer without bound.
-async fn collect_chunk<S>(mut stream: S, len: u64) -> Option<Vec<u8>>
+async fn collect_chunk<S>(mut stream: S, len: u64) -> Result<Vec<u8>, Short>
 where
     S: futures::Stream<Item = Result<pb::GetShardChunk, tonic::Status>> + Unpin,
 {
     // `len` comes from the shard map, never from the peer.
     let mut out = Vec::with_capacity(len as usize);
     while let Some(piece) = stream.next().await {
-        let piece = piece.ok()?;
+        let piece = piece.map_err(Short::Status)?;
         if out.len() as u64 + piece.data.len() as u64 > len {
-            return None;
+            return Err(Short::WrongLength);
         }
         out.extend_from_slice(&piece.data);
     }
-    (out.len() as u64 == len).then_some(out)
+    if out.len() as u64 == len {
+        Ok(out)
+    } else {
+        Err(Short::WrongLength)
+    }
 }
 
 /// Reads stripe `stripe` (of `stripe_len` bytes; every earlier stripe had
@@ -80,6 +113,9 @@ pub async fn read_stripe(
         async move {
             let chunk =
                 tokio::time::timeout(READ_TIMEOUT, read_chunk(src, offset, len, pool)).await;
+            if chunk.is_err() {
+                blob_error("timeout");
+            }
             (i, chunk.ok().flatten())
         }
     };
@@ -100,14 +136,23 @@ pub async fn read_stripe(
                 None if hedged => break,
                 None => true,
             },
-            () = &mut hedge, if !hedged => true,
+            () = &mut hedge, if !hedged => {
+                crate::observe::metrics::hedged_read();
+                true
+            }
         };
         if ask_parity && !hedged {
             hedged = true;
             pending.extend((k..total).map(fetch));
         }
     }
-    coder.decode(chunks, stripe_len)
+    // Decoded from parity: a data chunk failed or lost the race.
+    let rebuilt = chunks.iter().take(k).any(Option::is_none);
+    let stripe = coder.decode(chunks, stripe_len)?;
+    if rebuilt {
+        crate::observe::metrics::stripe_rebuilt();
+    }
+    Ok(stripe)
 }
 
 #[cfg(test)]
@@ -126,8 +171,24 @@ mod chunk_tests {
 
     #[tokio::test]
     async fn a_chunk_is_exactly_what_was_asked() {
-        assert_eq!(collect_chunk(pieces(&[3, 4]), 7).await, Some(vec![7; 7]));
-        assert_eq!(collect_chunk(pieces(&[3]), 7).await, None, "short");
+        assert_eq!(
+            collect_chunk(pieces(&[3, 4]), 7).await.ok(),
+            Some(vec![7; 7])
+        );
+        let short = collect_chunk(pieces(&[3]), 7).await;
+        assert!(matches!(short, Err(Short::WrongLength)), "short");
+    }
+
+    #[tokio::test]
+    async fn a_status_mid_stream_keeps_its_kind() {
+        let items = vec![
+            Ok(pb::GetShardChunk { data: vec![7; 3] }),
+            Err(tonic::Status::unavailable("gone")),
+        ];
+        match collect_chunk(futures::stream::iter(items), 7).await {
+            Err(Short::Status(s)) => assert_eq!(blob_kind(&s), "unavailable"),
+            other => panic!("not a status: {:?}", other.ok()),
+        }
     }
 
     #[tokio::test]
@@ -145,6 +206,6 @@ mod chunk_tests {
         )
         .await
         .expect("a flooding peer must be cut off, not read forever");
-        assert_eq!(got, None);
+        assert!(matches!(got, Err(Short::WrongLength)));
     }
 }

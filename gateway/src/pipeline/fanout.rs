@@ -179,11 +179,20 @@ impl Fanout {
 async fn settle(
     task: &mut JoinHandle<Result<pb::PutShardResponse, tonic::Status>>,
 ) -> Result<pb::PutShardResponse, String> {
+    use crate::observe::metrics::{blob_error, blob_kind};
     match tokio::time::timeout(STALL, &mut *task).await {
         Ok(Ok(Ok(resp))) => Ok(resp),
-        Ok(Ok(Err(status))) => Err(status.message().to_string()),
-        Ok(Err(join)) => Err(join.to_string()),
+        Ok(Ok(Err(status))) => {
+            blob_error(blob_kind(&status));
+            Err(status.message().to_string())
+        }
+        Ok(Err(join)) => {
+            // Aborted by `send` after a stall.
+            blob_error("timeout");
+            Err(join.to_string())
+        }
         Err(_) => {
+            blob_error("timeout");
             task.abort();
             Err("no answer (stalled)".into())
         }

@@ -123,6 +123,12 @@ where
     }
     let (size, md5) = chunker.finish().unwrap_or_default();
     let landed = match fanout.finish(k).await {
+        // Degraded against the profile's width, not the servers asked:
+        // once a blob-server is known down, fewer are asked (k+1 at least).
+        Ok(l) if l.len() < k + m => {
+            crate::observe::metrics::degraded_write();
+            l
+        }
         Ok(l) => l,
         Err((e, landed)) => {
             release(&landed, meta).await;

@@ -37,6 +37,7 @@ use super::acl;
 use super::auth::{KeyInfo, Keys};
 use crate::meta::MetaTier;
 use crate::meta_call;
+use crate::observe;
 use anonymous::Anonymous;
 
 mod anonymous;
@@ -319,6 +320,14 @@ impl Access {
     }
 }
 
+/// For the access log: a bypass of GOVERNANCE the request asked for
+/// passed the access check (the key may use it).
+fn allowed_bypass<T>(req: &S3Request<T>, bypass: Option<bool>) {
+    if bypass == Some(true) {
+        observe::note_lock(&req.extensions, |l| l.bypass_allowed = true);
+    }
+}
+
 fn met(needs: &[Need], key: &KeyInfo) -> bool {
     needs.iter().all(|n| n.met_by(key))
 }
@@ -332,6 +341,9 @@ impl S3Access for Access {
     /// 403 without a lookup for the root and for CreateBucket (its
     /// bucket does not exist yet; AWS answers 403, not 404).
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        // The access log's operation, key id, bucket and key, as routed.
+        let route = observe::Route::of(cx.s3_op().name(), cx.credentials(), cx.s3_path());
+        route.note(cx.extensions_mut());
         if cx.credentials().is_some() {
             return Ok(());
         }
@@ -364,7 +376,9 @@ impl S3Access for Access {
         self.allow(req).await
     }
     async fn delete_object(&self, req: &mut S3Request<DeleteObjectInput>) -> S3Result<()> {
-        self.allow(req).await
+        self.allow(req).await?;
+        allowed_bypass(req, req.input.bypass_governance_retention);
+        Ok(())
     }
     async fn list_objects_v2(&self, req: &mut S3Request<ListObjectsV2Input>) -> S3Result<()> {
         self.allow(req).await
@@ -415,7 +429,9 @@ impl S3Access for Access {
         self.allow(req).await
     }
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
-        self.allow(req).await
+        self.allow(req).await?;
+        allowed_bypass(req, req.input.bypass_governance_retention);
+        Ok(())
     }
     async fn list_object_versions(
         &self,
@@ -451,7 +467,20 @@ impl S3Access for Access {
         &self,
         req: &mut S3Request<PutObjectRetentionInput>,
     ) -> S3Result<()> {
-        self.allow(req).await
+        let r = req.input.retention.as_ref();
+        let mode = r
+            .and_then(|r| r.mode.as_ref())
+            .map(|m| m.as_str().to_string());
+        let until = r
+            .and_then(|r| r.retain_until_date.as_ref())
+            .map(|t| observe::record::rfc3339_from_millis(super::lock::millis(t)));
+        observe::note_lock(&req.extensions, |l| {
+            l.mode = mode.map(|m| observe::record::clip(&m));
+            l.retain_until = until;
+        });
+        self.allow(req).await?;
+        allowed_bypass(req, req.input.bypass_governance_retention);
+        Ok(())
     }
     async fn get_object_retention(
         &self,
@@ -463,6 +492,10 @@ impl S3Access for Access {
         &self,
         req: &mut S3Request<PutObjectLegalHoldInput>,
     ) -> S3Result<()> {
+        let status = (req.input.legal_hold.as_ref())
+            .and_then(|h| h.status.as_ref())
+            .map(|s| observe::record::clip(s.as_str()));
+        observe::note_lock(&req.extensions, |l| l.legal_hold = status);
         self.allow(req).await
     }
     async fn get_object_legal_hold(

@@ -391,10 +391,13 @@ impl pb::admin_server::Admin for AdminService {
         let info = key_info(&key);
         expect_ok(self.meta.write(Op::PutAccessKey { key }).await?)?;
         tracing::info!(access_key_id = %info.access_key_id, "access key created");
-        Ok(Response::new(pb::CreateAccessKeyResponse {
+        let audit = serde_json::json!({"access_key_id": info.access_key_id});
+        let mut out = Response::new(pb::CreateAccessKeyResponse {
             key: Some(info),
             secret_access_key: fresh.secret().to_string(),
-        }))
+        });
+        crate::observe::audit::note(&mut out, audit);
+        Ok(out)
     }
 
     async fn list_access_keys(
@@ -461,9 +464,12 @@ impl pb::admin_server::Admin for AdminService {
         };
         expect_ok(self.meta.write(Op::PutJoinToken { token: stored }).await?)?;
         tracing::info!(token = %id, %role, uses, ttl_secs, "join token created");
-        Ok(Response::new(pb::CreateJoinTokenResponse {
+        let mut out = Response::new(pb::CreateJoinTokenResponse {
             token: token.encode().to_string(),
-        }))
+        });
+        // The token's id only: its secret half is the answer's alone.
+        crate::observe::audit::note(&mut out, serde_json::json!({"token_id": id}));
+        Ok(out)
     }
 
     async fn set_profile(

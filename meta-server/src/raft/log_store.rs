@@ -271,6 +271,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
+        let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await.map_err(write_err)?;
         for entry in entries {
             let idx = i64::try_from(entry.log_id.index).unwrap_or(i64::MAX);
@@ -286,6 +287,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let res = tx.commit().await;
         match res {
             Ok(()) => {
+                metrics::histogram!("hamster_raft_append_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }

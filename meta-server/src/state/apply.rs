@@ -72,6 +72,9 @@ pub async fn apply(
             resp
         }
         Err(ApplyError::Rejected(rejected)) => {
+            // Each replica counts its own applies: a refusal once per node.
+            metrics::counter!("hamster_apply_errors_total", "code" => rejected.code().as_str())
+                .increment(1);
             sqlx::query("ROLLBACK TO cmd").execute(&mut *conn).await?;
             sqlx::query("RELEASE cmd").execute(&mut *conn).await?;
             Response::Err(rejected)

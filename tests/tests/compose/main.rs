@@ -4,11 +4,14 @@
 //! killed and every object still reads; the meta leader stopped and writes
 //! resume; scaled to 3 gateways and 8 blob-servers, the new members serve
 //! and store shards; a joined node's key is in no other volume or log; the
-//! meta tier backed up, wiped and restored by the README's procedure
-//! ([`restore`]); and the test leaves no container, network or volume
-//! behind. Each of these is a named step over the one compose project.
+//! CA and the master key rotated under S3 traffic by the README's
+//! procedure, and every server's /metrics ([`rotate`]); the meta tier
+//! backed up, wiped and restored by the README's procedure ([`restore`]);
+//! and the test leaves no container, network or volume behind. Each of
+//! these is a named step over the one compose project.
 
 mod restore;
+mod rotate;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -115,14 +118,19 @@ fn object(n: usize) -> Vec<u8> {
 
 /// Reads `key` through `client` and checks it is object `n`.
 async fn assert_object(client: &Client, key: &str, n: usize, what: &str) {
+    assert_bytes(client, key, &object(n), what).await;
+}
+
+/// Reads `key` of the bucket "compose" through `client`: it is `want`.
+async fn assert_bytes(client: &Client, key: &str, want: &[u8], what: &str) {
     let got = client
         .get_object()
         .bucket("compose")
         .key(key)
         .send()
         .await
-        .expect(what);
-    assert!(read_body(got).await == object(n), "{key} is not object {n}");
+        .unwrap_or_else(|e| panic!("{what}: GET {key}: {e:?}"));
+    assert!(read_body(got).await == want, "{what}: {key} changed");
 }
 
 /// An S3 client per gateway, with bootstrap's credentials.
@@ -191,6 +199,12 @@ async fn the_compose_cluster_serves_survives_scales_and_restores() {
         .await;
     steps
         .run(
+            "every server answers /metrics inside the project network",
+            rotate::metrics_served(c),
+        )
+        .await;
+    steps
+        .run(
             "two blob containers killed, every object still reads",
             async {
                 for i in [1, 2] {
@@ -226,6 +240,12 @@ async fn the_compose_cluster_serves_survives_scales_and_restores() {
         .run(
             "a joined node's key is in its own volume only, in no log",
             key_kept(c),
+        )
+        .await;
+    steps
+        .run(
+            "rotate-ca, then docker/rotate-key.sh, under S3 traffic: no request fails",
+            rotate::rotations_under_load(c, gws),
         )
         .await;
     steps
@@ -305,8 +325,11 @@ async fn leader_stopped(c: &Compose, gws: &Gateways) {
         .status
         .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(60);
+    let mut failures = Vec::new();
     loop {
+        let tried = Instant::now();
         let r = gws
             .g1
             .put_object()
@@ -318,9 +341,32 @@ async fn leader_stopped(c: &Compose, gws: &Gateways) {
         if r.is_ok() {
             break;
         }
-        assert!(Instant::now() < deadline, "writes did not resume: {r:?}");
+        // What the wait was made of, for when it is slow.
+        failures.push(format!(
+            "{:?} after {:?}: {}",
+            tried - start,
+            tried.elapsed(),
+            r.as_ref()
+                .err()
+                .map(|e| {
+                    let text = aws_sdk_s3::error::DisplayErrorContext(e).to_string();
+                    text.chars().take(300).collect::<String>()
+                })
+                .unwrap_or_default()
+        ));
+        assert!(
+            Instant::now() < deadline,
+            "writes did not resume: {r:?}\n{}",
+            failures.join("\n")
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    eprintln!(
+        "meta-{leader} stopped: writes resumed after {:?}, {} failed PUTs:\n{}",
+        start.elapsed(),
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// `hamster ARGS` with the admin identity, in a one-shot container of the
