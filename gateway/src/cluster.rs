@@ -4,7 +4,11 @@
 //! placement finds too few servers or a commit is refused for its key or
 //! for a retired server. A server whose last heartbeat is older than
 //! `down_after` is treated as down: no new shards go to it (reads still
-//! try it). Only an "active" server takes new shards; a removed one is
+//! try it). Older means behind the newest heartbeat the registry holds,
+//! not behind this gateway's clock: heartbeats are Raft writes, so while
+//! the meta tier elects a leader every one of them pauses, and a server
+//! is down only when it fell silent while others did not ([`fresh_since`]).
+//! Only an "active" server takes new shards; a removed one is
 //! never asked for anything (its shards are rebuilt from the others).
 
 use std::collections::HashMap;
@@ -116,9 +120,9 @@ impl ClusterView {
 
     /// Servers that may take new shards.
     fn candidates(&self) -> Vec<Candidate> {
-        let fresh =
-            crate::now_ms() - i64::try_from(self.down_after.as_millis()).unwrap_or(i64::MAX);
-        self.snapshot()
+        let servers = self.snapshot();
+        let fresh = fresh_since(&servers, crate::now_ms(), self.down_after);
+        servers
             .into_iter()
             .map(|s| Candidate {
                 active: s.state == "active" && s.last_heartbeat_ms >= fresh,
@@ -135,6 +139,24 @@ impl ClusterView {
     pub fn addresses(&self) -> HashMap<String, String> {
         reachable(self.snapshot())
     }
+}
+
+/// The oldest heartbeat time (ms) of a server that may take new shards:
+/// `down_after` before the newest heartbeat of a server still in the
+/// cluster, or before `now` if that is earlier (a meta leader's clock
+/// ahead of ours). A pause of every heartbeat (a meta election, a meta
+/// tier out of reach, a view not refreshed) marks no one down; a server
+/// that fell silent while the others went on is.
+fn fresh_since(servers: &[pb::BlobServer], now_ms: i64, down_after: Duration) -> i64 {
+    let newest = servers
+        .iter()
+        .filter(|s| s.state != "removed")
+        .map(|s| s.last_heartbeat_ms)
+        .max()
+        .unwrap_or(now_ms);
+    newest
+        .min(now_ms)
+        .saturating_sub(i64::try_from(down_after.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The servers a default profile is sized for: registered and staying,
@@ -173,6 +195,42 @@ mod tests {
             lifecycle: lifecycle.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_pause_of_every_heartbeat_marks_no_one_down_but_one_silent_server_is() {
+        let down_after = Duration::from_secs(6);
+        let now = 1_000_000;
+        let beat = |id: &str, at: i64| pb::BlobServer {
+            last_heartbeat_ms: at,
+            ..server(id, "active", "in")
+        };
+        // A meta election: no heartbeat recorded for 20 s, none is down.
+        let paused: Vec<_> = (0..4)
+            .map(|i| beat(&format!("b{i}"), now - 20_000))
+            .collect();
+        let fresh = fresh_since(&paused, now, down_after);
+        assert!(paused.iter().all(|s| s.last_heartbeat_ms >= fresh));
+        // One server silent for 7 s while the others beat: down.
+        let mut one = paused.clone();
+        for s in &mut one[1..] {
+            s.last_heartbeat_ms = now - 1_000;
+        }
+        one[0].last_heartbeat_ms = now - 8_000;
+        let fresh = fresh_since(&one, now, down_after);
+        assert!(one[0].last_heartbeat_ms < fresh, "the silent one is down");
+        assert!(one[1..].iter().all(|s| s.last_heartbeat_ms >= fresh));
+        // A removed server's recent heartbeat does not set the pace, and a
+        // leader clock ahead of ours does not mark ours stale.
+        let mut ahead = paused.clone();
+        ahead.push(pb::BlobServer {
+            last_heartbeat_ms: now + 60_000,
+            ..server("gone", "removed", "removed")
+        });
+        assert_eq!(fresh_since(&ahead, now, down_after), now - 20_000 - 6_000);
+        ahead[0].last_heartbeat_ms = now + 30_000;
+        assert_eq!(fresh_since(&ahead, now, down_after), now - 6_000);
+        assert_eq!(fresh_since(&[], now, down_after), now - 6_000);
     }
 
     #[test]
