@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -92,6 +92,36 @@ impl JsonLog {
         self.reopen.store(true, Ordering::SeqCst);
         let _ = self.tx.try_send(Msg::Reopen);
     }
+}
+
+/// A record's `time`: RFC 3339 UTC with milliseconds,
+/// 2026-01-02T03:04:05.678Z (every log written here uses it).
+pub fn rfc3339_ms(t: SystemTime) -> String {
+    let nanos = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i128::try_from(d.as_nanos()).unwrap_or(0),
+        Err(_) => 0,
+    };
+    from_unix_nanos(nanos)
+}
+
+/// [`rfc3339_ms`] of Unix milliseconds (a stored time, e.g. a retention date).
+pub fn rfc3339_from_millis(ms: i64) -> String {
+    from_unix_nanos(i128::from(ms) * 1_000_000)
+}
+
+fn from_unix_nanos(nanos: i128) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 async fn writer(

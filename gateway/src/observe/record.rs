@@ -10,6 +10,9 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
+/// The one timestamp format of every JSON-lines log.
+pub use hamster_proto::jsonlog::{rfc3339_from_millis, rfc3339_ms};
+
 use http::HeaderMap;
 use serde_json::{Value, json};
 
@@ -145,35 +148,6 @@ impl Record {
 /// At most `MAX_VALUE` characters of `s`.
 pub fn clip(s: &str) -> String {
     s.chars().take(MAX_VALUE).collect()
-}
-
-/// RFC 3339 UTC with milliseconds: 2026-01-02T03:04:05.678Z.
-pub fn rfc3339_ms(t: SystemTime) -> String {
-    let nanos = match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => i128::try_from(d.as_nanos()).unwrap_or(0),
-        Err(_) => 0,
-    };
-    from_unix_nanos(nanos)
-}
-
-/// RFC 3339 UTC with milliseconds of Unix milliseconds.
-pub fn rfc3339_from_millis(ms: i64) -> String {
-    from_unix_nanos(i128::from(ms) * 1_000_000)
-}
-
-fn from_unix_nanos(nanos: i128) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
 }
 
 /// The S3 error code of an error body (`<Code>NoSuchKey</Code>`), if it

@@ -144,7 +144,7 @@ impl Record {
             .unwrap_or(("", path));
         let peer = req.extensions().get::<PeerInfo>();
         let mut v = json!({
-            "time": now_rfc3339(),
+            "time": hamster_proto::jsonlog::rfc3339_ms(std::time::SystemTime::now()),
             "admin": peer.map(|p| p.identity.to_string()),
             "remote": peer.and_then(|p| p.remote_addr).map(|a| a.to_string()),
             "service": service,
@@ -192,12 +192,6 @@ impl Record {
         self.0["duration_ms"] = json!((ms * 1000.0).round() / 1000.0);
         metrics::counter!("hamster_audit_records_total", "outcome" => outcome).increment(1);
     }
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
