@@ -17,6 +17,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Methods a tier has not implemented yet answer UNIMPLEMENTED
         // instead of failing to compile; each server overrides what it serves.
         .generate_default_stubs(true)
+        // Shard bytes decode as slices of the received frame (bytes::Bytes)
+        // rather than a copy into a Vec: the GET and PUT data path.
+        .bytes(".hamster.v1.GetShardChunk.data")
+        .bytes(".hamster.v1.ShardChunk.data")
         .compile_with_config(config, &protos, &["proto"])?;
     for p in protos {
         println!("cargo:rerun-if-changed={p}");

@@ -20,8 +20,10 @@ use crate::rebuild::Rebuilder;
 use crate::scrub::{OnDemand, Scrubber};
 use crate::store::{Store, StoreError};
 
-/// Pieces of a get buffered ahead of the client (one block each).
-const READ_AHEAD: usize = 4;
+/// Pieces of a get buffered ahead of the client (up to
+/// `store::read::READ_CHUNK`, 1 MiB, each): enough to keep the disk busy
+/// while the client takes the last one.
+const READ_AHEAD: usize = 2;
 
 pub struct BlobService {
     store: Store,
@@ -146,7 +148,11 @@ impl pb::blob_server::Blob for BlobService {
                 match read.next().await {
                     Ok(Some(data)) => {
                         let n = data.len();
-                        if tx.send(Ok(pb::GetShardChunk { data })).await.is_err() {
+                        if tx
+                            .send(Ok(pb::GetShardChunk { data: data.into() }))
+                            .await
+                            .is_err()
+                        {
                             break Some("Cancelled".to_string());
                         }
                         crate::observe::bytes_read(n);
@@ -243,6 +249,13 @@ impl BlobService {
             write.write(&chunk.data).await?;
             crate::observe::bytes_written(chunk.data.len());
         }
+        // hyper reports a client's cancel (RST_STREAM CANCEL: an aborted
+        // rebuild target, a gateway giving up) as a plain end of the body,
+        // and drops this future the next time it is pending. One yield
+        // gives it that chance before the commit, whose disk work runs in
+        // one blocking call (and a commit dropped before it links, links
+        // nothing): a cut stream is never committed.
+        tokio::task::yield_now().await;
         // Acknowledged only once durable.
         let info = write.commit().await?;
         Ok(Response::new(pb::PutShardResponse {

@@ -158,7 +158,7 @@ async fn a_put_of_a_taken_id_is_an_error_of_its_kind() {
     let chunks = vec![pb::ShardChunk {
         shard_id: "once".into(),
         shard_index: 0,
-        data: vec![1, 2, 3],
+        data: vec![1, 2, 3].into(),
     }];
     let e = gw
         .put_shard(tokio_stream::iter(chunks))

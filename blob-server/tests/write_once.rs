@@ -16,10 +16,10 @@ fn chunks(id: &str, data: &[u8]) -> Vec<pb::ShardChunk> {
     let mut out = vec![pb::ShardChunk {
         shard_id: id.to_string(),
         shard_index: 0,
-        data: Vec::new(),
+        data: Default::default(),
     }];
     out.extend(data.chunks(100_000).map(|c| pb::ShardChunk {
-        data: c.to_vec(),
+        data: c.to_vec().into(),
         ..Default::default()
     }));
     out
@@ -124,7 +124,7 @@ async fn a_put_over_a_stored_id_is_refused_before_its_body() {
     tx.send(pb::ShardChunk {
         shard_id: "stored".into(),
         shard_index: 0,
-        data: vec![7; 1000],
+        data: vec![7; 1000].into(),
     })
     .await
     .expect("send");

@@ -20,7 +20,7 @@ use hamster_proto::pb::registry_client::RegistryClient;
 
 use crate::meta::{MetaError, MetaTier};
 use crate::pipeline::placement::Candidate;
-use crate::pipeline::profile::default_profile;
+use crate::pipeline::profile::{default_profile, for_object};
 
 const REFRESH: Duration = Duration::from_secs(2);
 
@@ -32,11 +32,14 @@ pub struct ClusterView {
     profile: RwLock<Option<(usize, usize)>>,
     /// The master key new writes use, as the meta tier last said.
     write_key: RwLock<String>,
+    /// Objects of a known size up to this are mirrored (`--mirror-max-bytes`).
+    mirror_max: u64,
 }
 
 impl ClusterView {
-    pub fn new(meta: Arc<MetaTier>, down_after: Duration) -> Arc<Self> {
+    pub fn new(meta: Arc<MetaTier>, down_after: Duration, mirror_max: u64) -> Arc<Self> {
         Arc::new(Self {
+            mirror_max,
             meta,
             down_after,
             servers: RwLock::new(Vec::new()),
@@ -100,11 +103,12 @@ impl ClusterView {
             .or_else(|| default_profile(staying(&self.snapshot())))
     }
 
-    /// k+m for a new object and its placement candidates; None while no
-    /// blob-server is registered. The registry is asked again first if the
-    /// view looks short: no blob-server seen yet (just started), or fewer
-    /// active than k+m.
-    pub async fn placement(&self) -> Option<((usize, usize), Vec<Candidate>)> {
+    /// k+m for a new object of `size` bytes (None: unknown until read;
+    /// a tiny one is mirrored, [`for_object`]) and its placement
+    /// candidates; None while no blob-server is registered. The registry
+    /// is asked again first if the view looks short: no blob-server seen
+    /// yet (just started), or fewer active than the cluster's k+m.
+    pub async fn placement(&self, size: Option<u64>) -> Option<((usize, usize), Vec<Candidate>)> {
         let short = |c: &[Candidate], p: Option<(usize, usize)>| {
             p.is_none_or(|(k, m)| c.iter().filter(|c| c.active).count() < k + m)
         };
@@ -115,7 +119,8 @@ impl ClusterView {
             }
             c = self.candidates();
         }
-        Some((self.profile()?, c))
+        let profile = for_object(self.profile()?, size, self.mirror_max);
+        Some((profile, c))
     }
 
     /// Servers that may take new shards.

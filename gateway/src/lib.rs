@@ -84,6 +84,14 @@ pub struct Args {
     /// Ask parity when data shards have not all answered after this long.
     #[arg(long, default_value_t = 250)]
     pub hedge_after_ms: u64,
+    /// Objects of at most this many bytes, when the size is known before
+    /// the body is read (Content-Length, x-amz-decoded-content-length, a
+    /// copy's source), are stored as 1+m mirror copies instead of k+m
+    /// shards: the same m servers may be lost, half the blob writes. 0
+    /// disables. The default is the largest size at which the mirror's
+    /// files take no more 4 KiB disk blocks than 4+2's.
+    #[arg(long, env = "HAMSTER_MIRROR_MAX_BYTES", default_value_t = pipeline::profile::MIRROR_MAX_BYTES)]
+    pub mirror_max_bytes: u64,
     /// A blob-server silent for this long gets no new shards.
     #[arg(long, default_value_t = 15)]
     pub blob_down_after_secs: u64,
@@ -173,8 +181,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         meta.drop_commit_answers(args.test_drop_commit_answers)
             .call_timeout(Duration::from_millis(args.meta_call_timeout_ms.max(1))),
     );
-    let cluster =
-        cluster::ClusterView::new(meta.clone(), Duration::from_secs(args.blob_down_after_secs));
+    let cluster = cluster::ClusterView::new(
+        meta.clone(),
+        Duration::from_secs(args.blob_down_after_secs),
+        args.mirror_max_bytes,
+    );
     cluster.spawn_refresh();
     keys::spawn_reports(meta.clone(), keys.clone());
     // Trust bundles and certificate renewal (ADR 0019).

@@ -79,10 +79,14 @@ pub struct Args {
     /// yet: both files are read again on SIGHUP.
     #[arg(long, env = "HAMSTER_NEXT_MASTER_KEY_FILE")]
     pub next_master_key_file: Option<PathBuf>,
-    /// Keys rewrapped per Raft entry during a master-key rotation.
+    /// Keys rewrapped per proposal during a master-key rotation. Up to
+    /// three proposals are in flight, and proposals that queue together
+    /// share one Raft entry: keep entries well under the 64 MiB message
+    /// limit divided by the entries a catch-up sends (16): at most 2000.
     #[arg(long, default_value_t = 500)]
     pub rewrap_batch: usize,
-    /// Pause between rewrap batches, to bound a rotation's load.
+    /// Pause between rewrap proposals (up to three in flight), to bound a
+    /// rotation's load.
     #[arg(long, default_value_t = 0)]
     pub rewrap_pause_ms: u64,
     /// Append one JSON line per admin call (Admin service) to FILE: who,
@@ -356,7 +360,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     rewrapper::Rewrapper {
         meta: meta.clone(),
         keys: keys.clone(),
-        batch: args.rewrap_batch.max(1),
+        batch: args.rewrap_batch.clamp(1, 2000),
         pause: Duration::from_millis(args.rewrap_pause_ms),
     }
     .spawn();

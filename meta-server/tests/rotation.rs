@@ -65,16 +65,7 @@ async fn populated() -> Db {
     .await;
     db.ok(del("bkt", "plain", None, "dm")).await;
     // A completed multipart object and an upload still in progress.
-    db.ok(begin("bkt", "mp", "u1")).await;
-    db.ok(put_part("bkt", "mp", "u1", part(1, MIN_PART_SIZE, "p1")))
-        .await;
-    db.ok(put_part("bkt", "mp", "u1", part(2, 10, "p2"))).await;
-    let (e1, e2) = (md5_hex(b"p1"), md5_hex(b"p2"));
-    db.ok(complete("bkt", "mp", "u1", &[(1, &e1), (2, &e2)], "mv"))
-        .await;
-    db.ok(begin("bkt", "open", "u2")).await;
-    db.ok(put_part("bkt", "open", "u2", part(1, 10, "p3")))
-        .await;
+    db.multipart_pair().await;
     db.ok(Op::PutAccessKey {
         key: access_key("AK1"),
     })

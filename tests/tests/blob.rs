@@ -22,7 +22,7 @@ async fn put(client: &mut BlobClient<Channel>, id: &str, data: &[u8]) -> pb::Put
         .map(|(i, c)| ShardChunk {
             shard_id: if i == 0 { id.into() } else { String::new() },
             shard_index: 1,
-            data: c.to_vec(),
+            data: c.to_vec().into(),
         })
         .collect();
     client

@@ -154,7 +154,9 @@ async fn a_ten_thousand_part_object_completes_lists_reads_and_deletes() {
         // Applying a 10,000-part completion writes ~30,000 shard rows: in
         // a debug build on a busy machine that can pass the default 5 s
         // per-attempt deadline (ADR 0032), which is about dead peers.
-        gw_args: strings(&["--meta-call-timeout-ms", "30000"]),
+        // The part is tiny but its map must be a full 3+2 (the answer-size
+        // step counts on its size): no mirror (ADR 0038).
+        gw_args: strings(&["--meta-call-timeout-ms", "30000", "--mirror-max-bytes", "0"]),
         ..ClusterSpec::default()
     };
     let (s, c) = S3Cluster::start_step(&mut steps, &spec).await;

@@ -279,11 +279,12 @@ async fn nothing_stored(s: &S3Cluster, c: &Client, before: usize) {
             "{key}"
         );
     }
-    // Three writes were accepted (two trailers and UNSIGNED-PAYLOAD), 3
-    // shards each (2+1); the refused ones left none.
+    // Three writes were accepted: two trailer-checked ones of 20 kB, 3
+    // shards each (2+1), and the 13-byte UNSIGNED-PAYLOAD one, mirrored
+    // (1+1: 2 shards); the refused ones left none.
     assert_eq!(
         s.shard_file_count(),
-        before + 3 * 3,
+        before + 2 * 3 + 2,
         "refused writes left shards"
     );
 }

@@ -1,6 +1,8 @@
 //! Losing blob-servers and flipped bytes, through S3: every object still
-//! reads with m servers gone; a PUT needs k+1 durable shards (503 SlowDown
-//! and nothing committed below that); a corrupt shard is detected and the
+//! reads with m servers gone (a tiny, mirrored one too: the two servers
+//! lost hold two of its three copies); a PUT needs k+1 durable shards
+//! (503 SlowDown and nothing committed below that; a tiny PUT, mirrored,
+//! needs its 1+1); a corrupt shard is detected and the
 //! GET still returns the right bytes; a hung server stalls neither. And the S3 endpoint over HTTPS.
 
 use std::sync::Arc;
@@ -59,6 +61,31 @@ async fn put(
         })
 }
 
+/// The shard map of bucket "dur"'s `key`, from the meta tier.
+async fn map_of(s: &S3Cluster, key: &str) -> hamster_proto::pb::ShardMap {
+    let gw = s.c.gateway_identity("gw-probe");
+    s.c.meta_client(s.metas[0], &gw)
+        .get_version(GetVersionRequest {
+            bucket: "dur".into(),
+            key: key.into(),
+            version_id: String::new(),
+        })
+        .await
+        .expect("get version")
+        .into_inner()
+        .version
+        .and_then(|v| v.shard_map)
+        .expect("shard map")
+}
+
+/// The blob-server of ours with registry id `blob_id`.
+fn node_of(s: &S3Cluster, blob_id: &str) -> hamster_tests::Node {
+    *s.blobs
+        .iter()
+        .find(|&&b| s.c.node(b).id == blob_id)
+        .expect("a blob-server of the map")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
     let mut s = S3Cluster::start(1, 6).await;
@@ -71,31 +98,13 @@ async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
     put(&c, "flip", &flip).await.expect("put");
     // Two data shards (the GET reads data first: corrupt parity could go
     // unread), found through the object's shard map.
-    let gw = s.c.gateway_identity("gw-probe");
-    let map =
-        s.c.meta_client(s.metas[0], &gw)
-            .get_version(GetVersionRequest {
-                bucket: "dur".into(),
-                key: "flip".into(),
-                version_id: String::new(),
-            })
-            .await
-            .expect("get version")
-            .into_inner()
-            .version
-            .and_then(|v| v.shard_map)
-            .expect("shard map");
+    let map = map_of(&s, "flip").await;
     let data_blobs: Vec<hamster_tests::Node> = map
         .shards
         .iter()
         .filter(|l| l.index < map.data_shards)
         .take(2)
-        .map(|l| {
-            *s.blobs
-                .iter()
-                .find(|&&b| s.c.node(b).id == l.blob_id)
-                .expect("a blob-server of the map")
-        })
+        .map(|l| node_of(&s, &l.blob_id))
         .collect();
     assert_eq!(data_blobs.len(), 2);
     for &b in &data_blobs {
@@ -122,13 +131,40 @@ async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
         .await
         .expect("rm");
 
-    let objects: Vec<(String, Vec<u8>)> = [(5 * SEG + 1, 2), (100_000, 3), (0, 4), (2 * SEG, 5)]
-        .into_iter()
-        .map(|(n, seed)| (format!("obj-{n}"), object(n, seed)))
-        .collect();
+    let objects: Vec<(String, Vec<u8>)> = [
+        (5 * SEG + 1, 2),
+        (100_000, 3),
+        (0, 4),
+        (2 * SEG, 5),
+        (4096, 8),
+    ]
+    .into_iter()
+    .map(|(n, seed)| (format!("obj-{n}"), object(n, seed)))
+    .collect();
     for (k, d) in &objects {
         put(&c, k, d).await.expect("put");
     }
+    // The 4 KiB object is mirrored (1+2); the two servers that die below
+    // hold its first two copies, so only the third is left to read.
+    let tiny = map_of(&s, "obj-4096").await;
+    assert_eq!(
+        (tiny.data_shards, tiny.parity_shards, tiny.shards.len()),
+        (1, 2, 3),
+        "{tiny:?}"
+    );
+    let doomed: Vec<hamster_tests::Node> = [0, 1]
+        .iter()
+        .map(|&i| {
+            let l = tiny.shards.iter().find(|l| l.index == i).expect("copy");
+            node_of(&s, &l.blob_id)
+        })
+        .collect();
+    let alive: Vec<hamster_tests::Node> = s
+        .blobs
+        .iter()
+        .copied()
+        .filter(|b| !doomed.contains(b))
+        .collect();
 
     // A hung server (SIGSTOP: it accepts connections, answers nothing)
     // holds up neither writes (its stream is given up, 5 of 6 land) nor
@@ -153,20 +189,20 @@ async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 
     // k+1 = 5 servers up: a PUT still succeeds, and reads too.
-    s.c.kill(s.blobs[5]);
+    s.c.kill(doomed[0]);
     let late = object(SEG + 5, 9);
     put(&c, "late", &late).await.expect("put with 5 of 6 up");
     assert!(get(&c, "late").await.expect("get") == late);
 
     // k = 4 up: every object still reads (m = 2 lost)...
-    s.c.kill(s.blobs[4]);
+    s.c.kill(doomed[1]);
     for (k, d) in &objects {
         assert!(get(&c, k).await.expect("get with 2 down") == *d, "{k}");
     }
     assert!(get(&c, "late").await.expect("get") == late);
 
     // ...but a PUT is refused with 503 SlowDown, leaves no version and no shard.
-    let before: usize = s.blobs[..4].iter().map(|&b| s.shard_files(b).len()).sum();
+    let before: usize = alive.iter().map(|&b| s.shard_files(b).len()).sum();
     for _ in 0..2 {
         // Once while the gateway may still believe the dead are up, once after.
         let e = put(&c, "refused", &object(2 * SEG, 7))
@@ -175,7 +211,7 @@ async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
         assert_eq!(e, (Some("SlowDown".into()), Some(503)));
         tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     }
-    let after: usize = s.blobs[..4].iter().map(|&b| s.shard_files(b).len()).sum();
+    let after: usize = alive.iter().map(|&b| s.shard_files(b).len()).sum();
     assert_eq!(before, after, "a refused PUT left shards behind");
     let list = c.list_objects_v2().bucket("dur").send().await.expect("ls");
     assert!(
@@ -190,16 +226,24 @@ async fn reads_survive_m_losses_and_writes_need_k_plus_one() {
         .await
         .expect_err("absent");
     assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(404));
+    // A tiny PUT is mirrored, 1+2: four servers up hold all three copies.
+    let small = object(100, 11);
+    put(&c, "tiny-with-two-down", &small)
+        .await
+        .expect("a tiny PUT with 4 of 6 up");
+    assert_eq!(map_of(&s, "tiny-with-two-down").await.shards.len(), 3);
+    assert!(get(&c, "tiny-with-two-down").await.expect("get") == small);
 
-    // Back to 5 up: writes resume.
-    s.c.restart(s.blobs[4]);
-    s.c.wait_healthy(s.blobs[4]).await;
+    // Back to 5 up: writes resume (a body above the mirror threshold).
+    s.c.restart(doomed[1]);
+    s.c.wait_healthy(doomed[1]).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while put(&c, "again", b"again").await.is_err() {
+    let again = object(20_000, 12);
+    while put(&c, "again", &again).await.is_err() {
         assert!(std::time::Instant::now() < deadline, "writes never resumed");
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    assert_eq!(get(&c, "again").await.expect("get"), b"again");
+    assert!(get(&c, "again").await.expect("get") == again);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -167,7 +167,7 @@ async fn gateway_cert(s: &S3Cluster, locked: &Locked) {
             let chunk = pb::ShardChunk {
                 shard_id: id.clone(),
                 shard_index: 0,
-                data,
+                data: data.into(),
             };
             let e = b
                 .put_shard(tokio_stream::iter([chunk]))
@@ -254,7 +254,7 @@ async fn free_shards(s: &S3Cluster, locked: &Locked) {
     let chunk = pb::ShardChunk {
         shard_id: orphan.clone(),
         shard_index: 0,
-        data: pattern(10_000, 3),
+        data: pattern(10_000, 3).into(),
     };
     blob_client(s, &gw, blob)
         .put_shard(tokio_stream::iter([chunk]))

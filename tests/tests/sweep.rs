@@ -40,7 +40,7 @@ async fn orphan_shards_are_swept_and_committed_ones_kept() {
     let chunk = pb::ShardChunk {
         shard_id: orphan.clone(),
         shard_index: 0,
-        data: vec![9; 1000],
+        data: vec![9; 1000].into(),
     };
     client
         .put_shard(futures::stream::iter(vec![chunk]))

@@ -84,7 +84,7 @@ impl Target {
         let first = pb::ShardChunk {
             shard_id: spec.shard_id.clone(),
             shard_index: spec.index,
-            data: Vec::new(),
+            data: Default::default(),
         };
         // Room for two: cannot fail on a new channel.
         let _ = tx.try_send(Msg::Chunk(first));
@@ -106,7 +106,7 @@ impl Target {
 
     pub(super) async fn send(&mut self, data: Vec<u8>) -> Result<(), Status> {
         self.send_msg(Msg::Chunk(pb::ShardChunk {
-            data,
+            data: data.into(),
             ..Default::default()
         }))
         .await
@@ -145,7 +145,7 @@ mod tests {
 
     fn chunk(data: &[u8]) -> Msg {
         Msg::Chunk(pb::ShardChunk {
-            data: data.to_vec(),
+            data: data.to_vec().into(),
             ..Default::default()
         })
     }
@@ -156,7 +156,7 @@ mod tests {
         let mut body = Body::new(rx);
         tx.send(chunk(b"a")).await.expect("send");
         tx.send(Msg::End).await.expect("send");
-        assert_eq!(body.next().await.expect("chunk").data, b"a");
+        assert_eq!(body.next().await.expect("chunk").data, &b"a"[..]);
         assert!(body.next().await.is_none());
     }
 
@@ -166,7 +166,7 @@ mod tests {
         let mut body = Body::new(rx);
         tx.send(chunk(b"a")).await.expect("send");
         drop(tx);
-        assert_eq!(body.next().await.expect("chunk").data, b"a");
+        assert_eq!(body.next().await.expect("chunk").data, &b"a"[..]);
         // Not Pending forever: a chunk under an id no put can have...
         let last = tokio::time::timeout(Duration::from_secs(5), body.next())
             .await

@@ -7,7 +7,10 @@
 //!   of quarantined copies.
 //! - [`count`]: live shards and bytes, exact, for the heartbeat.
 //! - [`tmp`]: temp files of writes in progress, and their cleaner.
-//! - this module: where shards live, durable writes, verified reads.
+//! - [`write`]: durable writes, buffered in memory so a small shard costs
+//!   two blocking calls (create, commit).
+//! - [`read`]: verified range reads, many blocks per blocking call.
+//! - this module: where shards live, deletes, quarantine.
 //!
 //! Layout under the data dir: `shards/AB/CD/ID` (AB, CD: the first bytes of
 //! SHA-256(ID), to spread files over directories), `tmp/` for writes in
@@ -24,20 +27,23 @@
 
 pub mod count;
 pub mod format;
+pub mod read;
 mod tmp;
 pub mod verify;
 pub mod walk;
+pub mod write;
 
-use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use count::Counts;
-use format::{BlockWriter, CRC_LEN, FormatError, HEADER_LEN, Header};
-use tmp::{LiveTemps, TempFile};
+use format::{FormatError, Header};
+use tmp::LiveTemps;
+
+pub use read::ShardRead;
+pub use write::ShardWrite;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -104,28 +110,46 @@ pub struct Store {
     counts: Arc<Counts>,
     /// The temp files of writes in progress (the cleaner leaves them).
     live: Arc<LiveTemps>,
+    /// Fan-out directories whose entry in their parent this process has
+    /// made durable (a commit fsyncs a directory's ancestors until then,
+    /// whoever created it).
+    durable_dirs: Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
 }
 
-/// Whether anything is at `path`.
-async fn taken(path: &Path) -> Result<bool, StoreError> {
-    match tokio::fs::symlink_metadata(path).await {
+/// Runs `f` on tokio's blocking pool. Each tokio::fs call is a trip of
+/// its own there and back (a wake-up and a thread switch each way), so a
+/// sequence of file system calls goes in one closure: one trip.
+pub(crate) async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    // Fails only if `f` panicked or the runtime is shutting down.
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| io(what)(std::io::Error::other(e.to_string())))
+}
+
+/// Whether anything is at `path` (blocking).
+fn taken(path: &Path) -> Result<bool, StoreError> {
+    match std::fs::symlink_metadata(path) {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(io(format!("stat {}", path.display()))(e)),
     }
 }
 
-async fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
-    let d = tokio::fs::File::open(dir)
-        .await
-        .map_err(io(format!("open {}", dir.display())))?;
+/// Makes `dir`'s entries durable (blocking).
+fn fsync_dir_now(dir: &Path) -> Result<(), StoreError> {
+    let d = std::fs::File::open(dir).map_err(io(format!("open {}", dir.display())))?;
     let started = std::time::Instant::now();
-    let synced = d
-        .sync_all()
-        .await
-        .map_err(io(format!("fsync {}", dir.display())));
+    let synced = d.sync_all().map_err(io(format!("fsync {}", dir.display())));
     crate::observe::fsync("dir", started);
     synced
+}
+
+async fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+    let dir = dir.to_path_buf();
+    blocking("fsync of a directory", move || fsync_dir_now(&dir)).await?
 }
 
 impl Store {
@@ -152,6 +176,7 @@ impl Store {
             root: root.to_path_buf(),
             counts: Arc::new(Counts::new()),
             live: Arc::default(),
+            durable_dirs: Arc::default(),
         };
         store.recount().await?;
         Ok(store)
@@ -186,73 +211,6 @@ impl Store {
         Ok((path, count::stripe_of(hash[0])))
     }
 
-    /// Starts writing shard `id`; nothing is visible until
-    /// [`ShardWrite::commit`]. An id already taken is refused here, before
-    /// any byte is sent; the commit checks again, atomically.
-    pub async fn create(&self, id: &str, shard_index: u32) -> Result<ShardWrite, StoreError> {
-        let (dest, stripe) = self.locate(id)?;
-        let aside = self.root.join(QUARANTINE).join(id);
-        if taken(&dest).await? || taken(&aside).await? {
-            return Err(StoreError::Exists(id.into()));
-        }
-        let nonce: u64 = rand::random();
-        let tmp = TempFile::register(self, format!("{id}.{nonce:016x}"));
-        let mut file = tokio::fs::File::create(&tmp.path)
-            .await
-            .map_err(io("creating a temp file"))?;
-        // Room for the header, written last when the lengths are known.
-        file.write_all(&[0u8; HEADER_LEN])
-            .await
-            .map_err(io("writing"))?;
-        Ok(ShardWrite {
-            id: id.into(),
-            file,
-            tmp,
-            dest,
-            aside,
-            counts: self.counts.clone(),
-            stripe,
-            shard_index,
-            blocks: BlockWriter::new(format::BLOCK_SIZE),
-            pending: Vec::new(),
-        })
-    }
-
-    async fn open_shard(&self, id: &str) -> Result<(tokio::fs::File, Header), StoreError> {
-        let path = self.path(id)?;
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound(id.into()));
-            }
-            Err(e) => return Err(io(format!("open {id}"))(e)),
-        };
-        let corrupt = |source| StoreError::Corrupt {
-            id: id.into(),
-            source,
-        };
-        let meta = file.metadata().await.map_err(io(format!("stat {id}")))?;
-        if !meta.is_file() {
-            // Not the store's doing, and not bytes that failed a check.
-            let e = std::io::Error::other("not a regular file");
-            return Err(io(format!("open {id}"))(e));
-        }
-        // Truncation is judged by length; a failed read is an I/O error.
-        let on_disk = meta.len();
-        if on_disk < HEADER_LEN as u64 {
-            return Err(corrupt(FormatError::Truncated));
-        }
-        let mut h = [0u8; HEADER_LEN];
-        file.read_exact(&mut h)
-            .await
-            .map_err(io(format!("reading {id}")))?;
-        let header = Header::decode(&h).map_err(corrupt)?;
-        if on_disk != header.file_len() {
-            return Err(corrupt(FormatError::Truncated));
-        }
-        Ok((file, header))
-    }
-
     pub async fn stat(&self, id: &str) -> Result<ShardInfo, StoreError> {
         Ok(self.open_shard(id).await?.1.into())
     }
@@ -273,13 +231,7 @@ impl Store {
                 size: header.data_len,
             });
         }
-        Ok(ShardRead {
-            id: id.into(),
-            file,
-            header,
-            pos: offset,
-            end,
-        })
+        Ok(ShardRead::new(id, file, header, offset, end))
     }
 
     /// Removes a shard, and its quarantined copy if it was moved aside;
@@ -307,10 +259,11 @@ impl Store {
 
     /// Opens a shard for a whole check (header and length checked here).
     pub async fn verify(&self, id: &str) -> Result<verify::ShardVerify, StoreError> {
+        // The header was read in order: the file's offset is at block 0.
         let (file, header) = self.open_shard(id).await?;
         Ok(verify::ShardVerify {
             id: id.into(),
-            file,
+            file: tokio::fs::File::from_std(file),
             header,
             next_block: 0,
             crcs: 0,
@@ -371,139 +324,5 @@ async fn remove(path: &Path, id: &str) -> Result<bool, StoreError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(io(format!("delete {id}"))(e)),
-    }
-}
-
-/// A shard being written; dropped without commit, nothing remains.
-pub struct ShardWrite {
-    id: String,
-    file: tokio::fs::File,
-    tmp: TempFile,
-    dest: PathBuf,
-    /// Its quarantine path: an id set aside is not written again either.
-    aside: PathBuf,
-    counts: Arc<Counts>,
-    stripe: usize,
-    shard_index: u32,
-    blocks: BlockWriter,
-    pending: Vec<u8>,
-}
-
-impl ShardWrite {
-    pub async fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
-        let pending = &mut self.pending;
-        let Ok(()) = self.blocks.push::<std::convert::Infallible>(data, |b| {
-            pending.extend_from_slice(b);
-            Ok(())
-        });
-        if !self.pending.is_empty() {
-            self.file
-                .write_all(&self.pending)
-                .await
-                .map_err(io("writing a shard"))?;
-            self.pending.clear();
-        }
-        Ok(())
-    }
-
-    /// Finishes the file and makes it durable and visible: header, fsync,
-    /// link into place (refused if the id is taken), fsync of the directory.
-    pub async fn commit(mut self) -> Result<ShardInfo, StoreError> {
-        let pending = &mut self.pending;
-        let Ok(header) = self
-            .blocks
-            .finish::<std::convert::Infallible>(self.shard_index, |b| {
-                pending.extend_from_slice(b);
-                Ok(())
-            });
-        self.file
-            .write_all(&self.pending)
-            .await
-            .map_err(io("writing a shard"))?;
-        self.file
-            .seek(SeekFrom::Start(0))
-            .await
-            .map_err(io("seeking"))?;
-        self.file
-            .write_all(&header.encode())
-            .await
-            .map_err(io("writing the header"))?;
-        let started = std::time::Instant::now();
-        let synced = self.file.sync_all().await.map_err(io("fsync of a shard"));
-        crate::observe::fsync("file", started);
-        synced?;
-        let dir = self
-            .dest
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let created = !dir.exists();
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(io("creating a shard directory"))?;
-        if taken(&self.aside).await? {
-            return Err(StoreError::Exists(self.id));
-        }
-        // Unlike a rename, a link never replaces what is there: two writes
-        // of one id cannot both land, whatever passed `create`'s check.
-        {
-            let _counted = self.counts.enter(self.stripe).await;
-            match tokio::fs::hard_link(&self.tmp.path, &self.dest).await {
-                Ok(()) => self.counts.added(self.stripe, header.file_len()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return Err(StoreError::Exists(self.id));
-                }
-                Err(e) => return Err(io("linking a shard into place")(e)),
-            }
-        }
-        fsync_dir(&dir).await?;
-        if created {
-            // New fan-out directories must survive a crash too.
-            for d in dir.ancestors().skip(1).take(2) {
-                fsync_dir(d).await?;
-            }
-        }
-        Ok(header.into())
-    }
-}
-
-/// A verified range read, one block at a time.
-pub struct ShardRead {
-    id: String,
-    file: tokio::fs::File,
-    header: Header,
-    pos: u64,
-    end: u64,
-}
-
-impl ShardRead {
-    /// The next piece of the range (at most one block), or None at its end.
-    /// A block that fails its checksum is an error, never data.
-    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
-        if self.pos >= self.end {
-            return Ok(None);
-        }
-        let bs = u64::from(self.header.block_size);
-        let i = self.pos / bs;
-        let block_len = self.header.block_len(i) as usize;
-        let mut buf = vec![0u8; block_len + CRC_LEN];
-        self.file
-            .seek(SeekFrom::Start(self.header.block_offset(i)))
-            .await
-            .map_err(io("seeking"))?;
-        // The length was checked at open: a failed read is an I/O error
-        // (a file cut short since is found by length at the next open).
-        self.file
-            .read_exact(&mut buf)
-            .await
-            .map_err(io(format!("reading {}", self.id)))?;
-        let data = format::verify_block(i, &buf).map_err(|source| StoreError::Corrupt {
-            id: self.id.clone(),
-            source,
-        })?;
-        let from = (self.pos - i * bs) as usize;
-        let to = ((self.end - i * bs) as usize).min(block_len);
-        self.pos = i * bs + to as u64;
-        Ok(Some(data[from..to].to_vec()))
     }
 }

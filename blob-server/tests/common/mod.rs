@@ -114,11 +114,11 @@ pub async fn put(c: &mut BlobClient<Channel>, id: &str, index: u32, data: &[u8])
     let mut chunks = vec![pb::ShardChunk {
         shard_id: id.to_string(),
         shard_index: index,
-        data: Vec::new(),
+        data: Default::default(),
     }];
     for piece in data.chunks(300_000) {
         chunks.push(pb::ShardChunk {
-            data: piece.to_vec(),
+            data: piece.to_vec().into(),
             ..Default::default()
         });
     }

@@ -1,9 +1,10 @@
-//! Fan-in: a stripe read back from its shards. The k data chunks are
+//! Fan-in: stripes read back from their shards. The k data chunks are
 //! asked first, in parallel. Parity is asked too (a hedged read) as soon
 //! as a data chunk fails — missing, corrupt (the blob-server answers
 //! DATA_LOSS), unreachable — or when the data chunks have not all come
-//! back within the hedge delay. The stripe is rebuilt from the first k
-//! chunks that arrive, so one slow server does not set the pace.
+//! back within the hedge delay. The stripes are rebuilt from the first k
+//! shards that arrive, so one slow server does not set the pace. A read
+//! covers a window of stripes ([`super::window`]): one call per shard.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use hamster_proto::pb::{self, blob_client::BlobClient};
 use hamster_proto::transport::Pool;
 
 use super::erasure::{Coder, ErasureError};
+use super::window::{Pieces, Window, decode};
 use crate::observe::metrics::{blob_error, blob_kind};
 
 /// A chunk read that takes longer than this counts as failed, so a hung
@@ -27,8 +29,9 @@ pub struct Source {
     pub shard_id: String,
 }
 
-/// One chunk, or None; a failed call is counted by kind.
-async fn read_chunk(src: &Source, offset: u64, len: u64, pool: &Pool) -> Option<Vec<u8>> {
+/// Shard `src`'s `len` bytes from `offset`, or None; a failed call is
+/// counted by kind.
+async fn read_shard(src: &Source, offset: u64, len: u64, pool: &Pool) -> Option<Pieces> {
     if src.address.is_empty() {
         return None;
     }
@@ -49,7 +52,7 @@ async fn read_chunk(src: &Source, offset: u64, len: u64, pool: &Pool) -> Option<
         }
     };
     match collect_chunk(stream, len).await {
-        Ok(chunk) => Some(chunk),
+        Ok(pieces) => Some(pieces),
         Err(Short::Status(s)) => {
             blob_error(blob_kind(&s));
             None
@@ -69,21 +72,27 @@ enum Short {
     WrongLength,
 }
 
-/// Exactly `len` bytes from a GetShard stream, or why not. A blob-server that
-/// sends more than was asked is faulty (or not ours): the read stops before
-/// its bytes can grow this buffer without bound.
-async fn collect_chunk<S>(mut stream: S, len: u64) -> Result<Vec<u8>, Short>
+/// Exactly `len` bytes from a GetShard stream, kept as received, or why
+/// not. A blob-server that sends more than was asked is faulty (or not
+/// ours): the read stops before its bytes can pile up without bound.
+async fn collect_chunk<S>(mut stream: S, len: u64) -> Result<Pieces, Short>
 where
     S: futures::Stream<Item = Result<pb::GetShardChunk, tonic::Status>> + Unpin,
 {
     // `len` comes from the shard map, never from the peer.
-    let mut out = Vec::with_capacity(len as usize);
+    let mut out = Pieces::default();
+    // Pieces are kept as received: a peer sending tiny ones would pin far
+    // more memory than `len` (bookkeeping per piece). Blob-servers send
+    // pieces of 64 KiB to 1 MiB; far more pieces than 4 KiB ones is refused.
+    let max_pieces = len / 4096 + 16;
+    let mut pieces = 0u64;
     while let Some(piece) = stream.next().await {
         let piece = piece.map_err(Short::Status)?;
-        if out.len() as u64 + piece.data.len() as u64 > len {
+        pieces += 1;
+        if out.len() as u64 + piece.data.len() as u64 > len || pieces > max_pieces {
             return Err(Short::WrongLength);
         }
-        out.extend_from_slice(&piece.data);
+        out.push(piece.data);
     }
     if out.len() as u64 == len {
         Ok(out)
@@ -92,43 +101,46 @@ where
     }
 }
 
-/// Reads stripe `stripe` (of `stripe_len` bytes; every earlier stripe had
-/// `full_chunk_len`-byte chunks) from `sources` (shard i at sources[i]).
-pub async fn read_stripe(
+/// Reads the sealed stripes of `window` (every stripe before it had
+/// `full_chunk_len`-byte chunks) from `sources` (shard i at sources[i]):
+/// one GetShard per shard asked.
+pub async fn read_window(
     coder: &Coder,
     sources: &[Source],
-    stripe: u64,
+    window: &Window,
     full_chunk_len: u64,
-    stripe_len: usize,
     pool: &Pool,
     hedge_after: Duration,
-) -> Result<Vec<u8>, ErasureError> {
+) -> Result<Vec<Vec<u8>>, ErasureError> {
     let k = coder.data_shards();
     let total = coder.total_shards().min(sources.len());
-    let len = coder.chunk_len(stripe_len) as u64;
-    let offset = stripe * full_chunk_len;
-    let mut chunks: Vec<Option<Vec<u8>>> = vec![None; coder.total_shards()];
+    let len = window.shard_len(coder);
+    let offset = window.shard_offset(full_chunk_len);
+    let mut shards: Vec<Option<Pieces>> = (0..coder.total_shards()).map(|_| None).collect();
     let fetch = |i: usize| {
         let src = &sources[i];
         async move {
-            let chunk =
-                tokio::time::timeout(READ_TIMEOUT, read_chunk(src, offset, len, pool)).await;
-            if chunk.is_err() {
+            let got = tokio::time::timeout(READ_TIMEOUT, read_shard(src, offset, len, pool)).await;
+            if got.is_err() {
                 blob_error("timeout");
             }
-            (i, chunk.ok().flatten())
+            (i, got.ok().flatten())
         }
     };
     let mut pending: FuturesUnordered<_> = (0..k.min(total)).map(fetch).collect();
     let mut hedged = false;
     let mut have = 0;
-    let hedge = tokio::time::sleep(hedge_after);
+    // The hedge delay is per stripe: a window of n stripes is n times the bytes.
+    let stripes = u32::try_from(window.stripe_lens.len())
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let hedge = tokio::time::sleep(hedge_after.saturating_mul(stripes));
     tokio::pin!(hedge);
     while have < k {
         let ask_parity = tokio::select! {
             got = pending.next() => match got {
-                Some((i, Some(c))) => {
-                    chunks[i] = Some(c);
+                Some((i, Some(p))) => {
+                    shards[i] = Some(p);
                     have += 1;
                     false
                 }
@@ -146,13 +158,32 @@ pub async fn read_stripe(
             pending.extend((k..total).map(fetch));
         }
     }
-    // Decoded from parity: a data chunk failed or lost the race.
-    let rebuilt = chunks.iter().take(k).any(Option::is_none);
-    let stripe = coder.decode(chunks, stripe_len)?;
-    if rebuilt {
+    // Stripes decoded from parity: a data shard failed or lost the race.
+    let (stripes, rebuilt) = decode(coder, window, &shards)?;
+    for _ in 0..rebuilt {
         crate::observe::metrics::stripe_rebuilt();
     }
-    Ok(stripe)
+    Ok(stripes)
+}
+
+/// Reads stripe `stripe` alone (of `stripe_len` bytes; every earlier
+/// stripe had `full_chunk_len`-byte chunks): a window of one.
+pub async fn read_stripe(
+    coder: &Coder,
+    sources: &[Source],
+    stripe: u64,
+    full_chunk_len: u64,
+    stripe_len: usize,
+    pool: &Pool,
+    hedge_after: Duration,
+) -> Result<Vec<u8>, ErasureError> {
+    let window = Window {
+        first: stripe,
+        stripe_lens: vec![stripe_len],
+    };
+    let mut stripes =
+        read_window(coder, sources, &window, full_chunk_len, pool, hedge_after).await?;
+    stripes.pop().ok_or(ErasureError::ChunkLength)
 }
 
 #[cfg(test)]
@@ -164,17 +195,22 @@ mod chunk_tests {
     ) -> impl futures::Stream<Item = Result<pb::GetShardChunk, tonic::Status>> + Unpin {
         let items: Vec<_> = sizes
             .iter()
-            .map(|&n| Ok(pb::GetShardChunk { data: vec![7; n] }))
+            .map(|&n| {
+                Ok(pb::GetShardChunk {
+                    data: vec![7; n].into(),
+                })
+            })
             .collect();
         futures::stream::iter(items)
     }
 
     #[tokio::test]
     async fn a_chunk_is_exactly_what_was_asked() {
-        assert_eq!(
-            collect_chunk(pieces(&[3, 4]), 7).await.ok(),
-            Some(vec![7; 7])
-        );
+        let got = collect_chunk(pieces(&[3, 4]), 7)
+            .await
+            .ok()
+            .expect("7 bytes");
+        assert_eq!(got.len(), 7);
         let short = collect_chunk(pieces(&[3]), 7).await;
         assert!(matches!(short, Err(Short::WrongLength)), "short");
     }
@@ -182,7 +218,9 @@ mod chunk_tests {
     #[tokio::test]
     async fn a_status_mid_stream_keeps_its_kind() {
         let items = vec![
-            Ok(pb::GetShardChunk { data: vec![7; 3] }),
+            Ok(pb::GetShardChunk {
+                data: vec![7; 3].into(),
+            }),
             Err(tonic::Status::unavailable("gone")),
         ];
         match collect_chunk(futures::stream::iter(items), 7).await {
@@ -197,7 +235,7 @@ mod chunk_tests {
         // ends and the buffer grows until the gateway runs out of memory.
         let endless = futures::stream::repeat_with(|| {
             Ok(pb::GetShardChunk {
-                data: vec![1; 1 << 20],
+                data: vec![1; 1 << 20].into(),
             })
         });
         let got = tokio::time::timeout(

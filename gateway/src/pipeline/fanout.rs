@@ -105,7 +105,8 @@ impl Fanout {
                     String::new()
                 },
                 shard_index: i as u32,
-                data,
+                // Takes the Vec's buffer, no copy.
+                data: data.into(),
             };
             sink.first = false;
             match tokio::time::timeout(STALL, tx.send(msg)).await {

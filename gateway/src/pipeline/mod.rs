@@ -17,6 +17,7 @@
 //!   meta tier to free (a gateway never deletes a shard, ADR 0029).
 //! - [`fanin`]: a stripe read back, rebuilt from parity when shards are
 //!   lost or slow (hedged reads).
+//! - [`window`]: consecutive stripes read with one call per shard.
 //! - [`read`]: a GET range through fanin → decrypt, as a stream.
 
 pub mod chunk;
@@ -28,4 +29,5 @@ pub mod fanout;
 pub mod placement;
 pub mod profile;
 pub mod read;
+pub mod window;
 pub mod write;

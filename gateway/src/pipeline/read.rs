@@ -1,7 +1,8 @@
-//! A GET through the read stages: for each segment the range touches,
-//! fan in its stripe (rebuilding from parity when needed), open it with
-//! the object's data key, and cut it to the range. The next segment is
-//! fetched while the current one is sent, so reads overlap the client.
+//! A GET through the read stages: for each window of segments the range
+//! touches, fan in its stripes (rebuilding from parity when needed), open
+//! them with the object's data key, and cut them to the range. The next
+//! windows are fetched while the current one is sent, so reads overlap
+//! the client.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -15,13 +16,14 @@ use hamster_proto::pb;
 use hamster_proto::transport::Pool;
 
 use super::encrypt::{
-    CryptoError, SEGMENT_SIZE, SegmentCipher, TAG_LEN, segment_count, segment_len,
-    segments_for_range,
+    CryptoError, SEGMENT_SIZE, SegmentCipher, TAG_LEN, segment_count, segments_for_range,
 };
 use super::erasure::{Coder, ErasureError};
-use super::fanin::{Source, read_stripe};
+use super::fanin::{Source, read_window};
+use super::window::{WINDOW_STRIPES, Window, windows};
 
-/// Segments fetched ahead of the one being sent.
+/// Windows in flight beside the one being sent: at most this many plus
+/// one (some 12 MiB of plaintext at 4 MiB windows) held per GET.
 const READ_AHEAD: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,9 @@ pub enum ReadError {
     /// (its page from the meta tier, or its data key), mid-body.
     #[error("next part: {0}")]
     Unit(String),
+    /// A window's read task panicked or was cancelled.
+    #[error("read task: {0}")]
+    Task(String),
 }
 
 pub struct ObjectReader {
@@ -103,30 +108,68 @@ impl ObjectReader {
         sources
     }
 
-    /// The plaintext of segment `index`.
-    pub async fn segment(&self, index: u64) -> Result<Vec<u8>, ReadError> {
-        let stripe_len = segment_len(self.size, index) + TAG_LEN;
-        let sealed = read_stripe(
+    /// The sealed stripes of `window`.
+    async fn sealed(&self, window: &Window) -> Result<Vec<Vec<u8>>, ErasureError> {
+        read_window(
             &self.coder,
             &self.sources,
-            index,
+            window,
             self.full_chunk_len,
-            stripe_len,
             &self.pool,
             self.hedge_after,
         )
         .await
-        .map_err(|source| ReadError::Shards {
-            segment: index,
-            source,
-        })?;
-        let last = index + 1 == segment_count(self.size);
-        Ok(self.cipher.open(index, last, &sealed)?)
+    }
+
+    /// The plaintext of segments `stripes` (one window), in order.
+    pub async fn segments(&self, stripes: Range<u64>) -> Result<Vec<Vec<u8>>, ReadError> {
+        let window = Window::of(stripes, self.size);
+        let sealed = match self.sealed(&window).await {
+            Ok(sealed) => sealed,
+            // A shard that failed part-way lost the whole window: stripe by
+            // stripe, each needs only k good chunks of its own.
+            Err(_) if window.stripe_lens.len() > 1 => {
+                let mut out = Vec::with_capacity(window.stripe_lens.len());
+                for (index, &len) in window.stripes().zip(&window.stripe_lens) {
+                    let one = Window {
+                        first: index,
+                        stripe_lens: vec![len],
+                    };
+                    let mut got = self
+                        .sealed(&one)
+                        .await
+                        .map_err(|source| ReadError::Shards {
+                            segment: index,
+                            source,
+                        })?;
+                    out.append(&mut got);
+                }
+                out
+            }
+            Err(source) => {
+                return Err(ReadError::Shards {
+                    segment: window.first,
+                    source,
+                });
+            }
+        };
+        let count = segment_count(self.size);
+        sealed
+            .into_iter()
+            .zip(window.stripes())
+            .map(|(mut buf, index)| {
+                self.cipher
+                    .open_in_place(index, index + 1 == count, &mut buf)?;
+                Ok(buf)
+            })
+            .collect()
     }
 
     /// The plaintext bytes of `range` (non-empty, within the object), with
-    /// the first segment already read: a failure to read anything shows as
-    /// an error status rather than a cut-off body.
+    /// the first window already read: a failure to read anything shows as
+    /// an error status rather than a cut-off body. Later windows are read
+    /// ahead in their own tasks, so they progress while the client takes
+    /// the current one.
     pub async fn stream(
         self: Arc<Self>,
         range: Range<u64>,
@@ -134,7 +177,7 @@ impl ObjectReader {
         let seg = SEGMENT_SIZE as u64;
         let segments =
             segments_for_range(range.start, range.end.saturating_sub(1).max(range.start));
-        let first = *segments.start();
+        let mut windows = windows(segments, WINDOW_STRIPES);
         let (start, end) = (range.start, range.end);
         let cut = move |index: u64, plain: Vec<u8>| {
             let base = index * seg;
@@ -142,25 +185,78 @@ impl ObjectReader {
             let to = (end.saturating_sub(base) as usize).min(plain.len());
             Bytes::from(plain).slice(from.min(to)..to)
         };
-        let head = cut(first, self.segment(first).await?);
-        let mut rest = futures::stream::iter(first + 1..=*segments.end())
-            .map(move |i| {
-                let me = self.clone();
-                async move { me.segment(i).await.map(|p| cut(i, p)) }
-            })
+        let read = move |me: Arc<Self>, stripes: Range<u64>| async move {
+            let plain = me.segments(stripes.clone()).await?;
+            Ok::<_, ReadError>(
+                stripes
+                    .zip(plain)
+                    .map(|(i, p)| cut(i, p))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let first = windows.next().unwrap_or(0..0);
+        let me = self.clone();
+        let mut rest = futures::stream::iter(windows)
+            .map(move |w| Spawned(tokio::spawn(read(me.clone(), w))))
             .buffered(READ_AHEAD);
         // A task feeds a channel: the body stream must be Sync, and the
-        // reads stop as soon as the client goes away.
+        // reads stop as soon as the client goes away. It starts the next
+        // windows now, while the first is read here.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(async move {
-            while let Some(piece) = rest.next().await {
-                let failed = piece.is_err();
-                if tx.send(piece).await.is_err() || failed {
-                    break;
+        let feed = tokio::spawn(async move {
+            while let Some(window) = rest.next().await {
+                let pieces = match window {
+                    Ok(pieces) => pieces,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                for piece in pieces {
+                    if tx.send(Ok(piece)).await.is_err() {
+                        return;
+                    }
                 }
             }
         });
-        let rest = tokio_stream::wrappers::ReceiverStream::new(rx);
-        Ok(futures::stream::once(async move { Ok(head) }).chain(rest))
+        // Aborted (with the windows it reads ahead) when the GET ends: the
+        // first window failed, the handler was dropped, or the body was.
+        let feed = AbortOnDrop(feed);
+        let head = read(self, first).await?;
+        let rest = tokio_stream::wrappers::ReceiverStream::new(rx).map(move |piece| {
+            let _owned = &feed;
+            piece
+        });
+        Ok(futures::stream::iter(head).map(Ok).chain(rest))
+    }
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A window read in its own task, aborted when dropped (the GET ended).
+struct Spawned<T>(tokio::task::JoinHandle<Result<T, ReadError>>);
+
+impl<T> Drop for Spawned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for Spawned<T> {
+    type Output = Result<T, ReadError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| joined.unwrap_or_else(|e| Err(ReadError::Task(e.to_string()))))
     }
 }

@@ -130,6 +130,7 @@ pub async fn copy(
     let (body, src) = copy_source_body(gw, &i.copy_source, &conditions, None).await?;
     let declared = Declared {
         algorithm: i.checksum_algorithm.clone(),
+        size: Some(src.size),
         ..Declared::none()
     };
     let (stored, computed) = ingest(gw, Some(body), declared, None).await?;

@@ -20,6 +20,9 @@ pub struct Declared {
     pub content_md5: Option<String>,
     pub checksum: Checksum,
     pub algorithm: Option<ChecksumAlgorithm>,
+    /// The body's length, when known before it is read: a tiny object is
+    /// mirrored (`pipeline::profile::for_object`).
+    pub size: Option<u64>,
 }
 
 impl Declared {
@@ -29,12 +32,15 @@ impl Declared {
             content_md5: None,
             checksum: Checksum::default(),
             algorithm: None,
+            size: None,
         }
     }
 }
 
 /// What a PutObject or UploadPart input declares (the same field names
-/// in both s3s input types).
+/// in both s3s input types). s3s sets Content-Length to
+/// x-amz-decoded-content-length for an aws-chunked body, so it is the
+/// body's own length either way.
 macro_rules! declared {
     ($input:expr) => {
         $crate::s3::ingest::Declared {
@@ -48,6 +54,7 @@ macro_rules! declared {
                 checksum_crc64nvme: $input.checksum_crc64nvme.clone(),
             },
             algorithm: $input.checksum_algorithm.clone(),
+            size: $input.content_length.and_then(|n| u64::try_from(n).ok()),
         }
     };
 }
@@ -154,6 +161,42 @@ const WRAPPED: [&str; 2] = [
 ];
 
 /// What a body stream's error means, decided once, where the body is read.
+/// `body`, ended by an error (IncompleteBody) as soon as it passes
+/// `declared` bytes, or if it ends short of them. aws-chunked decoding
+/// does not hold the decoded bytes to x-amz-decoded-content-length.
+fn exactly<S>(
+    body: S,
+    declared: u64,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, BodyError>>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, BodyError>> + Unpin,
+{
+    futures::stream::unfold(
+        (body, 0u64, false),
+        move |(mut body, seen, done)| async move {
+            if done {
+                return None;
+            }
+            match body.next().await {
+                Some(Ok(b)) => {
+                    let seen = seen.saturating_add(b.len() as u64);
+                    if seen > declared {
+                        let e = format!("the body is longer than its declared {declared} bytes");
+                        return Some((Err(BodyError::Other(e)), (body, seen, true)));
+                    }
+                    Some((Ok(b), (body, seen, false)))
+                }
+                Some(Err(e)) => Some((Err(e), (body, seen, true))),
+                None if seen < declared => {
+                    let e = format!("the body ended at {seen} of its declared {declared} bytes");
+                    Some((Err(BodyError::Other(e)), (body, seen, true)))
+                }
+                None => None,
+            }
+        },
+    )
+}
+
 pub fn body_error(e: &(dyn std::error::Error + 'static)) -> BodyError {
     let named = |mut text: &str| loop {
         if text == CHUNK_SIGNATURE {
@@ -194,14 +237,26 @@ pub async fn ingest(
     };
     let (mut hasher, mut want) = expected_checksums(&declared)?;
 
+    // A length the body stream itself knows will do when none was declared.
+    let size = declared.size.or_else(|| {
+        body.as_ref()
+            .and_then(|b| s3s::stream::ByteStream::remaining_length(b).exact())
+            .and_then(|n| u64::try_from(n).ok())
+    });
     let (profile, candidates) = gw
         .cluster
-        .placement()
+        .placement(size)
         .await
         .ok_or_else(|| s3_error!(SlowDown, "no blob-server is registered yet"))?;
     let body = body
         .map(|b| b.map_err(|e| body_error(&*e)).boxed())
         .unwrap_or_else(|| futures::stream::empty().boxed());
+    // The declared length chose the profile (a tiny one is mirrored): a
+    // body that is not that long is refused, never stored m+1 times over.
+    let body = match declared.size {
+        Some(n) => exactly(body, n).boxed(),
+        None => body,
+    };
     let kek = crate::pipeline::commit::write_key(&gw.cluster, &gw.keys)?;
     let stored = write(
         body,
@@ -236,6 +291,29 @@ pub async fn ingest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn run(pieces: &[&'static [u8]], declared: u64) -> Result<usize, String> {
+        let items: Vec<Result<bytes::Bytes, BodyError>> = pieces
+            .iter()
+            .map(|p| Ok(bytes::Bytes::from_static(p)))
+            .collect();
+        let mut s = Box::pin(exactly(futures::stream::iter(items), declared));
+        let mut n = 0;
+        while let Some(piece) = s.next().await {
+            n += piece.map_err(|e| e.to_string())?.len();
+        }
+        Ok(n)
+    }
+
+    #[tokio::test]
+    async fn a_body_must_be_exactly_its_declared_length() {
+        assert_eq!(run(&[b"abc", b"de"], 5).await, Ok(5));
+        assert_eq!(run(&[], 0).await, Ok(0));
+        let long = run(&[b"abc", b"def"], 4).await.expect_err("longer");
+        assert!(long.contains("longer than its declared 4"), "{long}");
+        let short = run(&[b"abc"], 4).await.expect_err("shorter");
+        assert!(short.contains("ended at 3 of its declared 4"), "{short}");
+    }
 
     /// An error with s3s' text, optionally caused by another.
     #[derive(Debug)]

@@ -218,10 +218,11 @@ pub async fn upload_part_copy(
         .as_deref()
         .map(source_range)
         .transpose()?;
-    let (body, _) = copy_source_body(gw, &i.copy_source, &conditions, range).await?;
+    let (body, src) = copy_source_body(gw, &i.copy_source, &conditions, range).await?;
     // The copied part's checksum in the upload's algorithm, as it is written.
     let declared = Declared {
         algorithm: (!algorithm.is_empty()).then(|| ChecksumAlgorithm::from(algorithm.clone())),
+        size: Some(range.map_or(src.size, |(a, b)| b.saturating_sub(a).saturating_add(1))),
         ..Declared::none()
     };
     let (stored, sums) = ingest(gw, Some(body), declared, None).await?;

@@ -44,8 +44,9 @@ pub async fn apply_entry(
     match &cmd.op {
         Op::Batch(cmds) => {
             let mut out = Vec::with_capacity(cmds.len());
+            let mut forgot = Forgot::default();
             for (pos, c) in cmds.iter().enumerate() {
-                out.push(apply(conn, seq_of(index, pos), c).await?);
+                out.push(apply_in(conn, seq_of(index, pos), c, &mut forgot).await?);
             }
             Ok(Response::Batch(out))
         }
@@ -58,6 +59,38 @@ pub async fn apply(
     conn: &mut SqliteConnection,
     seq: u64,
     cmd: &Command,
+) -> Result<Response, sqlx::Error> {
+    apply_in(conn, seq, cmd, &mut Forgot::default()).await
+}
+
+/// The forgetting of old answers within one batch. The commands of a
+/// batch share one time (`batch::stamp`), so only the first forgets
+/// anything: a later DELETE is skipped when it could find nothing — its
+/// cut-off is no newer than the last one run, and no answer remembered
+/// since is older than it (old logs, whose batches had one time per
+/// command, replay exactly too).
+struct Forgot {
+    /// The cut-off of the last DELETE run.
+    cutoff: i64,
+    /// The oldest answer remembered since.
+    oldest_since: i64,
+}
+
+impl Default for Forgot {
+    fn default() -> Self {
+        Self {
+            cutoff: i64::MIN,
+            oldest_since: i64::MAX,
+        }
+    }
+}
+
+/// [`apply`] within a batch.
+async fn apply_in(
+    conn: &mut SqliteConnection,
+    seq: u64,
+    cmd: &Command,
+    forgot: &mut Forgot,
 ) -> Result<Response, sqlx::Error> {
     if !cmd.id.is_empty()
         && let Some(seen) = reads::answer_of(conn, &cmd.id).await?
@@ -84,7 +117,15 @@ pub async fn apply(
     if !cmd.id.is_empty() {
         writes::remember_answer(conn, &cmd.id, cmd.at_ms, &writes::json(&resp)?).await?;
         // Forget old ids, by command time: the same on every replica.
-        writes::forget_answers_before(conn, cmd.at_ms.saturating_sub(DEDUP_WINDOW_MS)).await?;
+        forgot.oldest_since = forgot.oldest_since.min(cmd.at_ms);
+        let cutoff = cmd.at_ms.saturating_sub(DEDUP_WINDOW_MS);
+        if cutoff > forgot.cutoff || cutoff > forgot.oldest_since {
+            writes::forget_answers_before(conn, cutoff).await?;
+            *forgot = Forgot {
+                cutoff,
+                oldest_since: i64::MAX,
+            };
+        }
     }
     Ok(resp)
 }

@@ -7,6 +7,8 @@
 //! proposes the results; apply checks each result is still current and
 //! that the rotation may open or close, at the command's time.
 
+use std::collections::{HashMap, HashSet};
+
 use sqlx::SqliteConnection;
 
 use super::commands::{MetaError, Response};
@@ -156,27 +158,107 @@ async fn move_one(
             bucket,
             key,
             version_id,
-            part_number,
-        } => {
-            let Some((mut v, _)) = reads::version(c, bucket, key, version_id).await? else {
-                return Ok(false);
-            };
-            let Some(p) = v.parts.iter_mut().find(|p| {
-                p.part_number == *part_number
-                    && p.kek_fingerprint == r.old
-                    && p.wrapped_dek == item.old
-            }) else {
-                return Ok(false);
-            };
-            p.wrapped_dek = item.new.clone();
-            p.kek_fingerprint = r.new.clone();
-            writes::set_version_parts(c, bucket, key, version_id, &v.parts).await
-        }
+            ..
+        } => Ok(move_parts(c, r, bucket, key, version_id, &[item]).await? > 0),
         RewrapTarget::UploadPart {
             upload_id,
             part_number,
         } => writes::rewrap_upload_part(c, upload_id, *part_number, r, item).await,
         RewrapTarget::AccessKey { id } => writes::rewrap_access_key(c, id, r, item).await,
+    }
+}
+
+/// Applies `items` (parts of one completed object, in order) to its
+/// parts list, each if the part still holds what was read; writes the
+/// list once: how many moved.
+async fn move_parts(
+    c: &mut SqliteConnection,
+    r: &KeyRotation,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+    items: &[&Rewrapped],
+) -> Result<u64, sqlx::Error> {
+    let Some((mut v, _)) = reads::version(c, bucket, key, version_id).await? else {
+        return Ok(0);
+    };
+    let mut moved = 0;
+    for item in items {
+        let RewrapTarget::VersionPart { part_number, .. } = &item.target else {
+            continue;
+        };
+        let Some(p) = v.parts.iter_mut().find(|p| {
+            p.part_number == *part_number && p.kek_fingerprint == r.old && p.wrapped_dek == item.old
+        }) else {
+            continue;
+        };
+        p.wrapped_dek = item.new.clone();
+        p.kek_fingerprint = r.new.clone();
+        moved += 1;
+    }
+    if moved > 0 && !writes::set_version_parts(c, bucket, key, version_id, &v.parts).await? {
+        return Ok(0);
+    }
+    Ok(moved)
+}
+
+/// (bucket, key, version id) of a completed object.
+type ObjectId<'a> = (&'a str, &'a str, &'a str);
+
+/// Applies `items` (no target twice) in few statements: versions, upload
+/// parts and secrets in bulk, a completed object's parts with one write
+/// of its list. Moves exactly what [`move_one`] in order would: each
+/// item touches only its own target.
+async fn move_all(
+    c: &mut SqliteConnection,
+    r: &KeyRotation,
+    items: &[Rewrapped],
+) -> Result<u64, sqlx::Error> {
+    let mut moved = writes::rewrap_rows(c, r, items).await?;
+    // A completed object's parts, grouped by object in first-seen order.
+    let mut objects: Vec<(ObjectId, Vec<&Rewrapped>)> = Vec::new();
+    let mut at: HashMap<ObjectId, usize> = HashMap::new();
+    for item in items {
+        if let RewrapTarget::VersionPart {
+            bucket,
+            key,
+            version_id,
+            ..
+        } = &item.target
+        {
+            let id = (bucket.as_str(), key.as_str(), version_id.as_str());
+            let i = *at.entry(id).or_insert_with(|| {
+                objects.push((id, Vec::new()));
+                objects.len() - 1
+            });
+            objects[i].1.push(item);
+        }
+    }
+    for ((bucket, key, version_id), parts) in objects {
+        moved += move_parts(c, r, bucket, key, version_id, &parts).await?;
+    }
+    Ok(moved)
+}
+
+/// What a target names, to find one named twice.
+fn row_of(t: &RewrapTarget) -> (u8, &str, &str, &str, u32) {
+    match t {
+        RewrapTarget::Version {
+            bucket,
+            key,
+            version_id,
+        } => (0, bucket, key, version_id, 0),
+        RewrapTarget::VersionPart {
+            bucket,
+            key,
+            version_id,
+            part_number,
+        } => (1, bucket, key, version_id, *part_number),
+        RewrapTarget::UploadPart {
+            upload_id,
+            part_number,
+        } => (2, upload_id, "", "", *part_number),
+        RewrapTarget::AccessKey { id } => (3, id, "", "", 0),
     }
 }
 
@@ -190,14 +272,24 @@ pub async fn rewrap(c: &mut SqliteConnection, new: &str, items: &[Rewrapped]) ->
             r.new
         ));
     }
-    let mut moved = 0;
-    for item in items {
-        if item.new.is_empty() {
-            return invalid("an empty rewrapped key");
-        }
-        if move_one(c, &r, item).await? {
-            moved += 1;
-        }
+    // Refused whole, so checking first changes nothing: apply rolls back
+    // whatever a rejected command wrote.
+    if items.iter().any(|item| item.new.is_empty()) {
+        return invalid("an empty rewrapped key");
     }
+    let mut seen = HashSet::with_capacity(items.len());
+    let moved = if items.iter().all(|item| seen.insert(row_of(&item.target))) {
+        move_all(c, &r, items).await?
+    } else {
+        // A target named twice: the first item that still matches wins,
+        // so only one by one, in order, is sure to give the same result.
+        let mut moved = 0;
+        for item in items {
+            if move_one(c, &r, item).await? {
+                moved += 1;
+            }
+        }
+        moved
+    };
     Ok(Response::Rewrapped { moved })
 }

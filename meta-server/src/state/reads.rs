@@ -16,8 +16,8 @@ use sqlx::{Row, SqliteConnection};
 
 use super::commands::Response;
 use super::model::{
-    AccessKey, BlobServer, Bucket, JoinToken, KeyHolder, Lifecycle, Part, RewrapTarget, TlsMember,
-    UnknownName, Upload, Version,
+    AccessKey, BlobServer, Bucket, JoinToken, KeyHolder, Lifecycle, Part, TlsMember, UnknownName,
+    Upload, Version,
 };
 
 mod buckets;
@@ -27,6 +27,7 @@ mod lifecycle;
 mod listing;
 mod orphans;
 mod parts;
+mod rewrap;
 pub use buckets::{
     BucketStats, MAX_BUCKETS_PAGE, bucket_stats, buckets_on_cluster_limit, buckets_page,
 };
@@ -37,7 +38,7 @@ pub use durability::{
 };
 pub use grants::{access_key_ids, bucket_grants, grant, key_grants, ownerless_buckets};
 pub use lifecycle::{
-    SHARDS_MOVED, UnitOnBlob, blob_fence, blob_lifecycle, revoked_identities, shards_moved,
+    SHARDS_MOVED, UnitOnBlob, blob_fences, blob_lifecycle, revoked_identities, shards_moved,
     shards_named_by_blob, shards_named_on_count, units_on_blob, widest_width_on,
 };
 pub use listing::{
@@ -47,6 +48,7 @@ pub use orphans::{OrphanCounts, held_on, held_orphans, orphan_counts, orphan_hol
 pub use parts::{
     Head, PartsPage, PartsRefusal, upload_part, upload_parts_page, version_head, version_parts_page,
 };
+pub use rewrap::{RewrapCursor, wrapped_by, wrapped_by_after};
 
 /// Largest page a listing returns, as in S3.
 pub const MAX_PAGE: u32 = 1000;
@@ -503,79 +505,6 @@ pub async fn count_secrets_sealed_by(
         .fetch_one(&mut *c)
         .await?;
     Ok(to_u64(n))
-}
-
-/// Up to `limit` keys still wrapped (or sealed) by `fp`, with their bytes.
-pub async fn wrapped_by(
-    c: &mut SqliteConnection,
-    fp: &str,
-    limit: usize,
-) -> Result<Vec<(RewrapTarget, Vec<u8>)>, sqlx::Error> {
-    let lim = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut out = Vec::new();
-    let rows = sqlx::query(
-        "SELECT bucket, key, version_id, wrapped_dek FROM versions \
-         WHERE kek_fingerprint = ? AND delete_marker = 0 LIMIT ?",
-    )
-    .bind(fp)
-    .bind(lim)
-    .fetch_all(&mut *c)
-    .await?;
-    for r in rows {
-        let target = RewrapTarget::Version {
-            bucket: r.get("bucket"),
-            key: r.get("key"),
-            version_id: r.get("version_id"),
-        };
-        out.push((target, r.get("wrapped_dek")));
-    }
-    let rows = sqlx::query(
-        "SELECT v.bucket, v.key, v.version_id, p.value AS part FROM versions v, json_each(v.parts) p \
-         WHERE v.parts <> '[]' AND json_extract(p.value, '$.kek_fingerprint') = ? LIMIT ?",
-    )
-    .bind(fp)
-    .bind(lim)
-    .fetch_all(&mut *c)
-    .await?;
-    for r in rows {
-        let part: Part = from_json(r.get("part"))?;
-        let target = RewrapTarget::VersionPart {
-            bucket: r.get("bucket"),
-            key: r.get("key"),
-            version_id: r.get("version_id"),
-            part_number: part.part_number,
-        };
-        out.push((target, part.wrapped_dek));
-    }
-    let rows = sqlx::query(
-        "SELECT upload_id, part_number, wrapped_dek FROM parts WHERE kek_fingerprint = ? LIMIT ?",
-    )
-    .bind(fp)
-    .bind(lim)
-    .fetch_all(&mut *c)
-    .await?;
-    for r in rows {
-        let n: i64 = r.get("part_number");
-        let target = RewrapTarget::UploadPart {
-            upload_id: r.get("upload_id"),
-            part_number: u32::try_from(n).unwrap_or(0),
-        };
-        out.push((target, r.get("wrapped_dek")));
-    }
-    let rows =
-        sqlx::query("SELECT id, sealed_secret FROM access_keys WHERE kek_fingerprint = ? LIMIT ?")
-            .bind(fp)
-            .bind(lim)
-            .fetch_all(&mut *c)
-            .await?;
-    for r in rows {
-        out.push((
-            RewrapTarget::AccessKey { id: r.get("id") },
-            r.get("sealed_secret"),
-        ));
-    }
-    out.truncate(limit);
-    Ok(out)
 }
 
 // ---------- TLS members ----------

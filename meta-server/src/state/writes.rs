@@ -9,7 +9,8 @@
 //! (`refs`); the durability commands' writes are in `durability`,
 //! the registry's (join tokens, blob-servers, key holders, TLS members)
 //! in `registry`, the blob-server lifecycle's in `lifecycle`, the orphan
-//! hold's in `orphans`, bucket grants and owners in `grants`; all
+//! hold's in `orphans`, bucket grants and owners in `grants`, master-key
+//! rotation's rewrapped keys in `rewrap`; all
 //! re-exported here.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use sqlx::SqliteConnection;
 
 use super::model::{
-    AccessKey, DefaultRetention, KeyRotation, Part, PublicAccessBlock, Rewrapped, ShardMap, Unit,
-    Upload, Version, Versioning,
+    AccessKey, DefaultRetention, Part, PublicAccessBlock, ShardMap, Unit, Upload, Version,
+    Versioning,
 };
 use super::reads::{to_i64, version_cols};
 
@@ -28,6 +29,7 @@ mod lifecycle;
 mod orphans;
 mod refs;
 mod registry;
+mod rewrap;
 pub use durability::{
     MapSite, add_shards_repaired, mark_blob_down, record_fault, set_last_scrub, set_unit_map,
 };
@@ -40,6 +42,9 @@ use refs::Scope;
 pub use registry::{
     blob_heartbeat, forget_member, put_join_token, put_key_holder, put_member, register_blob,
     spend_join_token,
+};
+pub use rewrap::{
+    REWRAP_CHUNK, rewrap_access_key, rewrap_rows, rewrap_upload_part, rewrap_version,
 };
 
 /// A JSON column's text (its encoding is pinned by the goldens, ADR 0020).
@@ -271,32 +276,6 @@ pub async fn set_version_parts(
     Ok(true)
 }
 
-/// Moves a version's data key from `r.old` to `r.new` if it still holds
-/// `item.old`: true if it moved.
-pub async fn rewrap_version(
-    c: &mut SqliteConnection,
-    bucket: &str,
-    key: &str,
-    version_id: &str,
-    r: &KeyRotation,
-    item: &Rewrapped,
-) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query(
-        "UPDATE versions SET wrapped_dek = ?, kek_fingerprint = ? \
-         WHERE bucket = ? AND key = ? AND version_id = ? AND kek_fingerprint = ? AND wrapped_dek = ?",
-    )
-    .bind(&item.new)
-    .bind(&r.new)
-    .bind(bucket)
-    .bind(key)
-    .bind(version_id)
-    .bind(&r.old)
-    .bind(&item.old)
-    .execute(&mut *c)
-    .await?;
-    Ok(n.rows_affected() > 0)
-}
-
 // ---------- multipart ----------
 
 pub async fn insert_upload(c: &mut SqliteConnection, u: &Upload) -> Result<(), sqlx::Error> {
@@ -355,29 +334,6 @@ pub async fn delete_upload(c: &mut SqliteConnection, upload_id: &str) -> Result<
     refs::replace(c, Scope::Upload(upload_id), &[]).await
 }
 
-/// Moves an uploaded part's data key, as [`rewrap_version`] does.
-pub async fn rewrap_upload_part(
-    c: &mut SqliteConnection,
-    upload_id: &str,
-    part_number: u32,
-    r: &KeyRotation,
-    item: &Rewrapped,
-) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query(
-        "UPDATE parts SET wrapped_dek = ?, kek_fingerprint = ? \
-         WHERE upload_id = ? AND part_number = ? AND kek_fingerprint = ? AND wrapped_dek = ?",
-    )
-    .bind(&item.new)
-    .bind(&r.new)
-    .bind(upload_id)
-    .bind(i64::from(part_number))
-    .bind(&r.old)
-    .bind(&item.old)
-    .execute(&mut *c)
-    .await?;
-    Ok(n.rows_affected() > 0)
-}
-
 // ---------- access keys ----------
 
 pub async fn insert_access_key(c: &mut SqliteConnection, k: &AccessKey) -> Result<(), sqlx::Error> {
@@ -423,27 +379,6 @@ pub async fn mark_unmarked_secrets(c: &mut SqliteConnection, fp: &str) -> Result
         .execute(&mut *c)
         .await?;
     Ok(())
-}
-
-/// Moves a sealed S3 secret, as [`rewrap_version`] does.
-pub async fn rewrap_access_key(
-    c: &mut SqliteConnection,
-    id: &str,
-    r: &KeyRotation,
-    item: &Rewrapped,
-) -> Result<bool, sqlx::Error> {
-    let n = sqlx::query(
-        "UPDATE access_keys SET sealed_secret = ?, kek_fingerprint = ? \
-         WHERE id = ? AND kek_fingerprint = ? AND sealed_secret = ?",
-    )
-    .bind(&item.new)
-    .bind(&r.new)
-    .bind(id)
-    .bind(&r.old)
-    .bind(&item.old)
-    .execute(&mut *c)
-    .await?;
-    Ok(n.rows_affected() > 0)
 }
 
 // ---------- settings, rotations, applied commands ----------

@@ -98,6 +98,22 @@ impl Db {
         r
     }
 
+    /// In bucket "bkt": a completed two-part object "mp" (upload "u1",
+    /// version "mv") and an upload "open" ("u2") with one part.
+    pub async fn multipart_pair(&mut self) {
+        self.ok(begin("bkt", "mp", "u1")).await;
+        self.ok(put_part("bkt", "mp", "u1", part(1, MIN_PART_SIZE, "p1")))
+            .await;
+        self.ok(put_part("bkt", "mp", "u1", part(2, 10, "p2")))
+            .await;
+        let (e1, e2) = (md5_hex(b"p1"), md5_hex(b"p2"));
+        self.ok(complete("bkt", "mp", "u1", &[(1, &e1), (2, &e2)], "mv"))
+            .await;
+        self.ok(begin("bkt", "open", "u2")).await;
+        self.ok(put_part("bkt", "open", "u2", part(1, 10, "p3")))
+            .await;
+    }
+
     /// Applies `op` and expects it to be rejected with `want` (see
     /// [`same_error`]) and to leave every table exactly as it was.
     pub async fn reject_at(&mut self, at: i64, op: Op, want: MetaError) {

@@ -126,6 +126,16 @@ async fn load(w: &mut World) {
         (4, 2, 6),
         "the default profile of 8 servers is not 4+2: {map:?}"
     );
+    // Tiny ones (17 B, 4 KiB) are mirrored, 1+2, and go through every
+    // drain, removal and rebalance below like the others.
+    for key in ["obj-0", "obj-1"] {
+        let map = map_of(w, key).await;
+        assert_eq!(
+            (map.data_shards, map.parity_shards, map.shards.len()),
+            (1, 2, 3),
+            "{key} is not mirrored: {map:?}"
+        );
+    }
 }
 
 /// PUTs `data` as `key` of bucket "data" and keeps it for read-backs.

@@ -15,6 +15,10 @@ pub async fn one_down(w: &mut World) {
     w.s.c
         .wait_blob_state(meta, &down_id, "down", Duration::from_secs(30))
         .await;
+    // The gateway reads the registry every 2 s (`cluster::REFRESH`): until
+    // then a PUT may still pick the dead server and land degraded (k+1,
+    // durable, repaired later), which is not what this step is about.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     for i in 0..8 {
         let key = format!("one-down-{i}");
         add(w, &key, pattern(200 * KIB + i, 30 + i as u8)).await;

@@ -138,7 +138,8 @@ async fn set_profile(w: &World, k: u32, m: u32) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     for n in 0.. {
         let key = format!("probe-{k}-{m}-{n}");
-        put(&w.c, "data", &key, b"probe").await;
+        // Above the gateway's mirror threshold: a tiny probe is 1+m.
+        put(&w.c, "data", &key, &pattern(20_000, 1)).await;
         let v = w.s.c.version(w.s.metas[0], "data", &key, "").await;
         w.c.delete_object()
             .bucket("data")

@@ -140,23 +140,28 @@ pub async fn shards_moved(c: &mut SqliteConnection) -> Result<u64, sqlx::Error> 
         .unwrap_or(0))
 }
 
-/// A server's lifecycle, if it is registered.
-/// A server's lifecycle and the time it last left "drained" (0: never).
-pub async fn blob_fence(
+/// The lifecycle of each of `ids` that is registered and the time it last
+/// left "drained" (0: never), in one query (a commit names up to k+m
+/// servers: one statement, not one per server).
+pub async fn blob_fences(
     c: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<(Lifecycle, i64)>, sqlx::Error> {
-    let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT lifecycle, fence_ms FROM blob_servers WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?;
-    row.map(|(l, fence)| {
-        l.parse()
-            .map(|l| (l, fence))
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))
-    })
-    .transpose()
+    ids: &[&str],
+) -> Result<std::collections::BTreeMap<String, (Lifecycle, i64)>, sqlx::Error> {
+    let mut out = std::collections::BTreeMap::new();
+    // Well under SQLite's bound-parameter limit: a map has at most 255 shards.
+    for chunk in ids.chunks(256) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let sql = format!("SELECT id, lifecycle, fence_ms FROM blob_servers WHERE id IN ({marks})");
+        let mut q = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for (id, l, fence) in q.fetch_all(&mut *c).await? {
+            let l = l.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            out.insert(id, (l, fence));
+        }
+    }
+    Ok(out)
 }
 
 pub async fn blob_lifecycle(

@@ -57,20 +57,18 @@ pub(super) async fn drop_refs(
         Scope::Unit(u) => Some(i64::from(u.part_number)),
         _ => None,
     };
-    let select = format!("SELECT shard_id FROM shard_refs WHERE {cond}");
-    let delete = format!("DELETE FROM shard_refs WHERE {cond}");
-    let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(select));
-    let mut d = sqlx::query(sqlx::AssertSqlSafe(delete));
+    // One statement: the rows go and their shard ids come back.
+    let delete = format!("DELETE FROM shard_refs WHERE {cond} RETURNING shard_id");
+    let mut d = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(delete));
     for b in &binds {
-        q = q.bind(*b);
         d = d.bind(*b);
     }
     if let Some(n) = part {
-        q = q.bind(n);
         d = d.bind(n);
     }
-    let ids = q.fetch_all(&mut *c).await?;
-    d.execute(&mut *c).await?;
+    let mut ids = d.fetch_all(&mut *c).await?;
+    // RETURNING's order is unspecified: the callers' order is the table's.
+    ids.sort_unstable();
     Ok(ids)
 }
 
@@ -82,24 +80,30 @@ pub(super) async fn add_refs(
 ) -> Result<(), sqlx::Error> {
     let width = i64::from(map.data_shards) + i64::from(map.parity_shards);
     let missing = missing(map);
-    for s in &map.shards {
-        sqlx::query(
+    // One multi-row statement per map (a few hundred bound parameters at
+    // most: a map has at most 255 shards, 11 columns each, in rows of 64).
+    for rows in map.shards.chunks(64) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
+        let sql = format!(
             "INSERT INTO shard_refs (shard_id, blob_id, idx, bucket, key, version_id, upload_id, \
-             part_number, k, width, missing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&s.shard_id)
-        .bind(&s.blob_id)
-        .bind(i64::from(s.index))
-        .bind(&unit.bucket)
-        .bind(&unit.key)
-        .bind(&unit.version_id)
-        .bind(&unit.upload_id)
-        .bind(i64::from(unit.part_number))
-        .bind(i64::from(map.data_shards))
-        .bind(width)
-        .bind(missing)
-        .execute(&mut *c)
-        .await?;
+             part_number, k, width, missing) VALUES {values}"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for s in rows {
+            q = q
+                .bind(&s.shard_id)
+                .bind(&s.blob_id)
+                .bind(i64::from(s.index))
+                .bind(&unit.bucket)
+                .bind(&unit.key)
+                .bind(&unit.version_id)
+                .bind(&unit.upload_id)
+                .bind(i64::from(unit.part_number))
+                .bind(i64::from(map.data_shards))
+                .bind(width)
+                .bind(missing);
+        }
+        q.execute(&mut *c).await?;
     }
     Ok(())
 }
@@ -110,6 +114,9 @@ pub(super) async fn forget_unnamed_faults(
     c: &mut SqliteConnection,
     ids: &[String],
 ) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM shard_faults)")
         .fetch_one(&mut *c)
         .await?;
