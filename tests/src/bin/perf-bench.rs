@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use hamster_tests::dev::{Dev, env, free_ports};
+use hamster_tests::durability::cpu_secs;
 
 struct Workload {
     name: &'static str,
@@ -75,25 +76,20 @@ fn load_tool() -> PathBuf {
 /// CPU seconds (user + system) of each tier's processes of the run in `dir`.
 fn tier_cpu(dir: &std::path::Path) -> BTreeMap<String, f64> {
     let needle = dir.display().to_string();
-    let tick = 100.0; // USER_HZ on Linux
     let mut out = BTreeMap::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let comm = head.rsplit_once('(').map(|(_, c)| c).unwrap_or_default();
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        let comm = comm.trim();
         let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
         if !matches!(comm, "meta-server" | "blob-server" | "gateway")
             || !String::from_utf8_lossy(&cmd).contains(&needle)
         {
             continue;
         }
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        *out.entry(comm.to_string()).or_insert(0.0) += (ticks(11) + ticks(12)) / tick;
+        *out.entry(comm.to_string()).or_insert(0.0) += cpu_secs(pid);
     }
     out
 }

@@ -17,6 +17,7 @@ use hamster_gateway::pipeline::encrypt::{SEGMENT_SIZE, SegmentCipher};
 use hamster_gateway::pipeline::erasure::Coder;
 use hamster_proto::envelope::DataKey;
 use hamster_tests::bench::arg;
+use hamster_tests::durability::cpu_secs;
 use hamster_tests::s3::S3Cluster;
 use md5::{Digest, Md5};
 
@@ -37,20 +38,6 @@ fn rss(pid: u32) -> (u64, u64) {
             * 1024
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the ")" that closes the command name; utime, stime are 14, 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // rest starts at field 3 (state is not a number, so it is skipped).
-    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
-    ticks as f64 / 100.0
 }
 
 /// CPU seconds used by the gateway, the blob-servers and the meta tier.
