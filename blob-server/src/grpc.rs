@@ -20,10 +20,12 @@ use crate::rebuild::Rebuilder;
 use crate::scrub::{OnDemand, Scrubber};
 use crate::store::{Store, StoreError};
 
-/// Pieces of a get buffered ahead of the client (up to
-/// `store::read::READ_CHUNK`, 1 MiB, each): enough to keep the disk busy
-/// while the client takes the last one.
-const READ_AHEAD: usize = 2;
+/// Blocks of a get buffered ahead of the client (a block is at most
+/// `format::BLOCK_SIZE`, 64 KiB; a read step is `READ_CHUNK`, 1 MiB, of
+/// them): two steps, enough to keep the disk busy while the client takes
+/// the last one.
+const READ_AHEAD: usize =
+    2 * (crate::store::read::READ_CHUNK / crate::store::format::BLOCK_SIZE as u64) as usize;
 
 pub struct BlobService {
     store: Store,
@@ -146,16 +148,21 @@ impl pb::blob_server::Blob for BlobService {
             // (recorded before the caller can see it).
             let error = loop {
                 match read.next().await {
-                    Ok(Some(data)) => {
-                        let n = data.len();
-                        if tx
-                            .send(Ok(pb::GetShardChunk { data: data.into() }))
-                            .await
-                            .is_err()
-                        {
+                    // One message per block: slices of the read, sent
+                    // without a copy of their own.
+                    Ok(Some(blocks)) => {
+                        let mut gone = false;
+                        for data in blocks {
+                            let n = data.len();
+                            if tx.send(Ok(pb::GetShardChunk { data })).await.is_err() {
+                                gone = true;
+                                break;
+                            }
+                            crate::observe::bytes_read(n);
+                        }
+                        if gone {
                             break Some("Cancelled".to_string());
                         }
-                        crate::observe::bytes_read(n);
                     }
                     Ok(None) => break None,
                     Err(e) => {

@@ -25,6 +25,29 @@ fn new_shards_match_the_golden_file_byte_for_byte() {
     );
 }
 
+/// However the payload arrives (a store write gets whatever pieces the
+/// network delivers), the framed bytes are the golden file's.
+#[test]
+fn payload_in_any_pieces_frames_the_same_bytes() {
+    let golden = std::fs::read(GOLDEN).expect("golden file");
+    let data = sample();
+    for piece in [1usize, 7, 255, 256, 257, 600, 1000] {
+        let mut w = format::BlockWriter::new(256);
+        let mut body = Vec::new();
+        let mut emit = |b: &[u8]| -> Result<(), std::convert::Infallible> {
+            body.extend_from_slice(b);
+            Ok(())
+        };
+        for c in data.chunks(piece) {
+            let Ok(()) = w.push(c, &mut emit);
+        }
+        let Ok(header) = w.finish(3, &mut emit);
+        let mut file = header.encode().to_vec();
+        file.extend_from_slice(&body);
+        assert!(file == golden, "pieces of {piece} framed other bytes");
+    }
+}
+
 #[test]
 fn the_golden_file_has_the_documented_layout() {
     let g = std::fs::read(GOLDEN).expect("golden file");

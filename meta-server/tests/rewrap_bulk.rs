@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use hamster_meta::state::model::{RewrapTarget, Rewrapped};
 use hamster_meta::state::reads::{self, RewrapCursor};
-use hamster_meta::state::writes::REWRAP_CHUNK;
+use hamster_meta::state::writes::{REWRAP_CHUNK, bulk_statements};
 
 const OLD: &str = "kek-a";
 const NEW: &str = "kek-b";
@@ -230,4 +230,35 @@ async fn the_walk_pages_every_key_once_and_starts_over() {
     let none = reads::wrapped_by(db.c(), OLD, 1000).await.expect("read");
     assert!(none.is_empty(), "{none:?}");
     db.ok(Op::FinishKeyRotation).await;
+}
+
+/// A batch costs the same however many keys are left: SQLite reads each
+/// of a bulk statement's rows by key, and never walks the keys still on
+/// the old master key (which made a rotation slow down as tables grew).
+#[tokio::test]
+async fn a_bulk_statement_looks_each_row_up_by_key() {
+    let mut db = populated(50).await;
+    for sql in bulk_statements(REWRAP_CHUNK) {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(db.c())
+                .await
+                .expect("a plan");
+        let plan: Vec<String> = plan.into_iter().map(|(.., detail)| detail).collect();
+        let table = sql.split_whitespace().nth(1).expect("a table");
+        assert!(
+            plan.iter()
+                .any(|d| d.starts_with("SCAN") && d.contains("VALUES")),
+            "{table}: the VALUES rows drive the statement: {plan:?}"
+        );
+        assert!(
+            plan.iter()
+                .any(|d| d.starts_with(&format!("SEARCH {table} USING")) && !d.contains("kek")),
+            "{table}: each row is found by its key: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|d| d.contains("kek")),
+            "{table}: the old key's index is never walked: {plan:?}"
+        );
+    }
 }

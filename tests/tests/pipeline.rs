@@ -53,7 +53,7 @@ async fn write(
     while let Some(seg) = chunker.next().await.expect("body") {
         let sealed = cipher.seal(seg.index, seg.last, &seg.data);
         stripe_lens.push(sealed.len());
-        fanout.send(coder.encode(&sealed)).await;
+        fanout.send(coder.encode(sealed)).await;
     }
     Written {
         landed: fanout.finish(4).await,

@@ -4,10 +4,11 @@
 //! the same trip, where a seek and a read per 64 KiB block were two.
 
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::FileExt;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use super::format::{self, CRC_LEN, FormatError, HEADER_LEN, Header};
 use super::{Store, StoreError, blocking, io};
@@ -82,9 +83,10 @@ impl ShardRead {
         }
     }
 
-    /// The next piece of the range (at most [`READ_CHUNK`] bytes), or None
-    /// at its end. A block that fails its checksum is an error, never data.
-    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The next step of the range (at most [`READ_CHUNK`] bytes), as one
+    /// slice per block of a single read, or None at its end. A block that
+    /// fails its checksum is an error, never data.
+    pub async fn next(&mut self) -> Result<Option<Vec<Bytes>>, StoreError> {
         if self.pos >= self.end {
             return Ok(None);
         }
@@ -109,36 +111,49 @@ impl ShardRead {
 }
 
 /// Payload bytes `pos..end` (not empty, within the shard), from one read of
-/// the whole blocks that hold them, every one of them checked.
+/// the whole blocks that hold them, every one of them checked: a slice of
+/// that read per block, so the payload is not copied out of it (and the
+/// read buffer is never zeroed first).
 fn read_range(
     file: &File,
     h: &Header,
     id: &str,
     pos: u64,
     end: u64,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<Vec<Bytes>, StoreError> {
     let bs = u64::from(h.block_size);
     let (first, last) = (pos / bs, (end - 1) / bs);
     let start = h.block_offset(first);
     let stop = h.block_offset(last) + h.block_len(last) + CRC_LEN as u64;
-    let mut buf = vec![0u8; (stop - start) as usize];
-    // The length was checked at open: a failed read is an I/O error (a
-    // file cut short since is found by length at the next open).
-    file.read_exact_at(&mut buf, start)
+    let want = (stop - start) as usize;
+    let mut buf = Vec::with_capacity(want);
+    // `&File` reads at its own cursor; this read is the file's only user
+    // (steps of one ShardRead run one at a time).
+    let mut f = file;
+    f.seek(SeekFrom::Start(start))
+        .and_then(|_| f.take(want as u64).read_to_end(&mut buf))
         .map_err(io(format!("reading {id}")))?;
-    let mut out = Vec::with_capacity((end - pos) as usize);
+    if buf.len() != want {
+        // Cut short under an open read: an I/O error, as `read_exact` says
+        // it (the next open judges the file by its length).
+        let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        return Err(io(format!("reading {id}"))(eof));
+    }
+    let buf = Bytes::from(buf);
+    let mut out = Vec::with_capacity((last - first + 1) as usize);
     let mut at = 0usize;
     for i in first..=last {
         let len = h.block_len(i) as usize;
-        let block = &buf[at..at + len + CRC_LEN];
-        let data = format::verify_block(i, block).map_err(|source| StoreError::Corrupt {
-            id: id.into(),
-            source,
+        format::verify_block(i, &buf[at..at + len + CRC_LEN]).map_err(|source| {
+            StoreError::Corrupt {
+                id: id.into(),
+                source,
+            }
         })?;
         let base = i * bs;
         let from = pos.saturating_sub(base) as usize;
         let to = (end - base).min(len as u64) as usize;
-        out.extend_from_slice(&data[from..to]);
+        out.push(buf.slice(at + from..at + to));
         at += len + CRC_LEN;
     }
     Ok(out)
@@ -160,7 +175,8 @@ mod tests {
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut r = store.read(id, off, len).await?;
         let mut out = Vec::new();
-        while let Some(p) = r.next().await? {
+        while let Some(blocks) = r.next().await? {
+            let p = blocks.concat();
             assert!(!p.is_empty() && p.len() as u64 <= READ_CHUNK, "{}", p.len());
             out.push(p);
         }

@@ -323,8 +323,8 @@ mod tests {
         assert_eq!(tmp_count(dir.path()), 0);
         let mut r = store.read("big", 0, 0).await.expect("read");
         let mut out = Vec::new();
-        while let Some(piece) = r.next().await.expect("piece") {
-            out.extend_from_slice(&piece);
+        while let Some(blocks) = r.next().await.expect("piece") {
+            out.extend_from_slice(&blocks.concat());
         }
         assert!(out == bytes, "the bytes read back differ");
     }
@@ -343,7 +343,7 @@ mod tests {
         );
         let mut r = store.read("small", 10, 100).await.expect("read");
         assert_eq!(
-            r.next().await.expect("piece"),
+            r.next().await.expect("piece").map(|b| b.concat()),
             Some(data(4096)[10..110].to_vec())
         );
         assert_eq!(r.next().await.expect("end"), None);

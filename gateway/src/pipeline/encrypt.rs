@@ -53,16 +53,21 @@ impl SegmentCipher {
 
     /// Seals segment `index`; `last` marks the object's final segment.
     pub fn seal(&self, index: u64, last: bool, plain: &[u8]) -> Vec<u8> {
-        self.aead
-            .encrypt(
-                &nonce(index).into(),
-                Payload {
-                    msg: plain,
-                    aad: &aad(index, last),
-                },
-            )
-            // Fails only beyond 64 GiB per message; segments are 1 MiB.
-            .unwrap_or_default()
+        let mut buf = Vec::with_capacity(plain.len() + TAG_LEN);
+        buf.extend_from_slice(plain);
+        self.seal_in_place(index, last, &mut buf);
+        buf
+    }
+
+    /// Seals `buf` in place, appending the tag: no copy, and no
+    /// reallocation when `buf` has room for [`TAG_LEN`] more bytes (the
+    /// chunker's segments do).
+    pub fn seal_in_place(&self, index: u64, last: bool, buf: &mut Vec<u8>) {
+        // Fails only past aes-gcm's length bound (~64 GiB), far above a
+        // segment.
+        let _ = self
+            .aead
+            .encrypt_in_place(&nonce(index).into(), &aad(index, last), buf);
     }
 
     pub fn open(&self, index: u64, last: bool, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {

@@ -3,6 +3,7 @@
 //! any k of the k+m chunks give the stripe back. Shards are ciphertext:
 //! coding and repair never need a key (invariant 3).
 
+use bytes::Bytes;
 use reed_solomon_erasure::galois_8::ReedSolomon;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,28 +49,34 @@ impl Coder {
     }
 
     /// Cuts a stripe into k data chunks and computes m parity chunks.
-    pub fn encode(&self, stripe: &[u8]) -> Vec<Vec<u8>> {
+    /// Data chunks are slices of the stripe's own buffer (no copy), save
+    /// a last one that needs zero padding.
+    pub fn encode(&self, stripe: Vec<u8>) -> Vec<Bytes> {
         let len = self.chunk_len(stripe.len());
-        let mut chunks: Vec<Vec<u8>> = (0..self.k + self.m)
+        let whole = Bytes::from(stripe);
+        let data: Vec<Bytes> = (0..self.k)
             .map(|i| {
-                let start = (i * len).min(stripe.len());
-                let end = ((i + 1) * len).min(stripe.len());
-                let mut c = if i < self.k {
-                    stripe[start..end].to_vec()
-                } else {
-                    Vec::new()
-                };
+                let start = (i * len).min(whole.len());
+                let end = ((i + 1) * len).min(whole.len());
+                if end - start == len {
+                    return whole.slice(start..end);
+                }
+                let mut c = Vec::with_capacity(len);
+                c.extend_from_slice(&whole[start..end]);
                 c.resize(len, 0);
-                c
+                Bytes::from(c)
             })
             .collect();
+        let mut parity = vec![vec![0u8; len]; self.m];
         if let Some(rs) = &self.rs
             && len > 0
         {
             // Equal lengths and k+m chunks by construction: cannot fail.
-            let _ = rs.encode(&mut chunks);
+            let _ = rs.encode_sep(&data, &mut parity);
         }
-        chunks
+        data.into_iter()
+            .chain(parity.into_iter().map(Bytes::from))
+            .collect()
     }
 
     /// Rebuilds a stripe of `stripe_len` bytes from any k chunks (None for
@@ -120,7 +127,7 @@ mod tests {
             let coder = Coder::new(k, m).expect("profile");
             for len in [0usize, 1, k - 1 + 1, 1000, 1_048_592] {
                 let stripe = data(len);
-                let chunks = coder.encode(&stripe);
+                let chunks = coder.encode(stripe.clone());
                 assert_eq!(chunks.len(), k + m);
                 // Lose every combination of up to m chunks.
                 for lost in 0..(1u32 << (k + m)) {
@@ -134,7 +141,7 @@ mod tests {
                             if lost & (1 << i) != 0 {
                                 None
                             } else {
-                                Some(c.clone())
+                                Some(c.to_vec())
                             }
                         })
                         .collect();
@@ -149,7 +156,7 @@ mod tests {
                     let partial: Vec<Option<Vec<u8>>> = chunks
                         .iter()
                         .enumerate()
-                        .map(|(i, c)| if i <= m { None } else { Some(c.clone()) })
+                        .map(|(i, c)| if i <= m { None } else { Some(c.to_vec()) })
                         .collect();
                     assert!(coder.decode(partial, len).is_err());
                 }

@@ -14,6 +14,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use hamster_proto::pb::{self, blob_client::BlobClient};
 use hamster_proto::transport::Pool;
 use tokio::sync::mpsc;
@@ -95,7 +97,7 @@ impl Fanout {
 
     /// Sends one stripe: chunk i to shard i. A shard whose stream has
     /// failed is skipped from then on.
-    pub async fn send(&mut self, chunks: Vec<Vec<u8>>) {
+    pub async fn send(&mut self, chunks: Vec<Bytes>) {
         for (i, (sink, data)) in self.sinks.iter_mut().zip(chunks).enumerate() {
             let Some(tx) = &sink.tx else { continue };
             let msg = pb::ShardChunk {
@@ -105,8 +107,8 @@ impl Fanout {
                     String::new()
                 },
                 shard_index: i as u32,
-                // Takes the Vec's buffer, no copy.
-                data: data.into(),
+                // A slice of the sealed segment or a parity buffer: no copy.
+                data,
             };
             sink.first = false;
             match tokio::time::timeout(STALL, tx.send(msg)).await {

@@ -169,7 +169,7 @@ mod tests {
     fn shards_of(coder: &Coder, stripes: &[Vec<u8>]) -> Vec<Option<Pieces>> {
         let mut whole: Vec<Vec<u8>> = vec![Vec::new(); coder.total_shards()];
         for s in stripes {
-            for (i, c) in coder.encode(s).into_iter().enumerate() {
+            for (i, c) in coder.encode(s.clone()).into_iter().enumerate() {
                 whole[i].extend(c);
             }
         }

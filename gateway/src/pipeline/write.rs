@@ -118,8 +118,9 @@ where
             }
         };
         inspect(&seg.data);
-        let sealed = cipher.seal(seg.index, seg.last, &seg.data);
-        fanout.send(coder.encode(&sealed)).await;
+        let mut sealed = seg.data;
+        cipher.seal_in_place(seg.index, seg.last, &mut sealed);
+        fanout.send(coder.encode(sealed)).await;
     }
     let (size, md5) = chunker.finish().unwrap_or_default();
     let landed = match fanout.finish(k).await {

@@ -44,7 +44,8 @@ pub use registry::{
     spend_join_token,
 };
 pub use rewrap::{
-    REWRAP_CHUNK, rewrap_access_key, rewrap_rows, rewrap_upload_part, rewrap_version,
+    REWRAP_CHUNK, bulk_statements, rewrap_access_key, rewrap_rows, rewrap_upload_part,
+    rewrap_version,
 };
 
 /// A JSON column's text (its encoding is pinned by the goldens, ADR 0020).

@@ -2,7 +2,7 @@
 //! data keys, on a real 3-node meta tier on this machine.
 //!
 //! cargo build --release --workspace
-//! cargo run --release -p hamster-tests --bin rotate-bench -- [VERSIONS] [BATCH] [WRITERS]
+//! cargo run --release -p hamster-tests --bin rotate-bench -- [VERSIONS] [BATCH] [WRITERS] [POLL_MS]
 //!
 //! Commits VERSIONS versions (default 20000) whose data keys are really
 //! wrapped by the cluster's master key, provisions the next key on every
@@ -14,6 +14,11 @@
 //! the new key) one after another from the moment the rotation opens
 //! until it closes, and for as long again after, so the commit rate and
 //! latency during the rotation print beside those without one.
+//!
+//! POLL_MS (default 200) is how often the bench asks `Status` whether the
+//! rotation closed: the answer's resolution. Each `Status` counts the
+//! keys left on the old key on the leader, so polling much faster than
+//! an operator would slows the rotation it measures.
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +35,7 @@ use hamster_tests::meta::test_version;
 
 #[tokio::main]
 async fn main() {
-    let (total, batch, serving) = (arg(1, 20_000), arg(2, 500), arg(3, 4));
+    let (total, batch, serving, poll) = (arg(1, 20_000), arg(2, 500), arg(3, 4), arg(4, 200));
     let mut c = Cluster::new();
     c.log_level = "warn".into();
     let next = c.root().join("master.next.key");
@@ -112,7 +117,7 @@ async fn main() {
         if s.key_rotation == "none" {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(poll as u64)).await;
     }
     let secs = t0.elapsed().as_secs_f64();
     println!(

@@ -171,7 +171,7 @@ async fn main() {
     for (i, seg) in body.chunks(SEGMENT_SIZE).enumerate() {
         md5.update(seg);
         let sealed = cipher.seal(i as u64, false, seg);
-        std::hint::black_box(coder.encode(&sealed));
+        std::hint::black_box(coder.encode(sealed));
     }
     std::hint::black_box(md5.finalize());
     println!(

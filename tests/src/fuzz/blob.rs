@@ -177,7 +177,9 @@ fn store() -> Harness {
                 let mut got = 0u64;
                 loop {
                     match read.next().await {
-                        Ok(Some(piece)) => got += piece.len() as u64,
+                        Ok(Some(blocks)) => {
+                            got += blocks.iter().map(|b| b.len() as u64).sum::<u64>()
+                        }
                         Ok(None) => break,
                         Err(e) => return refused(&e),
                     }

@@ -250,7 +250,7 @@ fn stripe() -> Harness {
         let sealed = cipher.seal(0, true, &[7u8; 100]);
         let len = u16::try_from(sealed.len()).unwrap_or(0).to_le_bytes();
         let mut s = vec![(k - 1) | m << 2, missing, len[0], len[1], 0];
-        for c in coder.encode(&sealed) {
+        for c in coder.encode(sealed.clone()) {
             s.extend(c);
         }
         seeds.push(s);
