@@ -522,3 +522,32 @@ fn continuation_tokens_round_trip_and_garbage_is_refused() {
         assert_eq!(q::decode_token(garbage), None, "{garbage:?} was accepted");
     }
 }
+
+/// A listing under a prefix stops its index walk at the prefix's end: the
+/// bound is one the planner can use, so the last page of a small prefix
+/// does not read the rest of the bucket looking for rows.
+#[tokio::test]
+async fn a_prefix_listing_walks_only_its_prefix() {
+    let mut db = Db::new().await;
+    for (i, sql) in hamster_meta::state::reads::LIST_STATEMENTS
+        .iter()
+        .enumerate()
+    {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(db.c())
+                .await
+                .expect("a plan");
+        // Even statements are the bounded ones (a prefix with an end).
+        let want = if i % 2 == 0 {
+            "(bucket=? AND key>? AND key<?)"
+        } else {
+            "(bucket=? AND key>?)"
+        };
+        assert!(
+            plan.iter()
+                .any(|(.., d)| d.starts_with("SEARCH v USING") && d.ends_with(want)),
+            "statement {i}: {plan:?}"
+        );
+    }
+}

@@ -262,3 +262,23 @@ async fn a_bulk_statement_looks_each_row_up_by_key() {
         );
     }
 }
+
+/// The walk over completed objects' parts resumes inside its bucket by
+/// rowid: a page never walks the bucket again from its first object.
+#[tokio::test]
+async fn the_parts_walk_resumes_at_its_rowid() {
+    let mut db = populated(5).await;
+    let [rest, later] = reads::VERSION_PARTS;
+    for (sql, want) in [(rest, "(bucket=? AND rowid>?)"), (later, "(bucket>?)")] {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(db.c())
+                .await
+                .expect("a plan");
+        assert!(
+            plan.iter()
+                .any(|(.., d)| d.contains("versions_multipart") && d.ends_with(want)),
+            "{sql}: {plan:?}"
+        );
+    }
+}

@@ -42,13 +42,14 @@ pub use lifecycle::{
     shards_named_by_blob, shards_named_on_count, units_on_blob, widest_width_on,
 };
 pub use listing::{
-    Cursor, Entry, Page, Walk, after_version, decode_token, encode_token, list, prefix_successor,
+    Cursor, Entry, LIST_STATEMENTS, Page, Walk, after_version, decode_token, encode_token, list,
+    prefix_successor,
 };
 pub use orphans::{OrphanCounts, held_on, held_orphans, orphan_counts, orphan_hold};
 pub use parts::{
     Head, PartsPage, PartsRefusal, upload_part, upload_parts_page, version_head, version_parts_page,
 };
-pub use rewrap::{RewrapCursor, wrapped_by, wrapped_by_after};
+pub use rewrap::{RewrapCursor, VERSION_PARTS, wrapped_by, wrapped_by_after};
 
 /// Largest page a listing returns, as in S3.
 pub const MAX_PAGE: u32 = 1000;

@@ -134,20 +134,38 @@ macro_rules! listed_cols {
         "bucket, key, version_id, seq, size, etag, created_at_ms, delete_marker"
     };
 }
+/// `$bound` is `key < ?4` when the prefix has an end, `?4 IS NULL` (no
+/// bound, ?4 bound to NULL) when it has none: written as one `(?4 IS NULL
+/// OR key < ?4)`, SQLite cannot use the bound to stop its index walk, and
+/// a prefix listing that reached the prefix's end kept reading the rest of
+/// the bucket for rows it would never return.
 macro_rules! list_sql {
-    ($filter:expr) => {
+    ($bound:expr, $filter:expr) => {
         concat!(
-            "SELECT ", listed_cols!(), ", (", is_latest!(), ") AS is_latest FROM versions v ",
-            "WHERE bucket = ?1 AND (key > ?2 OR (key = ?2 AND seq < ?3)) AND (?4 IS NULL OR key < ?4) ",
+            "SELECT ",
+            listed_cols!(),
+            ", (",
+            is_latest!(),
+            ") AS is_latest FROM versions v ",
+            "WHERE bucket = ?1 AND (key > ?2 OR (key = ?2 AND seq < ?3)) AND ",
+            $bound,
+            " ",
             $filter,
             " ORDER BY key, seq DESC LIMIT ?5"
         )
     };
 }
-/// Current versions only (ListObjects).
-const LIST_LATEST: &str = list_sql!(concat!("AND ", is_latest!()));
-/// Every version and marker (ListObjectVersions).
-const LIST_ALL: &str = list_sql!("");
+/// Current versions only (ListObjects): [under a prefix with an end, with
+/// no end].
+const LIST_LATEST: [&str; 2] = [
+    list_sql!("key < ?4", concat!("AND ", is_latest!())),
+    list_sql!("?4 IS NULL", concat!("AND ", is_latest!())),
+];
+/// Every version and marker (ListObjectVersions), likewise.
+const LIST_ALL: [&str; 2] = [list_sql!("key < ?4", ""), list_sql!("?4 IS NULL", "")];
+
+/// The statements a listing runs (for the test that checks their plans).
+pub const LIST_STATEMENTS: [&str; 4] = [LIST_LATEST[0], LIST_LATEST[1], LIST_ALL[0], LIST_ALL[1]];
 
 /// A listed version: the shown fields, every other one empty.
 fn listed_row(r: &sqlx::sqlite::SqliteRow) -> Result<(Version, i64), sqlx::Error> {
@@ -201,7 +219,7 @@ pub async fn list(
             Cursor::After(k) => (k.clone(), i64::MIN),
             Cursor::AfterVersion(k, s) => (k.clone(), *s),
         };
-        let sql = if latest_only { LIST_LATEST } else { LIST_ALL };
+        let sql = if latest_only { LIST_LATEST } else { LIST_ALL }[usize::from(upper.is_none())];
         let rows = sqlx::query(sql)
             .bind(bucket)
             .bind(&key)

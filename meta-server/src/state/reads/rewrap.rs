@@ -112,8 +112,35 @@ pub async fn wrapped_by_after(
     Ok(out)
 }
 
+macro_rules! parts_of {
+    ($where:expr) => {
+        concat!(
+            "SELECT v.rowid AS rid, p.key AS idx, v.bucket, v.key, v.version_id, p.value AS part ",
+            "FROM versions v, json_each(v.parts) p WHERE v.parts <> '[]' AND ",
+            $where
+        )
+    };
+}
+
+/// [`version_parts`]' statements: the rest of the cursor's bucket, then the
+/// buckets after it (public for the test that checks their plans).
+pub const VERSION_PARTS: [&str; 2] = [
+    parts_of!(
+        "v.bucket = ?1 AND v.rowid >= ?2 AND NOT (v.rowid = ?2 AND p.key <= ?3) \
+         AND json_extract(p.value, '$.kek_fingerprint') = ?4 ORDER BY v.rowid LIMIT ?5"
+    ),
+    parts_of!(
+        "v.bucket > ?1 AND json_extract(p.value, '$.kek_fingerprint') = ?2 \
+         ORDER BY v.bucket, v.rowid LIMIT ?3"
+    ),
+];
+
 /// Parts of completed objects, in `versions_multipart` order: bucket,
-/// rowid, then each object's parts in list order (json_each's).
+/// rowid, then each object's parts in list order (json_each's). Two
+/// statements, the rest of the cursor's bucket then the buckets after it:
+/// a row-value `(bucket, rowid) >= (?, ?)` seeks on `bucket` alone, so
+/// each page walked the cursor's bucket from its first row again (a
+/// rotation quadratic in a bucket's multipart objects).
 async fn version_parts(
     c: &mut SqliteConnection,
     fp: &str,
@@ -121,24 +148,36 @@ async fn version_parts(
     limit: usize,
     out: &mut Vec<(RewrapTarget, Vec<u8>)>,
 ) -> Result<(), sqlx::Error> {
+    let left = |out: &Vec<_>| i64::try_from(limit - out.len()).unwrap_or(i64::MAX);
     let (bucket, rowid, index) = at.version_parts.clone().unwrap_or((String::new(), 0, -1));
-    let rows = sqlx::query(
-        "SELECT v.rowid AS rid, p.key AS idx, v.bucket, v.key, v.version_id, p.value AS part \
-         FROM versions v, json_each(v.parts) p \
-         WHERE v.parts <> '[]' AND (v.bucket, v.rowid) >= (?, ?) \
-         AND NOT (v.bucket = ? AND v.rowid = ? AND p.key <= ?) \
-         AND json_extract(p.value, '$.kek_fingerprint') = ? \
-         ORDER BY v.bucket, v.rowid LIMIT ?",
-    )
-    .bind(&bucket)
-    .bind(rowid)
-    .bind(&bucket)
-    .bind(rowid)
-    .bind(index)
-    .bind(fp)
-    .bind(i64::try_from(limit - out.len()).unwrap_or(i64::MAX))
-    .fetch_all(&mut *c)
-    .await?;
+    let [rest_of_bucket, later_buckets] = VERSION_PARTS;
+    let rows = sqlx::query(rest_of_bucket)
+        .bind(&bucket)
+        .bind(rowid)
+        .bind(index)
+        .bind(fp)
+        .bind(left(out))
+        .fetch_all(&mut *c)
+        .await?;
+    take_parts(rows, at, out)?;
+    if out.len() < limit {
+        let rows = sqlx::query(later_buckets)
+            .bind(&bucket)
+            .bind(fp)
+            .bind(left(out))
+            .fetch_all(&mut *c)
+            .await?;
+        take_parts(rows, at, out)?;
+    }
+    Ok(())
+}
+
+/// Appends a page of [`version_parts`] rows, moving the cursor past each.
+fn take_parts(
+    rows: Vec<sqlx::sqlite::SqliteRow>,
+    at: &mut RewrapCursor,
+    out: &mut Vec<(RewrapTarget, Vec<u8>)>,
+) -> Result<(), sqlx::Error> {
     for r in rows {
         let part: Part = from_json(r.get("part"))?;
         let bucket: String = r.get("bucket");
