@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use hamster_tests::s3::{read_body, s3_client_at};
 use hamster_tests::{Steps, files_under};
@@ -405,15 +406,28 @@ fn json_in(out: &str) -> serde_json::Value {
 async fn scale(c: &Compose, gws: &Gateways) {
     c.ok(&["up", "-d", "--scale", "gateway=3", "--scale", "blob=8"]);
     let g3 = s3_client_at(&c.s3_endpoint(3), &gws.id, &gws.secret);
+    // Until the blob-servers that were down (and the new ones) register
+    // and beat, a 4+2 write may find only the 4 that stayed up, one short
+    // of k+1: SlowDown, the answer a client retries. Anything else fails.
+    let deadline = Instant::now() + Duration::from_secs(60);
     for i in 0..12 {
         let key = format!("scaled-{i}");
-        g3.put_object()
-            .bucket("compose")
-            .key(&key)
-            .body(ByteStream::from(object(i)))
-            .send()
-            .await
-            .expect("put via the new gateway");
+        loop {
+            let r = g3
+                .put_object()
+                .bucket("compose")
+                .key(&key)
+                .body(ByteStream::from(object(i)))
+                .send()
+                .await;
+            match r {
+                Ok(_) => break,
+                Err(e) if e.code() == Some("SlowDown") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("put via the new gateway: {e:?}"),
+            }
+        }
         assert_object(&gws.g1, &key, i, "get").await;
     }
     let tmp = tempfile::tempdir().expect("tmp");
